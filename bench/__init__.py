@@ -1,0 +1,1 @@
+"""Named benchmarks: `python -m bench NAME --n N` prints one JSON object on its last line."""

@@ -1,0 +1,123 @@
+"""All configuration, read from environment variables in this one place.
+
+Every setting has an embedded default so that `spokesync serve` runs on one
+machine with nothing configured. `Config.from_env()` is the only function in
+the package that reads `os.environ` for settings.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+
+def _default_data_dir() -> str:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return str(Path(base) / "spokesync")
+
+
+def _bool(value: str | None, default: bool = False) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class Config:
+    # "local": SQLite, local secret file, in-process queue. "cloud": Firestore,
+    # Secret Manager, Cloud Tasks.
+    backend: str = "local"
+    data_dir: str = field(default_factory=_default_data_dir)
+    # --- local backends
+    sqlite_path: str = ""  # default: <data_dir>/hub.sqlite3
+    secret_file: str = ""  # default: <data_dir>/secrets.enc
+    secret_key_file: str = ""  # default: <data_dir>/secret.key (or SPOKESYNC_SECRET_KEY)
+    secret_key: str = ""
+    # --- runs
+    run_budget_s: float = 480.0  # a run commits and re-enqueues itself after this
+    lease_ttl_s: float = 600.0  # > run budget: a crashed run's lease expires
+    default_poll_interval_s: int = 300
+    # --- web / auth
+    admin_token: str = ""  # local admin token for setup (generated if empty)
+    task_token: str = ""  # local shared token for sync_spoke / scheduler calls
+    public_url: str = "http://127.0.0.1:8080"  # where this deployment is reachable
+    webhook_url: str = ""  # Google push notifications are sent here
+    # --- Google
+    google_api_root: str = "https://www.googleapis.com/"
+    google_oauth_auth_uri: str = "https://accounts.google.com/o/oauth2/auth"
+    google_oauth_token_uri: str = "https://oauth2.googleapis.com/token"
+    google_client_id: str = ""
+    google_client_secret: str = ""  # only via secret env var in the cloud
+    google_channel_ttl_s: int = 604800
+    google_channel_renew_before_s: int = 86400
+    # --- Exchange
+    exchange_allow_http: bool = False
+    exchange_allowed_cidrs: tuple[str, ...] = ()
+    # --- Google Cloud
+    gcp_project: str = ""
+    gcp_location: str = ""
+    firestore_database: str = "(default)"
+    firestore_prefix: str = ""  # collection-name prefix (tests isolate with it)
+    secret_prefix: str = "spokesync-"
+    tasks_queue: str = ""  # projects/P/locations/L/queues/Q
+    tasks_endpoint: str = ""  # emulator host:port for tests
+    sync_url: str = ""  # the sync_spoke function's URL (Tasks target)
+    tasks_service_account: str = ""  # OIDC identity Tasks and Scheduler call with
+    oidc_audience: str = ""
+
+    @property
+    def sqlite_file(self) -> str:
+        return self.sqlite_path or str(Path(self.data_dir) / "hub.sqlite3")
+
+    @property
+    def secrets_file(self) -> str:
+        return self.secret_file or str(Path(self.data_dir) / "secrets.enc")
+
+    @property
+    def secrets_key_file(self) -> str:
+        return self.secret_key_file or str(Path(self.data_dir) / "secret.key")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
+        e = os.environ if env is None else env
+
+        def get(name: str, default: str = "") -> str:
+            return e.get(f"SPOKESYNC_{name}", default)
+
+        d = cls()
+        return cls(
+            backend=get("BACKEND", d.backend),
+            data_dir=get("DATA_DIR", d.data_dir),
+            sqlite_path=get("SQLITE_PATH"),
+            secret_file=get("SECRET_FILE"),
+            secret_key_file=get("SECRET_KEY_FILE"),
+            secret_key=get("SECRET_KEY"),
+            run_budget_s=float(get("RUN_BUDGET_S", str(d.run_budget_s))),
+            lease_ttl_s=float(get("LEASE_TTL_S", str(d.lease_ttl_s))),
+            default_poll_interval_s=int(get("POLL_INTERVAL_S", str(d.default_poll_interval_s))),
+            admin_token=get("ADMIN_TOKEN"),
+            task_token=get("TASK_TOKEN"),
+            public_url=get("PUBLIC_URL", d.public_url),
+            webhook_url=get("WEBHOOK_URL"),
+            google_api_root=get("GOOGLE_API_ROOT", d.google_api_root),
+            google_oauth_auth_uri=get("GOOGLE_OAUTH_AUTH_URI", d.google_oauth_auth_uri),
+            google_oauth_token_uri=get("GOOGLE_OAUTH_TOKEN_URI", d.google_oauth_token_uri),
+            google_client_id=get("GOOGLE_CLIENT_ID"),
+            google_client_secret=get("GOOGLE_CLIENT_SECRET"),
+            google_channel_ttl_s=int(get("GOOGLE_CHANNEL_TTL_S", str(d.google_channel_ttl_s))),
+            google_channel_renew_before_s=int(get("GOOGLE_CHANNEL_RENEW_BEFORE_S", str(d.google_channel_renew_before_s))),
+            exchange_allow_http=_bool(get("EXCHANGE_ALLOW_HTTP"), d.exchange_allow_http),
+            exchange_allowed_cidrs=tuple(c.strip() for c in get("EXCHANGE_ALLOWED_CIDRS").split(",") if c.strip()),
+            gcp_project=get("GCP_PROJECT", e.get("GOOGLE_CLOUD_PROJECT", "")),
+            gcp_location=get("GCP_LOCATION"),
+            firestore_database=get("FIRESTORE_DATABASE", d.firestore_database),
+            firestore_prefix=get("FIRESTORE_PREFIX"),
+            secret_prefix=get("SECRET_PREFIX", d.secret_prefix),
+            tasks_queue=get("TASKS_QUEUE"),
+            tasks_endpoint=get("TASKS_ENDPOINT"),
+            sync_url=get("SYNC_URL"),
+            tasks_service_account=get("TASKS_SERVICE_ACCOUNT"),
+            oidc_audience=get("OIDC_AUDIENCE"),
+        )

@@ -1,0 +1,197 @@
+"""An in-memory spoke: a change-logged dict of items behind the SpokeConnector port.
+
+Used by the engine's tests, the state-machine test and the `engine_scale`
+benchmark. It behaves like a well-behaved server (versions change on every
+write, preconditions are checked, creates with a known hub id are idempotent)
+and can be told to misbehave: fail a write, crash after the k-th write, read
+as empty, or forget its change feed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+from spokesync.model.event import ALL_FIELDS, Event
+from spokesync.ports import (
+    Capabilities,
+    ChangeSet,
+    FullResyncRequired,
+    ItemDelete,
+    ItemUpdate,
+    NewItem,
+    SpokeItem,
+    WriteResult,
+)
+
+
+class SimulatedCrash(Exception):
+    """The process died in the middle of a write batch."""
+
+
+@dataclass
+class MemoryCalendar:
+    """The server side: the calendar's items and its change log."""
+
+    name: str = "memory"
+    items: dict[str, SpokeItem] = field(default_factory=dict)
+    log: list[tuple[int, str]] = field(default_factory=list)  # (seq, item id)
+    seq: int = 0
+    _versions: itertools.count = field(default_factory=lambda: itertools.count(1))
+    _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+    deleted: set[str] = field(default_factory=set)
+    # fault injection
+    fail_writes: set[str] = field(default_factory=set)  # spoke item ids / hub ids whose writes fail
+    crash_after_writes: int | None = None  # raise SimulatedCrash after this many successful writes
+    read_empty: bool = False  # the next listing reads as empty (a broken server answer)
+    forget_cursor: bool = False  # the next incremental read demands a full resync
+    writes: int = 0  # successful writes since creation
+    api_calls: int = 0
+
+    # -- direct edits, as a user of the calendar would make them
+    def _touch(self, item_id: str) -> None:
+        self.seq += 1
+        self.log.append((self.seq, item_id))
+
+    def user_create(self, event: Event, item_id: str | None = None) -> SpokeItem:
+        item_id = item_id or f"{self.name}-u{next(self._ids)}"
+        item = SpokeItem(item_id, f"v{next(self._versions)}", event, None)
+        self.items[item_id] = item
+        self.deleted.discard(item_id)
+        self._touch(item_id)
+        return item
+
+    def user_update(self, item_id: str, event: Event) -> SpokeItem:
+        item = replace(self.items[item_id], event=event, version=f"v{next(self._versions)}")
+        self.items[item_id] = item
+        self._touch(item_id)
+        return item
+
+    def user_delete(self, item_id: str) -> None:
+        del self.items[item_id]
+        self.deleted.add(item_id)
+        self._touch(item_id)
+
+    def events(self) -> list[Event]:
+        return [item.event for item in self.items.values()]
+
+    def _count_write(self) -> None:
+        self.writes += 1
+        if self.crash_after_writes is not None:
+            self.crash_after_writes -= 1
+            if self.crash_after_writes < 0:
+                self.crash_after_writes = None
+                raise SimulatedCrash(f"{self.name}: crashed after a write")
+
+
+def memory_item_id(hub_id: str) -> str:
+    """Deterministic spoke item id for a hub item, like Google's base32hex ids."""
+    return "h" + hashlib.sha256(hub_id.encode()).hexdigest()[:20]
+
+
+class MemoryConnector:
+    """SpokeConnector over a MemoryCalendar. Cursor: the log position."""
+
+    def __init__(
+        self,
+        calendar: MemoryCalendar,
+        fields: frozenset[str] = ALL_FIELDS,
+        batch_size: int = 50,
+        full_listing: bool = False,
+    ) -> None:
+        self.calendar = calendar
+        # full_listing: behave like a snapshot-diff spoke that always lists everything
+        self.full_listing = full_listing
+        self.capabilities = Capabilities(
+            incremental=not full_listing,
+            snapshot_diff=full_listing,
+            push=False,
+            batch_size=batch_size,
+            fields=fields,
+            deterministic_ids=True,
+        )
+
+    def changes(self, cursor: bytes | None) -> ChangeSet:
+        cal = self.calendar
+        cal.api_calls += 1
+        if cal.read_empty:
+            cal.read_empty = False
+            return ChangeSet(items=[], deleted=[], cursor=str(cal.seq).encode(), full=True)
+        if cursor is None or self.full_listing:
+            return ChangeSet(items=list(cal.items.values()), deleted=[], cursor=str(cal.seq).encode(), full=True)
+        if cal.forget_cursor:
+            cal.forget_cursor = False
+            raise FullResyncRequired(f"{cal.name}: change feed no longer valid")
+        since = int(cursor.decode())
+        touched = dict.fromkeys(item_id for seq, item_id in cal.log if seq > since)
+        items = [cal.items[i] for i in touched if i in cal.items]
+        deleted = [i for i in touched if i not in cal.items]
+        return ChangeSet(items=items, deleted=deleted, cursor=str(cal.seq).encode(), full=False)
+
+    def read(self, ids: Sequence[str]) -> dict[str, SpokeItem]:
+        self.calendar.api_calls += 1
+        return {i: self.calendar.items[i] for i in ids if i in self.calendar.items}
+
+    def _fails(self, *keys: str) -> bool:
+        return any(k in self.calendar.fail_writes for k in keys)
+
+    def create(self, items: Sequence[NewItem]) -> list[WriteResult]:
+        cal = self.calendar
+        cal.api_calls += 1
+        results = []
+        for new in items:
+            item_id = memory_item_id(new.hub_id)
+            if self._fails(new.hub_id, item_id):
+                results.append(WriteResult("error", message="injected write failure"))
+                continue
+            if item_id in cal.items:
+                existing = cal.items[item_id]
+                results.append(WriteResult("exists", item_id, existing.version, item=existing))
+                continue
+            item = SpokeItem(item_id, f"v{next(cal._versions)}", new.event, new.hub_id)
+            cal.items[item_id] = item
+            cal.deleted.discard(item_id)
+            cal._touch(item_id)
+            cal._count_write()
+            results.append(WriteResult("ok", item_id, item.version))
+        return results
+
+    def update(self, items: Sequence[ItemUpdate]) -> list[WriteResult]:
+        cal = self.calendar
+        cal.api_calls += 1
+        results = []
+        for upd in items:
+            current = cal.items.get(upd.spoke_item_id)
+            if self._fails(upd.hub_id, upd.spoke_item_id):
+                results.append(WriteResult("error", upd.spoke_item_id, message="injected write failure"))
+            elif current is None:
+                results.append(WriteResult("not_found", upd.spoke_item_id))
+            elif current.version != upd.version:
+                results.append(WriteResult("conflict", upd.spoke_item_id, current.version))
+            else:
+                item = SpokeItem(upd.spoke_item_id, f"v{next(cal._versions)}", upd.event, upd.hub_id)
+                cal.items[upd.spoke_item_id] = item
+                cal._touch(upd.spoke_item_id)
+                cal._count_write()
+                results.append(WriteResult("ok", upd.spoke_item_id, item.version))
+        return results
+
+    def delete(self, items: Sequence[ItemDelete]) -> list[WriteResult]:
+        cal = self.calendar
+        cal.api_calls += 1
+        results = []
+        for rem in items:
+            current = cal.items.get(rem.spoke_item_id)
+            if self._fails(rem.spoke_item_id):
+                results.append(WriteResult("error", rem.spoke_item_id, message="injected write failure"))
+            elif current is None:
+                results.append(WriteResult("not_found", rem.spoke_item_id))
+            elif current.version != rem.version:
+                results.append(WriteResult("conflict", rem.spoke_item_id, current.version))
+            else:
+                cal.user_delete(rem.spoke_item_id)
+                cal._count_write()
+                results.append(WriteResult("ok", rem.spoke_item_id))
+        return results

@@ -1,0 +1,48 @@
+"""Which connector serves which spoke kind.
+
+Kinds map to "module:function" strings so that a function instance imports
+only the SDK of the connectors it actually uses, and only when it uses them.
+A factory has the signature
+``factory(spoke, credential, secrets, config) -> SpokeConnector``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from spokesync.config import Config
+    from spokesync.model.hub import CredentialRef, Spoke
+    from spokesync.ports import SecretStore, SpokeConnector
+
+Factory = Callable[["Spoke", "CredentialRef | None", "SecretStore", "Config"], "SpokeConnector"]
+
+_KINDS: dict[str, str | Factory] = {
+    "memory": "spokesync.connectors.memory_registry:from_spoke",
+    "google": "spokesync.connectors.google:from_spoke",
+    "exchange": "spokesync.connectors.exchange:from_spoke",
+}
+
+
+def register(kind: str, factory: str | Factory) -> None:
+    _KINDS[kind] = factory
+
+
+def kinds() -> list[str]:
+    return sorted(_KINDS)
+
+
+def factory_for(kind: str) -> Factory:
+    target = _KINDS.get(kind)
+    if target is None:
+        raise ValueError(f"unknown spoke kind {kind!r}; known kinds: {', '.join(kinds())}")
+    if isinstance(target, str):
+        module_name, _, attr = target.partition(":")
+        target = getattr(importlib.import_module(module_name), attr)
+        _KINDS[kind] = target
+    return target  # type: ignore[return-value]
+
+
+def connector_for(spoke: Spoke, credential: CredentialRef | None, secrets: SecretStore, config: Config) -> Any:
+    return factory_for(spoke.kind)(spoke, credential, secrets, config)

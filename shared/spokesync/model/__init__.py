@@ -1,0 +1,1 @@
+"""spokesync.model."""

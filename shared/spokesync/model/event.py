@@ -1,0 +1,358 @@
+"""The canonical calendar event as the hub keeps it, and its stable content hash.
+
+Plain data, no I/O. Connectors map their wire formats to and from `Event`;
+the engine compares events only through `content_hash` over a chosen set of
+fields, so that what servers rewrite (etags, change keys, timestamps, list
+order, HTML wrappers, time-zone aliases of the same instant) never looks like
+a change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import re
+from dataclasses import dataclass, field, fields, replace
+from datetime import date, datetime, timezone
+from typing import Any, Iterable, Literal
+from zoneinfo import ZoneInfo
+
+ShowAs = Literal["busy", "free", "tentative", "oof", "working_elsewhere"]
+Privacy = Literal["default", "public", "private", "confidential"]
+Status = Literal["confirmed", "tentative", "cancelled"]
+Role = Literal["required", "optional", "resource", "chair"]
+Response = Literal["needs_action", "accepted", "declined", "tentative", "organizer"]
+
+When = datetime | date
+
+
+@dataclass(frozen=True)
+class Person:
+    email: str
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Attendee:
+    email: str
+    name: str = ""
+    role: Role = "required"
+    response: Response = "needs_action"
+
+
+@dataclass(frozen=True)
+class Override:
+    """One modified occurrence of a recurring event, keyed by its original start.
+
+    `event` holds the occurrence as it now is (no recurrence of its own).
+    """
+
+    original_start: When
+    event: Event
+
+
+@dataclass(frozen=True)
+class Event:
+    title: str = ""
+    start: When | None = None
+    end: When | None = None
+    # IANA zone the event was created in (timed events); start/end are aware.
+    timezone: str | None = None
+    description: str = ""
+    description_html: str = ""
+    location: str = ""
+    # RFC 5545 lines: RRULE / RDATE (EXDATEs are normalised into `cancelled`).
+    recurrence: tuple[str, ...] = ()
+    overrides: tuple[Override, ...] = ()
+    cancelled: tuple[When, ...] = ()
+    status: Status = "confirmed"
+    show_as: ShowAs = "busy"
+    privacy: Privacy = "default"
+    organizer: Person | None = None
+    attendees: tuple[Attendee, ...] = ()
+    # None: the spoke's default reminders; () explicitly none; else minutes before start.
+    reminders: tuple[int, ...] | None = None
+    categories: tuple[str, ...] = ()
+    color: str | None = None
+    url: str = ""
+    conference_url: str = ""
+    # The source's modification time: used for "most recent change wins", never hashed.
+    modified: datetime | None = None
+
+    @property
+    def all_day(self) -> bool:
+        return isinstance(self.start, date) and not isinstance(self.start, datetime)
+
+    @property
+    def is_recurring(self) -> bool:
+        return bool(self.recurrence)
+
+
+# Fields a connector can round-trip. The engine compares and merges only the
+# fields both sides carry, so a spoke that cannot store categories never makes
+# the hub forget them, and never looks changed because it lacks them.
+TIME_FIELDS = frozenset({"start", "end", "recurrence", "overrides", "cancelled"})
+ALL_FIELDS = frozenset(f.name for f in fields(Event)) - {"modified"}
+# Fields a sync option can switch off per spoke.
+OPTIONAL_FIELDS = {
+    "description": frozenset({"description", "description_html"}),
+    "location": frozenset({"location"}),
+    "attendees": frozenset({"attendees", "organizer"}),
+    "reminders": frozenset({"reminders"}),
+}
+
+
+# ---------------------------------------------------------------- normalising
+
+_TAG = re.compile(r"<[^>]+>")
+_BLOCK = re.compile(r"(?i)<\s*(br|/p|/div|/li|/tr|/h[1-6])\b[^>]*>")
+_HEAD = re.compile(r"(?is)<(head|style|script)\b.*?</\1\s*>")
+_WS = re.compile(r"[ \t\r\f\v\u00a0]+")
+
+
+def html_to_text(markup: str) -> str:
+    """The readable text of an HTML body (what survives any server's rewrite)."""
+    text = _HEAD.sub("", markup)
+    text = _BLOCK.sub("\n", text)
+    text = _TAG.sub("", text)
+    return html.unescape(text)
+
+
+def normalise_text(text: str) -> str:
+    lines = [_WS.sub(" ", line).strip() for line in text.replace("\r\n", "\n").split("\n")]
+    out: list[str] = []
+    for line in lines:
+        if line or (out and out[-1]):
+            out.append(line)
+    return "\n".join(out).strip()
+
+
+def description_text(event: Event) -> str:
+    if event.description:
+        return normalise_text(event.description)
+    return normalise_text(html_to_text(event.description_html))
+
+
+def _when_key(value: When | None) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime in event: {value!r}")
+        return value.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return value.strftime("%Y%m%d")
+
+
+_EXDATE = re.compile(r"^EXDATE(?P<params>(;[^:]*)?):(?P<values>.*)$", re.IGNORECASE)
+
+
+def _parse_ical_when(value: str, params: str) -> When:
+    tzid = None
+    for param in params.split(";"):
+        if param.upper().startswith("TZID="):
+            tzid = param.split("=", 1)[1]
+    if "VALUE=DATE" in params.upper() and "DATE-TIME" not in params.upper():
+        return datetime.strptime(value, "%Y%m%d").date()
+    if len(value) == 8:
+        return datetime.strptime(value, "%Y%m%d").date()
+    if value.endswith("Z"):
+        return datetime.strptime(value, "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+    naive = datetime.strptime(value, "%Y%m%dT%H%M%S")
+    return naive.replace(tzinfo=ZoneInfo(tzid) if tzid else timezone.utc)
+
+
+def _canonical_rule(line: str) -> str:
+    """RRULE parts in a fixed order, upper case: servers reorder them."""
+    name, _, value = line.partition(":")
+    if name.upper() != "RRULE":
+        return line.strip()
+    parts = sorted(p.upper() for p in value.strip().split(";") if p)
+    return "RRULE:" + ";".join(parts)
+
+
+def normalise(event: Event) -> Event:
+    """Fold equivalent representations into one: EXDATE lines become
+    `cancelled` occurrences, overrides that only cancel become cancellations,
+    lists are sorted and deduplicated."""
+    rules: list[str] = []
+    cancelled: set[When] = set(event.cancelled)
+    for line in event.recurrence:
+        match = _EXDATE.match(line.strip())
+        if match:
+            for value in match.group("values").split(","):
+                cancelled.add(_parse_ical_when(value.strip(), match.group("params") or ""))
+        elif line.strip():
+            rules.append(_canonical_rule(line))
+    overrides: dict[str | None, Override] = {}
+    for override in event.overrides:
+        if override.event.status == "cancelled":
+            cancelled.add(override.original_start)
+            continue
+        overrides[_when_key(override.original_start)] = Override(
+            override.original_start, normalise(override.event)
+        )
+    cancelled_keys = {_when_key(c) for c in cancelled}
+    return replace(
+        event,
+        recurrence=tuple(sorted(set(rules))),
+        cancelled=tuple(sorted(cancelled, key=lambda c: _when_key(c) or "")),
+        overrides=tuple(
+            o for k, o in sorted(overrides.items(), key=lambda kv: kv[0] or "") if k not in cancelled_keys
+        ),
+        attendees=tuple(
+            sorted({a.email.lower(): replace(a, email=a.email.lower()) for a in event.attendees}.values(),
+                   key=lambda a: a.email)
+        ),
+        categories=tuple(sorted(set(event.categories))),
+        reminders=None if event.reminders is None else tuple(sorted(set(event.reminders))),
+    )
+
+
+def _field_value(event: Event, name: str) -> Any:
+    if name == "start":
+        return _when_key(event.start)
+    if name == "end":
+        return _when_key(event.end)
+    if name == "description":
+        return description_text(event)
+    if name == "description_html":
+        return None  # formatting only; its text is compared through "description"
+    if name in ("title", "location", "url", "conference_url"):
+        return normalise_text(getattr(event, name))
+    if name == "cancelled":
+        return [_when_key(c) for c in event.cancelled]
+    if name == "overrides":
+        return [
+            [_when_key(o.original_start), _hashable(o.event, ALL_FIELDS - {"recurrence", "overrides", "cancelled"})]
+            for o in event.overrides
+        ]
+    if name == "organizer":
+        return event.organizer.email.lower() if event.organizer else None
+    if name == "attendees":
+        return [[a.email, a.role, a.response] for a in event.attendees]
+    value = getattr(event, name)
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def _hashable(event: Event, names: Iterable[str]) -> dict[str, Any]:
+    return {name: _field_value(event, name) for name in sorted(names)}
+
+
+def content_hash(event: Event, names: Iterable[str] = ALL_FIELDS) -> str:
+    """A hash of the event's meaning over `names`, stable across round trips."""
+    payload = json.dumps(_hashable(normalise(event), names), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+
+def restrict(event: Event, base: Event, names: Iterable[str]) -> Event:
+    """`base` with the fields in `names` taken from `event`."""
+    wanted = set(names)
+    changes = {f.name: getattr(event, f.name) for f in fields(Event) if f.name in wanted}
+    if "description" in wanted:
+        changes["description_html"] = event.description_html
+    return replace(base, **changes)
+
+
+# --------------------------------------------------------------- serialising
+
+
+def _when_to_json(value: When | None) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return {"dateTime": value.isoformat(), "tz": _tz_name(value)}
+    return {"date": value.isoformat()}
+
+
+def _tz_name(value: datetime) -> str | None:
+    tz = value.tzinfo
+    return getattr(tz, "key", None)
+
+
+def _when_from_json(raw: Any) -> When | None:
+    if raw is None:
+        return None
+    if "date" in raw:
+        return date.fromisoformat(raw["date"])
+    value = datetime.fromisoformat(raw["dateTime"])
+    if raw.get("tz"):
+        value = value.astimezone(ZoneInfo(raw["tz"]))
+    return value
+
+
+def event_to_dict(event: Event) -> dict[str, Any]:
+    return {
+        "title": event.title,
+        "start": _when_to_json(event.start),
+        "end": _when_to_json(event.end),
+        "timezone": event.timezone,
+        "description": event.description,
+        "description_html": event.description_html,
+        "location": event.location,
+        "recurrence": list(event.recurrence),
+        "overrides": [
+            {"original_start": _when_to_json(o.original_start), "event": event_to_dict(o.event)}
+            for o in event.overrides
+        ],
+        "cancelled": [_when_to_json(c) for c in event.cancelled],
+        "status": event.status,
+        "show_as": event.show_as,
+        "privacy": event.privacy,
+        "organizer": None if event.organizer is None else {"email": event.organizer.email, "name": event.organizer.name},
+        "attendees": [
+            {"email": a.email, "name": a.name, "role": a.role, "response": a.response} for a in event.attendees
+        ],
+        "reminders": None if event.reminders is None else list(event.reminders),
+        "categories": list(event.categories),
+        "color": event.color,
+        "url": event.url,
+        "conference_url": event.conference_url,
+        "modified": None if event.modified is None else event.modified.isoformat(),
+    }
+
+
+def event_from_dict(raw: dict[str, Any]) -> Event:
+    organizer = raw.get("organizer")
+    reminders = raw.get("reminders")
+    modified = raw.get("modified")
+    return Event(
+        title=raw.get("title", ""),
+        start=_when_from_json(raw.get("start")),
+        end=_when_from_json(raw.get("end")),
+        timezone=raw.get("timezone"),
+        description=raw.get("description", ""),
+        description_html=raw.get("description_html", ""),
+        location=raw.get("location", ""),
+        recurrence=tuple(raw.get("recurrence", ())),
+        overrides=tuple(
+            Override(_when_from_json(o["original_start"]), event_from_dict(o["event"]))  # type: ignore[arg-type]
+            for o in raw.get("overrides", ())
+        ),
+        cancelled=tuple(_when_from_json(c) for c in raw.get("cancelled", ())),  # type: ignore[misc]
+        status=raw.get("status", "confirmed"),
+        show_as=raw.get("show_as", "busy"),
+        privacy=raw.get("privacy", "default"),
+        organizer=None if not organizer else Person(organizer["email"], organizer.get("name", "")),
+        attendees=tuple(
+            Attendee(a["email"], a.get("name", ""), a.get("role", "required"), a.get("response", "needs_action"))
+            for a in raw.get("attendees", ())
+        ),
+        reminders=None if reminders is None else tuple(reminders),
+        categories=tuple(raw.get("categories", ())),
+        color=raw.get("color"),
+        url=raw.get("url", ""),
+        conference_url=raw.get("conference_url", ""),
+        modified=None if not modified else datetime.fromisoformat(modified),
+    )
+
+
+@dataclass(frozen=True)
+class Contact:
+    """Placeholder for the contacts object type (its own issue): hubs already
+    carry an object type so contacts can join without a schema change."""
+
+    display_name: str = ""
+    emails: tuple[str, ...] = field(default_factory=tuple)

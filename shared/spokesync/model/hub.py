@@ -1,0 +1,318 @@
+"""Hubs, spokes, their sync options, hub items, links, runs: plain data.
+
+Everything here serialises to JSON-safe dicts (`to_dict` / `from_dict`) so
+that every HubStore adapter stores the same shapes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime
+from typing import Any, Literal, TypeVar
+
+from spokesync.model.event import Event, event_from_dict, event_to_dict
+
+ObjectType = Literal["calendar", "contacts"]
+Direction = Literal["to_hub", "two_way"]
+PrivacyMode = Literal["as_is", "private", "busy_only"]
+Deletions = Literal["propagate", "keep"]
+SpokeState = Literal["ok", "running", "failed", "paused", "needs_confirmation", "credential_broken"]
+
+T = TypeVar("T")
+
+
+def _from_dict(cls: type[T], raw: dict[str, Any]) -> T:
+    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    return cls(**{k: v for k, v in raw.items() if k in names})
+
+
+@dataclass(frozen=True)
+class Filters:
+    categories: tuple[str, ...] = ()  # item must carry one of these (empty: any)
+    subject_contains: str = ""
+    show_as: tuple[str, ...] = ()  # allowed busy statuses (empty: any)
+    exclude_all_day: bool = False
+    exclude_private: bool = False
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Filters:
+        raw = dict(raw)
+        raw["categories"] = tuple(raw.get("categories", ()))
+        raw["show_as"] = tuple(raw.get("show_as", ()))
+        return _from_dict(cls, raw)
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    """Per-spoke options; every one is honoured by the planner."""
+
+    # "Allow the hub to create and sync items in this spoke": two_way.
+    direction: Direction = "to_hub"
+    # Date window: items whose time lies outside are not created on either side.
+    # None means unbounded.
+    days_past: int | None = None
+    days_future: int | None = None
+    filters: Filters = field(default_factory=Filters)
+    # Optional fields carried to and from this spoke.
+    sync_description: bool = True
+    sync_location: bool = True
+    sync_attendees: bool = True
+    sync_reminders: bool = True
+    privacy_mode: PrivacyMode = "as_is"
+    placeholder_title: str = "Busy"
+    deletions: Deletions = "propagate"
+    # "latest" | "hub" | "spoke:<spoke id>"
+    conflict_policy: str = "latest"
+    # Mass-deletion guard: pause when a run would delete more than this share
+    # of the spoke's (or hub's) items, and more than `max_delete_count` items.
+    max_delete_share: float = 0.5
+    max_delete_count: int = 5
+    # Polling interval for spokes without push (seconds).
+    poll_interval_s: int = 300
+
+    @property
+    def two_way(self) -> bool:
+        return self.direction == "two_way"
+
+    def to_dict(self) -> dict[str, Any]:
+        raw = asdict(self)
+        raw["filters"] = asdict(self.filters)
+        return raw
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> SyncOptions:
+        raw = dict(raw)
+        raw["filters"] = Filters.from_dict(raw.get("filters") or {})
+        return _from_dict(cls, raw)
+
+    def validate(self) -> None:
+        if self.direction not in ("to_hub", "two_way"):
+            raise ValueError(f"direction must be 'to_hub' or 'two_way', not {self.direction!r}")
+        if self.privacy_mode not in ("as_is", "private", "busy_only"):
+            raise ValueError(f"privacy_mode must be as_is, private or busy_only, not {self.privacy_mode!r}")
+        if self.deletions not in ("propagate", "keep"):
+            raise ValueError(f"deletions must be 'propagate' or 'keep', not {self.deletions!r}")
+        if not (self.conflict_policy in ("latest", "hub") or self.conflict_policy.startswith("spoke:")):
+            raise ValueError("conflict_policy must be 'latest', 'hub' or 'spoke:<spoke id>'")
+        for name in ("days_past", "days_future"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 0):
+                raise ValueError(f"{name} must be a non-negative whole number of days")
+        if not 0 < self.max_delete_share <= 1:
+            raise ValueError("max_delete_share must be in (0, 1]")
+        if self.max_delete_count < 0:
+            raise ValueError("max_delete_count must be >= 0")
+        if self.poll_interval_s < 30:
+            raise ValueError("poll_interval_s must be at least 30 seconds")
+
+
+@dataclass(frozen=True)
+class CredentialRef:
+    """A saved credential. Holds the *name* of its secret, never the secret."""
+
+    id: str
+    kind: str  # "google_oauth" | "google_service_account" | "exchange" | "memory"
+    label: str
+    secret_name: str | None = None
+    # Non-secret settings (EWS URL, username, version, auth type, Google account).
+    settings: dict[str, Any] = field(default_factory=dict)
+    broken_reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> CredentialRef:
+        return _from_dict(cls, raw)
+
+
+@dataclass(frozen=True)
+class Hub:
+    id: str
+    name: str
+    object_type: ObjectType = "calendar"
+    # Highest hub-item sequence number handed out: bumped once per commit.
+    seq: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Hub:
+        return _from_dict(cls, raw)
+
+
+@dataclass(frozen=True)
+class Spoke:
+    id: str
+    hub_id: str
+    name: str
+    kind: str  # connector kind: "memory" | "google" | "exchange"
+    credential_id: str | None = None
+    # Connector address: calendar id, folder id, public/mailbox flag, ...
+    address: dict[str, Any] = field(default_factory=dict)
+    options: SyncOptions = field(default_factory=SyncOptions)
+    # --- state, written by runs
+    state: SpokeState = "ok"
+    state_reason: str = ""
+    hub_cursor: int = 0  # highest hub seq this spoke has taken
+    lease_owner: str | None = None
+    lease_expires: datetime | None = None
+    dirty: bool = False  # a sync was requested while a run held the lease
+    confirm_deletions: bool = False  # an admin confirmed a paused mass deletion
+    pending_deletions: int = 0
+    last_run_id: str | None = None
+    last_run_at: datetime | None = None
+    next_run_at: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        raw = asdict(self)
+        raw["options"] = self.options.to_dict()
+        for name in ("lease_expires", "last_run_at", "next_run_at"):
+            value = getattr(self, name)
+            raw[name] = None if value is None else value.isoformat()
+        return raw
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Spoke:
+        raw = dict(raw)
+        raw["options"] = SyncOptions.from_dict(raw.get("options") or {})
+        for name in ("lease_expires", "last_run_at", "next_run_at"):
+            value = raw.get(name)
+            raw[name] = None if value is None else (
+                value if isinstance(value, datetime) else datetime.fromisoformat(value)
+            )
+        return _from_dict(cls, raw)
+
+
+@dataclass(frozen=True)
+class HubItem:
+    id: str
+    hub_id: str
+    version: int  # bumped on every change; links remember the version they hold
+    seq: int  # hub sequence at the last change: "changed since" queries
+    event: Event | None  # None for a tombstone
+    hash: str = ""
+    origin_spoke_id: str = ""
+    modified: datetime | None = None
+    deleted: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "hub_id": self.hub_id,
+            "version": self.version,
+            "seq": self.seq,
+            "event": None if self.event is None else event_to_dict(self.event),
+            "hash": self.hash,
+            "origin_spoke_id": self.origin_spoke_id,
+            "modified": None if self.modified is None else self.modified.isoformat(),
+            "deleted": self.deleted,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> HubItem:
+        modified = raw.get("modified")
+        return cls(
+            id=raw["id"],
+            hub_id=raw["hub_id"],
+            version=int(raw["version"]),
+            seq=int(raw["seq"]),
+            event=None if raw.get("event") is None else event_from_dict(raw["event"]),
+            hash=raw.get("hash", ""),
+            origin_spoke_id=raw.get("origin_spoke_id", ""),
+            modified=None if not modified else (
+                modified if isinstance(modified, datetime) else datetime.fromisoformat(modified)
+            ),
+            deleted=bool(raw.get("deleted", False)),
+        )
+
+
+@dataclass(frozen=True)
+class Link:
+    """One hub item's copy in one spoke."""
+
+    spoke_id: str
+    hub_item_id: str
+    spoke_item_id: str
+    spoke_version: str  # etag / change key last seen or written
+    spoke_hash: str  # content hash over the spoke's compared fields, last seen or written
+    hub_version: int  # hub item version the spoke copy corresponds to
+    created_by_hub: bool = False  # the hub wrote this copy (else it originated in the spoke)
+    detached: bool = False  # deletion kept local: the two copies no longer follow each other
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Link:
+        return _from_dict(cls, raw)
+
+
+@dataclass(frozen=True)
+class Conflict:
+    hub_item_id: str
+    spoke_item_id: str
+    kind: str  # "edit_edit" | "delete_edit" | "edit_delete"
+    policy: str
+    winner: str  # "hub" | "spoke"
+    hub_version: dict[str, Any] | None
+    spoke_version: dict[str, Any] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class RunRecord:
+    id: str
+    spoke_id: str
+    hub_id: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    # "ok" | "failed" | "paused" | "continued" | "skipped" | "dry_run"
+    status: str = "running"
+    reason: str = ""
+    counts: dict[str, int] = field(default_factory=dict)
+    conflicts: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    plan: list[dict[str, Any]] | None = None  # dry runs only
+
+    def to_dict(self) -> dict[str, Any]:
+        raw = asdict(self)
+        raw["started_at"] = self.started_at.isoformat()
+        raw["finished_at"] = None if self.finished_at is None else self.finished_at.isoformat()
+        return raw
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> RunRecord:
+        raw = dict(raw)
+        for name in ("started_at", "finished_at"):
+            value = raw.get(name)
+            if isinstance(value, str):
+                raw[name] = datetime.fromisoformat(value)
+        return _from_dict(cls, raw)
+
+
+@dataclass(frozen=True)
+class Channel:
+    """A Google push channel opened for a spoke."""
+
+    id: str
+    spoke_id: str
+    resource_id: str
+    token_hash: str  # sha256 of the channel token; the token itself is a secret
+    expires_at: datetime
+    address: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        raw = asdict(self)
+        raw["expires_at"] = self.expires_at.isoformat()
+        return raw
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Channel:
+        raw = dict(raw)
+        if isinstance(raw.get("expires_at"), str):
+            raw["expires_at"] = datetime.fromisoformat(raw["expires_at"])
+        return _from_dict(cls, raw)

@@ -1,0 +1,1 @@
+"""Conformance suites: every adapter of a port subclasses the suite's class."""
