@@ -1,0 +1,98 @@
+"""Wiring: builds the Context (store, secrets, queue, clock, config) once.
+
+Backends are chosen by `config.backend` and imported lazily, so a function
+instance imports only the SDKs it uses. Everything else receives a Context.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from spokesync.config import Config
+from spokesync.ports import Clock, SystemClock
+
+if TYPE_CHECKING:
+    from spokesync.model.hub import Spoke
+    from spokesync.ports import HubStore, SecretStore, SpokeConnector, SyncTask, TaskQueue
+
+# backend -> (store, secrets, queue) factories, each "module:callable(config, ctx)".
+BACKENDS: dict[str, tuple[str, str, str]] = {
+    "local": (
+        "spokesync.stores.sqlite:from_config",
+        "spokesync.secrets.local:from_config",
+        "spokesync.queue.local:from_config",
+    ),
+    "cloud": (
+        "spokesync.stores.firestore:from_config",
+        "spokesync.secrets.secret_manager:from_config",
+        "spokesync.queue.cloud_tasks:from_config",
+    ),
+}
+
+
+def _load(target: str) -> Any:
+    module_name, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+@dataclass
+class Context:
+    config: Config
+    clock: Clock = field(default_factory=SystemClock)
+    store: HubStore = field(init=False)
+    secrets: SecretStore = field(init=False)
+    queue: TaskQueue = field(init=False)
+
+    def connector(self, spoke: Spoke) -> SpokeConnector:
+        from spokesync.connectors.registry import connector_for
+
+        credential = self.store.get_credential(spoke.credential_id) if spoke.credential_id else None
+        return connector_for(spoke, credential, self.secrets, self.config)  # type: ignore[no-any-return]
+
+    def run_task(self, task: SyncTask) -> Any:
+        """What a queue does with a task: run the spoke's sync."""
+        from spokesync.engine.runner import Runner
+
+        return Runner(self).sync(task.spoke_id, reason=task.reason, dry_run=task.dry_run)
+
+
+def build_context(
+    config: Config | None = None,
+    *,
+    clock: Clock | None = None,
+    store: HubStore | None = None,
+    secrets: SecretStore | None = None,
+    queue: TaskQueue | None = None,
+) -> Context:
+    config = config or Config.from_env()
+    if config.backend not in BACKENDS:
+        raise ValueError(f"SPOKESYNC_BACKEND must be one of {', '.join(BACKENDS)}, not {config.backend!r}")
+    ctx = Context(config=config, clock=clock or SystemClock())
+    store_f, secrets_f, queue_f = BACKENDS[config.backend]
+    ctx.store = store if store is not None else _load(store_f)(config, ctx)
+    ctx.secrets = secrets if secrets is not None else _load(secrets_f)(config, ctx)
+    ctx.queue = queue if queue is not None else _load(queue_f)(config, ctx)
+    return ctx
+
+
+_CONTEXT: Context | None = None
+_LOCK = threading.Lock()
+
+
+def get_context() -> Context:
+    """The process-wide Context, built on first use (clients once per instance)."""
+    global _CONTEXT
+    if _CONTEXT is None:
+        with _LOCK:
+            if _CONTEXT is None:
+                _CONTEXT = build_context()
+    return _CONTEXT
+
+
+def set_context(ctx: Context | None) -> None:
+    """Install (or clear) the process-wide Context: the local server and tests."""
+    global _CONTEXT
+    _CONTEXT = ctx
