@@ -1,0 +1,366 @@
+"""The embedded HubStore: one SQLite file, WAL mode, a connection per thread.
+
+Records are JSON documents in a handful of tables, with the columns queries
+need pulled out and indexed. `stats` counts records read and written, the
+same unit Firestore bills, so benchmarks compare the two stores.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from spokesync.model.hub import Channel, CredentialRef, Hub, HubItem, Link, RunRecord, Spoke
+from spokesync.ports import CommitBatch, HubItemConflict, LeaseLost, StoreError
+
+if TYPE_CHECKING:
+    from spokesync.bootstrap import Context
+    from spokesync.config import Config
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS credentials (id TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS hubs (id TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS spokes (id TEXT PRIMARY KEY, hub_id TEXT NOT NULL, data TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS spokes_hub ON spokes (hub_id);
+CREATE TABLE IF NOT EXISTS cursors (spoke_id TEXT PRIMARY KEY, data BLOB);
+CREATE TABLE IF NOT EXISTS hub_items (
+    hub_id TEXT NOT NULL, id TEXT NOT NULL, seq INTEGER NOT NULL, version INTEGER NOT NULL,
+    deleted INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (hub_id, id));
+CREATE INDEX IF NOT EXISTS hub_items_seq ON hub_items (hub_id, seq);
+CREATE TABLE IF NOT EXISTS links (
+    spoke_id TEXT NOT NULL, hub_item_id TEXT NOT NULL, spoke_item_id TEXT NOT NULL,
+    detached INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (spoke_id, hub_item_id));
+CREATE INDEX IF NOT EXISTS links_spoke_item ON links (spoke_id, spoke_item_id);
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY, spoke_id TEXT NOT NULL, hub_id TEXT NOT NULL, started_at TEXT NOT NULL, data TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS runs_spoke ON runs (spoke_id, started_at);
+CREATE INDEX IF NOT EXISTS runs_hub ON runs (hub_id, started_at);
+CREATE TABLE IF NOT EXISTS channels (id TEXT PRIMARY KEY, spoke_id TEXT NOT NULL, expires_at TEXT NOT NULL, data TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS channels_spoke ON channels (spoke_id);
+"""
+
+_CHUNK = 500  # ids per IN (...) query, under SQLite's variable limit
+
+
+def _dump(raw: dict[str, Any]) -> str:
+    return json.dumps(raw, separators=(",", ":"), default=str)
+
+
+def _chunks(ids: Sequence[str]) -> Iterator[Sequence[str]]:
+    for i in range(0, len(ids), _CHUNK):
+        yield ids[i : i + _CHUNK]
+
+
+class SqliteHubStore:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        # ":memory:" is one shared connection (tests); files get one per thread.
+        self._shared: sqlite3.Connection | None = None
+        self._shared_lock = threading.RLock()
+        self.stats: Counter[str] = Counter()
+        with self._shared_lock:
+            self._conn().executescript(SCHEMA)
+
+    # ------------------------------------------------------------ plumbing
+    def _conn(self) -> sqlite3.Connection:
+        if self.path == ":memory:":
+            if self._shared is None:
+                self._shared = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+            return self._shared
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction (BEGIN IMMEDIATE: writers queue instead of failing)."""
+        with self._shared_lock if self.path == ":memory:" else _nolock():
+            db = self._conn()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            else:
+                db.execute("COMMIT")
+
+    def _query(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._shared_lock if self.path == ":memory:" else _nolock():
+            rows = self._conn().execute(sql, args).fetchall()
+        self.stats["reads"] += max(1, len(rows))
+        return rows
+
+    def _write(self, db: sqlite3.Connection, sql: str, args: Sequence[Any]) -> None:
+        db.execute(sql, args)
+        self.stats["writes"] += 1
+
+    # --------------------------------------------------------- credentials
+    def put_credential(self, credential: CredentialRef) -> None:
+        with self._tx() as db:
+            self._write(db, "INSERT OR REPLACE INTO credentials VALUES (?, ?)", (credential.id, _dump(credential.to_dict())))
+
+    def get_credential(self, credential_id: str) -> CredentialRef | None:
+        rows = self._query("SELECT data FROM credentials WHERE id = ?", (credential_id,))
+        return CredentialRef.from_dict(json.loads(rows[0][0])) if rows else None
+
+    def list_credentials(self) -> list[CredentialRef]:
+        return [CredentialRef.from_dict(json.loads(r[0])) for r in self._query("SELECT data FROM credentials ORDER BY id")]
+
+    def delete_credential(self, credential_id: str) -> None:
+        with self._tx() as db:
+            self._write(db, "DELETE FROM credentials WHERE id = ?", (credential_id,))
+
+    # ---------------------------------------------------------------- hubs
+    def put_hub(self, hub: Hub) -> None:
+        with self._tx() as db:
+            self._write(db, "INSERT OR REPLACE INTO hubs VALUES (?, ?)", (hub.id, _dump(hub.to_dict())))
+
+    def get_hub(self, hub_id: str) -> Hub | None:
+        rows = self._query("SELECT data FROM hubs WHERE id = ?", (hub_id,))
+        return Hub.from_dict(json.loads(rows[0][0])) if rows else None
+
+    def list_hubs(self) -> list[Hub]:
+        return [Hub.from_dict(json.loads(r[0])) for r in self._query("SELECT data FROM hubs ORDER BY id")]
+
+    def delete_hub(self, hub_id: str) -> None:
+        with self._tx() as db:
+            spokes = [r[0] for r in db.execute("SELECT id FROM spokes WHERE hub_id = ?", (hub_id,))]
+            for spoke_id in spokes:
+                self._delete_spoke(db, spoke_id)
+            self._write(db, "DELETE FROM hub_items WHERE hub_id = ?", (hub_id,))
+            self._write(db, "DELETE FROM runs WHERE hub_id = ?", (hub_id,))
+            self._write(db, "DELETE FROM hubs WHERE id = ?", (hub_id,))
+
+    # -------------------------------------------------------------- spokes
+    def put_spoke(self, spoke: Spoke) -> None:
+        with self._tx() as db:
+            self._write(db, "INSERT OR REPLACE INTO spokes VALUES (?, ?, ?)", (spoke.id, spoke.hub_id, _dump(spoke.to_dict())))
+
+    def get_spoke(self, spoke_id: str) -> Spoke | None:
+        rows = self._query("SELECT data FROM spokes WHERE id = ?", (spoke_id,))
+        return Spoke.from_dict(json.loads(rows[0][0])) if rows else None
+
+    def list_spokes(self, hub_id: str | None = None) -> list[Spoke]:
+        if hub_id is None:
+            rows = self._query("SELECT data FROM spokes ORDER BY id")
+        else:
+            rows = self._query("SELECT data FROM spokes WHERE hub_id = ? ORDER BY id", (hub_id,))
+        return [Spoke.from_dict(json.loads(r[0])) for r in rows]
+
+    def _read_spoke(self, db: sqlite3.Connection, spoke_id: str) -> Spoke:
+        row = db.execute("SELECT data FROM spokes WHERE id = ?", (spoke_id,)).fetchone()
+        self.stats["reads"] += 1
+        if row is None:
+            raise StoreError(f"spoke {spoke_id} does not exist")
+        return Spoke.from_dict(json.loads(row[0]))
+
+    def _save_spoke(self, db: sqlite3.Connection, spoke: Spoke) -> None:
+        self._write(db, "UPDATE spokes SET data = ? WHERE id = ?", (_dump(spoke.to_dict()), spoke.id))
+
+    def update_spoke(self, spoke_id: str, **changes: Any) -> Spoke:
+        from dataclasses import replace
+
+        with self._tx() as db:
+            spoke = replace(self._read_spoke(db, spoke_id), **changes)
+            self._save_spoke(db, spoke)
+        return spoke
+
+    def _delete_spoke(self, db: sqlite3.Connection, spoke_id: str) -> None:
+        for table, column in (("links", "spoke_id"), ("cursors", "spoke_id"), ("channels", "spoke_id"),
+                              ("runs", "spoke_id"), ("spokes", "id")):
+            self._write(db, f"DELETE FROM {table} WHERE {column} = ?", (spoke_id,))  # noqa: S608 - fixed names
+
+    def delete_spoke(self, spoke_id: str) -> None:
+        with self._tx() as db:
+            self._delete_spoke(db, spoke_id)
+
+    # -------------------------------------------------------------- leases
+    def acquire_lease(self, spoke_id: str, run_id: str, now: datetime, ttl_s: float) -> Spoke | None:
+        from dataclasses import replace
+        from datetime import timedelta
+
+        with self._tx() as db:
+            spoke = self._read_spoke(db, spoke_id)
+            if spoke.lease_owner and spoke.lease_owner != run_id and spoke.lease_expires and spoke.lease_expires > now:
+                if not spoke.dirty:
+                    self._save_spoke(db, replace(spoke, dirty=True))
+                return None
+            spoke = replace(spoke, lease_owner=run_id, lease_expires=now + timedelta(seconds=ttl_s), dirty=False)
+            self._save_spoke(db, spoke)
+            return spoke
+
+    def release_lease(self, spoke_id: str, run_id: str, **changes: Any) -> bool:
+        from dataclasses import replace
+
+        with self._tx() as db:
+            spoke = self._read_spoke(db, spoke_id)
+            if spoke.lease_owner != run_id:
+                return False
+            dirty = spoke.dirty
+            self._save_spoke(db, replace(spoke, lease_owner=None, lease_expires=None, dirty=False, **changes))
+            return dirty
+
+    # -------------------------------------------------------------- cursor
+    def get_cursor(self, spoke_id: str) -> bytes | None:
+        rows = self._query("SELECT data FROM cursors WHERE spoke_id = ?", (spoke_id,))
+        return bytes(rows[0][0]) if rows and rows[0][0] is not None else None
+
+    # ----------------------------------------------------------- hub items
+    def get_hub_items(self, hub_id: str, ids: Sequence[str]) -> dict[str, HubItem]:
+        out: dict[str, HubItem] = {}
+        for chunk in _chunks(list(dict.fromkeys(ids))):
+            marks = ",".join("?" * len(chunk))
+            for (data,) in self._query(f"SELECT data FROM hub_items WHERE hub_id = ? AND id IN ({marks})",  # noqa: S608
+                                       (hub_id, *chunk)):
+                item = HubItem.from_dict(json.loads(data))
+                out[item.id] = item
+        return out
+
+    def hub_items_since(self, hub_id: str, seq: int) -> list[HubItem]:
+        rows = self._query("SELECT data FROM hub_items WHERE hub_id = ? AND seq > ? ORDER BY seq, id", (hub_id, seq))
+        return [HubItem.from_dict(json.loads(r[0])) for r in rows]
+
+    def list_hub_items(self, hub_id: str, include_deleted: bool = False) -> list[HubItem]:
+        sql = "SELECT data FROM hub_items WHERE hub_id = ?" + ("" if include_deleted else " AND deleted = 0")
+        return [HubItem.from_dict(json.loads(r[0])) for r in self._query(sql + " ORDER BY id", (hub_id,))]
+
+    # --------------------------------------------------------------- links
+    def links_by_spoke_items(self, spoke_id: str, spoke_item_ids: Sequence[str]) -> dict[str, Link]:
+        out: dict[str, Link] = {}
+        for chunk in _chunks(list(dict.fromkeys(spoke_item_ids))):
+            marks = ",".join("?" * len(chunk))
+            for (data,) in self._query(f"SELECT data FROM links WHERE spoke_id = ? AND spoke_item_id IN ({marks})",  # noqa: S608
+                                       (spoke_id, *chunk)):
+                link = Link.from_dict(json.loads(data))
+                out[link.spoke_item_id] = link
+        return out
+
+    def links_by_hub_items(self, spoke_id: str, hub_item_ids: Sequence[str]) -> dict[str, Link]:
+        out: dict[str, Link] = {}
+        for chunk in _chunks(list(dict.fromkeys(hub_item_ids))):
+            marks = ",".join("?" * len(chunk))
+            for (data,) in self._query(f"SELECT data FROM links WHERE spoke_id = ? AND hub_item_id IN ({marks})",  # noqa: S608
+                                       (spoke_id, *chunk)):
+                link = Link.from_dict(json.loads(data))
+                out[link.hub_item_id] = link
+        return out
+
+    def list_links(self, spoke_id: str) -> list[Link]:
+        rows = self._query("SELECT data FROM links WHERE spoke_id = ? ORDER BY hub_item_id", (spoke_id,))
+        return [Link.from_dict(json.loads(r[0])) for r in rows]
+
+    def count_links(self, spoke_id: str) -> int:
+        rows = self._query("SELECT COUNT(*) FROM links WHERE spoke_id = ? AND detached = 0", (spoke_id,))
+        return int(rows[0][0])
+
+    # -------------------------------------------------------------- commit
+    def commit(self, batch: CommitBatch, now: datetime) -> int:
+        with self._tx() as db:
+            spoke = self._read_spoke(db, batch.spoke_id)
+            if spoke.lease_owner != batch.run_id or (spoke.lease_expires is not None and spoke.lease_expires < now):
+                raise LeaseLost(f"run {batch.run_id} no longer holds the lease of spoke {batch.spoke_id}")
+            seq = 0
+            if batch.hub_writes:
+                ids = [w.item.id for w in batch.hub_writes]
+                current: dict[str, int] = {}
+                for chunk in _chunks(ids):
+                    marks = ",".join("?" * len(chunk))
+                    for item_id, version in db.execute(
+                        f"SELECT id, version FROM hub_items WHERE hub_id = ? AND id IN ({marks})",  # noqa: S608
+                        (batch.hub_id, *chunk),
+                    ):
+                        current[item_id] = version
+                stale = [w.item.id for w in batch.hub_writes if current.get(w.item.id, 0) != w.expected_version]
+                if stale:
+                    raise HubItemConflict(stale)
+                row = db.execute("SELECT data FROM hubs WHERE id = ?", (batch.hub_id,)).fetchone()
+                if row is None:
+                    raise StoreError(f"hub {batch.hub_id} does not exist")
+                hub = json.loads(row[0])
+                seq = int(hub.get("seq", 0)) + 1
+                hub["seq"] = seq
+                self._write(db, "UPDATE hubs SET data = ? WHERE id = ?", (_dump(hub), batch.hub_id))
+                for w in batch.hub_writes:
+                    raw = w.item.to_dict()
+                    raw["seq"] = seq
+                    self._write(db, "INSERT OR REPLACE INTO hub_items VALUES (?, ?, ?, ?, ?, ?)",
+                                (batch.hub_id, w.item.id, seq, w.item.version, int(w.item.deleted), _dump(raw)))
+            for link in batch.link_upserts:
+                self._write(db, "INSERT OR REPLACE INTO links VALUES (?, ?, ?, ?, ?)",
+                            (link.spoke_id, link.hub_item_id, link.spoke_item_id, int(link.detached), _dump(link.to_dict())))
+            for hub_item_id in batch.link_deletes:
+                self._write(db, "DELETE FROM links WHERE spoke_id = ? AND hub_item_id = ?", (batch.spoke_id, hub_item_id))
+            if batch.set_cursor:
+                self._write(db, "INSERT OR REPLACE INTO cursors VALUES (?, ?)", (batch.spoke_id, batch.cursor))
+            if batch.hub_cursor is not None and batch.hub_cursor != spoke.hub_cursor:
+                from dataclasses import replace
+
+                self._save_spoke(db, replace(spoke, hub_cursor=batch.hub_cursor))
+            return seq
+
+    # ---------------------------------------------------------------- runs
+    def put_run(self, run: RunRecord) -> None:
+        with self._tx() as db:
+            self._write(db, "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?)",
+                        (run.id, run.spoke_id, run.hub_id, run.started_at.isoformat(), _dump(run.to_dict())))
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        rows = self._query("SELECT data FROM runs WHERE id = ?", (run_id,))
+        return RunRecord.from_dict(json.loads(rows[0][0])) if rows else None
+
+    def list_runs(self, spoke_id: str | None = None, hub_id: str | None = None, limit: int = 20) -> list[RunRecord]:
+        if spoke_id is not None:
+            rows = self._query("SELECT data FROM runs WHERE spoke_id = ? ORDER BY started_at DESC, id DESC LIMIT ?",
+                               (spoke_id, limit))
+        elif hub_id is not None:
+            rows = self._query("SELECT data FROM runs WHERE hub_id = ? ORDER BY started_at DESC, id DESC LIMIT ?",
+                               (hub_id, limit))
+        else:
+            rows = self._query("SELECT data FROM runs ORDER BY started_at DESC, id DESC LIMIT ?", (limit,))
+        return [RunRecord.from_dict(json.loads(r[0])) for r in rows]
+
+    # ------------------------------------------------------------ channels
+    def put_channel(self, channel: Channel) -> None:
+        with self._tx() as db:
+            self._write(db, "INSERT OR REPLACE INTO channels VALUES (?, ?, ?, ?)",
+                        (channel.id, channel.spoke_id, channel.expires_at.isoformat(), _dump(channel.to_dict())))
+
+    def get_channel(self, channel_id: str) -> Channel | None:
+        rows = self._query("SELECT data FROM channels WHERE id = ?", (channel_id,))
+        return Channel.from_dict(json.loads(rows[0][0])) if rows else None
+
+    def list_channels(self, spoke_id: str | None = None, expiring_before: datetime | None = None) -> list[Channel]:
+        rows = self._query("SELECT data FROM channels ORDER BY expires_at")
+        channels = [Channel.from_dict(json.loads(r[0])) for r in rows]
+        return [
+            c for c in channels
+            if (spoke_id is None or c.spoke_id == spoke_id) and (expiring_before is None or c.expires_at < expiring_before)
+        ]
+
+    def delete_channel(self, channel_id: str) -> None:
+        with self._tx() as db:
+            self._write(db, "DELETE FROM channels WHERE id = ?", (channel_id,))
+
+
+@contextmanager
+def _nolock() -> Iterator[None]:
+    yield
+
+
+def from_config(config: Config, ctx: Context | None = None) -> SqliteHubStore:
+    return SqliteHubStore(config.sqlite_file)

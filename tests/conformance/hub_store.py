@@ -1,0 +1,219 @@
+"""The HubStore conformance suite.
+
+Subclass `HubStoreConformance` and provide a `store` fixture yielding an
+empty store. Every adapter (SQLite, Firestore) must pass all of it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from spokesync.model.event import Event
+from spokesync.model.hub import Channel, CredentialRef, Hub, HubItem, Link, RunRecord, Spoke, SyncOptions
+from spokesync.ports import CommitBatch, HubItemConflict, HubStore, HubWrite, LeaseLost
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
+
+
+def make_item(item_id: str, version: int = 1, title: str = "x", hub_id: str = "hub1", deleted: bool = False) -> HubItem:
+    start = datetime(2026, 12, 1, 9, tzinfo=timezone.utc)
+    event = None if deleted else Event(title=title, start=start, end=start + timedelta(hours=1))
+    return HubItem(id=item_id, hub_id=hub_id, version=version, seq=0, event=event, hash=f"h{version}",
+                   origin_spoke_id="s1", modified=NOW, deleted=deleted)
+
+
+def make_link(hub_item_id: str, spoke_item_id: str, spoke_id: str = "s1", detached: bool = False) -> Link:
+    return Link(spoke_id=spoke_id, hub_item_id=hub_item_id, spoke_item_id=spoke_item_id, spoke_version="e1",
+                spoke_hash="x", hub_version=1, detached=detached)
+
+
+class HubStoreConformance:
+    @pytest.fixture
+    def seeded(self, store: HubStore) -> HubStore:
+        store.put_hub(Hub(id="hub1", name="Team"))
+        store.put_spoke(Spoke(id="s1", hub_id="hub1", name="Google", kind="memory",
+                              options=SyncOptions(direction="two_way")))
+        store.put_spoke(Spoke(id="s2", hub_id="hub1", name="Exchange", kind="memory"))
+        return store
+
+    def _lease(self, store: HubStore, spoke_id: str = "s1", run_id: str = "run1") -> None:
+        assert store.acquire_lease(spoke_id, run_id, NOW, 60) is not None
+
+    # ------------------------------------------------------------ records
+    def test_credentials_round_trip(self, store: HubStore) -> None:
+        cred = CredentialRef(id="c1", kind="exchange", label="Exchange", secret_name="spokesync-c1",
+                             settings={"ews_url": "https://mail.example.com/EWS/Exchange.asmx", "username": "u"})
+        store.put_credential(cred)
+        assert store.get_credential("c1") == cred
+        assert [c.id for c in store.list_credentials()] == ["c1"]
+        store.delete_credential("c1")
+        assert store.get_credential("c1") is None
+
+    def test_hubs_and_spokes_round_trip(self, seeded: HubStore) -> None:
+        assert seeded.get_hub("hub1") == Hub(id="hub1", name="Team")
+        assert [h.id for h in seeded.list_hubs()] == ["hub1"]
+        spoke = seeded.get_spoke("s1")
+        assert spoke is not None and spoke.options.two_way and spoke.kind == "memory"
+        assert sorted(s.id for s in seeded.list_spokes("hub1")) == ["s1", "s2"]
+        assert seeded.list_spokes("other") == []
+        changed = seeded.update_spoke("s1", state="failed", state_reason="boom")
+        assert changed.state == "failed"
+        again = seeded.get_spoke("s1")
+        assert again is not None and again.state_reason == "boom" and again.options.two_way
+
+    def test_delete_spoke_removes_its_links_cursor_and_channels(self, seeded: HubStore) -> None:
+        self._lease(seeded)
+        seeded.commit(CommitBatch("hub1", "s1", "run1", hub_writes=[HubWrite(make_item("a"), 0)],
+                                  link_upserts=[make_link("a", "ga")], cursor=b"c", set_cursor=True), NOW)
+        seeded.put_channel(Channel(id="ch1", spoke_id="s1", resource_id="r", token_hash="t", expires_at=NOW))
+        seeded.delete_spoke("s1")
+        assert seeded.get_spoke("s1") is None
+        assert seeded.list_links("s1") == [] and seeded.get_cursor("s1") is None
+        assert seeded.get_channel("ch1") is None
+        assert "a" in seeded.get_hub_items("hub1", ["a"])  # the hub keeps its items
+
+    # ------------------------------------------------------------- leases
+    def test_lease_admits_one_run_and_flags_the_other(self, seeded: HubStore) -> None:
+        first = seeded.acquire_lease("s1", "run1", NOW, 60)
+        assert first is not None and first.lease_owner == "run1"
+        assert seeded.acquire_lease("s1", "run2", NOW + timedelta(seconds=10), 60) is None
+        spoke = seeded.get_spoke("s1")
+        assert spoke is not None and spoke.dirty
+        assert seeded.release_lease("s1", "run1", state="ok") is True  # it reports the dirty flag
+        spoke = seeded.get_spoke("s1")
+        assert spoke is not None and spoke.lease_owner is None and not spoke.dirty
+        assert seeded.acquire_lease("s1", "run2", NOW, 60) is not None
+
+    def test_expired_lease_can_be_taken_over_and_fences_the_old_run(self, seeded: HubStore) -> None:
+        self._lease(seeded, run_id="old")
+        later = NOW + timedelta(seconds=61)
+        assert seeded.acquire_lease("s1", "new", later, 60) is not None
+        with pytest.raises(LeaseLost):
+            seeded.commit(CommitBatch("hub1", "s1", "old", hub_writes=[HubWrite(make_item("a"), 0)]), later)
+        assert seeded.get_hub_items("hub1", ["a"]) == {}
+        assert seeded.release_lease("s1", "old") is False
+
+    def test_commit_without_lease_is_refused(self, seeded: HubStore) -> None:
+        with pytest.raises(LeaseLost):
+            seeded.commit(CommitBatch("hub1", "s1", "nobody", link_upserts=[make_link("a", "ga")]), NOW)
+        assert seeded.list_links("s1") == []
+
+    # ------------------------------------------------------------- commit
+    def test_commit_assigns_one_new_seq_per_commit(self, seeded: HubStore) -> None:
+        self._lease(seeded)
+        seq1 = seeded.commit(CommitBatch("hub1", "s1", "run1",
+                                         hub_writes=[HubWrite(make_item("a"), 0), HubWrite(make_item("b"), 0)]), NOW)
+        seq2 = seeded.commit(CommitBatch("hub1", "s1", "run1", hub_writes=[HubWrite(make_item("c"), 0)]), NOW)
+        assert seq2 > seq1 > 0
+        assert [(i.id, i.seq) for i in seeded.hub_items_since("hub1", 0)] == [("a", seq1), ("b", seq1), ("c", seq2)]
+        assert [i.id for i in seeded.hub_items_since("hub1", seq1)] == ["c"]
+        assert seeded.hub_items_since("hub1", seq2) == []
+        hub = seeded.get_hub("hub1")
+        assert hub is not None and hub.seq == seq2
+
+    def test_stale_expected_version_rejects_the_whole_commit(self, seeded: HubStore) -> None:
+        self._lease(seeded)
+        seeded.commit(CommitBatch("hub1", "s1", "run1", hub_writes=[HubWrite(make_item("a"), 0)]), NOW)
+        with pytest.raises(HubItemConflict) as err:
+            seeded.commit(CommitBatch("hub1", "s1", "run1",
+                                      hub_writes=[HubWrite(make_item("b"), 0), HubWrite(make_item("a", 2), 0)],
+                                      link_upserts=[make_link("b", "gb")]), NOW)
+        assert err.value.ids == ["a"]
+        assert seeded.get_hub_items("hub1", ["a", "b"]).keys() == {"a"}
+        assert seeded.list_links("s1") == []
+        seeded.commit(CommitBatch("hub1", "s1", "run1", hub_writes=[HubWrite(make_item("a", 2, "new"), 1)]), NOW)
+        item = seeded.get_hub_items("hub1", ["a"])["a"]
+        assert item.version == 2 and item.event is not None and item.event.title == "new"
+
+    def test_tombstones_are_listed_only_when_asked(self, seeded: HubStore) -> None:
+        self._lease(seeded)
+        seeded.commit(CommitBatch("hub1", "s1", "run1", hub_writes=[
+            HubWrite(make_item("a"), 0), HubWrite(make_item("b", deleted=True), 0)]), NOW)
+        assert [i.id for i in seeded.list_hub_items("hub1")] == ["a"]
+        both = seeded.list_hub_items("hub1", include_deleted=True)
+        assert {i.id: i.deleted for i in both} == {"a": False, "b": True}
+        assert both[1].event is None
+
+    def test_links_are_found_by_either_id_and_counted_without_detached(self, seeded: HubStore) -> None:
+        self._lease(seeded)
+        seeded.commit(CommitBatch("hub1", "s1", "run1", link_upserts=[
+            make_link("a", "ga"), make_link("b", "gb"), make_link("c", "gc", detached=True)]), NOW)
+        assert set(seeded.links_by_spoke_items("s1", ["ga", "gc", "zz"])) == {"ga", "gc"}
+        assert set(seeded.links_by_hub_items("s1", ["a", "b", "zz"])) == {"a", "b"}
+        assert seeded.links_by_hub_items("s2", ["a"]) == {}
+        assert seeded.count_links("s1") == 2
+        seeded.commit(CommitBatch("hub1", "s1", "run1", link_deletes=["a"],
+                                  link_upserts=[replace(make_link("b", "gb"), spoke_version="e2")]), NOW)
+        assert [(link.hub_item_id, link.spoke_version) for link in seeded.list_links("s1")] == [("b", "e2"), ("c", "e1")]
+
+    def test_many_ids_in_one_lookup(self, seeded: HubStore) -> None:
+        self._lease(seeded)
+        ids = [f"i{n:04d}" for n in range(1200)]
+        for start in range(0, len(ids), 400):
+            seeded.commit(CommitBatch("hub1", "s1", "run1",
+                                      hub_writes=[HubWrite(make_item(i), 0) for i in ids[start:start + 400]],
+                                      link_upserts=[make_link(i, "g" + i) for i in ids[start:start + 400]]), NOW)
+        assert len(seeded.get_hub_items("hub1", ids)) == 1200
+        assert len(seeded.links_by_spoke_items("s1", ["g" + i for i in ids])) == 1200
+
+    def test_cursors_hold_large_opaque_bytes(self, seeded: HubStore) -> None:
+        self._lease(seeded)
+        assert seeded.get_cursor("s1") is None
+        blob = os.urandom(2_500_000)  # a public-folder snapshot of ~10k items, incompressible
+        seeded.commit(CommitBatch("hub1", "s1", "run1", cursor=blob, set_cursor=True, hub_cursor=7), NOW)
+        assert seeded.get_cursor("s1") == blob
+        spoke = seeded.get_spoke("s1")
+        assert spoke is not None and spoke.hub_cursor == 7
+        seeded.commit(CommitBatch("hub1", "s1", "run1", cursor=b"small", set_cursor=True), NOW)
+        assert seeded.get_cursor("s1") == b"small"
+
+    def test_concurrent_writers_of_one_item_exactly_one_wins(self, seeded: HubStore) -> None:
+        self._lease(seeded, "s1", "r1")
+        self._lease(seeded, "s2", "r2")
+        seeded.commit(CommitBatch("hub1", "s1", "r1", hub_writes=[HubWrite(make_item("a"), 0)]), NOW)
+        outcomes: list[str] = []
+
+        def write(spoke_id: str, run_id: str) -> None:
+            try:
+                seeded.commit(CommitBatch("hub1", spoke_id, run_id,
+                                          hub_writes=[HubWrite(make_item("a", 2, spoke_id), 1)]), NOW)
+                outcomes.append("ok")
+            except HubItemConflict:
+                outcomes.append("conflict")
+
+        threads = [threading.Thread(target=write, args=a) for a in (("s1", "r1"), ("s2", "r2"))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(outcomes) == ["conflict", "ok"]
+        assert seeded.get_hub_items("hub1", ["a"])["a"].version == 2
+
+    # --------------------------------------------------------- runs, channels
+    def test_runs_newest_first(self, seeded: HubStore) -> None:
+        for n in range(5):
+            seeded.put_run(RunRecord(id=f"run{n}", spoke_id="s1" if n % 2 == 0 else "s2", hub_id="hub1",
+                                     started_at=NOW + timedelta(minutes=n), status="ok", counts={"hub_created": n},
+                                     conflicts=[{"hub_item_id": "a", "winner": "hub"}]))
+        runs = seeded.list_runs(spoke_id="s1")
+        assert [r.id for r in runs] == ["run4", "run2", "run0"]
+        assert runs[0].counts == {"hub_created": 4} and runs[0].conflicts == [{"hub_item_id": "a", "winner": "hub"}]
+        assert [r.id for r in seeded.list_runs(hub_id="hub1", limit=2)] == ["run4", "run3"]
+        fetched = seeded.get_run("run3")
+        assert fetched is not None and fetched.spoke_id == "s2" and fetched.started_at == NOW + timedelta(minutes=3)
+
+    def test_channels_by_spoke_and_expiry(self, seeded: HubStore) -> None:
+        for n in range(3):
+            seeded.put_channel(Channel(id=f"ch{n}", spoke_id="s1" if n < 2 else "s2", resource_id=f"r{n}",
+                                       token_hash="t", expires_at=NOW + timedelta(days=n)))
+        assert {c.id for c in seeded.list_channels(spoke_id="s1")} == {"ch0", "ch1"}
+        assert {c.id for c in seeded.list_channels(expiring_before=NOW + timedelta(hours=36))} == {"ch0", "ch1"}
+        got = seeded.get_channel("ch2")
+        assert got is not None and got.resource_id == "r2" and got.expires_at == NOW + timedelta(days=2)
+        seeded.delete_channel("ch0")
+        assert seeded.get_channel("ch0") is None
