@@ -66,6 +66,20 @@ class Config:
     sync_url: str = ""  # the sync_spoke function's URL (Tasks target)
     tasks_service_account: str = ""  # OIDC identity Tasks and Scheduler call with
     oidc_audience: str = ""
+    secret_manager_endpoint: str = ""  # local Secret Manager host:port (tests, demo)
+    tasks_coalesce_s: float = 10.0  # sync requests for one spoke within this window share one task
+    # How sync_spoke / the scheduler entry authenticate callers: "oidc" (Google-signed
+    # identity token of tasks_service_account for oidc_audience) or "token" (task_token).
+    # Empty: "oidc" with the cloud backend, "token" otherwise.
+    auth_mode: str = ""
+    oidc_certs_url: str = "https://www.googleapis.com/oauth2/v1/certs"
+    admin_emails: tuple[str, ...] = ()  # identities allowed to use setup (identity token or IAP)
+    iap_audience: str = ""  # /projects/NUMBER/global/backendServices/ID when setup sits behind IAP
+    iap_certs_url: str = "https://www.gstatic.com/iap/verify/public_key-jwk"
+
+    @property
+    def effective_auth_mode(self) -> str:
+        return self.auth_mode or ("oidc" if self.backend == "cloud" else "token")
 
     @property
     def sqlite_file(self) -> str:
@@ -120,4 +134,11 @@ class Config:
             sync_url=get("SYNC_URL"),
             tasks_service_account=get("TASKS_SERVICE_ACCOUNT"),
             oidc_audience=get("OIDC_AUDIENCE"),
+            secret_manager_endpoint=get("SECRET_MANAGER_ENDPOINT"),
+            tasks_coalesce_s=float(get("TASKS_COALESCE_S", str(d.tasks_coalesce_s))),
+            auth_mode=get("AUTH_MODE"),
+            oidc_certs_url=get("OIDC_CERTS_URL", d.oidc_certs_url),
+            admin_emails=tuple(a.strip().lower() for a in get("ADMIN_EMAILS").split(",") if a.strip()),
+            iap_audience=get("IAP_AUDIENCE"),
+            iap_certs_url=get("IAP_CERTS_URL", d.iap_certs_url),
         )
