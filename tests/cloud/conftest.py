@@ -1,0 +1,107 @@
+"""Local stand-ins for Google Cloud, started once per test session.
+
+- the official Firestore emulator (the JAR, started with java on a free port,
+  emptied between tests with its DELETE endpoint, killed at the end);
+- the in-repository Secret Manager gRPC server;
+- gcloud-tasks-emulator, in process.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+FIRESTORE_JAR = Path(
+    os.environ.get(
+        "FIRESTORE_EMULATOR_JAR",
+        "/usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator/cloud-firestore-emulator.jar",
+    )
+)
+PROJECT = "spokesync-test"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - local test server
+                if response.status < 500:
+                    return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+class FirestoreEmulator:
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.host = f"127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> FirestoreEmulator:
+        java = shutil.which("java") or "java"
+        self.process = subprocess.Popen(
+            [java, "-cp", str(FIRESTORE_JAR), "com.google.cloud.datastore.emulator.firestore.CloudFirestore",
+             "start", "--host=127.0.0.1", f"--port={self.port}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        wait_http(f"http://{self.host}/", timeout=60)
+        return self
+
+    def reset(self, project: str = PROJECT) -> None:
+        url = f"http://{self.host}/emulator/v1/projects/{project}/databases/(default)/documents"
+        urllib.request.urlopen(urllib.request.Request(url, method="DELETE"), timeout=10).read()  # noqa: S310
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+@pytest.fixture(scope="session")
+def firestore_emulator() -> Iterator[FirestoreEmulator]:
+    if not FIRESTORE_JAR.exists():
+        pytest.skip(f"Firestore emulator JAR not found at {FIRESTORE_JAR}")
+    emulator = FirestoreEmulator().start()
+    previous = os.environ.get("FIRESTORE_EMULATOR_HOST")
+    os.environ["FIRESTORE_EMULATOR_HOST"] = emulator.host
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
+        if previous is None:
+            os.environ.pop("FIRESTORE_EMULATOR_HOST", None)
+        else:
+            os.environ["FIRESTORE_EMULATOR_HOST"] = previous
+
+
+@pytest.fixture
+def firestore(firestore_emulator: FirestoreEmulator) -> Iterator[FirestoreEmulator]:
+    """The emulator, emptied before the test."""
+    firestore_emulator.reset()
+    yield firestore_emulator
+
+
+@pytest.fixture(scope="session")
+def secret_manager_server() -> Iterator[object]:
+    from spokesync.sandbox.secret_manager import SecretManagerServer
+
+    server = SecretManagerServer().start()
+    yield server
+    server.stop()
