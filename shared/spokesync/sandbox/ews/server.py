@@ -1,0 +1,419 @@
+"""The EWS sandbox's HTTP side: SOAP envelopes, authentication, fault injection.
+
+`EwsServer` is what tests and the demo use: start it, create folders, make
+edits as a user would (bypassing our connector), switch faults on, read the
+request counter per operation.
+
+Authentication is real: Basic (a wrong password gets a 401, not a dropped
+connection) and NTLM through pyspnego's acceptor, handshaking per connection
+exactly like IIS does.
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import os
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from xml.sax.saxutils import escape
+
+from lxml import etree
+
+from spokesync.sandbox.ews import operations as ops
+from spokesync.sandbox.ews.store import EwsError, Folder, Item, M, Store, T, fmt, t
+
+SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
+_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True, remove_blank_text=True)
+
+# Exchange builds and the newest RequestServerVersion each accepts.
+_API_ORDER = ["Exchange2007", "Exchange2007_SP1", "Exchange2010", "Exchange2010_SP1", "Exchange2010_SP2",
+              "Exchange2013", "Exchange2013_SP1", "Exchange2015", "Exchange2016", "Exchange2019"]
+BUILDS = {
+    "2010": ((14, 3, 123, 4), "Exchange2010_SP2"),
+    "2013": ((15, 0, 1497, 2), "Exchange2013_SP1"),
+    "2016": ((15, 1, 2507, 6), "Exchange2016"),
+}
+
+
+@dataclass
+class Fault:
+    kind: str  # server_busy | http500 | http503 | item_not_found | irresolvable_conflict | drop
+    operation: str | None  # None: any operation
+    times: int
+    back_off_ms: int = 0
+
+
+@dataclass
+class Users:
+    """username -> password; usernames match case-insensitively with or without DOMAIN\\."""
+
+    accounts: dict[str, str] = field(default_factory=dict)
+
+    def check(self, username: str, password: str) -> bool:
+        name = username.split("\\")[-1].lower()
+        for user, secret in self.accounts.items():
+            if user.split("\\")[-1].lower() == name and secret == password:
+                return True
+        return False
+
+
+class EwsServer:
+    """A stateful EWS endpoint on 127.0.0.1 (`url` is the full EWS URL)."""
+
+    def __init__(self, *, users: dict[str, str] | None = None, auth: tuple[str, ...] = ("NTLM", "Basic"),
+                 version: str = "2016", mailbox: str = "shared@example.com", host: str = "127.0.0.1",
+                 port: int = 0, domain: str = "EXAMPLE", max_find_page: int = 1000) -> None:
+        self.store = Store(mailbox)
+        self.users = Users(dict(users or {"sync": "Secret-1"}))
+        self.auth = auth
+        self.domain = domain
+        self.version = version
+        self.max_find_page = max_find_page
+        self.requests: collections.Counter[str] = collections.Counter()
+        self.http_requests = 0
+        self.faults: list[Fault] = []
+        self.last_headers: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._ntlm_file = self._write_ntlm_users()
+        handler = type("Handler", (_Handler,), {"ews": self})
+        self.httpd = ThreadingHTTPServer((host, port), handler)
+        self.httpd.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------ lifecycle
+    @property
+    def url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host}:{port}/EWS/Exchange.asmx"
+
+    def start(self) -> EwsServer:
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name="ews-sandbox", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        if self._thread:
+            self._thread.join(timeout=5)
+        with suppress(OSError):
+            os.unlink(self._ntlm_file)
+
+    def __enter__(self) -> EwsServer:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def _write_ntlm_users(self) -> str:
+        fd, path = tempfile.mkstemp(prefix="ews-ntlm-", suffix=".txt")
+        with os.fdopen(fd, "w") as fh:
+            for user, password in self.users.accounts.items():
+                name = user.split(chr(92))[-1]
+                # with and without the domain: clients send either form
+                fh.write(f"{self.domain}:{name}:{password}\n:{name}:{password}\n")
+        return path
+
+    def set_password(self, username: str, password: str) -> None:
+        self.users.accounts[username] = password
+        os.unlink(self._ntlm_file)
+        self._ntlm_file = self._write_ntlm_users()
+
+    # ---------------------------------------------------------- test API
+    def public_folder(self, name: str, parent: str | Folder | None = None,
+                      folder_class: str = "IPF.Appointment") -> Folder:
+        parent_id = parent.id if isinstance(parent, Folder) else (parent or self.store.distinguished["publicfoldersroot"])
+        return self.store.add_folder(name, folder_class, parent_id, public=True)
+
+    def mailbox_folder(self, name: str, parent: str | Folder | None = None,
+                       folder_class: str = "IPF.Appointment") -> Folder:
+        parent_id = parent.id if isinstance(parent, Folder) else (parent or self.store.distinguished["calendar"])
+        return self.store.add_folder(name, folder_class, parent_id, public=False)
+
+    def remove_folder(self, folder: str | Folder) -> None:
+        """A folder that disappears (deleted by an administrator)."""
+        self.store.remove_folder(folder.id if isinstance(folder, Folder) else folder)
+
+    def items(self, folder: str | Folder) -> list[Item]:
+        folder_id = folder.id if isinstance(folder, Folder) else folder
+        with self.store.lock:
+            return [i for i in self.store.items.values() if i.folder_id == folder_id and i.master_id is None]
+
+    def item(self, item_id: str) -> Item:
+        return self.store.get(item_id)
+
+    def user_create(self, folder: str | Folder, subject: str, start: datetime | date, end: datetime | date, *,
+                    location: str = "", body: str = "", tz: str = "UTC", recurrence_xml: str = "",
+                    extra_xml: str = "") -> Item:
+        """An item made in Outlook: it carries no hub id."""
+        folder_id = folder.id if isinstance(folder, Folder) else folder
+        all_day = not isinstance(start, datetime)
+        if all_day:
+            start_dt = datetime.combine(start, datetime.min.time(), UTC)
+            end_dt = datetime.combine(end, datetime.min.time(), UTC)
+        else:
+            start_dt, end_dt = start, end  # type: ignore[assignment]
+        xml = (f'<t:CalendarItem xmlns:t="{T}"><t:Subject>{escape(subject)}</t:Subject>'
+               f'<t:Body BodyType="Text">{escape(body)}</t:Body>'
+               f"<t:Start>{fmt(start_dt)}</t:Start><t:End>{fmt(end_dt)}</t:End>"
+               f"<t:IsAllDayEvent>{'true' if all_day else 'false'}</t:IsAllDayEvent>"
+               f"<t:LegacyFreeBusyStatus>Busy</t:LegacyFreeBusyStatus><t:Location>{escape(location)}</t:Location>"
+               f"{recurrence_xml}{extra_xml}"
+               f'<t:StartTimeZone Id="{tz}"/><t:EndTimeZone Id="{tz}"/></t:CalendarItem>')
+        fields, extended = ops.item_fields(etree.fromstring(xml, _PARSER))
+        return self.store.create(folder_id, "CalendarItem", fields, extended)
+
+    def user_update(self, item_id: str, **changes: str | datetime) -> Item:
+        """Outlook edits: subject=..., location=..., start=..., end=..., body=..."""
+        with self.store.lock:
+            item = self.store.get(item_id)
+            names = {"subject": "Subject", "location": "Location", "start": "Start", "end": "End", "body": "Body"}
+            for key, value in changes.items():
+                elem = etree.Element(t(names[key]))
+                elem.text = fmt(value) if isinstance(value, datetime) else str(value)
+                if key == "body":
+                    elem.set("BodyType", "Text")
+                item.fields[names[key]] = elem
+            self.store.touch(item)
+            return item
+
+    def user_delete(self, item_id: str) -> None:
+        with self.store.lock:
+            self.store.delete(self.store.get(item_id))
+
+    def inject(self, kind: str, operation: str | None = None, times: int = 1, back_off_ms: int = 0) -> None:
+        """Make the next `times` matching requests fail: server_busy (with BackOffMilliseconds),
+        http500, http503, item_not_found, irresolvable_conflict, drop (close the connection)."""
+        with self._lock:
+            self.faults.append(Fault(kind, operation, times, back_off_ms))
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self.faults.clear()
+
+    def reset_counts(self) -> None:
+        with self._lock:
+            self.requests.clear()
+            self.http_requests = 0
+
+    def calls(self, *operations: str) -> int:
+        return sum(self.requests[o] for o in operations) if operations else sum(self.requests.values())
+
+    def _take_fault(self, operation: str) -> Fault | None:
+        with self._lock:
+            for fault in self.faults:
+                if fault.times > 0 and fault.operation in (None, operation):
+                    fault.times -= 1
+                    if fault.times == 0:
+                        self.faults.remove(fault)
+                    return fault
+        return None
+
+    # ------------------------------------------------------------- SOAP
+    def handle_soap(self, body: bytes) -> tuple[int, bytes]:
+        try:
+            root = etree.fromstring(body, _PARSER)
+        except etree.XMLSyntaxError as exc:
+            return 500, self._fault("ErrorSchemaValidation", f"The request failed schema validation: {exc}")
+        soap_body = root.find(f"{{{SOAP}}}Body")
+        header = root.find(f"{{{SOAP}}}Header")
+        if soap_body is None or len(soap_body) == 0:
+            return 500, self._fault("ErrorInvalidRequest", "The request is invalid.")
+        request = soap_body[0]
+        operation = etree.QName(request).localname
+        with self._lock:
+            self.requests[operation] += 1
+        requested = None
+        if header is not None:
+            rsv = header.find(f"{{{T}}}RequestServerVersion")
+            requested = rsv.get("Version") if rsv is not None else None
+        _, newest = BUILDS[self.version]
+        if requested and (requested not in _API_ORDER or _API_ORDER.index(requested) > _API_ORDER.index(newest)):
+            return 500, self._fault("ErrorInvalidServerVersion",
+                                    "The specified server version is invalid.", code_only=True)
+        fault = self._take_fault(operation)
+        if fault is not None:
+            if fault.kind == "server_busy":
+                return 500, self._fault("ErrorServerBusy", "The server cannot service this request right now. "
+                                        "Try again later.", back_off_ms=fault.back_off_ms or 1)
+            if fault.kind in ("http500", "http503"):
+                return int(fault.kind[4:]), b"<html><body>Service Unavailable</body></html>"
+            if fault.kind == "drop":
+                return -1, b""
+        handler = ops.OPERATIONS.get(operation)
+        if handler is None and operation != "FindItem":
+            return 500, self._fault("ErrorInvalidRequest", f"The operation {operation} is not supported here.")
+        try:
+            with self.store.lock:
+                if operation == "FindItem":
+                    messages = ops.find_item(self.store, request, self.max_find_page)
+                else:
+                    messages = handler(self.store, request)  # type: ignore[misc]
+        except ops.SoapFault as sf:
+            return 500, self._fault(sf.code, sf.text, back_off_ms=sf.back_off_ms)
+        except EwsError as err:
+            return 500, self._fault(err.code, err.text)
+        if fault is not None and fault.kind in ("item_not_found", "irresolvable_conflict") and messages:
+            code = "ErrorItemNotFound" if fault.kind == "item_not_found" else "ErrorIrresolvableConflict"
+            messages[0] = ops.message(operation, code, "Injected fault.")
+        return 200, self._envelope(operation, messages)
+
+    def _server_version(self) -> str:
+        (major, minor, build, rev), api = BUILDS[self.version]
+        return (f'<h:ServerVersionInfo xmlns:h="{T}" MajorVersion="{major}" MinorVersion="{minor}" '
+                f'MajorBuildNumber="{build}" MinorBuildNumber="{rev}" Version="{api}"/>')
+
+    def _envelope(self, operation: str, messages: list[etree._Element]) -> bytes:
+        response = etree.Element(f"{{{M}}}{operation}Response", nsmap={"m": M, "t": T})
+        container = etree.SubElement(response, f"{{{M}}}ResponseMessages")
+        for msg in messages:
+            container.append(msg)
+        body = etree.tostring(response)
+        return (b'<?xml version="1.0" encoding="utf-8"?>'
+                b'<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Header>'
+                + self._server_version().encode() + b"</s:Header><s:Body>" + body + b"</s:Body></s:Envelope>")
+
+    def _fault(self, code: str, text: str, back_off_ms: int | None = None, code_only: bool = False) -> bytes:
+        extra = ""
+        if back_off_ms:
+            extra = (f'<t:MessageXml xmlns:t="{T}"><t:Value Name="BackOffMilliseconds">{back_off_ms}</t:Value>'
+                     "</t:MessageXml>")
+        header = "" if code_only else f"<s:Header>{self._server_version()}</s:Header>"
+        return (f'<?xml version="1.0" encoding="utf-8"?><s:Envelope xmlns:s="{SOAP}">{header}<s:Body><s:Fault>'
+                f'<faultcode xmlns:a="http://schemas.microsoft.com/exchange/services/2006/types">a:{code}</faultcode>'
+                f'<faultstring xml:lang="en-US">{escape(text)}</faultstring><detail>'
+                f'<e:ResponseCode xmlns:e="http://schemas.microsoft.com/exchange/services/2006/errors">{code}</e:ResponseCode>'
+                f'<e:Message xmlns:e="http://schemas.microsoft.com/exchange/services/2006/errors">{escape(text)}</e:Message>'
+                f"{extra}</detail></s:Fault></s:Body></s:Envelope>").encode()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    ews: EwsServer
+    protocol_version = "HTTP/1.1"
+    server_version = "Microsoft-IIS/10.0"
+    _ntlm: Any = None
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet, tests run many requests
+        pass
+
+    def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None,
+              content_type: str = "text/xml; charset=utf-8") -> None:
+        self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _challenge(self) -> dict[str, str]:
+        return {"WWW-Authenticate": ", ".join(
+            "Basic realm=\"exchange\"" if a == "Basic" else a for a in self.ews.auth)}
+
+    def do_GET(self) -> None:  # noqa: N802
+        # Exchange answers a GET on the EWS URL after authentication; unauthenticated it is a 401.
+        self._send(401, b"", self._challenge(), "text/html")
+
+    def do_POST(self) -> None:  # noqa: N802
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        with self.ews._lock:
+            self.ews.http_requests += 1
+            self.ews.last_headers = dict(self.headers.items())
+        if not self.path.lower().startswith("/ews/exchange.asmx"):
+            self._send(404, b"<html><body>Not Found</body></html>", content_type="text/html")
+            return
+        if not self._authenticated():
+            return
+        status, payload = self.ews.handle_soap(body)
+        if status == -1:
+            self.close_connection = True
+            self.connection.close()
+            return
+        self._send(status, payload, content_type="text/xml; charset=utf-8" if payload.startswith(b"<?xml") else "text/html")
+
+    def _authenticated(self) -> bool:
+        header = self.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        scheme = scheme.lower()
+        if scheme == "basic" and "Basic" in self.ews.auth:
+            try:
+                user, _, password = base64.b64decode(token).decode("utf-8").partition(":")
+            except Exception:
+                user, password = "", ""
+            if self.ews.users.check(user, password):
+                return True
+            self._send(401, b"", self._challenge(), "text/html")
+            return False
+        if scheme in ("ntlm", "negotiate") and "NTLM" in self.ews.auth:
+            return self._ntlm_step(scheme, token)
+        self._send(401, b"", self._challenge(), "text/html")
+        return False
+
+    def _ntlm_step(self, scheme: str, token: str) -> bool:
+        import spnego
+
+        raw = base64.b64decode(token)
+        prefix = "NTLM" if scheme == "ntlm" else "Negotiate"
+        if raw[8:12] == b"\x01\x00\x00\x00":  # NEGOTIATE_MESSAGE: a new handshake on this connection
+            with _ntlm_env(self.ews._ntlm_file):
+                self._ntlm = spnego.server(protocol="ntlm")
+                challenge = self._ntlm.step(raw)
+            self._send(401, b"", {"WWW-Authenticate": f"{prefix} {base64.b64encode(challenge or b'').decode()}"},
+                       "text/html")
+            return False
+        if self._ntlm is None:
+            self._send(401, b"", self._challenge(), "text/html")
+            return False
+        try:
+            with _ntlm_env(self.ews._ntlm_file):
+                self._ntlm.step(raw)
+            ok = bool(self._ntlm.complete)
+        except Exception:
+            ok = False
+        self._ntlm = None
+        if not ok:
+            self._send(401, b"", self._challenge(), "text/html")
+        return ok
+
+
+_ENV_LOCK = threading.Lock()
+
+
+@contextmanager
+def _ntlm_env(path: str) -> Iterator[None]:
+    """pyspnego's NTLM acceptor reads its users from NTLM_USER_FILE."""
+    with _ENV_LOCK:
+        old = os.environ.get("NTLM_USER_FILE")
+        os.environ["NTLM_USER_FILE"] = path
+        try:
+            yield
+        finally:
+            if old is None:
+                os.environ.pop("NTLM_USER_FILE", None)
+            else:
+                os.environ["NTLM_USER_FILE"] = old
+
+
+def serve(host: str = "127.0.0.1", port: int = 0, *, users: dict[str, str] | None = None,
+          sample: bool = True, version: str = "2016") -> EwsServer:
+    """Start a sandbox (the demo mode): a public-folder tree and a mailbox with sample events."""
+    server = EwsServer(users=users, host=host, port=port, version=version).start()
+    if sample:
+        company = server.public_folder("Company", folder_class="IPF.Note")
+        holidays = server.public_folder("Holidays", company)
+        server.public_folder("Meeting rooms", company)
+        server.public_folder("Contacts", company, folder_class="IPF.Contact")
+        today = datetime.now(UTC).date()
+        server.user_create(holidays, "Company holiday", today + timedelta(days=7), today + timedelta(days=8))
+        start = datetime.combine(today + timedelta(days=1), datetime.min.time(), UTC) + timedelta(hours=9)
+        server.user_create(holidays, "All hands", start, start + timedelta(hours=1), location="Main hall")
+        server.mailbox_folder("Team calendar")
+    return server
