@@ -105,3 +105,55 @@ def secret_manager_server() -> Iterator[object]:
     server = SecretManagerServer().start()
     yield server
     server.stop()
+
+
+class TasksEmulator:
+    """gcloud-tasks-emulator in process. It delivers HTTP tasks for real but
+    does not dedupe task names; `dedupe_names=True` adds the service's
+    ALREADY_EXISTS for a name seen before, to test what callers do with it."""
+
+    def __init__(self, queue: str, max_retries: int = 3, dedupe_names: bool = False) -> None:
+        from gcloud_tasks_emulator.server import create_server
+
+        self.port = free_port()
+        self.endpoint = f"127.0.0.1:{self.port}"
+        self.queue = queue
+        self.server = create_server("127.0.0.1", self.port, default_queue_names=[queue], max_retries=max_retries)
+        if dedupe_names:
+            from google.api_core.exceptions import AlreadyExists
+
+            state = self.server._state
+            original = state.create_task
+            seen: set[str] = set()
+
+            def create_task(queue_name: str, task: object) -> object:
+                name = getattr(task, "name", "")
+                if name and name in seen:
+                    raise AlreadyExists(f"Requested entity already exists: {name}")
+                if name:
+                    seen.add(name)
+                return original(queue_name, task)
+
+            state.create_task = create_task
+
+    def start(self) -> TasksEmulator:
+        self.server.start()
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return self
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+@pytest.fixture
+def tasks_emulator() -> Iterator[TasksEmulator]:
+    emulator = TasksEmulator(f"projects/{PROJECT}/locations/us-central1/queues/q{free_port()}", dedupe_names=True).start()
+    yield emulator
+    emulator.stop()
