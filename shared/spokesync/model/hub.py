@@ -160,6 +160,7 @@ class Spoke:
     lease_expires: datetime | None = None
     dirty: bool = False  # a sync was requested while a run held the lease
     confirm_deletions: bool = False  # an admin confirmed a paused mass deletion
+    refuse_deletions: bool = False  # an admin refused it: the hub restores what the spoke lost
     pending_deletions: int = 0
     last_run_id: str | None = None
     last_run_at: datetime | None = None

@@ -1,0 +1,434 @@
+"""The pure planner: (a spoke's changes, hub items, links, options) -> actions.
+
+No I/O. The runner gathers the inputs, calls `plan_sync`, checks the guards
+and applies the plan. Rules (see docs/decisions/2026-11-23-sync-semantics.md):
+
+- Inbound first: spoke edits become hub upserts/deletes; then outbound: hub
+  items changed since the spoke's hub cursor become spoke creates/updates/deletes.
+- A spoke copy counts as edited only when its content hash over the fields it
+  exchanges with the hub changed (echo suppression); a hub item counts as
+  changed for a spoke when its version is newer than the link's.
+- Both changed: the spoke's conflict policy decides, and a Conflict records
+  both versions. Delete against edit: the edit wins (no silent data loss).
+- Filters define membership; the date window only limits what gets created.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Literal
+
+from spokesync.engine import rules
+from spokesync.model.event import ALL_FIELDS, Event, content_hash, event_to_dict
+from spokesync.model.hub import Conflict, HubItem, Link, SyncOptions
+from spokesync.ports import ChangeSet, SpokeItem
+
+
+@dataclass(frozen=True)
+class HubUpsert:
+    item: HubItem
+    expected_version: int  # 0: must not exist yet
+    link: Link | None  # this spoke's link after the write (None: drop it)
+    drop_link: bool = False
+
+
+@dataclass(frozen=True)
+class LinkChange:
+    """Only the link moves (a spoke version that changed without an edit, an
+    adopted item, a detachment)."""
+
+    link: Link | None
+    hub_item_id: str
+    drop: bool = False
+
+
+@dataclass(frozen=True)
+class SpokeCreate:
+    hub_item: HubItem
+    event: Event  # the projection written into the spoke
+
+
+@dataclass(frozen=True)
+class SpokeUpdate:
+    link: Link
+    hub_item: HubItem
+    event: Event
+    version: str  # precondition: the spoke copy's version
+
+
+@dataclass(frozen=True)
+class SpokeDelete:
+    link: Link
+    hub_item: HubItem
+
+
+SpokeAction = SpokeCreate | SpokeUpdate | SpokeDelete
+
+
+@dataclass
+class Plan:
+    hub: list[HubUpsert] = field(default_factory=list)
+    links: list[LinkChange] = field(default_factory=list)
+    spoke: list[SpokeAction] = field(default_factory=list)
+    conflicts: list[Conflict] = field(default_factory=list)
+    # hub seq of each outbound action's item: the hub cursor may not pass an unfinished one
+    max_seq: int = 0
+
+    @property
+    def hub_deletes(self) -> int:
+        return sum(1 for a in self.hub if a.item.deleted and a.expected_version)
+
+    @property
+    def spoke_deletes(self) -> int:
+        return sum(1 for a in self.spoke if isinstance(a, SpokeDelete))
+
+    def counts(self) -> dict[str, int]:
+        hub_created = sum(1 for a in self.hub if a.expected_version == 0)
+        return {
+            "hub_created": hub_created,
+            "hub_updated": sum(1 for a in self.hub if a.expected_version and not a.item.deleted),
+            "hub_deleted": self.hub_deletes,
+            "spoke_created": sum(1 for a in self.spoke if isinstance(a, SpokeCreate)),
+            "spoke_updated": sum(1 for a in self.spoke if isinstance(a, SpokeUpdate)),
+            "spoke_deleted": self.spoke_deletes,
+            "conflicts": len(self.conflicts),
+        }
+
+    def describe(self) -> list[dict[str, object]]:
+        """The plan in words, for dry runs."""
+        out: list[dict[str, object]] = []
+        for h in self.hub:
+            kind = "hub_delete" if h.item.deleted else ("hub_create" if h.expected_version == 0 else "hub_update")
+            out.append({"action": kind, "hub_item_id": h.item.id,
+                        "title": "" if h.item.event is None else h.item.event.title})
+        for s in self.spoke:
+            if isinstance(s, SpokeCreate):
+                out.append({"action": "spoke_create", "hub_item_id": s.hub_item.id, "title": s.event.title})
+            elif isinstance(s, SpokeUpdate):
+                out.append({"action": "spoke_update", "hub_item_id": s.hub_item.id,
+                            "spoke_item_id": s.link.spoke_item_id, "title": s.event.title})
+            else:
+                out.append({"action": "spoke_delete", "hub_item_id": s.hub_item.id,
+                            "spoke_item_id": s.link.spoke_item_id})
+        for c in self.conflicts:
+            out.append({"action": "conflict", "hub_item_id": c.hub_item_id, "kind": c.kind, "winner": c.winner})
+        return out
+
+
+@dataclass(frozen=True)
+class PlanInput:
+    hub_id: str
+    spoke_id: str
+    options: SyncOptions
+    fields: frozenset[str]  # the connector's capabilities.fields
+    changes: ChangeSet
+    hub_changed: list[HubItem]  # hub items with seq > the spoke's hub cursor (two-way only)
+    hub_items: dict[str, HubItem]  # hub items the spoke's changes refer to
+    links_by_spoke: dict[str, Link]  # links of the changed / deleted / listed spoke items
+    links_by_hub: dict[str, Link]  # links of hub_changed items (and of every item on a full listing)
+    now: datetime
+    new_id: Callable[[], str]
+    # an administrator refused the spoke's deletions: restore instead of deleting
+    refuse_deletions: bool = False
+
+
+Winner = Literal["hub", "spoke"]
+
+
+def _conflict_winner(policy: str, spoke_id: str, hub_item: HubItem, spoke_event: Event) -> Winner:
+    if policy == "hub":
+        return "hub"
+    if policy.startswith("spoke:"):
+        return "spoke" if policy.split(":", 1)[1] == spoke_id else "hub"
+    # most recent change wins; a tie (or no timestamps) keeps the hub's version
+    if spoke_event.modified is not None and (hub_item.modified is None or spoke_event.modified > hub_item.modified):
+        return "spoke"
+    return "hub"
+
+
+def _dump(event: Event | None) -> dict[str, object] | None:
+    return None if event is None else event_to_dict(event)
+
+
+class _Planner:
+    def __init__(self, inp: PlanInput) -> None:
+        self.inp = inp
+        self.plan = Plan()
+        self.opts = inp.options
+        self.two_way = inp.options.two_way
+        self.keep_deletions = inp.options.deletions == "keep"
+        self.handled: set[str] = set()  # hub item ids already decided in this plan
+        # links as they will be after the inbound pass (outbound reads these)
+        self.links_by_hub: dict[str, Link] = dict(inp.links_by_hub)
+        for link in inp.links_by_spoke.values():
+            self.links_by_hub.setdefault(link.hub_item_id, link)
+
+    # ------------------------------------------------------------ helpers
+    def compared(self, created_by_hub: bool) -> frozenset[str]:
+        return rules.compared_fields(self.opts, self.inp.fields, created_by_hub)
+
+    def exchanged(self) -> frozenset[str]:
+        return rules.exchanged_fields(self.opts, self.inp.fields)
+
+    def link_for(self, item: SpokeItem, hub_item_id: str, hub_version: int, created_by_hub: bool) -> Link:
+        return Link(
+            spoke_id=self.inp.spoke_id,
+            hub_item_id=hub_item_id,
+            spoke_item_id=item.id,
+            spoke_version=item.version,
+            spoke_hash=rules.spoke_hash(item.event, self.compared(created_by_hub)),
+            hub_version=hub_version,
+            created_by_hub=created_by_hub,
+        )
+
+    def hub_version_of(self, item_id: str, base: HubItem | None, event: Event | None, deleted: bool) -> HubItem:
+        version = (base.version if base else 0) + 1
+        return HubItem(
+            id=item_id,
+            hub_id=self.inp.hub_id,
+            version=version,
+            seq=0,
+            event=event,
+            hash="" if event is None else content_hash(event, ALL_FIELDS),
+            origin_spoke_id=base.origin_spoke_id if base else self.inp.spoke_id,
+            modified=(event.modified if event is not None and event.modified else self.inp.now),
+            deleted=deleted,
+        )
+
+    def set_link(self, link: Link | None, hub_item_id: str) -> None:
+        if link is None:
+            self.links_by_hub.pop(hub_item_id, None)
+        else:
+            self.links_by_hub[hub_item_id] = link
+
+    # ------------------------------------------------------------ inbound
+    def inbound_item(self, item: SpokeItem) -> None:
+        link = self.inp.links_by_spoke.get(item.id)
+        if link is None:
+            self.inbound_new(item)
+        elif link.detached:
+            return
+        else:
+            self.inbound_linked(item, link)
+
+    def inbound_new(self, item: SpokeItem) -> None:
+        hub = self.inp.hub_items.get(item.hub_id) if item.hub_id else None
+        if hub is not None and not hub.deleted and item.hub_id not in self.links_by_hub:
+            # Our own earlier write whose link was never committed (a crash): adopt it.
+            names = self.compared(True)
+            same = rules.spoke_hash(item.event, names) == rules.spoke_hash(
+                rules.project(hub.event or Event(), self.opts, self.inp.fields, True), names)
+            link = self.link_for(item, hub.id, hub.version, True)
+            self.plan.links.append(LinkChange(link, hub.id))
+            self.set_link(link, hub.id)
+            self.handled.add(hub.id)
+            if not same and self.two_way:  # it holds an older version: bring it up to date
+                event = rules.project(hub.event or Event(), self.opts, self.inp.fields, True)
+                self.plan.spoke.append(SpokeUpdate(link, hub, event, item.version))
+            return
+        if not rules.belongs(item.event, self.opts, self.inp.now):
+            return
+        hub_id = self.inp.new_id()
+        event = rules.merge_inbound(None, item.event, self.exchanged())
+        new = self.hub_version_of(hub_id, None, event, deleted=False)
+        link = self.link_for(item, hub_id, new.version, created_by_hub=False)
+        self.plan.hub.append(HubUpsert(new, 0, link))
+        self.set_link(link, hub_id)
+        self.handled.add(hub_id)
+
+    def inbound_linked(self, item: SpokeItem, link: Link) -> None:
+        hub = self.inp.hub_items.get(link.hub_item_id)
+        names = self.compared(link.created_by_hub)
+        new_hash = rules.spoke_hash(item.event, names)
+        if new_hash == link.spoke_hash:
+            if item.version != link.spoke_version:  # the server rewrote it; no edit
+                moved = replace(link, spoke_version=item.version)
+                self.plan.links.append(LinkChange(moved, link.hub_item_id))
+                self.set_link(moved, link.hub_item_id)
+            return
+        if hub is None:
+            # The hub lost the item (should not happen): treat the copy as new.
+            self.plan.links.append(LinkChange(None, link.hub_item_id, drop=True))
+            self.set_link(None, link.hub_item_id)
+            self.inbound_new(replace(item, hub_id=None))
+            return
+        self.handled.add(hub.id)
+        if not rules.passes_filters(item.event, self.opts):
+            # Edited out of this spoke's share: un-share it (or just let go, when deletions stay local).
+            self.inbound_deleted(link, hub, reason_filtered=True)
+            return
+        hub_changed = hub.deleted or hub.version != link.hub_version
+        merged_names = names  # a placeholder copy only ever gives back its times
+        if not hub_changed:
+            self.take_spoke(item, link, hub, merged_names)
+            return
+        if hub.deleted:
+            # edited here, deleted in the hub: the edit wins and brings the item back
+            self.record(hub, item, "edit_delete", "spoke")
+            self.take_spoke(item, link, hub, merged_names)
+            return
+        winner = _conflict_winner(self.opts.conflict_policy, self.inp.spoke_id, hub, item.event)
+        self.record(hub, item, "edit_edit", winner)
+        if winner == "spoke":
+            self.take_spoke(item, link, hub, merged_names)
+        elif self.two_way:
+            event = rules.project(hub.event or Event(), self.opts, self.inp.fields, link.created_by_hub)
+            current = replace(link, spoke_version=item.version, spoke_hash=new_hash)
+            self.plan.spoke.append(SpokeUpdate(current, hub, event, item.version))
+            self.set_link(current, hub.id)
+        else:
+            # a one-way spoke keeps its edit; the hub keeps its own; stop re-detecting it
+            kept = replace(link, spoke_version=item.version, spoke_hash=new_hash, hub_version=hub.version)
+            self.plan.links.append(LinkChange(kept, hub.id))
+            self.set_link(kept, hub.id)
+
+    def take_spoke(self, item: SpokeItem, link: Link, hub: HubItem, names: frozenset[str]) -> None:
+        event = rules.merge_inbound(None if hub.deleted else hub.event, item.event, names)
+        new = self.hub_version_of(hub.id, hub, event, deleted=False)
+        new_link = self.link_for(item, hub.id, new.version, link.created_by_hub)
+        self.plan.hub.append(HubUpsert(new, hub.version, new_link))
+        self.set_link(new_link, hub.id)
+
+    def inbound_deleted(self, link: Link, hub: HubItem | None, reason_filtered: bool = False) -> None:
+        if hub is None or hub.deleted:
+            self.plan.links.append(LinkChange(None, link.hub_item_id, drop=True))
+            self.set_link(None, link.hub_item_id)
+            return
+        self.handled.add(hub.id)
+        if self.inp.refuse_deletions and not reason_filtered:
+            self.plan.links.append(LinkChange(None, hub.id, drop=True))
+            self.set_link(None, hub.id)
+            if self.two_way and hub.event is not None:
+                self.plan.spoke.append(SpokeCreate(hub, rules.project(hub.event, self.opts, self.inp.fields, True)))
+            return
+        if self.keep_deletions:
+            detached = replace(link, detached=True)
+            self.plan.links.append(LinkChange(detached, hub.id))
+            self.set_link(detached, hub.id)
+            return
+        if hub.version != link.hub_version and not reason_filtered:
+            # deleted here, edited in the hub: the edit wins
+            self.record(hub, None, "delete_edit", "hub")
+            self.plan.links.append(LinkChange(None, hub.id, drop=True))
+            self.set_link(None, hub.id)
+            if self.two_way and hub.event is not None and rules.passes_filters(hub.event, self.opts):
+                self.plan.spoke.append(SpokeCreate(hub, rules.project(hub.event, self.opts, self.inp.fields, True)))
+            return
+        tomb = self.hub_version_of(hub.id, hub, None, deleted=True)
+        self.plan.hub.append(HubUpsert(tomb, hub.version, None, drop_link=True))
+        self.set_link(None, hub.id)
+
+    def record(self, hub: HubItem, item: SpokeItem | None, kind: str, winner: Winner) -> None:
+        self.plan.conflicts.append(Conflict(
+            hub_item_id=hub.id,
+            spoke_item_id="" if item is None else item.id,
+            kind=kind,
+            policy=self.opts.conflict_policy,
+            winner=winner,
+            hub_version=_dump(hub.event),
+            spoke_version=None if item is None else _dump(item.event),
+        ))
+
+    # ----------------------------------------------------------- outbound
+    def outbound(self, hub: HubItem) -> None:
+        self.plan.max_seq = max(self.plan.max_seq, hub.seq)
+        if hub.id in self.handled:
+            return
+        link = self.links_by_hub.get(hub.id)
+        if link is not None and link.detached:
+            return
+        if hub.deleted or hub.event is None:
+            if link is not None:
+                if self.keep_deletions:
+                    self.plan.links.append(LinkChange(replace(link, detached=True), hub.id))
+                else:
+                    self.plan.spoke.append(SpokeDelete(link, hub))
+            return
+        member = rules.passes_filters(hub.event, self.opts)
+        if link is None:
+            if member and rules.in_window(hub.event, self.opts, self.inp.now):
+                self.plan.spoke.append(SpokeCreate(hub, rules.project(hub.event, self.opts, self.inp.fields, True)))
+            return
+        if link.hub_version == hub.version:
+            return
+        if not member:
+            if link.created_by_hub and not self.keep_deletions:
+                self.plan.spoke.append(SpokeDelete(link, hub))
+            else:
+                self.plan.links.append(LinkChange(replace(link, detached=True), hub.id))
+            return
+        event = rules.project(hub.event, self.opts, self.inp.fields, link.created_by_hub)
+        if rules.spoke_hash(event, self.compared(link.created_by_hub)) == link.spoke_hash:
+            # the spoke already shows this content (e.g. a field it does not hold changed)
+            self.plan.links.append(LinkChange(replace(link, hub_version=hub.version), hub.id))
+            return
+        self.plan.spoke.append(SpokeUpdate(link, hub, event, link.spoke_version))
+
+    # ---------------------------------------------------------------- run
+    def run(self) -> Plan:
+        changes = self.inp.changes
+        seen: set[str] = set()
+        for item in changes.items:
+            seen.add(item.id)
+            self.inbound_item(item)
+        deleted = list(changes.deleted)
+        if changes.full:
+            deleted += [sid for sid in self.inp.links_by_spoke if sid not in seen]
+        for spoke_item_id in dict.fromkeys(deleted):
+            link = self.inp.links_by_spoke.get(spoke_item_id)
+            if link is None or link.detached:
+                continue
+            self.inbound_deleted(link, self.inp.hub_items.get(link.hub_item_id))
+        if self.two_way:
+            for hub in self.inp.hub_changed:
+                self.outbound(hub)
+        return self.plan
+
+
+def plan_sync(inp: PlanInput) -> Plan:
+    return _Planner(inp).run()
+
+
+# ---------------------------------------------------------------- guards
+
+
+@dataclass(frozen=True)
+class GuardVerdict:
+    ok: bool
+    state: str = "ok"  # "needs_confirmation" when not ok
+    reason: str = ""
+    deletions: int = 0
+
+
+def check_guards(
+    changes: ChangeSet, plan: Plan, live_links: int, options: SyncOptions, confirmed: bool, spoke_name: str,
+    refused: bool = False,
+) -> GuardVerdict:
+    """The no-silent-data-loss guards: an empty read and a mass deletion."""
+    if confirmed or refused:
+        return GuardVerdict(True)
+    if changes.full and not changes.items and live_links > 0:
+        return GuardVerdict(
+            False,
+            "needs_confirmation",
+            f"Spoke '{spoke_name}' read as empty, but {live_links} of its items are in the hub. "
+            "Nothing was deleted. If the calendar really was emptied, confirm the deletion.",
+            live_links,
+        )
+    deletions = max(plan.hub_deletes, plan.spoke_deletes)
+    if deletions > options.max_delete_count and live_links and deletions > options.max_delete_share * live_links:
+        return GuardVerdict(
+            False,
+            "needs_confirmation",
+            f"This sync of '{spoke_name}' would delete {deletions} of its {live_links} items "
+            f"(more than {options.max_delete_share:.0%}). It is paused until an administrator confirms.",
+            deletions,
+        )
+    return GuardVerdict(True)
+
+
+def iter_batches(items: list, size: int) -> Iterable[list]:  # type: ignore[type-arg]
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

@@ -1,0 +1,151 @@
+"""What a spoke's options mean for one event: which fields it exchanges with
+the hub, what the hub writes into it, and whether an event belongs to it.
+
+Pure functions of (event, options, capabilities, now).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date, datetime, time, timedelta, timezone
+
+from spokesync.model.event import ALL_FIELDS, OPTIONAL_FIELDS, Event, Override, content_hash, restrict
+from spokesync.model.hub import SyncOptions
+
+# What survives a busy-only placeholder round trip.
+PLACEHOLDER_FIELDS = frozenset({"start", "end", "timezone", "recurrence", "cancelled", "show_as"})
+
+
+def exchanged_fields(options: SyncOptions, capabilities: frozenset[str]) -> frozenset[str]:
+    """Fields that flow between this spoke and the hub: what the spoke can hold,
+    minus the optional fields switched off for it."""
+    names = set(capabilities & ALL_FIELDS)
+    switches = {
+        "description": options.sync_description,
+        "location": options.sync_location,
+        "attendees": options.sync_attendees,
+        "reminders": options.sync_reminders,
+    }
+    for switch, enabled in switches.items():
+        if not enabled:
+            names -= OPTIONAL_FIELDS[switch]
+    return frozenset(names)
+
+
+def compared_fields(options: SyncOptions, capabilities: frozenset[str], created_by_hub: bool) -> frozenset[str]:
+    """Fields whose change in the spoke copy counts as an edit there.
+
+    Privacy modes only shape copies the hub creates: an item that originated in
+    the spoke is the user's own and is never replaced by a placeholder.
+    """
+    names = exchanged_fields(options, capabilities)
+    if created_by_hub and options.privacy_mode == "busy_only":
+        return names & PLACEHOLDER_FIELDS
+    if created_by_hub and options.privacy_mode == "private":
+        return names - {"privacy"}
+    return names
+
+
+def _blank_optional(event: Event, names: frozenset[str]) -> Event:
+    """The event with every field outside `names` at its default."""
+    return restrict(event, Event(), names | {"modified"})
+
+
+def project(event: Event, options: SyncOptions, capabilities: frozenset[str], created_by_hub: bool) -> Event:
+    """What the hub writes into this spoke for `event`."""
+    names = exchanged_fields(options, capabilities)
+    out = _blank_optional(event, names)
+    if not created_by_hub:
+        return out
+    if options.privacy_mode == "private":
+        return replace(out, privacy="private")
+    if options.privacy_mode == "busy_only":
+        title = options.placeholder_title or "Busy"
+        return Event(
+            title=title,
+            start=event.start,
+            end=event.end,
+            timezone=event.timezone,
+            recurrence=event.recurrence,
+            cancelled=event.cancelled,
+            overrides=tuple(
+                Override(o.original_start, Event(title=title, start=o.event.start, end=o.event.end,
+                                                 timezone=o.event.timezone, show_as=o.event.show_as))
+                for o in event.overrides
+            ),
+            show_as=event.show_as,
+            privacy="private",
+            reminders=None,
+            modified=event.modified,
+        )
+    return out
+
+
+def merge_inbound(hub_event: Event | None, spoke_event: Event, names: frozenset[str]) -> Event:
+    """The hub's new version: the spoke's values for `names`, the hub's for the rest."""
+    base = hub_event if hub_event is not None else Event()
+    merged = restrict(spoke_event, base, names)
+    return replace(merged, modified=spoke_event.modified)
+
+
+def spoke_hash(event: Event, names: frozenset[str]) -> str:
+    return content_hash(event, names)
+
+
+# ------------------------------------------------------------ membership
+
+
+def _as_datetime(value: datetime | date, end: bool = False) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    moment = datetime.combine(value, time.min, tzinfo=timezone.utc)
+    return moment
+
+
+def _rule_until(event: Event) -> datetime | None:
+    for line in event.recurrence:
+        if not line.upper().startswith("RRULE:"):
+            continue
+        for part in line.split(":", 1)[1].split(";"):
+            key, _, value = part.partition("=")
+            if key.upper() == "UNTIL" and value:
+                value = value.strip().upper()
+                try:
+                    if len(value) == 8:
+                        return datetime.strptime(value, "%Y%m%d").replace(tzinfo=timezone.utc) + timedelta(days=1)
+                    return datetime.strptime(value.rstrip("Z"), "%Y%m%dT%H%M%S").replace(tzinfo=timezone.utc)
+                except ValueError:
+                    return None
+        return None  # recurs without end (COUNT is treated as open-ended: cheap and safe)
+    return None
+
+
+def in_window(event: Event, options: SyncOptions, now: datetime) -> bool:
+    if event.start is None:
+        return True
+    start = _as_datetime(event.start)
+    end = _as_datetime(event.end) if event.end is not None else start
+    if event.is_recurring:
+        until = _rule_until(event)
+        end = until if until is not None else datetime.max.replace(tzinfo=timezone.utc)
+    if options.days_past is not None and end < now - timedelta(days=options.days_past):
+        return False
+    return not (options.days_future is not None and start > now + timedelta(days=options.days_future))
+
+
+def passes_filters(event: Event, options: SyncOptions) -> bool:
+    f = options.filters
+    if f.categories and not set(f.categories) & set(event.categories):
+        return False
+    if f.subject_contains and f.subject_contains.casefold() not in event.title.casefold():
+        return False
+    if f.show_as and event.show_as not in f.show_as:
+        return False
+    if f.exclude_all_day and event.all_day:
+        return False
+    return not (f.exclude_private and event.privacy in ("private", "confidential"))
+
+
+def belongs(event: Event, options: SyncOptions, now: datetime) -> bool:
+    """Does the event belong to this spoke's share of the hub?"""
+    return passes_filters(event, options) and in_window(event, options, now)

@@ -1,0 +1,381 @@
+"""The runner: one sync of one spoke against its hub (the imperative shell).
+
+take the spoke's lease -> read the spoke's changes and the hub's changes ->
+plan (pure) -> check the guards -> apply in batches, committing links with
+each batch -> commit cursors -> record the run -> release the lease -> enqueue
+the other two-way spokes when the hub changed, and a continuation when the
+time budget ran out, a write must be retried, or a sync was requested meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from spokesync.engine import rules
+from spokesync.engine.planner import (
+    HubUpsert,
+    LinkChange,
+    Plan,
+    PlanInput,
+    SpokeCreate,
+    SpokeDelete,
+    SpokeUpdate,
+    check_guards,
+    iter_batches,
+    plan_sync,
+)
+from spokesync.model.hub import HubItem, Link, RunRecord, Spoke
+from spokesync.ports import (
+    ChangeSet,
+    CommitBatch,
+    ConnectorError,
+    CredentialBroken,
+    FullResyncRequired,
+    HubItemConflict,
+    HubWrite,
+    ItemDelete,
+    ItemUpdate,
+    LeaseLost,
+    NewItem,
+    QuotaExceeded,
+    SpokeConnector,
+    SyncTask,
+    Throttled,
+    WriteResult,
+)
+
+if TYPE_CHECKING:
+    from spokesync.bootstrap import Context
+
+log = logging.getLogger("spokesync.runner")
+
+HUB_BATCH = 200  # hub writes per commit: each is an item and a link (Firestore: <= 500 writes)
+
+
+class _OutOfTime(Exception):
+    pass
+
+
+@dataclass
+class _Progress:
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(
+        ("hub_created", "hub_updated", "hub_deleted", "spoke_created", "spoke_updated", "spoke_deleted",
+         "conflicts", "write_errors", "retries"), 0))
+    errors: list[str] = field(default_factory=list)
+    unfinished: Counter[int] = field(default_factory=Counter)  # hub seqs not yet written to the spoke
+    hub_changed: bool = False
+    rerun: bool = False  # something must be looked at again in a following run
+    retry_after_s: float = 0.0
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Runner:
+    def __init__(self, ctx: Context, budget_s: float | None = None) -> None:
+        self.ctx = ctx
+        self.store = ctx.store
+        self.clock = ctx.clock
+        self.budget_s = ctx.config.run_budget_s if budget_s is None else budget_s
+
+    # ---------------------------------------------------------------- entry
+    def sync(self, spoke_id: str, reason: str = "manual", dry_run: bool = False) -> RunRecord:
+        run = RunRecord(id=new_id(), spoke_id=spoke_id, hub_id="", started_at=self.clock.now())
+        if dry_run:
+            return self._dry_run(run)
+        spoke = self.store.acquire_lease(spoke_id, run.id, self.clock.now(), self.ctx.config.lease_ttl_s)
+        if spoke is None:
+            # Another run holds the lease; it saw the dirty flag we left and runs again.
+            run.status, run.reason, run.finished_at = "skipped", "another run of this spoke is in progress", self.clock.now()
+            return run
+        run.hub_id = spoke.hub_id
+        progress = _Progress()
+        state, state_reason = "ok", ""
+        try:
+            self._run(spoke, run, progress)
+        except _Paused as paused:
+            run.status, run.reason = "paused", paused.reason
+            state, state_reason = paused.state, paused.reason
+        except CredentialBroken as err:
+            run.status, run.reason = "failed", str(err)
+            state, state_reason = "credential_broken", str(err)
+        except QuotaExceeded as err:
+            run.status, run.reason = "paused", str(err)
+            state, state_reason = "paused", str(err)
+        except Throttled as err:
+            run.status, run.reason = "continued", f"throttled: {err}"
+            progress.rerun, progress.retry_after_s = True, err.retry_after_s
+        except (HubItemConflict, LeaseLost) as err:
+            run.status, run.reason = "continued", str(err)
+            progress.rerun = not isinstance(err, LeaseLost)
+        except ConnectorError as err:
+            run.status, run.reason = "failed", str(err)
+            state, state_reason = "failed", str(err)
+        except Exception as err:  # noqa: BLE001 - a run records every failure, never crashes the worker
+            log.exception("sync run failed", extra={"spoke_id": spoke_id, "run_id": run.id})
+            run.status, run.reason = "failed", f"{type(err).__name__}: {err}"
+            state, state_reason = "failed", run.reason
+        finally:
+            run.finished_at = self.clock.now()
+            run.counts, run.errors = progress.counts, progress.errors[:50]
+            if run.status == "running":
+                run.status = "ok"
+            next_run = self.clock.now() + timedelta(seconds=spoke.options.poll_interval_s)
+            self.store.put_run(run)
+            changes: dict[str, object] = {
+                "last_run_id": run.id, "last_run_at": run.finished_at, "next_run_at": next_run,
+            }
+            if run.status != "continued":
+                changes["state"], changes["state_reason"] = state, state_reason
+            if run.status in ("ok", "continued"):
+                changes["confirm_deletions"], changes["refuse_deletions"], changes["pending_deletions"] = False, False, 0
+            dirty = self.store.release_lease(spoke.id, run.id, **changes)
+        self._follow_up(spoke, run, progress, dirty)
+        log.info("sync run finished", extra={"spoke_id": spoke.id, "hub_id": spoke.hub_id, "run_id": run.id,
+                                             "status": run.status, "counts": run.counts})
+        return run
+
+    def _follow_up(self, spoke: Spoke, run: RunRecord, progress: _Progress, dirty: bool) -> None:
+        queue = self.ctx.queue
+        if progress.hub_changed:
+            for other in self.store.list_spokes(spoke.hub_id):
+                if other.id != spoke.id and other.options.two_way and other.state not in ("needs_confirmation",):
+                    queue.enqueue(SyncTask(other.id, reason="hub_changed"))
+        if run.status == "continued" or progress.rerun or dirty:
+            reason = "dirty" if dirty and not progress.rerun else "continuation"
+            queue.enqueue(SyncTask(spoke.id, reason=reason), delay_s=progress.retry_after_s)
+
+    # ----------------------------------------------------------------- core
+    def _read(self, spoke: Spoke, connector: SpokeConnector) -> tuple[ChangeSet, bool]:
+        cursor = self.store.get_cursor(spoke.id)
+        try:
+            return connector.changes(cursor), cursor is None
+        except FullResyncRequired:
+            log.info("full resync required", extra={"spoke_id": spoke.id})
+            return connector.changes(None), True
+
+    def _inputs(self, spoke: Spoke, connector: SpokeConnector, changes: ChangeSet) -> tuple[PlanInput, int]:
+        store = self.store
+        hub_changed = store.hub_items_since(spoke.hub_id, spoke.hub_cursor) if spoke.options.two_way else []
+        if changes.full:
+            all_links = store.list_links(spoke.id)
+            links_by_spoke = {link.spoke_item_id: link for link in all_links}
+            links_by_hub = {link.hub_item_id: link for link in all_links}
+            live = sum(1 for link in all_links if not link.detached)
+        else:
+            ids = [i.id for i in changes.items] + list(changes.deleted)
+            links_by_spoke = store.links_by_spoke_items(spoke.id, ids) if ids else {}
+            wanted = [h.id for h in hub_changed] + [i.hub_id for i in changes.items if i.hub_id]
+            links_by_hub = store.links_by_hub_items(spoke.id, wanted) if wanted else {}
+            live = -1  # counted only when a deletion needs the guard
+        needed = {link.hub_item_id for link in links_by_spoke.values()}
+        needed |= {i.hub_id for i in changes.items if i.hub_id}
+        known = {h.id: h for h in hub_changed}
+        missing = [i for i in needed if i not in known]
+        hub_items = dict(known)
+        if missing:
+            hub_items.update(store.get_hub_items(spoke.hub_id, missing))
+        inp = PlanInput(
+            hub_id=spoke.hub_id, spoke_id=spoke.id, options=spoke.options, fields=connector.capabilities.fields,
+            changes=changes, hub_changed=hub_changed, hub_items=hub_items, links_by_spoke=links_by_spoke,
+            links_by_hub=links_by_hub, now=self.clock.now(), new_id=new_id,
+            refuse_deletions=spoke.refuse_deletions,
+        )
+        return inp, live
+
+    def _plan(self, spoke: Spoke) -> tuple[SpokeConnector, ChangeSet, Plan, int, list[HubItem]]:
+        connector = self.ctx.connector(spoke)
+        self._connector_fields = connector.capabilities.fields
+        changes, _ = self._read(spoke, connector)
+        inp, live = self._inputs(spoke, connector, changes)
+        plan = plan_sync(inp)
+        return connector, changes, plan, live, inp.hub_changed
+
+    def _run(self, spoke: Spoke, run: RunRecord, progress: _Progress) -> None:
+        deadline = self.clock.monotonic() + self.budget_s
+        connector, changes, plan, live, hub_changed = self._plan(spoke)
+        if (plan.hub_deletes or plan.spoke_deletes or changes.full) and live < 0:
+            live = self.store.count_links(spoke.id)
+        verdict = check_guards(changes, plan, live, spoke.options, spoke.confirm_deletions, spoke.name,
+                               spoke.refuse_deletions)
+        if not verdict.ok:
+            self.store.update_spoke(spoke.id, pending_deletions=verdict.deletions)
+            raise _Paused(verdict.state, verdict.reason)
+        run.conflicts = [c.to_dict() for c in plan.conflicts[:100]]
+        progress.counts["conflicts"] = len(plan.conflicts)
+        progress.unfinished.update(a.hub_item.seq for a in plan.spoke)
+        inbound_done = False
+        try:
+            self._apply_hub(spoke, run, plan, progress, deadline)
+            inbound_done = True
+            self._apply_spoke(spoke, run, connector, plan, progress, deadline)
+        except _OutOfTime:
+            run.status, run.reason = "continued", "time budget used up; continuing in a new run"
+        # Cursors: the spoke's feed only when every inbound change is in the hub;
+        # the hub cursor up to the first hub change not yet written to the spoke.
+        hub_cursor = spoke.hub_cursor
+        if spoke.options.two_way:
+            top = max([plan.max_seq, spoke.hub_cursor] + [h.seq for h in hub_changed])
+            waiting = [seq for seq, n in progress.unfinished.items() if n > 0]
+            hub_cursor = min(waiting) - 1 if waiting else top
+            hub_cursor = max(hub_cursor, spoke.hub_cursor)
+        batch = CommitBatch(spoke.hub_id, spoke.id, run.id, hub_cursor=hub_cursor)
+        if inbound_done:
+            batch.cursor, batch.set_cursor = changes.cursor, True
+        self.store.commit(batch, self.clock.now())
+
+    # --------------------------------------------------------------- inbound
+    def _check_time(self, deadline: float) -> None:
+        if self.clock.monotonic() > deadline:
+            raise _OutOfTime()
+
+    def _apply_hub(self, spoke: Spoke, run: RunRecord, plan: Plan, progress: _Progress, deadline: float) -> None:
+        actions: list[HubUpsert | LinkChange] = [*plan.hub, *plan.links]
+        for chunk in iter_batches(actions, HUB_BATCH):
+            self._check_time(deadline)
+            batch = CommitBatch(spoke.hub_id, spoke.id, run.id)
+            for action in chunk:
+                if isinstance(action, HubUpsert):
+                    batch.hub_writes.append(HubWrite(action.item, action.expected_version))
+                    if action.link is not None:
+                        batch.link_upserts.append(action.link)
+                    elif action.drop_link:
+                        batch.link_deletes.append(action.item.id)
+                elif action.drop or action.link is None:
+                    batch.link_deletes.append(action.hub_item_id)
+                else:
+                    batch.link_upserts.append(action.link)
+            self.store.commit(batch, self.clock.now())
+            for action in chunk:
+                if isinstance(action, HubUpsert):
+                    key = "hub_deleted" if action.item.deleted else (
+                        "hub_created" if action.expected_version == 0 else "hub_updated")
+                    progress.counts[key] += 1
+                    progress.hub_changed = True
+
+    # -------------------------------------------------------------- outbound
+    def _apply_spoke(self, spoke: Spoke, run: RunRecord, connector: SpokeConnector, plan: Plan,
+                     progress: _Progress, deadline: float) -> None:
+        size = max(1, connector.capabilities.batch_size)
+        creates = [a for a in plan.spoke if isinstance(a, SpokeCreate)]
+        updates = [a for a in plan.spoke if isinstance(a, SpokeUpdate)]
+        deletes = [a for a in plan.spoke if isinstance(a, SpokeDelete)]
+        for c_chunk in iter_batches(creates, size):
+            self._check_time(deadline)
+            results = connector.create([NewItem(a.hub_item.id, a.event) for a in c_chunk])
+            updates.extend(self._settle(spoke, run, progress, c_chunk, results))
+        for u_chunk in iter_batches(updates, size):
+            self._check_time(deadline)
+            results = connector.update([ItemUpdate(a.link.spoke_item_id, a.version, a.event, a.hub_item.id)
+                                        for a in u_chunk])
+            self._settle(spoke, run, progress, u_chunk, results)
+        for d_chunk in iter_batches(deletes, size):
+            self._check_time(deadline)
+            results = connector.delete([ItemDelete(a.link.spoke_item_id, a.link.spoke_version) for a in d_chunk])
+            self._settle(spoke, run, progress, d_chunk, results)
+
+    def _settle(self, spoke: Spoke, run: RunRecord, progress: _Progress, actions: list, results: list[WriteResult]) -> list[SpokeUpdate]:  # type: ignore[type-arg]
+        """Commit the links of one write batch; returns follow-up updates for
+        creates that found their item already there."""
+        if len(results) != len(actions):
+            raise ConnectorError(f"the spoke answered {len(results)} results for {len(actions)} writes")
+        batch = CommitBatch(spoke.hub_id, spoke.id, run.id)
+        follow: list[SpokeUpdate] = []
+        done_seqs: list[int] = []
+        for action, result in zip(actions, results, strict=True):
+            hub_item: HubItem = action.hub_item
+            compared = rules.compared_fields(spoke.options, self._fields, True if isinstance(action, SpokeCreate)
+                                             else action.link.created_by_hub)
+            if result.status == "ok":
+                done_seqs.append(hub_item.seq)
+                if isinstance(action, SpokeDelete):
+                    batch.link_deletes.append(hub_item.id)
+                    progress.counts["spoke_deleted"] += 1
+                    continue
+                created = isinstance(action, SpokeCreate)
+                link = Link(spoke.id, hub_item.id, result.spoke_item_id or action.link.spoke_item_id,
+                            result.version, rules.spoke_hash(action.event, compared), hub_item.version,
+                            created_by_hub=True if created else action.link.created_by_hub)
+                batch.link_upserts.append(link)
+                progress.counts["spoke_created" if created else "spoke_updated"] += 1
+            elif result.status == "exists" and isinstance(action, SpokeCreate):
+                # A retried create: the item is there already (an earlier run crashed before
+                # committing its link). Link it, then bring it up to date in this run.
+                existing_hash = rules.spoke_hash(result.item.event, compared) if result.item else ""
+                link = Link(spoke.id, hub_item.id, result.spoke_item_id, result.version, existing_hash,
+                            hub_item.version, created_by_hub=True)
+                batch.link_upserts.append(link)
+                if existing_hash != rules.spoke_hash(action.event, compared):
+                    follow.append(SpokeUpdate(link, hub_item, action.event, result.version))
+                    progress.unfinished[hub_item.seq] += 1
+                    done_seqs.append(hub_item.seq)
+                else:
+                    done_seqs.append(hub_item.seq)
+            elif result.status == "not_found" and isinstance(action, SpokeDelete):
+                done_seqs.append(hub_item.seq)
+                batch.link_deletes.append(hub_item.id)
+            elif result.status == "not_found" and isinstance(action, SpokeUpdate):
+                # deleted in the spoke meanwhile: the hub's newer edit wins, recreate next run
+                batch.link_deletes.append(hub_item.id)
+                progress.rerun = True
+            elif result.status == "conflict":
+                # the spoke copy changed since we read it: its edit arrives through the feed
+                progress.rerun = True
+                progress.counts["retries"] += 1
+            elif result.status == "retry":
+                progress.rerun = True
+                progress.counts["retries"] += 1
+                progress.retry_after_s = max(progress.retry_after_s, 30.0)
+            else:
+                progress.counts["write_errors"] += 1
+                progress.errors.append(f"{type(action).__name__} of '{_title(action)}': {result.message or result.status}")
+        for seq in done_seqs:
+            progress.unfinished[seq] -= 1
+        if len(batch):
+            self.store.commit(batch, self.clock.now())
+        return follow
+
+    @property
+    def _fields(self) -> frozenset[str]:
+        return self._connector_fields
+
+    _connector_fields: frozenset[str] = frozenset()
+
+    # ------------------------------------------------------------ dry runs
+    def _dry_run(self, run: RunRecord) -> RunRecord:
+        spoke = self.store.get_spoke(run.spoke_id)
+        if spoke is None:
+            raise KeyError(f"no spoke {run.spoke_id}")
+        run.hub_id = spoke.hub_id
+        connector, changes, plan, live, _ = self._plan(spoke)
+        if live < 0:
+            live = self.store.count_links(spoke.id)
+        verdict = check_guards(changes, plan, live, spoke.options, spoke.confirm_deletions, spoke.name)
+        run.status = "dry_run"
+        run.reason = "" if verdict.ok else verdict.reason
+        run.counts = plan.counts()
+        run.conflicts = [c.to_dict() for c in plan.conflicts[:100]]
+        run.plan = plan.describe()
+        run.finished_at = self.clock.now()
+        return run
+
+
+class _Paused(Exception):
+    def __init__(self, state: str, reason: str) -> None:
+        super().__init__(reason)
+        self.state = state
+        self.reason = reason
+
+
+def _title(action: SpokeCreate | SpokeUpdate | SpokeDelete) -> str:
+    event = action.hub_item.event
+    return event.title if event is not None else action.hub_item.id
+
+
+__all__ = ["Runner", "new_id", "replace"]

@@ -1,0 +1,296 @@
+"""Administrative use cases: hubs, spokes, options, sync now, status, history.
+
+Called by the CLI, the setup function's JSON API and the web UI. Each
+function takes the Context first and returns plain data or model objects;
+bad input raises `InvalidRequest` / `NotFound` with a message fit for an
+administrator.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from spokesync.model.hub import Hub, RunRecord, Spoke, SyncOptions
+from spokesync.ports import SyncTask
+
+if TYPE_CHECKING:
+    from spokesync.bootstrap import Context
+
+
+class InvalidRequest(ValueError):
+    """The request is wrong in a way the administrator can fix."""
+
+
+class NotFound(KeyError):
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "not found"
+
+
+def _id() -> str:
+    return uuid.uuid4().hex
+
+
+# ------------------------------------------------------------------- hubs
+
+
+def create_hub(ctx: Context, name: str, object_type: str = "calendar") -> Hub:
+    name = (name or "").strip()
+    if not name:
+        raise InvalidRequest("a hub needs a name")
+    if object_type not in ("calendar", "contacts"):
+        raise InvalidRequest("object type must be 'calendar' or 'contacts'")
+    if object_type == "contacts":
+        raise InvalidRequest("contacts hubs are not supported yet; only calendars can be synced")
+    if any(h.name == name for h in ctx.store.list_hubs()):
+        raise InvalidRequest(f"a hub named '{name}' already exists")
+    hub = Hub(id=_id(), name=name, object_type="calendar")
+    ctx.store.put_hub(hub)
+    return hub
+
+
+def get_hub(ctx: Context, hub_id: str) -> Hub:
+    hub = ctx.store.get_hub(hub_id)
+    if hub is None:
+        raise NotFound(f"no hub with id {hub_id}")
+    return hub
+
+
+def find_hub(ctx: Context, ref: str) -> Hub:
+    """A hub by id or by name (the CLI accepts either)."""
+    hub = ctx.store.get_hub(ref)
+    if hub is not None:
+        return hub
+    for candidate in ctx.store.list_hubs():
+        if candidate.name == ref:
+            return candidate
+    raise NotFound(f"no hub named or numbered '{ref}'")
+
+
+def list_hubs(ctx: Context) -> list[Hub]:
+    return ctx.store.list_hubs()
+
+
+def delete_hub(ctx: Context, hub_id: str) -> None:
+    get_hub(ctx, hub_id)
+    for spoke in ctx.store.list_spokes(hub_id):
+        remove_spoke(ctx, spoke.id)
+    ctx.store.delete_hub(hub_id)
+
+
+# ----------------------------------------------------------------- spokes
+
+
+def options_from(raw: dict[str, Any] | None, base: SyncOptions | None = None) -> SyncOptions:
+    """Options from request data, on top of `base`; validated."""
+    merged = (base or SyncOptions()).to_dict()
+    for key, value in (raw or {}).items():
+        if key == "filters" and isinstance(value, dict):
+            merged["filters"] = {**merged["filters"], **value}
+        elif key in merged:
+            merged[key] = value
+        else:
+            raise InvalidRequest(f"unknown sync option '{key}'")
+    try:
+        options = SyncOptions.from_dict(merged)
+        options.validate()
+    except (TypeError, ValueError) as err:
+        raise InvalidRequest(str(err)) from None
+    return options
+
+
+def add_spoke(
+    ctx: Context,
+    hub_id: str,
+    name: str,
+    kind: str,
+    address: dict[str, Any],
+    credential_id: str | None = None,
+    options: dict[str, Any] | None = None,
+) -> Spoke:
+    from spokesync.connectors.registry import kinds
+
+    hub = get_hub(ctx, hub_id)
+    name = (name or "").strip()
+    if not name:
+        raise InvalidRequest("a spoke needs a name")
+    if kind not in kinds():
+        raise InvalidRequest(f"unknown spoke kind '{kind}'; choose one of {', '.join(kinds())}")
+    if credential_id is not None and ctx.store.get_credential(credential_id) is None:
+        raise InvalidRequest(f"no saved credential with id {credential_id}")
+    for other in ctx.store.list_spokes():
+        if other.kind == kind and other.address == address and other.hub_id == hub.id:
+            raise InvalidRequest(f"this calendar is already a spoke of hub '{hub.name}' ('{other.name}')")
+    spoke = Spoke(id=_id(), hub_id=hub.id, name=name, kind=kind, credential_id=credential_id,
+                  address=dict(address), options=options_from(options), next_run_at=ctx.clock.now())
+    ctx.store.put_spoke(spoke)
+    return spoke
+
+
+def get_spoke(ctx: Context, spoke_id: str) -> Spoke:
+    spoke = ctx.store.get_spoke(spoke_id)
+    if spoke is None:
+        raise NotFound(f"no spoke with id {spoke_id}")
+    return spoke
+
+
+def find_spoke(ctx: Context, ref: str) -> Spoke:
+    spoke = ctx.store.get_spoke(ref)
+    if spoke is not None:
+        return spoke
+    matches = [s for s in ctx.store.list_spokes() if s.name == ref]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise InvalidRequest(f"several spokes are named '{ref}': use the id")
+    raise NotFound(f"no spoke named or numbered '{ref}'")
+
+
+def list_spokes(ctx: Context, hub_id: str | None = None) -> list[Spoke]:
+    return ctx.store.list_spokes(hub_id)
+
+
+def set_options(ctx: Context, spoke_id: str, changes: dict[str, Any]) -> Spoke:
+    spoke = get_spoke(ctx, spoke_id)
+    options = options_from(changes, spoke.options)
+    if options.conflict_policy.startswith("spoke:"):
+        named = options.conflict_policy.split(":", 1)[1]
+        if named not in {s.id for s in ctx.store.list_spokes(spoke.hub_id)}:
+            raise InvalidRequest("the conflict policy names a spoke that is not in this hub")
+    return ctx.store.update_spoke(spoke.id, options=options)
+
+
+def remove_spoke(ctx: Context, spoke_id: str) -> None:
+    """Remove a spoke: its links, cursor and push channels go; the hub keeps its items."""
+    spoke = get_spoke(ctx, spoke_id)
+    if spoke.kind == "google":
+        try:
+            from spokesync.service import push
+
+            push.stop_channels(ctx, spoke)
+        except ImportError:  # the Google connector is not installed in this build
+            pass
+    ctx.store.delete_spoke(spoke.id)
+
+
+# --------------------------------------------------------------- syncing
+
+
+def sync_now(ctx: Context, spoke_id: str) -> bool:
+    """Queue a sync of one spoke; False when one is already waiting."""
+    spoke = get_spoke(ctx, spoke_id)
+    return ctx.queue.enqueue(SyncTask(spoke.id, reason="manual"))
+
+
+def sync_hub_now(ctx: Context, hub_id: str) -> int:
+    get_hub(ctx, hub_id)
+    return sum(ctx.queue.enqueue(SyncTask(s.id, reason="manual")) for s in ctx.store.list_spokes(hub_id))
+
+
+def dry_run(ctx: Context, spoke_id: str) -> RunRecord:
+    from spokesync.engine.runner import Runner
+
+    spoke = get_spoke(ctx, spoke_id)
+    return Runner(ctx).sync(spoke.id, reason="preview", dry_run=True)
+
+
+def confirm_deletions(ctx: Context, spoke_id: str) -> Spoke:
+    """An administrator confirms a paused mass deletion (or an emptied spoke): the next run may delete."""
+    spoke = get_spoke(ctx, spoke_id)
+    if spoke.state != "needs_confirmation":
+        raise InvalidRequest(f"spoke '{spoke.name}' has no deletion waiting for confirmation")
+    spoke = ctx.store.update_spoke(spoke.id, confirm_deletions=True, state="ok", state_reason="")
+    ctx.queue.enqueue(SyncTask(spoke.id, reason="confirmed"))
+    return spoke
+
+
+def cancel_deletions(ctx: Context, spoke_id: str) -> Spoke:
+    """Refuse a paused deletion: nothing is deleted from the hub; the next run
+    unlinks the items the spoke lost and, for a two-way spoke, writes them back."""
+    spoke = get_spoke(ctx, spoke_id)
+    if spoke.state != "needs_confirmation":
+        raise InvalidRequest(f"spoke '{spoke.name}' has no deletion waiting for confirmation")
+    spoke = ctx.store.update_spoke(spoke.id, refuse_deletions=True, state="ok", state_reason="")
+    ctx.queue.enqueue(SyncTask(spoke.id, reason="refused"))
+    return spoke
+
+
+def resume(ctx: Context, spoke_id: str) -> Spoke:
+    spoke = get_spoke(ctx, spoke_id)
+    spoke = ctx.store.update_spoke(spoke.id, state="ok", state_reason="")
+    ctx.queue.enqueue(SyncTask(spoke.id, reason="manual"))
+    return spoke
+
+
+def due_spokes(ctx: Context, now: datetime) -> list[Spoke]:
+    """Spokes whose poll is due (the scheduler and the local polling loop)."""
+    return [
+        s for s in ctx.store.list_spokes()
+        if s.state in ("ok", "failed") and (s.next_run_at is None or s.next_run_at <= now)
+    ]
+
+
+# ----------------------------------------------------------------- status
+
+
+def spoke_status(ctx: Context, spoke: Spoke) -> dict[str, Any]:
+    last = ctx.store.get_run(spoke.last_run_id) if spoke.last_run_id else None
+    channels = ctx.store.list_channels(spoke_id=spoke.id) if spoke.kind == "google" else []
+    return {
+        "id": spoke.id,
+        "hub_id": spoke.hub_id,
+        "name": spoke.name,
+        "kind": spoke.kind,
+        "address": spoke.address,
+        "credential_id": spoke.credential_id,
+        "two_way": spoke.options.two_way,
+        "options": spoke.options.to_dict(),
+        "state": spoke.state,
+        "state_reason": spoke.state_reason,
+        "pending_deletions": spoke.pending_deletions,
+        "running": spoke.lease_owner is not None,
+        "linked_items": ctx.store.count_links(spoke.id),
+        "last_run": None if last is None else run_summary(last),
+        "next_run_at": None if spoke.next_run_at is None else spoke.next_run_at.isoformat(),
+        "push_channel_expires_at": max((c.expires_at for c in channels), default=None),
+    }
+
+
+def run_summary(run: RunRecord) -> dict[str, Any]:
+    counts = run.counts
+    return {
+        "id": run.id,
+        "spoke_id": run.spoke_id,
+        "status": run.status,
+        "reason": run.reason,
+        "started_at": run.started_at.isoformat(),
+        "finished_at": None if run.finished_at is None else run.finished_at.isoformat(),
+        "into_hub": sum(counts.get(k, 0) for k in ("hub_created", "hub_updated", "hub_deleted")),
+        "into_spoke": sum(counts.get(k, 0) for k in ("spoke_created", "spoke_updated", "spoke_deleted")),
+        "counts": counts,
+        "conflicts": run.conflicts,
+        "errors": run.errors,
+    }
+
+
+def hub_status(ctx: Context, hub: Hub) -> dict[str, Any]:
+    return {
+        "id": hub.id,
+        "name": hub.name,
+        "object_type": hub.object_type,
+        "items": len(ctx.store.list_hub_items(hub.id)),
+        "spokes": [spoke_status(ctx, s) for s in ctx.store.list_spokes(hub.id)],
+    }
+
+
+def status(ctx: Context) -> list[dict[str, Any]]:
+    return [hub_status(ctx, h) for h in ctx.store.list_hubs()]
+
+
+def run_history(ctx: Context, spoke_id: str | None = None, hub_id: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+    return [run_summary(r) for r in ctx.store.list_runs(spoke_id=spoke_id, hub_id=hub_id, limit=limit)]
+
+
+__all__ = ["InvalidRequest", "NotFound", "replace"]

@@ -1,0 +1,91 @@
+"""The runner end to end over in-memory spokes and the SQLite store."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+
+from spokesync.model.event import Event, content_hash
+from tests.engine.conftest import Harness
+
+
+def ev(title: str, day: int = 2, **kw: object) -> Event:
+    start = datetime(2026, 3, day, 9, tzinfo=timezone.utc)
+    return Event(title=title, start=start, end=start + timedelta(hours=1), **kw)  # type: ignore[arg-type]
+
+
+def titles(cal) -> list[str]:  # type: ignore[no-untyped-def]
+    return sorted(e.title for e in cal.events())
+
+
+def test_two_way_spokes_converge_and_then_stay_quiet(harness: Harness) -> None:
+    hub = harness.hub()
+    a, cal_a = harness.spoke(hub, "a")
+    b, cal_b = harness.spoke(hub, "b")
+    cal_a.user_create(ev("from a"))
+    cal_b.user_create(ev("from b"))
+    harness.settle()
+    assert titles(cal_a) == titles(cal_b) == ["from a", "from b"]
+    writes = cal_a.writes + cal_b.writes
+    harness.settle()
+    assert cal_a.writes + cal_b.writes == writes
+    run = harness.sync(a)
+    assert run.status == "ok" and sum(run.counts.values()) == 0
+
+
+def test_update_and_delete_propagate(harness: Harness) -> None:
+    hub = harness.hub()
+    a, cal_a = harness.spoke(hub, "a")
+    b, cal_b = harness.spoke(hub, "b")
+    item = cal_a.user_create(ev("meeting"))
+    harness.settle()
+    cal_a.user_update(item.id, replace(item.event, title="moved meeting", location="Room 9"))
+    harness.settle()
+    assert [e.location for e in cal_b.events()] == ["Room 9"]
+    cal_b.user_delete(next(iter(cal_b.items)))
+    harness.settle()
+    assert cal_a.items == {} and cal_b.items == {}
+    assert harness.ctx.store.list_hub_items(hub.id) == []
+
+
+def test_one_way_spoke_feeds_the_hub_but_is_never_written(harness: Harness) -> None:
+    hub = harness.hub()
+    src, cal_src = harness.spoke(hub, "src", two_way=False)
+    dst, cal_dst = harness.spoke(hub, "dst")
+    cal_src.user_create(ev("source"))
+    cal_dst.user_create(ev("dest only"))
+    harness.settle()
+    assert titles(cal_dst) == ["dest only", "source"]
+    assert titles(cal_src) == ["source"] and cal_src.writes == 0
+
+
+def test_empty_read_deletes_nothing_and_asks_for_confirmation(harness: Harness) -> None:
+    hub = harness.hub()
+    a, cal_a = harness.spoke(hub, "a")
+    b, cal_b = harness.spoke(hub, "b")
+    for n in range(3):
+        cal_a.user_create(ev(f"e{n}"))
+    harness.settle()
+    cal_a.read_empty = True  # the server answers with an empty listing
+    run = harness.sync(a)
+    assert run.status == "paused" and "read as empty" in run.reason
+    assert len(harness.ctx.store.list_hub_items(hub.id)) == 3
+    assert len(cal_b.items) == 3
+    state = harness.ctx.store.get_spoke(a.id)
+    assert state is not None and state.state == "needs_confirmation"
+
+
+def test_dry_run_plans_without_writing(harness: Harness) -> None:
+    hub = harness.hub()
+    a, cal_a = harness.spoke(hub, "a")
+    cal_a.user_create(ev("x"))
+    run = harness.sync(a, dry_run=True)
+    assert run.status == "dry_run" and run.counts["hub_created"] == 1
+    assert run.plan and run.plan[0]["action"] == "hub_create"
+    assert harness.ctx.store.list_hub_items(hub.id) == []
+    assert harness.ctx.store.list_runs(spoke_id=a.id) == []
+
+
+def test_round_trip_hash_is_stable(harness: Harness) -> None:
+    e = ev("x", description="<p>Hi</p>")
+    assert content_hash(e) == content_hash(replace(e, modified=datetime.now(timezone.utc)))
