@@ -52,6 +52,9 @@ class Config:
     google_client_secret: str = ""  # only via secret env var in the cloud
     google_channel_ttl_s: int = 604800
     google_channel_renew_before_s: int = 86400
+    # Rate-limit / 5xx backoff inside one run: first delay, and the most time spent waiting.
+    google_backoff_s: float = 1.0
+    google_retry_budget_s: float = 60.0
     # --- Exchange
     exchange_allow_http: bool = False
     exchange_allowed_cidrs: tuple[str, ...] = ()
@@ -122,6 +125,8 @@ class Config:
             google_client_secret=get("GOOGLE_CLIENT_SECRET"),
             google_channel_ttl_s=int(get("GOOGLE_CHANNEL_TTL_S", str(d.google_channel_ttl_s))),
             google_channel_renew_before_s=int(get("GOOGLE_CHANNEL_RENEW_BEFORE_S", str(d.google_channel_renew_before_s))),
+            google_backoff_s=float(get("GOOGLE_BACKOFF_S", str(d.google_backoff_s))),
+            google_retry_budget_s=float(get("GOOGLE_RETRY_BUDGET_S", str(d.google_retry_budget_s))),
             exchange_allow_http=_bool(get("EXCHANGE_ALLOW_HTTP"), d.exchange_allow_http),
             exchange_allowed_cidrs=tuple(c.strip() for c in get("EXCHANGE_ALLOWED_CIDRS").split(",") if c.strip()),
             gcp_project=get("GCP_PROJECT", e.get("GOOGLE_CLOUD_PROJECT", "")),
