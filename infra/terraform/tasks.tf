@@ -1,0 +1,83 @@
+/**
+ * Cloud Tasks queue for sync runs and the Cloud Scheduler jobs that drive
+ * polling and push-channel renewal. Both call the private functions with an
+ * OIDC token of the invoker service account; the audience is the target's
+ * run.app URL (which Cloud Run accepts), and the code checks audience and
+ * account again (SPOKESYNC_OIDC_AUDIENCE, SPOKESYNC_TASKS_SERVICE_ACCOUNT).
+ */
+
+resource "google_cloud_tasks_queue" "sync" {
+  project  = var.project_id
+  name     = "${var.name_prefix}-sync"
+  location = var.region
+
+  rate_limits {
+    max_dispatches_per_second = var.queue.max_dispatches_per_second
+    max_concurrent_dispatches = var.queue.max_concurrent_dispatches
+  }
+
+  retry_config {
+    max_attempts       = var.queue.max_attempts
+    min_backoff        = "${var.queue.min_backoff_s}s"
+    max_backoff        = "${var.queue.max_backoff_s}s"
+    max_doublings      = var.queue.max_doublings
+    max_retry_duration = "${var.queue.max_retry_duration_s}s"
+  }
+
+  stackdriver_logging_config {
+    sampling_ratio = var.queue.log_sampling_ratio
+  }
+
+  depends_on = [google_project_service.api]
+}
+
+locals {
+  # Scheduler jobs: what the scheduler entry point is asked to do, and when.
+  scheduler_jobs = {
+    poll = {
+      description = "Enqueue a sync task for every spoke whose poll is due"
+      schedule    = var.sync.poll_schedule
+      body        = { job = "poll" }
+    }
+    renew_channels = {
+      description = "Renew Google push channels that expire soon"
+      schedule    = var.sync.renew_schedule
+      body        = { job = "renew_channels" }
+    }
+  }
+}
+
+resource "google_cloud_scheduler_job" "job" {
+  for_each = local.scheduler_jobs
+
+  project          = var.project_id
+  region           = var.region
+  name             = "${var.name_prefix}-${replace(each.key, "_", "-")}"
+  description      = each.value.description
+  schedule         = each.value.schedule
+  time_zone        = var.sync.schedule_time_zone
+  attempt_deadline = "${min(var.functions.scheduler.timeout_s, 1800)}s"
+
+  # The next tick comes soon anyway; one retry covers a cold-start hiccup.
+  retry_config {
+    retry_count          = 1
+    min_backoff_duration = "30s"
+  }
+
+  http_target {
+    http_method = "POST"
+    uri         = local.function_urls.scheduler
+    headers     = { "Content-Type" = "application/json" }
+    body        = base64encode(jsonencode(each.value.body))
+
+    oidc_token {
+      service_account_email = google_service_account.invoker.email
+      audience              = local.function_urls.scheduler
+    }
+  }
+
+  depends_on = [
+    google_project_service.api,
+    google_cloud_run_v2_service_iam_member.invoker,
+  ]
+}
