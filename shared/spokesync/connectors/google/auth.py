@@ -1,0 +1,159 @@
+"""Google credentials: OAuth 2.0 for a user and service accounts with
+domain-wide delegation, stored as secrets; the calendar picker.
+
+A saved credential is a `CredentialRef` in the hub store (kind
+"google_oauth" or "google_service_account", the secret's *name*, and
+non-secret settings such as the account e-mail); the refresh token or the
+service-account key live only in the SecretStore. Several spokes can use one
+credential. Every endpoint comes from `Config`, so the same code runs against
+Google and against the local sandbox.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets as pysecrets
+import urllib.parse
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from spokesync.ports import CredentialBroken
+
+if TYPE_CHECKING:
+    from spokesync.config import Config
+    from spokesync.model.hub import CredentialRef
+    from spokesync.ports import SecretStore
+
+SCOPES = ("https://www.googleapis.com/auth/calendar",)
+KIND_OAUTH = "google_oauth"
+KIND_SERVICE_ACCOUNT = "google_service_account"
+
+
+def authorization_url(config: Config, redirect_uri: str, state: str | None = None,
+                      login_hint: str | None = None) -> tuple[str, str]:
+    """Where to send the administrator's browser; returns (url, state).
+
+    Offline access with `prompt=consent` so that Google returns a refresh
+    token even when the user consented before. The caller keeps `state`
+    (e.g. in a signed cookie) and compares it on the callback.
+    """
+    if not config.google_client_id:
+        raise ValueError("SPOKESYNC_GOOGLE_CLIENT_ID is not configured")
+    state = state or pysecrets.token_urlsafe(24)
+    params = {"client_id": config.google_client_id, "redirect_uri": redirect_uri, "response_type": "code",
+              "scope": " ".join(SCOPES), "access_type": "offline", "prompt": "consent",
+              "include_granted_scopes": "true", "state": state}
+    if login_hint:
+        params["login_hint"] = login_hint
+    return config.google_oauth_auth_uri + "?" + urllib.parse.urlencode(params), state
+
+
+@dataclass(frozen=True)
+class TokenGrant:
+    refresh_token: str
+    access_token: str
+    scope: str
+
+
+def exchange_code(config: Config, code: str, redirect_uri: str) -> TokenGrant:
+    """Trade an authorization code for tokens (the callback of the consent flow)."""
+    import requests
+
+    resp = requests.post(config.google_oauth_token_uri, data={
+        "grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri,
+        "client_id": config.google_client_id, "client_secret": config.google_client_secret,
+    }, timeout=30)
+    try:
+        payload = resp.json()
+    except ValueError:
+        payload = {}
+    if resp.status_code != 200:
+        # Never echo the code or the client secret; Google's error code is enough.
+        raise CredentialBroken(f"Google refused the authorization code: {payload.get('error', resp.status_code)}")
+    if not payload.get("refresh_token"):
+        raise CredentialBroken("Google returned no refresh token: grant offline access (consent again)")
+    return TokenGrant(payload["refresh_token"], payload.get("access_token", ""), payload.get("scope", ""))
+
+
+def secret_name_for(credential_id: str) -> str:
+    return f"google-credential-{credential_id}"
+
+
+def save_oauth_credential(store: Any, secret_store: SecretStore, credential_id: str, label: str,
+                          refresh_token: str, account: str = "") -> CredentialRef:
+    """Store the refresh token as a secret and the reference in the hub store."""
+    from spokesync.model.hub import CredentialRef
+
+    name = secret_store.put(secret_name_for(credential_id), json.dumps({"refresh_token": refresh_token}))
+    ref = CredentialRef(id=credential_id, kind=KIND_OAUTH, label=label, secret_name=name,
+                        settings={"account": account} if account else {})
+    store.put_credential(ref)
+    return ref
+
+
+def save_service_account_credential(store: Any, secret_store: SecretStore, credential_id: str, label: str,
+                                    key_json: str | dict[str, Any], subject: str = "") -> CredentialRef:
+    """Store a service-account key; `subject` is the Workspace user to act as
+    (domain-wide delegation), empty for calendars shared with the account itself."""
+    from spokesync.model.hub import CredentialRef
+
+    info = json.loads(key_json) if isinstance(key_json, str) else key_json
+    if info.get("type") != "service_account" or not info.get("private_key") or not info.get("client_email"):
+        raise ValueError("not a service-account JSON key (type, private_key and client_email are required)")
+    name = secret_store.put(secret_name_for(credential_id), json.dumps(info))
+    settings = {"service_account": info["client_email"]}
+    if subject:
+        settings["subject"] = subject
+    ref = CredentialRef(id=credential_id, kind=KIND_SERVICE_ACCOUNT, label=label, secret_name=name,
+                        settings=settings)
+    store.put_credential(ref)
+    return ref
+
+
+def credentials_for(credential: CredentialRef | None, secret_store: SecretStore, config: Config) -> Any:
+    """google-auth credentials for a saved credential (refreshed lazily on first use)."""
+    if credential is None or not credential.secret_name:
+        raise CredentialBroken("the Google spoke has no credential")
+    from spokesync.ports import SecretNotFound
+
+    try:
+        raw = json.loads(secret_store.get(credential.secret_name))
+    except (SecretNotFound, KeyError) as exc:
+        raise CredentialBroken(f"the secret of credential {credential.label!r} is missing") from exc
+    if credential.kind == KIND_OAUTH:
+        from google.oauth2.credentials import Credentials
+
+        return Credentials(token=None, refresh_token=raw["refresh_token"], token_uri=config.google_oauth_token_uri,
+                           client_id=config.google_client_id, client_secret=config.google_client_secret)
+    if credential.kind == KIND_SERVICE_ACCOUNT:
+        from google.oauth2 import service_account
+
+        info = {**raw, "token_uri": config.google_oauth_token_uri}
+        sa = service_account.Credentials.from_service_account_info(info, scopes=list(SCOPES))
+        subject = credential.settings.get("subject")
+        return sa.with_subject(subject) if subject else sa
+    raise CredentialBroken(f"credential kind {credential.kind!r} cannot be used for Google Calendar")
+
+
+def delete_credential_secret(credential: CredentialRef, secret_store: SecretStore) -> None:
+    if credential.secret_name:
+        secret_store.delete(credential.secret_name)
+
+
+def list_calendars(credential: CredentialRef, secret_store: SecretStore, config: Config) -> list[dict[str, Any]]:
+    """The setup wizard's calendar picker: calendars this credential can write to."""
+    from spokesync.connectors.google.client import GoogleClient
+
+    client = GoogleClient(credentials_for(credential, secret_store, config), config)
+    out: list[dict[str, Any]] = []
+    page: str | None = None
+    while True:
+        resp = client.execute(client.service.calendarList().list(minAccessRole="writer", pageToken=page,
+                                                                  maxResults=250))
+        for item in resp.get("items", []):
+            out.append({"id": item["id"], "summary": item.get("summaryOverride") or item.get("summary", item["id"]),
+                        "time_zone": item.get("timeZone", ""), "access_role": item.get("accessRole", ""),
+                        "primary": bool(item.get("primary"))})
+        page = resp.get("nextPageToken")
+        if not page:
+            return out

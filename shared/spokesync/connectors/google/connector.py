@@ -1,0 +1,424 @@
+"""The Google Calendar spoke: `SpokeConnector` over Calendar API v3.
+
+- Change feed: `events.list` with `showDeleted`, `maxResults=2500`, paged
+  until `nextSyncToken`; the cursor is the sync token. 410 → `FullResyncRequired`.
+- One SpokeItem per series: the master's id, the series folded with its
+  exception instances, and a version that is the master's etag for a plain
+  event or a digest of the master's and every exception's etag for a series
+  (so a change to one occurrence changes the series' version).
+- Writes go through the batch endpoint (≤ 50 calls a batch), always with
+  `sendUpdates=none`; creates use deterministic ids (409 duplicate → "exists"),
+  updates and deletes use `If-Match` (412 → "conflict", or "not_found" when
+  the event is gone).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from typing import Any
+
+from spokesync.connectors.google.client import BatchOutcome, GoogleClient
+from spokesync.connectors.google.mapping import (
+    FIELDS,
+    Series,
+    event_id_for,
+    event_to_google,
+    exception_plan,
+    fold_series,
+    hub_id_of,
+    series_version,
+)
+from spokesync.model.event import Event
+from spokesync.ports import (
+    Capabilities,
+    ChangeSet,
+    ConnectorError,
+    FullResyncRequired,
+    ItemDelete,
+    ItemUpdate,
+    NewItem,
+    SpokeItem,
+    WriteResult,
+)
+
+PAGE_SIZE = 2500
+
+
+def _headers(request: Any, etag: str | None) -> Any:
+    if etag:
+        request.headers["If-Match"] = etag
+    return request
+
+
+def _failure(outcome: BatchOutcome, spoke_item_id: str = "") -> WriteResult:
+    if not outcome.done:
+        return WriteResult("retry", spoke_item_id, message="Google Calendar rate limit: retried later")
+    if outcome.status in (404, 410):
+        return WriteResult("not_found", spoke_item_id)
+    reason = ", ".join(outcome.reasons) or str(outcome.status)
+    return WriteResult("error", spoke_item_id, message=f"Google Calendar refused the write ({reason})")
+
+
+class GoogleCalendarConnector:
+    def __init__(self, client: GoogleClient, calendar_id: str) -> None:
+        self.client = client
+        self.calendar_id = calendar_id
+        self.capabilities = Capabilities(incremental=True, snapshot_diff=False, push=True, batch_size=50,
+                                         fields=FIELDS, deterministic_ids=True)
+
+    @property
+    def _events(self) -> Any:
+        return self.client.service.events()
+
+    # ---------------------------------------------------------------- reading
+
+    def _list(self, sync_token: str | None) -> tuple[list[dict[str, Any]], str]:
+        from googleapiclient.errors import HttpError
+
+        from spokesync.connectors.google.client import error_status
+
+        raws: list[dict[str, Any]] = []
+        page: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"calendarId": self.calendar_id, "showDeleted": True, "maxResults": PAGE_SIZE}
+            if page:
+                kwargs["pageToken"] = page
+            if sync_token:
+                kwargs["syncToken"] = sync_token
+            try:
+                resp = self.client.execute(self._events.list(**kwargs), "events.list")
+            except HttpError as exc:
+                if error_status(exc) == 410:
+                    raise FullResyncRequired("Google Calendar sync token expired: full resync") from exc
+                if error_status(exc) == 404:
+                    raise ConnectorError(f"calendar {self.calendar_id!r} not found or not shared with "
+                                         "this credential") from exc
+                raise ConnectorError(f"Google Calendar list failed ({error_status(exc)})") from exc
+            raws.extend(resp.get("items", []))
+            page = resp.get("nextPageToken")
+            if not page:
+                token = resp.get("nextSyncToken")
+                if not token:
+                    raise ConnectorError("Google Calendar returned no sync token")
+                return raws, token
+
+    def _item(self, series: Series) -> SpokeItem:
+        return SpokeItem(id=str(series.master["id"]), version=series_version(series), event=fold_series(series),
+                         hub_id=hub_id_of(series.master))
+
+    def changes(self, cursor: bytes | None) -> ChangeSet:
+        raws, token = self._list(cursor.decode() if cursor else None)
+        if cursor is None:
+            return ChangeSet(items=self._fold_listing(raws), deleted=[], cursor=token.encode(), full=True)
+        items: list[SpokeItem] = []
+        deleted: list[str] = []
+        touched: dict[str, dict[str, Any] | None] = {}
+        for raw in raws:
+            event_id = str(raw["id"])
+            master_id = raw.get("recurringEventId")
+            if master_id:
+                touched.setdefault(str(master_id), None)
+            elif raw.get("status") == "cancelled":
+                deleted.append(event_id)
+                touched.pop(event_id, None)
+            elif raw.get("recurrence"):
+                touched[event_id] = raw
+            else:
+                items.append(self._item(Series(raw)))
+        gone = set(deleted)
+        wanted = {k: v for k, v in touched.items() if k not in gone}
+        for master_id, series in self._read_series(wanted).items():
+            if series is None:
+                deleted.append(master_id)
+            else:
+                items.append(self._item(series))
+        return ChangeSet(items=items, deleted=deleted, cursor=token.encode(), full=False)
+
+    def _fold_listing(self, raws: list[dict[str, Any]]) -> list[SpokeItem]:
+        masters: dict[str, dict[str, Any]] = {}
+        exceptions: dict[str, list[dict[str, Any]]] = {}
+        for raw in raws:
+            if raw.get("recurringEventId"):
+                exceptions.setdefault(str(raw["recurringEventId"]), []).append(raw)
+            elif raw.get("status") != "cancelled":
+                masters[str(raw["id"])] = raw
+        items = [self._item(Series(m, tuple(exceptions.get(i, ())))) for i, m in masters.items()]
+        for master_id, excs in exceptions.items():
+            if master_id in masters:
+                continue
+            # An occurrence whose series is not in this calendar (an invitation's
+            # private copy): keep it as a plain event.
+            items.extend(self._item(Series(e)) for e in excs if e.get("status") != "cancelled")
+        return items
+
+    def _read_series(self, masters: dict[str, dict[str, Any] | None]) -> dict[str, Series | None]:
+        """Current master + exceptions for each id (None: gone). A known master
+        resource may be passed in to save its `get`."""
+        out: dict[str, Series | None] = {}
+        need_get = [i for i, raw in masters.items() if raw is None]
+        current: dict[str, dict[str, Any]] = {i: raw for i, raw in masters.items() if raw is not None}
+        if need_get:
+            got = self.client.batch([(i, self._events.get(calendarId=self.calendar_id, eventId=i))
+                                     for i in need_get])
+            for i in need_get:
+                outcome = got[i]
+                if outcome.ok:
+                    current[i] = outcome.response
+                elif outcome.status in (404, 410):
+                    out[i] = None
+                else:
+                    raise ConnectorError(f"Google Calendar read failed ({outcome.status})")
+        recurring: list[tuple[Hashable, Any]] = []
+        for i, raw in current.items():
+            if raw.get("status") == "cancelled":
+                out[i] = None
+            elif raw.get("recurrence"):
+                recurring.append((i, self._events.list(calendarId=self.calendar_id, iCalUID=raw.get("iCalUID"),
+                                                       showDeleted=True, maxResults=PAGE_SIZE)))
+            else:
+                out[i] = Series(raw)
+        if recurring:
+            listed = self.client.batch(recurring)
+            for key, _ in recurring:
+                i = str(key)
+                outcome = listed[key]
+                if not outcome.ok:
+                    raise ConnectorError(f"Google Calendar read failed ({outcome.status})")
+                items = list(outcome.response.get("items", []))
+                page = outcome.response.get("nextPageToken")
+                while page:
+                    more = self.client.execute(self._events.list(
+                        calendarId=self.calendar_id, iCalUID=current[i].get("iCalUID"), showDeleted=True,
+                        maxResults=PAGE_SIZE, pageToken=page), "events.list")
+                    items.extend(more.get("items", []))
+                    page = more.get("nextPageToken")
+                master = next((e for e in items if e.get("id") == i), current[i])
+                excs = tuple(e for e in items if e.get("recurringEventId") == i)
+                out[i] = None if master.get("status") == "cancelled" else Series(master, excs)
+        return out
+
+    def read(self, ids: Sequence[str]) -> dict[str, SpokeItem]:
+        found = self._read_series(dict.fromkeys(ids))
+        return {i: self._item(s) for i, s in found.items() if s is not None}
+
+    # ---------------------------------------------------------------- writing
+
+    def _write_exceptions(self, work: dict[int, tuple[str, Event, Series | None]]) -> dict[int, WriteResult | None]:
+        """Write each series' instance events; a result only for items that failed."""
+        requests: list[tuple[Hashable, Any]] = []
+        for index, (master_id, event, current) in work.items():
+            for n, write in enumerate(exception_plan(master_id, event, current)):
+                if write.body is None:
+                    req = self._events.delete(calendarId=self.calendar_id, eventId=write.instance_id,
+                                              sendUpdates="none")
+                else:
+                    req = self._events.patch(calendarId=self.calendar_id, eventId=write.instance_id,
+                                             body=write.body, sendUpdates="none")
+                requests.append(((index, n), _headers(req, write.etag)))
+        failed: dict[int, WriteResult | None] = {}
+        for (index, _), outcome in self.client.batch(requests).items():  # type: ignore[misc]
+            if outcome.ok or outcome.status in (404, 410):
+                # 404: the occurrence is not in the series; 410: already cancelled.
+                continue
+            master_id = work[index][0]
+            if outcome.status == 412:
+                failed[index] = WriteResult("conflict", master_id, message="an occurrence changed meanwhile")
+            else:
+                failed.setdefault(index, _failure(outcome, master_id))
+        return failed
+
+    def _finish_series(self, results: list[WriteResult | None], work: dict[int, tuple[str, Event, Series | None]],
+                       status: str = "ok") -> None:
+        """Write the exceptions of freshly written masters, then read the series back for its version."""
+        if not work:
+            return
+        failed = self._write_exceptions(work)
+        for index, result in failed.items():
+            results[index] = result
+        remaining = {i: w for i, w in work.items() if i not in failed}
+        current = self._read_series({w[0]: None for w in remaining.values()})
+        for index, (master_id, _, _) in remaining.items():
+            series = current.get(master_id)
+            if series is None:
+                results[index] = WriteResult("not_found", master_id)
+            else:
+                results[index] = WriteResult(status, master_id, series_version(series),  # type: ignore[arg-type]
+                                             item=self._item(series) if status == "exists" else None)
+
+    def create(self, items: Sequence[NewItem]) -> list[WriteResult]:
+        results: list[WriteResult | None] = [None] * len(items)
+        requests = []
+        for index, new in enumerate(items):
+            body = {"id": event_id_for(new.hub_id), **event_to_google(new.event, new.hub_id)}
+            requests.append((index, self._events.insert(calendarId=self.calendar_id, body=body, sendUpdates="none")))
+        outcomes = self.client.batch(requests)
+        series_work: dict[int, tuple[str, Event, Series | None]] = {}
+        duplicates: dict[int, str] = {}
+        for index, new in enumerate(items):
+            outcome = outcomes[index]
+            event_id = event_id_for(new.hub_id)
+            if outcome.ok:
+                if new.event.overrides or new.event.cancelled:
+                    series_work[index] = (event_id, new.event, Series(outcome.response))
+                else:
+                    results[index] = WriteResult("ok", event_id, str(outcome.response.get("etag", "")))
+            elif outcome.status == 409:
+                duplicates[index] = event_id
+            else:
+                results[index] = _failure(outcome, event_id)
+        if duplicates:
+            self._resolve_duplicates(items, duplicates, results, series_work)
+        self._finish_series(results, series_work)
+        return [r if r is not None else WriteResult("error", message="no result") for r in results]
+
+    def _resolve_duplicates(self, items: Sequence[NewItem], duplicates: dict[int, str],
+                            results: list[WriteResult | None],
+                            series_work: dict[int, tuple[str, Event, Series | None]]) -> None:
+        """A retried create: report the existing event, or bring back one deleted since."""
+        got = self.client.batch([(i, self._events.get(calendarId=self.calendar_id, eventId=event_id))
+                                 for i, event_id in duplicates.items()])
+        undelete: list[tuple[Hashable, Any]] = []
+        existing: dict[str, dict[str, Any] | None] = {}
+        for index, event_id in duplicates.items():
+            outcome = got[index]
+            if not outcome.ok:
+                results[index] = _failure(outcome, event_id)
+            elif outcome.response.get("status") == "cancelled":
+                new = items[index]
+                body = {**event_to_google(new.event, new.hub_id), "status": "confirmed"}
+                if new.event.status == "tentative":
+                    body["status"] = "tentative"
+                req = self._events.update(calendarId=self.calendar_id, eventId=event_id, body=body,
+                                          sendUpdates="none")
+                undelete.append((index, _headers(req, outcome.response.get("etag"))))
+            else:
+                existing[event_id] = outcome.response
+        if undelete:
+            for key, outcome in self.client.batch(undelete).items():
+                index = int(key)  # type: ignore[call-overload]
+                new = items[index]
+                if not outcome.ok:
+                    results[index] = _failure(outcome, event_id_for(new.hub_id))
+                elif new.event.overrides or new.event.cancelled:
+                    series_work[index] = (event_id_for(new.hub_id), new.event, Series(outcome.response))
+                else:
+                    results[index] = WriteResult("ok", event_id_for(new.hub_id), str(outcome.response.get("etag")))
+        if existing:
+            found = self._read_series(existing)
+            for index, event_id in duplicates.items():
+                if event_id in existing:
+                    series = found.get(event_id)
+                    if series is None:
+                        results[index] = WriteResult("error", event_id, message="duplicate id but no event")
+                    else:
+                        results[index] = WriteResult("exists", event_id, series_version(series),
+                                                     item=self._item(series))
+
+    def _classify_precondition_failures(self, failed: dict[int, str], results: list[WriteResult | None]) -> None:
+        """412: the event changed (conflict) or is gone (deleted since: not_found)."""
+        if not failed:
+            return
+        current = self._read_series(dict.fromkeys(failed.values()))
+        for index, event_id in failed.items():
+            series = current.get(event_id)
+            results[index] = WriteResult("not_found", event_id) if series is None else WriteResult(
+                "conflict", event_id, series_version(series))
+
+    def _precheck_series(self, entries: dict[int, tuple[str, str]],
+                         results: list[WriteResult | None]) -> dict[int, Series]:
+        """Series versions are digests: compare them with a fresh read first."""
+        if not entries:
+            return {}
+        current = self._read_series({event_id: None for event_id, _ in entries.values()})
+        ready: dict[int, Series] = {}
+        for index, (event_id, version) in entries.items():
+            series = current.get(event_id)
+            if series is None:
+                results[index] = WriteResult("not_found", event_id)
+            elif series_version(series) != version:
+                results[index] = WriteResult("conflict", event_id, series_version(series))
+            else:
+                ready[index] = series
+        return ready
+
+    def update(self, items: Sequence[ItemUpdate]) -> list[WriteResult]:
+        results: list[WriteResult | None] = [None] * len(items)
+        series_versions = {i: (u.spoke_item_id, u.version) for i, u in enumerate(items) if not u.version.startswith('"')}
+        prechecked = self._precheck_series(series_versions, results)
+        requests = []
+        for index, upd in enumerate(items):
+            if results[index] is not None:
+                continue
+            etag = str(prechecked[index].master.get("etag")) if index in prechecked else upd.version
+            req = self._events.patch(calendarId=self.calendar_id, eventId=upd.spoke_item_id,
+                                     body=event_to_google(upd.event, upd.hub_id), sendUpdates="none")
+            requests.append((index, _headers(req, etag)))
+        outcomes = self.client.batch(requests)
+        conflicts: dict[int, str] = {}
+        series_work: dict[int, tuple[str, Event, Series | None]] = {}
+        for key, outcome in outcomes.items():
+            index = int(key)  # type: ignore[call-overload]
+            upd = items[index]
+            if outcome.ok:
+                before = prechecked.get(index)
+                if upd.event.recurrence or (before is not None and before.exceptions):
+                    excs = before.exceptions if before is not None else ()
+                    series_work[index] = (upd.spoke_item_id, upd.event, Series(outcome.response, excs))
+                else:
+                    results[index] = WriteResult("ok", upd.spoke_item_id, str(outcome.response.get("etag", "")))
+            elif outcome.status == 412:
+                conflicts[index] = upd.spoke_item_id
+            else:
+                results[index] = _failure(outcome, upd.spoke_item_id)
+        self._classify_precondition_failures(conflicts, results)
+        self._finish_series(results, series_work)
+        return [r if r is not None else WriteResult("error", message="no result") for r in results]
+
+    def delete(self, items: Sequence[ItemDelete]) -> list[WriteResult]:
+        results: list[WriteResult | None] = [None] * len(items)
+        series_versions = {i: (d.spoke_item_id, d.version) for i, d in enumerate(items) if not d.version.startswith('"')}
+        prechecked = self._precheck_series(series_versions, results)
+        requests = []
+        for index, rem in enumerate(items):
+            if results[index] is not None:
+                continue
+            etag = str(prechecked[index].master.get("etag")) if index in prechecked else rem.version
+            req = self._events.delete(calendarId=self.calendar_id, eventId=rem.spoke_item_id, sendUpdates="none")
+            requests.append((index, _headers(req, etag)))
+        conflicts: dict[int, str] = {}
+        for key, outcome in self.client.batch(requests).items():
+            index = int(key)  # type: ignore[call-overload]
+            rem = items[index]
+            if outcome.ok:
+                results[index] = WriteResult("ok", rem.spoke_item_id)
+            elif outcome.status == 412:
+                conflicts[index] = rem.spoke_item_id
+            else:
+                results[index] = _failure(outcome, rem.spoke_item_id)
+        self._classify_precondition_failures(conflicts, results)
+        return [r if r is not None else WriteResult("error", message="no result") for r in results]
+
+    # ---------------------------------------------------------------- push channels
+
+    def watch(self, channel_id: str, token: str, address: str, ttl_s: int) -> tuple[str, int]:
+        """Open an events.watch channel; returns (resource id, expiration in ms)."""
+        body = {"id": channel_id, "type": "web_hook", "address": address, "token": token,
+                "params": {"ttl": str(int(ttl_s))}}
+        resp = self.client.execute(self._events.watch(calendarId=self.calendar_id, body=body), "events.watch")
+        return str(resp["resourceId"]), int(resp.get("expiration") or 0)
+
+    def stop_channel(self, channel_id: str, resource_id: str) -> bool:
+        """Stop a channel; False when Google no longer knows it."""
+        from googleapiclient.errors import HttpError
+
+        from spokesync.connectors.google.client import error_status
+
+        try:
+            self.client.execute(self.client.service.channels().stop(body={"id": channel_id,
+                                                                         "resourceId": resource_id}),
+                                "channels.stop")
+        except HttpError as exc:
+            if error_status(exc) in (404, 410):
+                return False
+            raise ConnectorError(f"Google refused to stop a push channel ({error_status(exc)})") from exc
+        return True
