@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import base64
 import copy
+import email.message
 import email.parser
 import email.policy
 import hashlib
@@ -44,7 +45,8 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, time as dtime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -75,11 +77,11 @@ class ApiError(Exception):
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _rfc3339(value: datetime) -> str:
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
 def _b64(data: bytes) -> str:
@@ -121,7 +123,7 @@ def _zone(name: str | None) -> ZoneInfo:
 
 def _suffix(value: date | datetime) -> str:
     if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        return value.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
     return value.strftime("%Y%m%d")
 
 
@@ -357,8 +359,8 @@ class GoogleCalendarSandbox:
     @staticmethod
     def _public(raw: dict[str, Any]) -> dict[str, Any]:
         if raw.get("status") == "cancelled":
-            out = {k: raw[k] for k in ("kind", "etag", "id", "status", "updated", "recurringEventId",
-                                        "originalStartTime") if k in raw}
+            out: dict[str, Any] = {k: raw[k] for k in ("kind", "etag", "id", "status", "updated",
+                                                       "recurringEventId", "originalStartTime") if k in raw}
             return out
         return {k: copy.deepcopy(v) for k, v in raw.items() if not k.startswith("_")}
 
@@ -547,7 +549,7 @@ class GoogleCalendarSandbox:
             channel, state, number = item
             headers = {
                 "X-Goog-Channel-ID": channel.id,
-                "X-Goog-Channel-Expiration": datetime.fromtimestamp(channel.expiration_ms / 1000, timezone.utc)
+                "X-Goog-Channel-Expiration": datetime.fromtimestamp(channel.expiration_ms / 1000, UTC)
                 .strftime("%a, %d %b %Y %H:%M:%S GMT"),
                 "X-Goog-Resource-ID": channel.resource_id,
                 "X-Goog-Resource-URI": f"{self.base_url}calendar/v3/calendars/"
@@ -560,8 +562,9 @@ class GoogleCalendarSandbox:
                 headers["X-Goog-Channel-Token"] = channel.token
             entry: dict[str, Any] = {"channel_id": channel.id, "state": state, "number": number, "dropped": False}
             try:
-                req = urllib.request.Request(channel.address, data=b"", headers=headers, method="POST")
-                with urllib.request.urlopen(req, timeout=5) as resp:  # noqa: S310 - the registered address
+                # The channel's registered address (validated as http(s) by watch).
+                req = urllib.request.Request(channel.address, data=b"", headers=headers, method="POST")  # noqa: S310
+                with urllib.request.urlopen(req, timeout=5) as resp:  # noqa: S310
                     entry["status"] = resp.status
             except urllib.error.HTTPError as exc:
                 entry["status"] = exc.code
@@ -912,8 +915,8 @@ class GoogleCalendarSandbox:
             if (time_min or time_max) and not cancelled and not raw.get("recurrence"):
                 start, _ = _parse_when(raw["start"])
                 end, _ = _parse_when(raw["end"])
-                lo = start if isinstance(start, datetime) else datetime.combine(start, dtime(), timezone.utc)
-                hi = end if isinstance(end, datetime) else datetime.combine(end, dtime(), timezone.utc)
+                lo = start if isinstance(start, datetime) else datetime.combine(start, dtime(), UTC)
+                hi = end if isinstance(end, datetime) else datetime.combine(end, dtime(), UTC)
                 if (time_max and lo >= time_max) or (time_min and hi <= time_min):
                     continue
             out.append(raw)
@@ -1023,11 +1026,13 @@ class GoogleCalendarSandbox:
         boundary = "batch_" + secrets.token_hex(12)
         out = []
         for part in parts:
-            content_id = part.get("Content-ID", "")
-            raw = part.get_payload(decode=False)
-            if isinstance(raw, list):
+            if not isinstance(part, email.message.Message):
                 continue
-            raw = raw.replace("\r\n", "\n")
+            content_id = part.get("Content-ID", "")
+            payload = part.get_payload(decode=False)
+            if not isinstance(payload, str):
+                continue
+            raw = payload.replace("\r\n", "\n")
             head, _, sub_body = raw.partition("\n\n")
             lines = head.split("\n")
             request_line = lines[0].split(" ")
@@ -1036,6 +1041,7 @@ class GoogleCalendarSandbox:
                 if ":" in line:
                     name, _, value = line.partition(":")
                     sub_headers[name.strip().lower()] = value.strip()
+            resp_headers: dict[str, str]
             if len(request_line) < 2:
                 status, resp_headers, resp_body = 400, {}, b""
             else:
@@ -1151,7 +1157,7 @@ def serve(port: int = 0, sandbox: GoogleCalendarSandbox | None = None, host: str
     sandbox = sandbox or GoogleCalendarSandbox()
     server = _Server((host, port), sandbox)
     sandbox.base_url = f"http://{host}:{server.server_address[1]}/"
-    thread = threading.Thread(target=server.serve_forever, name="gcal-sandbox", daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="gcal-sandbox", daemon=True)
     thread.start()
     return Running(sandbox, server, thread)
 

@@ -20,7 +20,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -69,7 +69,7 @@ def event_id_for(hub_id: str) -> str:
 
 def instance_suffix(original_start: When) -> str:
     if isinstance(original_start, datetime):
-        return original_start.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        return original_start.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
     return original_start.strftime("%Y%m%d")
 
 
@@ -100,7 +100,7 @@ def parse_when(raw: dict[str, Any] | None) -> When | None:
         return None
     parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=_zone(raw.get("timeZone")) or timezone.utc)
+        parsed = parsed.replace(tzinfo=_zone(raw.get("timeZone")) or UTC)
     zone = _zone(raw.get("timeZone"))
     return parsed.astimezone(zone) if zone else parsed
 
