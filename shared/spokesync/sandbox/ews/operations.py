@@ -228,8 +228,15 @@ def item_fields(elem: etree._Element) -> tuple[dict[str, etree._Element], dict[A
     return fields, extended
 
 
+_BOOLEANS = {"IsAllDayEvent", "ReminderIsSet", "IsResponseRequested", "AllowNewTimeProposal", "IsDraft", "IsRead",
+             "IsOnlineMeeting", "IsReadReceiptRequested", "IsDeliveryReceiptRequested"}
+
+
 def _normalise_times(fields: dict[str, etree._Element]) -> None:
-    """Exchange stores Start/End in UTC."""
+    """Exchange stores Start/End in UTC and answers booleans as true/false."""
+    for name in _BOOLEANS & fields.keys():
+        value = fields[name]
+        value.text = "true" if (value.text or "").strip().lower() in ("1", "true") else "false"
     for name in ("Start", "End"):
         value = fields.get(name)
         if value is not None and value.text:
@@ -550,8 +557,7 @@ def _apply_updates(item: Item, updates: etree._Element | None) -> None:
             if isinstance(child.tag, str):
                 local = etree.QName(child).localname
                 item.fields[local] = copy.deepcopy(child)
-                if local in ("Start", "End") and child.text:
-                    item.fields[local].text = fmt(parse_dt(child.text))
+                _normalise_times(item.fields)
         if name == "Recurrence" and item.master_id is None:
             # A new pattern drops the old exceptions, as Outlook and Exchange do.
             item.exceptions.clear()

@@ -1,0 +1,150 @@
+"""The Exchange Server spoke (EWS through exchangelib): public folders and mailbox folders.
+
+What setup calls:
+- `validate(settings, password, config)` before saving a credential: says
+  precisely what is wrong, or returns what it found (server version, whether
+  public folders are reachable);
+- `browse(settings, password, config, parent=None, public=True)`: one level
+  of the folder tree (public folders allow no deep traversal), calendar and
+  contact folders plus the folders that lead to them;
+- `from_spoke(spoke, credential, secrets, config)`: the registry's factory.
+
+A spoke's address: `{"folder_id": ..., "public": true|false}`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from spokesync.connectors.exchange.access import ExchangeSettings, UrlRefused, check_url, describe, make_account
+from spokesync.ports import ConnectorError, CredentialBroken
+
+if TYPE_CHECKING:
+    from spokesync.config import Config
+    from spokesync.connectors.exchange.connector import ExchangeConnector
+    from spokesync.model.hub import CredentialRef, Spoke
+    from spokesync.ports import SecretStore
+
+__all__ = ["ExchangeSettings", "FolderInfo", "UrlRefused", "ValidationResult", "browse", "check_url",
+           "connector_for_folder", "from_spoke", "validate"]
+
+
+def connector_for_folder(settings: ExchangeSettings, password: str, config: Config, folder_id: str, *,
+                         public: bool, batch_size: int = 100) -> ExchangeConnector:
+    from spokesync.connectors.exchange.connector import ExchangeConnector
+
+    account = make_account(settings, password, config)
+    return ExchangeConnector(account, folder_id, public=public, settings=settings, batch_size=batch_size)
+
+
+def from_spoke(spoke: Spoke, credential: CredentialRef | None, secrets: SecretStore, config: Config) -> ExchangeConnector:
+    if credential is None or credential.kind != "exchange":
+        raise ConnectorError(f"spoke {spoke.name!r} has no Exchange credential")
+    if credential.broken_reason:
+        raise CredentialBroken(credential.broken_reason)
+    settings = ExchangeSettings.from_dict(credential.settings)
+    if not credential.secret_name:
+        raise CredentialBroken("the Exchange credential has no saved password")
+    try:
+        password = secrets.get(credential.secret_name)
+    except KeyError as exc:
+        raise CredentialBroken("the Exchange password is missing from the secret store") from exc
+    folder_id = spoke.address.get("folder_id")
+    if not folder_id:
+        raise ConnectorError(f"spoke {spoke.name!r} has no Exchange folder")
+    return connector_for_folder(settings, password, config, str(folder_id), public=bool(spoke.address.get("public")),
+                                batch_size=int(spoke.address.get("batch_size", 100)))
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    server_version: str  # e.g. "15.1.2507.6"
+    public_folders: bool
+    public_folders_reason: str = ""
+
+
+def validate(settings: ExchangeSettings | dict[str, Any], password: str, config: Config,
+             require_public_folders: bool = False) -> ValidationResult:
+    """Talk to the server once or twice and say precisely what is wrong, if anything."""
+    from exchangelib import Build
+
+    from spokesync.connectors.exchange.access import VERSION_LABELS, VERSIONS
+
+    if isinstance(settings, dict):
+        settings = ExchangeSettings.from_dict(settings)
+    account = make_account(settings, password, config, budget_s=10.0)
+    try:
+        calendar = account.calendar  # GetFolder(calendar): authentication, version, EWS itself
+        del calendar
+    except Exception as exc:
+        raise describe(exc, settings) from exc
+    build = account.version.build
+    major, minor = VERSIONS[settings.version]
+    if build is not None and build < Build(major, minor):
+        raise ConnectorError(f"wrong version: the server runs Exchange {build.major_version}.{build.minor_version} "
+                             f"({build}), older than the chosen {VERSION_LABELS[settings.version]}")
+    public_ok, reason = True, ""
+    try:
+        root = account.public_folders_root
+        del root
+    except Exception as exc:
+        public_ok, reason = False, f"no access to public folders: {describe(exc, settings)}"
+        if require_public_folders:
+            raise ConnectorError(reason) from exc
+    return ValidationResult(server_version=str(build), public_folders=public_ok, public_folders_reason=reason)
+
+
+@dataclass(frozen=True)
+class FolderInfo:
+    id: str
+    name: str
+    folder_class: str  # IPF.Appointment, IPF.Contact, IPF.Note, ...
+    child_count: int
+    public: bool
+
+    @property
+    def kind(self) -> str:
+        if self.folder_class.startswith("IPF.Appointment"):
+            return "calendar"
+        if self.folder_class.startswith("IPF.Contact"):
+            return "contacts"
+        return "folder"
+
+
+def browse(settings: ExchangeSettings | dict[str, Any], password: str, config: Config, parent: str | None = None,
+           public: bool = True, kinds: tuple[str, ...] = ("calendar", "contacts")) -> list[FolderInfo]:
+    """Children of `parent` (None: the public-folder root, or the mailbox's top of information store):
+    the calendar/contact folders and any folder with children (it may lead to some). One FindFolder call."""
+    from exchangelib.folders import Folder, PublicFoldersRoot, Root
+    from exchangelib.properties import DistinguishedFolderId, FolderId
+    from exchangelib.services import FindFolder
+
+    if isinstance(settings, dict):
+        settings = ExchangeSettings.from_dict(settings)
+    account = make_account(settings, password, config, budget_s=10.0)
+    root_cls = PublicFoldersRoot if public else Root
+    if parent is None:
+        parent_id: Any = DistinguishedFolderId(id="publicfoldersroot" if public else "msgfolderroot")
+    else:
+        parent_id = FolderId(id=parent)
+    root = root_cls(account=account, id="browse")
+    parent_folder = Folder(root=root, _id=parent_id) if parent is not None else root_cls(account=account, _id=parent_id)
+    fields = [Folder.get_field_by_fieldname(n) for n in ("name", "folder_class", "child_folder_count")]
+    from exchangelib.fields import FieldPath
+
+    try:
+        found = list(FindFolder(account=account, page_size=1000).call(
+            folders=[parent_folder], additional_fields={FieldPath(field=f) for f in fields}, restriction=None,
+            shape="IdOnly", depth="Shallow", max_items=None, offset=0))
+    except Exception as exc:
+        raise describe(exc, settings) from exc
+    out = []
+    for folder in found:
+        if isinstance(folder, Exception):
+            raise describe(folder, settings)
+        info = FolderInfo(folder.id, folder.name or "", folder.folder_class or "IPF.Note",
+                          int(folder.child_folder_count or 0), public)
+        if info.kind in kinds or info.child_count > 0:
+            out.append(info)
+    return out

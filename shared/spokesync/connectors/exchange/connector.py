@@ -1,0 +1,429 @@
+"""The Exchange spoke: one calendar folder (public or mailbox) behind the SpokeConnector port.
+
+Change detection:
+- public folders (no SyncFolderItems there): FindItem IdOnly pages of ≤1000
+  (id + ChangeKey) diffed against the snapshot kept in the cursor, then
+  GetItem for the changed ids only;
+- mailbox folders: SyncFolderItems (≤512 changes a call) from the sync state
+  kept in the cursor, with the snapshot kept alongside so that a refused
+  state falls back to the snapshot diff instead of a blind full resync.
+
+Writes go in batches, never notify anyone (SendToNone), and use
+NEVER_OVERWRITE with the ChangeKey. Every item carries the hub id in a
+PublicStrings extended property; creates look it up first (one FindItem per
+batch) so a create retried after a crash adopts the item instead of
+duplicating it.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from exchangelib import CalendarItem
+from exchangelib import errors as ews_errors
+from exchangelib.fields import FieldPath
+from exchangelib.folders import Folder, PublicFoldersRoot, Root
+from exchangelib.items import ID_ONLY, SHALLOW
+from exchangelib.properties import ItemId, OccurrenceItemId
+from exchangelib.restriction import Q, Restriction
+from exchangelib.services import CreateItem as _CreateItem
+from exchangelib.services import DeleteItem as _DeleteItem
+from exchangelib.services import FindItem, SyncFolderItems
+from exchangelib.services import GetItem as _GetItem
+from exchangelib.services import UpdateItem as _UpdateItem
+
+from spokesync.connectors.exchange import mapping
+from spokesync.connectors.exchange.access import ExchangeSettings, describe, translated
+from spokesync.connectors.exchange.recurrence import UnsupportedRecurrence
+from spokesync.model.event import Event
+from spokesync.ports import (
+    Capabilities,
+    ChangeSet,
+    ConnectorError,
+    ItemDelete,
+    ItemUpdate,
+    NewItem,
+    SpokeItem,
+    WriteResult,
+)
+
+
+# Per-item failures come back as exception objects in order, for every kind of
+# response error (exchangelib raises most of them by default, aborting a batch).
+class CreateItem(_CreateItem):  # type: ignore[misc]
+    ERRORS_TO_CATCH_IN_RESPONSE = ews_errors.ResponseMessageError
+
+
+class UpdateItem(_UpdateItem):  # type: ignore[misc]
+    ERRORS_TO_CATCH_IN_RESPONSE = ews_errors.ResponseMessageError
+
+
+class DeleteItem(_DeleteItem):  # type: ignore[misc]
+    ERRORS_TO_CATCH_IN_RESPONSE = ews_errors.ResponseMessageError
+
+
+class GetItem(_GetItem):  # type: ignore[misc]
+    ERRORS_TO_CATCH_IN_RESPONSE = ews_errors.ResponseMessageError
+
+
+FIND_PAGE = 1000  # Exchange's default EWSFindCountLimit
+SYNC_PAGE = 512  # SyncFolderItems' maximum
+CURSOR_SNAPSHOT = b"S1"
+CURSOR_SYNC = b"Y1"
+
+
+def encode_cursor(kind: bytes, payload: dict[str, Any]) -> bytes:
+    return kind + zlib.compress(json.dumps(payload, separators=(",", ":")).encode(), 6)
+
+
+def decode_cursor(cursor: bytes) -> tuple[bytes, dict[str, Any]]:
+    kind, body = cursor[:2], cursor[2:]
+    if kind not in (CURSOR_SNAPSHOT, CURSOR_SYNC):
+        raise ValueError("not an Exchange cursor")
+    return kind, json.loads(zlib.decompress(body))
+
+
+@dataclass
+class _Read:
+    items: dict[str, SpokeItem]
+    missing: list[str]
+
+
+class ExchangeConnector:
+    def __init__(self, account: Any, folder_id: str, *, public: bool, settings: ExchangeSettings,
+                 batch_size: int = 100) -> None:
+        mapping.register()
+        self.account = account
+        self.settings = settings
+        self.public = public
+        self.folder_id = folder_id
+        root_cls = PublicFoldersRoot if public else Root
+        # A folder object by id: no GetFolder round trip per run.
+        self.folder = Folder(root=root_cls(account=account, id=folder_id), id=folder_id)
+        self.batch_size = batch_size
+        self.capabilities = Capabilities(
+            incremental=not public,
+            snapshot_diff=True,
+            push=False,
+            batch_size=batch_size,
+            fields=mapping.FIELDS,
+            deterministic_ids=False,
+        )
+        self._read_paths = {FieldPath(field=CalendarItem.get_field_by_fieldname(n)) for n in mapping.READ_FIELDS}
+        self._hub_id_path = {FieldPath(field=CalendarItem.get_field_by_fieldname("spokesync_hub_id"))}
+
+    # ------------------------------------------------------------ listing
+    def _list_ids(self) -> dict[str, str]:
+        """id -> ChangeKey of every item in the folder (FindItem IdOnly, pages of ≤1000)."""
+        svc = FindItem(account=self.account, page_size=FIND_PAGE)
+        out: dict[str, str] = {}
+        for found in svc.call(folders=[self.folder], additional_fields=None, restriction=None, order_fields=None,
+                              shape=ID_ONLY, query_string=None, depth=SHALLOW, calendar_view=None, max_items=None,
+                              offset=0):
+            if isinstance(found, Exception):
+                raise found
+            item_id, changekey = found  # IdOnly without additional fields: (id, changekey)
+            out[item_id] = changekey
+        return out
+
+    def _fetch(self, ids: Iterable[str]) -> _Read:
+        ids = list(dict.fromkeys(ids))
+        if not ids:
+            return _Read({}, [])
+        svc = GetItem(account=self.account, chunk_size=self.batch_size)
+        items: dict[str, SpokeItem] = {}
+        missing: list[str] = []
+        masters: list[tuple[str, CalendarItem]] = []
+        for item_id, found in zip(ids, svc.call(items=[ItemId(i) for i in ids], additional_fields=self._read_paths,
+                                                shape=ID_ONLY), strict=True):
+            if isinstance(found, (ews_errors.ErrorItemNotFound, ews_errors.ErrorInvalidIdMalformed)):
+                missing.append(item_id)
+                continue
+            if isinstance(found, Exception):
+                raise found
+            masters.append((item_id, found))
+        exception_ids = [occ.id for _, m in masters for occ in (m.modified_occurrences or ())]
+        exceptions: dict[str, CalendarItem] = {}
+        if exception_ids:
+            for occ_id, occ in zip(exception_ids, svc.call(items=[ItemId(i) for i in exception_ids],
+                                                            additional_fields=self._read_paths, shape=ID_ONLY),
+                                   strict=True):
+                if not isinstance(occ, Exception):
+                    exceptions[occ_id] = occ
+        for item_id, found in masters:
+            try:
+                event = mapping.item_to_event(found, exceptions)
+            except UnsupportedRecurrence as exc:
+                event = Event(title=found.subject or "", description=f"(unreadable recurrence: {exc})")
+            items[item_id] = SpokeItem(found.id, found.changekey, event, found.spokesync_hub_id or None)
+        return _Read(items, missing)
+
+    # ------------------------------------------------------------- changes
+    def changes(self, cursor: bytes | None) -> ChangeSet:
+        with translated(self.settings):
+            if self.public:
+                return self._snapshot_changes(cursor)
+            return self._sync_changes(cursor)
+
+    def _snapshot_changes(self, cursor: bytes | None) -> ChangeSet:
+        previous: dict[str, str] | None = None
+        if cursor is not None:
+            try:
+                _, payload = decode_cursor(cursor)
+                previous = payload.get("items", {})
+            except Exception:
+                previous = None
+        current = self._list_ids()
+        if previous is None:
+            read = self._fetch(current)
+            return ChangeSet(list(read.items.values()), [], encode_cursor(CURSOR_SNAPSHOT, {"items": current}), True)
+        changed = [i for i, ck in current.items() if previous.get(i) != ck]
+        deleted = [i for i in previous if i not in current]
+        read = self._fetch(changed)
+        for gone in read.missing:  # deleted between FindItem and GetItem
+            current.pop(gone, None)
+            if gone in previous:
+                deleted.append(gone)
+        for item in read.items.values():
+            current[item.id] = item.version
+        return ChangeSet(list(read.items.values()), deleted, encode_cursor(CURSOR_SNAPSHOT, {"items": current}), False)
+
+    def _sync_round(self, state: str | None) -> tuple[dict[str, str], list[str], str]:
+        """Run SyncFolderItems to the end: (changed id -> ChangeKey, deleted ids, new state)."""
+        changed: dict[str, str] = {}
+        deleted: list[str] = []
+        while True:
+            svc = SyncFolderItems(account=self.account)
+            for change_type, obj in svc.call(folder=self.folder, shape=ID_ONLY, additional_fields=None,
+                                             sync_state=state, ignore=None, max_changes_returned=SYNC_PAGE,
+                                             sync_scope="NormalItems"):
+                if change_type == SyncFolderItems.DELETE:
+                    changed.pop(obj.id, None)
+                    deleted.append(obj.id)
+                elif change_type in (SyncFolderItems.CREATE, SyncFolderItems.UPDATE):
+                    changed[obj.id] = obj.changekey
+            state = svc.sync_state
+            if svc.includes_last_item_in_range:
+                return changed, deleted, state or ""
+
+    def _sync_changes(self, cursor: bytes | None) -> ChangeSet:
+        payload: dict[str, Any] | None = None
+        if cursor is not None:
+            try:
+                kind, payload = decode_cursor(cursor)
+            except Exception:
+                payload = None
+        if payload is None:
+            changed, _, state = self._sync_round(None)
+            read = self._fetch(changed)
+            snapshot = {i.id: i.version for i in read.items.values()}
+            return ChangeSet(list(read.items.values()), [],
+                             encode_cursor(CURSOR_SYNC, {"state": state, "items": snapshot}), True)
+        snapshot = dict(payload.get("items", {}))
+        try:
+            changed, deleted, state = self._sync_round(payload.get("state"))
+        except (ews_errors.ErrorInvalidSyncStateData, ews_errors.ErrorSyncFolderNotFound,
+                ews_errors.ErrorInvalidOperation):
+            # The state was refused: diff a listing against the snapshot, then start a new state.
+            current = self._list_ids()
+            changed = {i: ck for i, ck in current.items() if snapshot.get(i) != ck}
+            deleted = [i for i in snapshot if i not in current]
+            _, _, state = self._sync_round(None)
+        deleted = [i for i in dict.fromkeys(deleted) if i not in changed]
+        read = self._fetch(changed)
+        for gone in read.missing:
+            deleted.append(gone)
+        for item_id in deleted:
+            snapshot.pop(item_id, None)
+        for item in read.items.values():
+            snapshot[item.id] = item.version
+        return ChangeSet(list(read.items.values()), list(dict.fromkeys(deleted)),
+                         encode_cursor(CURSOR_SYNC, {"state": state, "items": snapshot}), False)
+
+    def read(self, ids: Sequence[str]) -> dict[str, SpokeItem]:
+        with translated(self.settings):
+            return self._fetch(ids).items
+
+    # -------------------------------------------------------------- writes
+    def _find_hub_ids(self, hub_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """hub id -> (item id, ChangeKey) for items already carrying one of these hub ids."""
+        out: dict[str, tuple[str, str]] = {}
+        for start in range(0, len(hub_ids), 200):
+            chunk = list(hub_ids[start:start + 200])
+            restriction = Restriction(Q(spokesync_hub_id__in=chunk), folders=[self.folder], applies_to=Restriction.ITEMS)
+            svc = FindItem(account=self.account, page_size=FIND_PAGE)
+            for found in svc.call(folders=[self.folder], additional_fields=self._hub_id_path, restriction=restriction,
+                                  order_fields=None, shape=ID_ONLY, query_string=None, depth=SHALLOW,
+                                  calendar_view=None, max_items=None, offset=0):
+                if isinstance(found, Exception):
+                    raise found
+                if found.spokesync_hub_id and found.spokesync_hub_id not in out:
+                    out[found.spokesync_hub_id] = (found.id, found.changekey)
+        return out
+
+    def _new_item(self, event: Event, hub_id: str | None, **ids: Any) -> CalendarItem:
+        values = mapping.item_values(event)
+        item = CalendarItem(account=self.account, folder=self.folder, **ids, **values)
+        if hub_id is not None:
+            item.spokesync_hub_id = hub_id
+        return item
+
+    def create(self, items: Sequence[NewItem]) -> list[WriteResult]:
+        results: list[WriteResult | None] = [None] * len(items)
+        with translated(self.settings):
+            existing = self._find_hub_ids([n.hub_id for n in items])
+            adopted = self._fetch([existing[n.hub_id][0] for n in items if n.hub_id in existing]).items
+            to_create: list[tuple[int, CalendarItem]] = []
+            for pos, new in enumerate(items):
+                if new.hub_id in existing:
+                    item_id, ck = existing[new.hub_id]
+                    results[pos] = WriteResult("exists", item_id, ck, item=adopted.get(item_id))
+                    continue
+                if any(n.hub_id == new.hub_id for _, n in ((p, items[p]) for p, _ in to_create)):
+                    continue  # the same hub id twice in one batch: the first one wins
+                try:
+                    to_create.append((pos, self._new_item(new.event, new.hub_id)))
+                except (UnsupportedRecurrence, ValueError) as exc:
+                    results[pos] = WriteResult("error", message=f"Exchange cannot hold this event: {exc}")
+            svc = CreateItem(account=self.account, chunk_size=self.batch_size)
+            created = list(svc.call(items=[i for _, i in to_create], folder=self.folder, message_disposition="SaveOnly",
+                                    send_meeting_invitations="SendToNone")) if to_create else []
+            series: list[tuple[int, str, Event]] = []
+            for (pos, _), outcome in zip(to_create, created, strict=True):
+                if isinstance(outcome, Exception):
+                    results[pos] = self._failure(outcome, "")
+                else:
+                    results[pos] = WriteResult("ok", outcome.id, outcome.changekey)
+                    event = items[pos].event
+                    if event.overrides or event.cancelled:
+                        series.append((pos, outcome.id, event))
+            if series:
+                self._apply_exceptions(series, results)
+            for pos, new in enumerate(items):  # duplicates inside the batch point at the first copy
+                if results[pos] is None:
+                    first = next(r for p, r in enumerate(results) if r is not None and items[p].hub_id == new.hub_id)
+                    results[pos] = WriteResult("exists", first.spoke_item_id, first.version)
+        return [r for r in results if r is not None]
+
+    def _apply_exceptions(self, series: list[tuple[int, str, Event]], results: list[WriteResult | None]) -> None:
+        """Modified and cancelled occurrences of freshly written series: one UpdateItem and one
+        DeleteItem for the whole batch (occurrences addressed by master id + instance index)."""
+        updates: list[tuple[CalendarItem, list[str]]] = []
+        deletes: list[OccurrenceItemId] = []
+        for pos, master_id, event in series:
+            for override in event.overrides:
+                index = mapping.instance_index(event, override.original_start)
+                if index is None:
+                    results[pos] = WriteResult("error", master_id, message="an override is not an occurrence of the series")
+                    continue
+                values = mapping.item_values(replace(override.event, recurrence=(), timezone=event.timezone),
+                                             occurrence=True)
+                occ = CalendarItem(account=self.account, folder=self.folder,
+                                   _id=OccurrenceItemId(id=master_id, instance_index=index), **values)
+                updates.append((occ, mapping.OCCURRENCE_WRITE_FIELDS))
+            for cancelled in event.cancelled:
+                index = mapping.instance_index(event, cancelled)
+                if index is not None:
+                    deletes.append(OccurrenceItemId(id=master_id, instance_index=index))
+        if updates:
+            for outcome in UpdateItem(account=self.account, chunk_size=self.batch_size).call(
+                    items=updates, conflict_resolution="AutoResolve", message_disposition="SaveOnly",
+                    send_meeting_invitations_or_cancellations="SendToNone", suppress_read_receipts=True):
+                if isinstance(outcome, Exception):
+                    raise outcome
+        if deletes:
+            for outcome in DeleteItem(account=self.account, chunk_size=self.batch_size).call(
+                    items=deletes, delete_type="HardDelete", send_meeting_cancellations="SendToNone",
+                    affected_task_occurrences="AllOccurrences", suppress_read_receipts=True):
+                if isinstance(outcome, Exception) and not isinstance(
+                        outcome, ews_errors.ErrorCalendarOccurrenceIsDeletedFromRecurrence):
+                    raise outcome
+        # The exceptions changed the masters: report their final ChangeKeys.
+        ids = [master_id for _, master_id, _ in series]
+        current = self._current_changekeys(ids)
+        for pos, master_id, _ in series:
+            result = results[pos]
+            if result is not None and result.status == "ok" and master_id in current:
+                results[pos] = replace(result, version=current[master_id])
+
+    def _current_changekeys(self, ids: Sequence[str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        if not ids:
+            return out
+        svc = GetItem(account=self.account, chunk_size=max(self.batch_size, 100))
+        for item_id, found in zip(ids, svc.call(items=[ItemId(i) for i in ids], additional_fields=None, shape=ID_ONLY),
+                                  strict=True):
+            if not isinstance(found, Exception):
+                out[item_id] = found.changekey
+        return out
+
+    def _failure(self, exc: BaseException, item_id: str) -> WriteResult:
+        if isinstance(exc, ews_errors.ErrorIrresolvableConflict):
+            return WriteResult("conflict", item_id, message="the item changed in Exchange since it was read")
+        if isinstance(exc, (ews_errors.ErrorItemNotFound, ews_errors.ErrorInvalidIdMalformed)):
+            return WriteResult("not_found", item_id)
+        if isinstance(exc, (ews_errors.ErrorServerBusy, ews_errors.RateLimitError)):
+            return WriteResult("retry", item_id, message="Exchange is throttling")
+        err = describe(exc, self.settings)
+        return WriteResult("error", item_id, message=str(err))
+
+    def update(self, items: Sequence[ItemUpdate]) -> list[WriteResult]:
+        results: list[WriteResult | None] = [None] * len(items)
+        with translated(self.settings):
+            pending: list[tuple[int, CalendarItem]] = []
+            for pos, upd in enumerate(items):
+                try:
+                    item = self._new_item(upd.event, upd.hub_id, id=upd.spoke_item_id, changekey=upd.version)
+                except (UnsupportedRecurrence, ValueError) as exc:
+                    results[pos] = WriteResult("error", upd.spoke_item_id, message=f"Exchange cannot hold this event: {exc}")
+                    continue
+                pending.append((pos, item))
+            fieldnames = [*mapping.WRITE_FIELDS, "spokesync_hub_id"]
+            outcomes = list(UpdateItem(account=self.account, chunk_size=self.batch_size).call(
+                items=[(i, fieldnames) for _, i in pending], conflict_resolution="NeverOverwrite",
+                message_disposition="SaveOnly", send_meeting_invitations_or_cancellations="SendToNone",
+                suppress_read_receipts=True)) if pending else []
+            series: list[tuple[int, str, Event]] = []
+            for (pos, item), outcome in zip(pending, outcomes, strict=True):
+                if isinstance(outcome, Exception):
+                    results[pos] = self._failure(outcome, item.id)
+                    continue
+                new_id, new_ck = outcome
+                results[pos] = WriteResult("ok", new_id or item.id, new_ck)
+                event = items[pos].event
+                if event.overrides or event.cancelled:
+                    series.append((pos, new_id or item.id, event))
+            if series:
+                self._apply_exceptions(series, results)
+        return [r if r is not None else WriteResult("error", message="not attempted") for r in results]
+
+    def delete(self, items: Sequence[ItemDelete]) -> list[WriteResult]:
+        """DeleteItem has no ChangeKey precondition in EWS: check the ChangeKeys first (one GetItem)."""
+        results: list[WriteResult | None] = [None] * len(items)
+        with translated(self.settings):
+            current = self._current_changekeys([d.spoke_item_id for d in items])
+            to_delete: list[tuple[int, str]] = []
+            for pos, rem in enumerate(items):
+                ck = current.get(rem.spoke_item_id)
+                if ck is None:
+                    results[pos] = WriteResult("not_found", rem.spoke_item_id)
+                elif ck != rem.version:
+                    results[pos] = WriteResult("conflict", rem.spoke_item_id, ck,
+                                               message="the item changed in Exchange since it was read")
+                else:
+                    to_delete.append((pos, rem.spoke_item_id))
+            outcomes = list(DeleteItem(account=self.account, chunk_size=self.batch_size).call(
+                items=[ItemId(i) for _, i in to_delete], delete_type="HardDelete",
+                send_meeting_cancellations="SendToNone", affected_task_occurrences="AllOccurrences",
+                suppress_read_receipts=True)) if to_delete else []
+            for (pos, item_id), outcome in zip(to_delete, outcomes, strict=True):
+                results[pos] = self._failure(outcome, item_id) if isinstance(outcome, Exception) \
+                    else WriteResult("ok", item_id)
+        return [r for r in results if r is not None]
+
+
+__all__ = ["ConnectorError", "ExchangeConnector", "decode_cursor", "encode_cursor"]
