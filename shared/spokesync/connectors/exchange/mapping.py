@@ -241,10 +241,12 @@ def item_to_event(item: CalendarItem, exceptions: dict[str, CalendarItem] | None
             if original is None:
                 continue
             if full is not None:
-                occ_event = replace(item_to_event(full), recurrence=(), overrides=(), cancelled=(), modified=None)
+                # the organizer belongs to the series (override hashes compare every field)
+                occ_event = replace(item_to_event(full), recurrence=(), overrides=(), cancelled=(), modified=None,
+                                    organizer=None)
             else:
                 occ_event = replace(event, start=_when(occ.start, all_day, tz), end=_when(occ.end, all_day, tz, end=True),
-                                    modified=None)
+                                    modified=None, organizer=None)
             overrides.append(Override(original, occ_event))
         event = replace(event, recurrence=(rule,), cancelled=tuple(cancelled), overrides=tuple(overrides))
     return event

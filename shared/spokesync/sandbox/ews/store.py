@@ -237,7 +237,8 @@ class Store:
 
     # ---------------------------------------------------------- recurrence
     def start_tz(self, item: Item) -> Any:
-        return tz_of(item.fields.get("StartTimeZone") or item.fields.get("MeetingTimeZone"))
+        elem = item.fields.get("StartTimeZone")
+        return tz_of(elem if elem is not None else item.fields.get("MeetingTimeZone"))
 
     def occurrences(self, item: Item, until: datetime | None = None) -> list[datetime]:
         rec = item.fields.get("Recurrence")
