@@ -1,8 +1,8 @@
 /**
  * The hub store: one Firestore database in native mode and the composite
- * indexes its queries need. local.firestore_indexes mirrors
- * shared/spokesync/stores/firestore_indexes.py; tests/infra fails when the
- * two differ.
+ * indexes its queries need. local.firestore_indexes and
+ * local.firestore_field_overrides mirror shared/spokesync/stores/firestore_indexes.py;
+ * tests/infra fails when they differ.
  */
 
 resource "google_firestore_database" "this" {
@@ -20,9 +20,43 @@ resource "google_firestore_database" "this" {
 }
 
 locals {
-  # Composite indexes, one entry per shared/spokesync/stores/firestore_indexes.py entry.
+  # Mirrors COMPOSITE_INDEXES in shared/spokesync/stores/firestore_indexes.py
+  # (tests/infra compares the two). `prefixed`: a top-level collection, whose
+  # id gets the deployment's collection prefix; subcollections keep their id.
   # fields: field_path with order (ASCENDING/DESCENDING) or array_config (CONTAINS).
-  firestore_indexes = []
+  firestore_indexes = [
+    {
+      collection  = "runs"
+      prefixed    = true
+      query_scope = "COLLECTION"
+      fields = [
+        { field_path = "spoke_id", order = "ASCENDING" },
+        { field_path = "started_at", order = "DESCENDING" },
+      ]
+    },
+    {
+      collection  = "runs"
+      prefixed    = true
+      query_scope = "COLLECTION"
+      fields = [
+        { field_path = "hub_id", order = "ASCENDING" },
+        { field_path = "started_at", order = "DESCENDING" },
+      ]
+    },
+  ]
+
+  # Mirrors FIELD_OVERRIDES: single-field index exemptions for large values no
+  # query filters on (cheaper and faster writes, and no 1500-byte index-entry
+  # limit on them).
+  firestore_field_overrides = [
+    { collection = "items", prefixed = false, field = "event" },
+    { collection = "cursor", prefixed = false, field = "data" },
+    { collection = "spokes", prefixed = true, field = "cursor" },
+    { collection = "spokes", prefixed = true, field = "options" },
+    { collection = "spokes", prefixed = true, field = "address" },
+    { collection = "runs", prefixed = true, field = "plan" },
+    { collection = "runs", prefixed = true, field = "conflicts" },
+  ]
 }
 
 resource "google_firestore_index" "this" {
@@ -33,8 +67,8 @@ resource "google_firestore_index" "this" {
 
   project     = var.project_id
   database    = google_firestore_database.this.name
-  collection  = "${var.firestore.collection_prefix}${each.value.collection}"
-  query_scope = try(each.value.query_scope, "COLLECTION")
+  collection  = each.value.prefixed ? "${var.firestore.collection_prefix}${each.value.collection}" : each.value.collection
+  query_scope = each.value.query_scope
 
   dynamic "fields" {
     for_each = each.value.fields
@@ -44,4 +78,16 @@ resource "google_firestore_index" "this" {
       array_config = try(fields.value.array_config, null)
     }
   }
+}
+
+resource "google_firestore_field" "no_index" {
+  for_each = { for o in local.firestore_field_overrides : "${o.collection}.${o.field}" => o }
+
+  project    = var.project_id
+  database   = google_firestore_database.this.name
+  collection = each.value.prefixed ? "${var.firestore.collection_prefix}${each.value.collection}" : each.value.collection
+  field      = each.value.field
+
+  # An empty index_config removes the automatic single-field indexes.
+  index_config {}
 }

@@ -141,6 +141,7 @@ resource "google_project_service" "api" {
 # --- build: source bucket and image repository
 
 resource "google_storage_bucket" "sources" {
+  # checkov:skip=CKV_GCP_62:The bucket holds only the function zips built from this repository; who deployed what is already in the Cloud Audit Logs (admin activity), and an access-log bucket would add a second bucket to run for no new information.
   project                     = var.project_id
   name                        = "${var.project_id}-${var.name_prefix}-sources"
   location                    = var.region
@@ -177,6 +178,7 @@ resource "google_storage_bucket" "sources" {
 }
 
 resource "google_artifact_registry_repository" "functions" {
+  # checkov:skip=CKV_GCP_84:The images hold only this repository's code and public packages, no customer data or secrets; Google-managed encryption at rest applies. A customer-managed key would add a KMS key ring and its cost to a small-office deployment for no confidentiality gain.
   project       = var.project_id
   location      = var.region
   repository_id = "${var.name_prefix}-functions"
@@ -218,7 +220,7 @@ module "function" {
   entry_point = each.value.entry_point
   labels      = local.labels
 
-  source = {
+  code = {
     function_dir      = "${local.repo_root}/functions/${each.value.dir}"
     package_dir       = "${local.repo_root}/shared/spokesync"
     package_name      = "spokesync"

@@ -7,23 +7,23 @@
 
 locals {
   function_files = {
-    for f in fileset(var.source.function_dir, "**") :
-    f => "${var.source.function_dir}/${f}"
+    for f in fileset(var.code.function_dir, "**") :
+    f => "${var.code.function_dir}/${f}"
     if !anytrue([for part in split("/", f) : part == "__pycache__" || startswith(part, ".")]) && !endswith(f, ".pyc")
   }
   package_files = {
-    for f in fileset(var.source.package_dir, "**") :
-    "${var.source.package_name}/${f}" => "${var.source.package_dir}/${f}"
+    for f in fileset(var.code.package_dir, "**") :
+    "${var.code.package_name}/${f}" => "${var.code.package_dir}/${f}"
     if !anytrue([for part in split("/", f) : part == "__pycache__" || startswith(part, ".")]) && !endswith(f, ".pyc")
   }
   zip_files = merge(local.function_files, local.package_files, {
-    "requirements.txt" = var.source.requirements_file
+    "requirements.txt" = var.code.requirements_file
   })
 }
 
 data "archive_file" "source" {
   type             = "zip"
-  output_path      = "${var.source.build_dir}/${var.name}.zip"
+  output_path      = "${var.code.build_dir}/${var.name}.zip"
   output_file_mode = "0644"
 
   dynamic "source" {

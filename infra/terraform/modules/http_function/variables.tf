@@ -34,7 +34,7 @@ variable "entry_point" {
   type        = string
 }
 
-variable "source" {
+variable "code" {
   description = <<-EOT
     What goes into the deploy zip: every file of function_dir at the zip root
     (main.py ...), every file of package_dir under package_name/, and
