@@ -505,8 +505,8 @@ class GoogleCalendarSandbox:
         for value in values:
             occ_start: date | datetime = value.date() if all_day else value
             occ = {k: copy.deepcopy(v) for k, v in master.items() if k not in ("recurrence", "_seq", "_ord", "id")}
-            occ["id"] = f"{master['id']}_{_suffix(occ_start)}"
-            occ["recurringEventId"] = master["id"]
+            occ["id"] = f"{master.get('id', '')}_{_suffix(occ_start)}"
+            occ["recurringEventId"] = master.get("id", "")
             occ["originalStartTime"] = _when_json(occ_start, zone)
             occ["start"] = _when_json(occ_start, zone)
             occ["end"] = _when_json(occ_start + duration, zone)  # type: ignore[operator]
