@@ -55,6 +55,7 @@ if TYPE_CHECKING:
 MAX_WRITES = 500  # Firestore writes per commit
 CURSOR_CHUNK = 900_000  # bytes per cursor document (Firestore's limit is 1 MiB)
 _IN_LIMIT = 30  # values per `in` filter
+_TXN_ATTEMPTS = 10  # contended transactions are aborted and retried by the client
 _GET_ALL = 300  # references per BatchGetDocuments
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SPOKE_TIMES = ("lease_expires", "last_run_at", "next_run_at")
@@ -256,7 +257,7 @@ class FirestoreHubStore:
             transaction.update(ref, self._spoke_fields(changes))
             return spoke
 
-        spoke = change(self.client.transaction())
+        spoke = change(self.client.transaction(max_attempts=_TXN_ATTEMPTS))
         self.stats["writes"] += 1
         return spoke
 
@@ -295,7 +296,7 @@ class FirestoreHubStore:
             outcome.update(wrote=True, cursor=raw.get("cursor"))
             return replace(spoke, lease_owner=run_id, lease_expires=expires, dirty=False)
 
-        transaction = self.client.transaction()
+        transaction = self.client.transaction(max_attempts=_TXN_ATTEMPTS)
         spoke = take(transaction)
         if outcome.get("wrote"):
             self.stats["writes"] += 1
@@ -341,7 +342,7 @@ class FirestoreHubStore:
             transaction.update(ref, fields)
             return bool(raw.get("dirty"))
 
-        transaction = self.client.transaction()
+        transaction = self.client.transaction(max_attempts=_TXN_ATTEMPTS)
         dirty = release(transaction)
         if transaction.write_results:
             self.stats["writes"] += 1
@@ -608,7 +609,7 @@ class FirestoreHubStore:
                           expires=raw.get("lease_expires"), dirty=bool(raw.get("dirty")))
             return seq
 
-        transaction = self.client.transaction()
+        transaction = self.client.transaction(max_attempts=_TXN_ATTEMPTS)
         seq = apply(transaction)
         self.stats["writes"] += int(result.get("writes", 0))
         held = self._held_by(batch.spoke_id, batch.run_id)
