@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from spokesync.ports import SecretStore
 
 __all__ = ["ExchangeSettings", "FolderInfo", "UrlRefused", "ValidationResult", "browse", "check_url",
-           "connector_for_folder", "from_spoke", "validate"]
+           "connector_for_folder", "from_spoke", "save_credential", "validate"]
 
 
 def connector_for_folder(settings: ExchangeSettings, password: str, config: Config, folder_id: str, *,
@@ -95,6 +95,27 @@ def validate(settings: ExchangeSettings | dict[str, Any], password: str, config:
     return ValidationResult(server_version=str(build), public_folders=public_ok, public_folders_reason=reason)
 
 
+def save_credential(ctx: Any, label: str, settings: dict[str, Any], password: str, *,
+                    require_public_folders: bool = False) -> CredentialRef:
+    """Validate, then store the password in the SecretStore and the reference in the hub store.
+    Nothing is saved when validation fails (the ConnectorError says why)."""
+    import uuid
+
+    from spokesync.model.hub import CredentialRef
+
+    parsed = ExchangeSettings.from_dict(settings)
+    result = validate(parsed, password, ctx.config, require_public_folders=require_public_folders)
+    credential_id = "cred-" + uuid.uuid4().hex[:12]
+    secret_name = ctx.secrets.put(f"exchange-{credential_id}", password)
+    stored = {"ews_url": parsed.ews_url, "username": parsed.username, "version": parsed.version,
+              "auth_type": parsed.auth_type, "mailbox": parsed.mailbox, "server_version": result.server_version,
+              "public_folders": result.public_folders}
+    credential = CredentialRef(id=credential_id, kind="exchange", label=label or parsed.username,
+                               secret_name=secret_name, settings=stored)
+    ctx.store.put_credential(credential)
+    return credential
+
+
 @dataclass(frozen=True)
 class FolderInfo:
     id: str
@@ -125,7 +146,10 @@ def browse(settings: ExchangeSettings | dict[str, Any], password: str, config: C
     account = make_account(settings, password, config, budget_s=10.0)
     root_cls = PublicFoldersRoot if public else Root
     if parent is None:
-        parent_id: Any = DistinguishedFolderId(id="publicfoldersroot" if public else "msgfolderroot")
+        from exchangelib.properties import Mailbox
+
+        parent_id: Any = DistinguishedFolderId(id="publicfoldersroot") if public else \
+            DistinguishedFolderId(id="msgfolderroot", mailbox=Mailbox(email_address=account.primary_smtp_address))
     else:
         parent_id = FolderId(id=parent)
     root = root_cls(account=account, id="browse")

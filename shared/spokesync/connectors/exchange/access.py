@@ -168,6 +168,10 @@ def describe(exc: BaseException, settings: ExchangeSettings) -> ConnectorError:
     if isinstance(exc, e.RedirectError):
         return ConnectorError(f"{host} answered with a redirect to {exc.url}; spokesync does not follow redirects: "
                               "enter the final EWS URL")
+    if isinstance(exc, e.ErrorTimeoutExpired):
+        return ConnectorError(f"host unreachable: no connection to {host} ({str(exc)[:160]})")
+    if isinstance(exc, (e.SOAPError, e.MalformedResponseError)):
+        return ConnectorError(f"not an EWS endpoint: {settings.ews_url} did not answer like Exchange Web Services")
     if isinstance(exc, e.ResponseMessageError):
         return ConnectorError(f"Exchange error: {type(exc).__name__}: {str(exc)[:200]}")
     if isinstance(exc, e.TransportError):
@@ -175,10 +179,6 @@ def describe(exc: BaseException, settings: ExchangeSettings) -> ConnectorError:
         if "SSL" in text or "certificate" in text.lower():
             return ConnectorError(f"TLS failure talking to {host}: {text[:200]}")
         return ConnectorError(f"host unreachable: {host} ({text[:200]})")
-    if isinstance(exc, (e.ErrorTimeoutExpired,)):
-        return ConnectorError(f"host unreachable: no answer from {host}")
-    if isinstance(exc, (e.SOAPError, e.MalformedResponseError)):
-        return ConnectorError(f"not an EWS endpoint: {settings.ews_url} did not answer like Exchange Web Services")
     if isinstance(exc, e.EWSError):
         return ConnectorError(f"Exchange error: {type(exc).__name__}: {str(exc)[:200]}")
     return ConnectorError(f"Exchange request failed: {type(exc).__name__}: {str(exc)[:200]}")
