@@ -674,7 +674,8 @@ class GoogleCalendarSandbox:
         now = time.time()
         if not (claims.get("iat", 0) - 300 <= now <= claims.get("exp", 0) + 300):
             raise ValueError("Invalid JWT: Token must be a short-lived token and in a reasonable timeframe.")
-        if claims.get("aud") != self.base_url + "token":
+        # google-auth always addresses Google's endpoint, whatever token_uri it posts to.
+        if claims.get("aud") not in (self.base_url + "token", "https://oauth2.googleapis.com/token"):
             raise ValueError("Invalid JWT: audience does not match the token endpoint")
         subject = claims.get("sub")
         if subject and subject != issuer and not domain_wide:
