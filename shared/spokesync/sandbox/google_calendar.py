@@ -40,9 +40,7 @@ import re
 import secrets
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -562,17 +560,29 @@ class GoogleCalendarSandbox:
                 headers["X-Goog-Channel-Token"] = channel.token
             entry: dict[str, Any] = {"channel_id": channel.id, "state": state, "number": number, "dropped": False}
             try:
-                # The channel's registered address (validated as http(s) by watch).
-                req = urllib.request.Request(channel.address, data=b"", headers=headers, method="POST")  # noqa: S310
-                with urllib.request.urlopen(req, timeout=5) as resp:  # noqa: S310
-                    entry["status"] = resp.status
-            except urllib.error.HTTPError as exc:
-                entry["status"] = exc.code
+                entry["status"] = self._post(channel.address, headers)
             except OSError as exc:
                 entry["status"] = None
                 entry["error"] = str(exc)
             with self.lock:
                 self.notifications.append(entry)
+
+    @staticmethod
+    def _post(address: str, headers: dict[str, str]) -> int:
+        """POST an empty body with the headers spelled exactly as Google spells them."""
+        import http.client
+
+        url = urllib.parse.urlsplit(address)
+        conn_type = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
+        conn = conn_type(url.hostname or "127.0.0.1", url.port, timeout=5)
+        try:
+            conn.request("POST", (url.path or "/") + (f"?{url.query}" if url.query else ""), body=b"",
+                         headers=headers)
+            resp = conn.getresponse()
+            resp.read()
+            return int(resp.status)
+        finally:
+            conn.close()
 
     def wait_notifications(self, timeout: float = 5.0) -> None:
         """Block until every queued notification has been delivered (tests)."""
