@@ -88,6 +88,7 @@ locals {
     SPOKESYNC_SYNC_URL                      = local.function_urls.sync_spoke
     SPOKESYNC_TASKS_SERVICE_ACCOUNT         = google_service_account.invoker.email
     SPOKESYNC_OIDC_AUDIENCE                 = local.function_urls.sync_spoke
+    SPOKESYNC_SCHEDULER_AUDIENCE            = local.function_urls.scheduler
     SPOKESYNC_PUBLIC_URL                    = local.setup_public_url
     SPOKESYNC_WEBHOOK_URL                   = local.webhook_url
     SPOKESYNC_RUN_BUDGET_S                  = tostring(var.sync.run_budget_s)
@@ -98,6 +99,12 @@ locals {
     SPOKESYNC_GOOGLE_CHANNEL_RENEW_BEFORE_S = tostring(var.sync.google_channel_renew_before_s)
     SPOKESYNC_EXCHANGE_ALLOW_HTTP           = var.exchange.allow_http ? "true" : "false"
     SPOKESYNC_EXCHANGE_ALLOWED_CIDRS        = join(",", var.exchange.allowed_cidrs)
+    SPOKESYNC_GOOGLE_BACKOFF_S              = tostring(var.sync.google_backoff_s)
+    SPOKESYNC_GOOGLE_RETRY_BUDGET_S         = tostring(var.sync.google_retry_budget_s)
+    SPOKESYNC_TASKS_COALESCE_S              = tostring(var.queue.coalesce_s)
+    SPOKESYNC_AUTH_MODE                     = "oidc"
+    SPOKESYNC_ADMIN_EMAILS                  = join(",", var.setup_admin_emails)
+    SPOKESYNC_IAP_AUDIENCE                  = var.setup_iap_audience
   }
 
   # Secret environment variables: name -> Secret Manager secret and version.
@@ -248,15 +255,16 @@ module "function" {
   ]
 }
 
-# A sync run commits and re-enqueues itself after run_budget_s; the function
-# must not be stopped before that.
+# A sync run commits and re-enqueues itself after run_budget_s; Cloud Tasks
+# waits run_budget_s + 120 s for the answer (queue/cloud_tasks.py,
+# DEADLINE_MARGIN_S): the function must not be stopped before that.
 resource "terraform_data" "settings_guard" {
   input = var.sync.run_budget_s
 
   lifecycle {
     precondition {
-      condition     = var.functions.sync_spoke.timeout_s > var.sync.run_budget_s + 30
-      error_message = "functions.sync_spoke.timeout_s must exceed sync.run_budget_s by more than 30 s, so a run can commit and re-enqueue itself before it is stopped."
+      condition     = var.functions.sync_spoke.timeout_s >= min(1800, var.sync.run_budget_s + 120)
+      error_message = "functions.sync_spoke.timeout_s must be at least sync.run_budget_s + 120 s (the Cloud Tasks dispatch deadline the code sets), so a run can commit and re-enqueue itself before it is stopped."
     }
     precondition {
       condition     = !startswith(local.google_oauth_client_secret_id, var.secret_prefix)

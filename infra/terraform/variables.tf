@@ -146,6 +146,37 @@ variable "setup_public_url" {
   }
 }
 
+variable "setup_admin_emails" {
+  description = <<-EOT
+    Google accounts the setup API accepts (checked by the application after
+    Cloud Run's IAM check). Empty: every identity setup_invokers lets through.
+    List addresses when setup_invokers names a group or domain wider than the
+    administrators.
+  EOT
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for e in var.setup_admin_emails : can(regex("^[^@\\s,]+@[^@\\s,]+$", e))])
+    error_message = "setup_admin_emails holds plain e-mail addresses (no commas)."
+  }
+}
+
+variable "setup_iap_audience" {
+  description = <<-EOT
+    When setup is put behind Identity-Aware Proxy (a load balancer with IAP,
+    set up outside this configuration): the audience of IAP's signed header,
+    /projects/NUMBER/global/backendServices/ID. Empty: no IAP.
+  EOT
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.setup_iap_audience == "" || can(regex("^/projects/[0-9]+/(global/backendServices/[0-9]+|locations/[a-z0-9-]+/services/[a-z0-9-]+)$", var.setup_iap_audience))
+    error_message = "setup_iap_audience looks like /projects/NUMBER/global/backendServices/ID."
+  }
+}
+
 variable "webhook_url" {
   description = <<-EOT
     Public https address Google Calendar push notifications are sent to.
@@ -171,7 +202,8 @@ variable "sync" {
     poll_interval_s: default polling interval of a spoke. poll_schedule:
     cron of the scheduler tick that enqueues due polls (it should fire at
     least as often as the shortest poll interval). renew_schedule: cron of
-    the push-channel renewal.
+    the push-channel renewal. google_backoff_s / google_retry_budget_s: first
+    delay and total waiting a run spends on Google rate limits and 5xx.
   EOT
   type = object({
     run_budget_s                  = optional(number, 480)
@@ -182,6 +214,8 @@ variable "sync" {
     schedule_time_zone            = optional(string, "Etc/UTC")
     google_channel_ttl_s          = optional(number, 604800)
     google_channel_renew_before_s = optional(number, 86400)
+    google_backoff_s              = optional(number, 1)
+    google_retry_budget_s         = optional(number, 60)
   })
   default = {}
 
@@ -207,9 +241,11 @@ variable "queue" {
     minute per user and Exchange about 10 concurrent requests per user, and a
     run issues many requests: few concurrent runs keep both far from their
     limits. Retries back off up to max_backoff (quota errors clear slowly);
-    the next scheduled poll enqueues the spoke again anyway.
+    the next scheduled poll enqueues the spoke again anyway. coalesce_s:
+    sync requests for one spoke within this window share one task.
   EOT
   type = object({
+    coalesce_s                = optional(number, 10)
     max_dispatches_per_second = optional(number, 2)
     max_concurrent_dispatches = optional(number, 5)
     max_attempts              = optional(number, 12)
