@@ -8,9 +8,9 @@ the package that reads `os.environ` for settings.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 
 def _default_data_dir() -> str:
@@ -77,8 +77,9 @@ class Config:
     auth_mode: str = ""
     oidc_certs_url: str = "https://www.googleapis.com/oauth2/v1/certs"
     admin_emails: tuple[str, ...] = ()  # identities allowed to use setup (identity token or IAP)
+    scheduler_audience: str = ""  # the scheduler function's URL (Cloud Scheduler's OIDC audience)
     iap_audience: str = ""  # /projects/NUMBER/global/backendServices/ID when setup sits behind IAP
-    iap_certs_url: str = "https://www.gstatic.com/iap/verify/public_key-jwk"
+    iap_certs_url: str = "https://www.gstatic.com/iap/verify/public_key"  # {kid: PEM}: no pyjwt needed
 
     @property
     def effective_auth_mode(self) -> str:
@@ -144,6 +145,7 @@ class Config:
             auth_mode=get("AUTH_MODE"),
             oidc_certs_url=get("OIDC_CERTS_URL", d.oidc_certs_url),
             admin_emails=tuple(a.strip().lower() for a in get("ADMIN_EMAILS").split(",") if a.strip()),
+            scheduler_audience=get("SCHEDULER_AUDIENCE"),
             iap_audience=get("IAP_AUDIENCE"),
             iap_certs_url=get("IAP_CERTS_URL", d.iap_certs_url),
         )

@@ -10,10 +10,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+
 from spokesync.config import Config
 from spokesync.ports import SyncTask
 from spokesync.queue.cloud_tasks import CloudTasksQueue, dispatch_deadline_s, from_config
-
 from tests.cloud.conftest import TasksEmulator
 
 

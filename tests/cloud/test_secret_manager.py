@@ -8,6 +8,7 @@ import uuid
 import pytest
 from google.api_core import exceptions
 from google.cloud.secretmanager_v1.types import SecretVersion
+
 from spokesync.config import Config
 from spokesync.ports import SecretNotFound
 from spokesync.sandbox.secret_manager import SecretManagerServer

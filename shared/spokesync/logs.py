@@ -1,0 +1,143 @@
+"""Logging as Cloud Logging reads it: one JSON object per line on stdout.
+
+Each line carries `severity`, `message`, `time`, the hub/spoke/run ids passed
+in `extra=` or bound for the request (`bind`), and the request's trace
+(`logging.googleapis.com/trace`) taken from `X-Cloud-Trace-Context` /
+`traceparent`. Secrets never reach a line: fields whose names look secret
+are dropped, and bearer tokens, passwords in URLs and `token=`/`password=`
+pairs are masked in every message.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import re
+import sys
+import traceback
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+_CONTEXT: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("spokesync_log_context", default=None)
+
+_SECRET_KEY = re.compile(r"(?i)(password|passwd|secret|token|authorization|credential_value|api_key|cookie)")
+_MASKS = [
+    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+"), r"\1 [redacted]"),
+    (re.compile(r"(?i)\b(password|passwd|secret|token|refresh_token|access_token|client_secret)=([^\s&;,]+)"),
+     r"\1=[redacted]"),
+    (re.compile(r"(?i)(\"(?:password|secret|token|refresh_token|access_token|client_secret)\"\s*:\s*)\"[^\"]*\""),
+     r'\1"[redacted]"'),
+    (re.compile(r"(?i)(https?://[^/\s:@]+):[^@\s/]+@"), r"\1:[redacted]@"),
+]
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+_SEVERITY = {logging.DEBUG: "DEBUG", logging.INFO: "INFO", logging.WARNING: "WARNING", logging.ERROR: "ERROR",
+             logging.CRITICAL: "CRITICAL"}
+
+
+def redact(text: str) -> str:
+    for pattern, replacement in _MASKS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _clean(v) for k, v in value.items() if not _SECRET_KEY.search(str(k))}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, (int, float, bool)) or value is None:
+        return value
+    return redact(str(value))
+
+
+class JsonFormatter(logging.Formatter):
+    def __init__(self, project: str = "") -> None:
+        super().__init__()
+        self.project = project
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "severity": _SEVERITY.get(record.levelno, "DEFAULT"),
+            "message": redact(record.getMessage()),
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "logger": record.name,
+        }
+        bound = _CONTEXT.get() or {}
+        trace = bound.get("trace")
+        if trace:
+            entry["logging.googleapis.com/trace"] = f"projects/{self.project}/traces/{trace}" if self.project else trace
+        if bound.get("span_id"):
+            entry["logging.googleapis.com/spanId"] = bound["span_id"]
+        labels = {k: v for k, v in bound.items() if k not in ("trace", "span_id")}
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and not key.startswith("_"):
+                labels[key] = value
+        for key, value in _clean(labels).items():
+            entry[key] = value
+        if record.exc_info:
+            entry["stack_trace"] = redact("".join(traceback.format_exception(*record.exc_info)))
+        if record.levelno >= logging.ERROR:
+            entry["@type"] = "type.googleapis.com/google.devtools.clouderrorreporting.v1beta1.ReportedErrorEvent"
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+def trace_from(headers: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """(trace id, span id) from X-Cloud-Trace-Context or W3C traceparent."""
+    lower = {k.lower(): v for k, v in headers.items()}
+    value = lower.get("x-cloud-trace-context")
+    if value:
+        trace, _, rest = value.partition("/")
+        span = rest.split(";", 1)[0] or None
+        return (trace or None), span
+    parent = lower.get("traceparent", "")
+    parts = parent.split("-")
+    if len(parts) >= 3:
+        return parts[1], parts[2]
+    return None, None
+
+
+@contextmanager
+def bind(**fields: Any) -> Iterator[None]:
+    """Attach fields (ids, trace) to every line logged inside the block."""
+    current = dict(_CONTEXT.get() or {})
+    current.update({k: v for k, v in fields.items() if v is not None})
+    token = _CONTEXT.set(current)
+    try:
+        yield
+    finally:
+        _CONTEXT.reset(token)
+
+
+_CONFIGURED = False
+
+
+def setup(project: str = "", level: int = logging.INFO, stream: Any = None) -> None:
+    """Send every `logging` record to stdout as JSON lines (once per process)."""
+    global _CONFIGURED
+    if _CONFIGURED and stream is None:
+        return
+    handler = logging.StreamHandler(stream or sys.stdout)
+    handler.setFormatter(JsonFormatter(project))
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h.formatter, JsonFormatter)]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    _CONFIGURED = True
+
+
+__all__ = ["JsonFormatter", "bind", "redact", "setup", "trace_from"]
+
+
+@contextmanager
+def request(function: str, headers: Mapping[str, str], project: str = "", **fields: Any) -> Iterator[None]:
+    """What an HTTP function does around a request: JSON logging on, trace and ids bound."""
+    setup(project)
+    trace, span = trace_from(headers)
+    with bind(function=function, trace=trace, span_id=span, **fields):
+        yield

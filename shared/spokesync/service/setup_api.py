@@ -1,0 +1,341 @@
+"""The setup JSON API: credentials, hubs, spokes, options, sync now, status, runs.
+
+`handle(ctx, method, path, body, query)` -> `(status, payload)`, free of any
+web framework: `functions/setup/main.py` and the local server map HTTP onto it.
+It calls `service.hubs` for hubs and spokes, the connectors' validation and
+picker functions for credentials, and `service.push` to open a push channel
+for a new Google spoke. Secrets go to the SecretStore and never come back
+out: credential payloads show id, kind, label and non-secret settings only.
+
+Routes (all under /api):
+
+    GET    /status                              every hub with its spokes' status
+    GET    /hubs                 POST /hubs {name}
+    GET    /hubs/{id}            DELETE /hubs/{id}
+    POST   /hubs/{id}/sync                      sync every spoke now
+    GET    /hubs/{id}/runs?limit=
+    POST   /hubs/{id}/spokes {name, kind, address, credential_id, options}
+    GET    /spokes/{id}          DELETE /spokes/{id}
+    PATCH  /spokes/{id}/options {...}           e.g. {"direction": "two_way"}
+    POST   /spokes/{id}/sync | /dry-run | /confirm-deletions | /cancel-deletions | /resume
+    GET    /spokes/{id}/runs?limit=
+    GET    /runs/{id}
+    GET    /credentials
+    POST   /credentials/exchange {label, settings, password, require_public_folders}
+    POST   /credentials/google/service-account {label, key, subject}
+    POST   /credentials/google/oauth/start {redirect_uri}
+    POST   /credentials/google/oauth/finish {code, redirect_uri, label, account}
+    DELETE /credentials/{id}
+    GET    /credentials/{id}/calendars           Google calendar picker
+    POST   /credentials/{id}/folders {parent, public}   Exchange folder browser
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from spokesync.model.hub import CredentialRef
+from spokesync.ports import ConnectorError
+from spokesync.service import hubs
+
+if TYPE_CHECKING:
+    from spokesync.bootstrap import Context
+
+log = logging.getLogger("spokesync.setup")
+
+Payload = Any
+Handler = Callable[..., tuple[int, Payload]]
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _body_str(body: Mapping[str, Any], name: str, required: bool = True) -> str:
+    value = body.get(name)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or (required and not value.strip()):
+        raise ApiError(400, f"'{name}' is required and must be a string")
+    return value
+
+
+def credential_view(credential: CredentialRef, in_use: int = 0) -> dict[str, Any]:
+    return {"id": credential.id, "kind": credential.kind, "label": credential.label,
+            "settings": credential.settings, "broken_reason": credential.broken_reason, "spokes": in_use}
+
+
+def _limit(query: Mapping[str, str]) -> int:
+    try:
+        return max(1, min(200, int(query.get("limit", "20"))))
+    except ValueError:
+        raise ApiError(400, "limit must be a whole number") from None
+
+
+# ------------------------------------------------------------------ handlers
+
+
+def status(ctx: Context, body: Any, query: Mapping[str, str]) -> tuple[int, Payload]:
+    return 200, {"hubs": hubs.status(ctx)}
+
+
+def list_hubs(ctx: Context, body: Any, query: Mapping[str, str]) -> tuple[int, Payload]:
+    return 200, {"hubs": [h.to_dict() for h in hubs.list_hubs(ctx)]}
+
+
+def create_hub(ctx: Context, body: Any, query: Mapping[str, str]) -> tuple[int, Payload]:
+    hub = hubs.create_hub(ctx, _body_str(body, "name"), body.get("object_type", "calendar"))
+    return 201, hub.to_dict()
+
+
+def get_hub(ctx: Context, body: Any, query: Mapping[str, str], hub_id: str) -> tuple[int, Payload]:
+    return 200, hubs.hub_status(ctx, hubs.get_hub(ctx, hub_id))
+
+
+def delete_hub(ctx: Context, body: Any, query: Mapping[str, str], hub_id: str) -> tuple[int, Payload]:
+    hubs.delete_hub(ctx, hub_id)
+    return 200, {"deleted": hub_id}
+
+
+def sync_hub(ctx: Context, body: Any, query: Mapping[str, str], hub_id: str) -> tuple[int, Payload]:
+    return 202, {"enqueued": hubs.sync_hub_now(ctx, hub_id)}
+
+
+def hub_runs(ctx: Context, body: Any, query: Mapping[str, str], hub_id: str) -> tuple[int, Payload]:
+    hubs.get_hub(ctx, hub_id)
+    return 200, {"runs": hubs.run_history(ctx, hub_id=hub_id, limit=_limit(query))}
+
+
+def add_spoke(ctx: Context, body: Any, query: Mapping[str, str], hub_id: str) -> tuple[int, Payload]:
+    address = body.get("address") or {}
+    if not isinstance(address, dict):
+        raise ApiError(400, "'address' must be an object")
+    options = body.get("options")
+    if options is not None and not isinstance(options, dict):
+        raise ApiError(400, "'options' must be an object")
+    credential_id = body.get("credential_id")
+    spoke = hubs.add_spoke(ctx, hub_id, _body_str(body, "name"), _body_str(body, "kind"), address,
+                           credential_id=credential_id if isinstance(credential_id, str) else None, options=options)
+    push_note = ""
+    if spoke.kind == "google" and ctx.config.webhook_url:
+        try:
+            from spokesync.service import push
+
+            push.on_spoke_added(ctx, spoke)
+        except Exception as err:  # noqa: BLE001 - the spoke works by polling; renewal retries the channel
+            push_note = f"push notifications not set up yet ({type(err).__name__}); polling until renewal succeeds"
+            log.warning("could not open a push channel", extra={"spoke_id": spoke.id, "error": type(err).__name__})
+    out = hubs.spoke_status(ctx, spoke)
+    if push_note:
+        out["note"] = push_note
+    return 201, out
+
+
+def get_spoke(ctx: Context, body: Any, query: Mapping[str, str], spoke_id: str) -> tuple[int, Payload]:
+    return 200, hubs.spoke_status(ctx, hubs.get_spoke(ctx, spoke_id))
+
+
+def delete_spoke(ctx: Context, body: Any, query: Mapping[str, str], spoke_id: str) -> tuple[int, Payload]:
+    hubs.remove_spoke(ctx, spoke_id)
+    return 200, {"deleted": spoke_id}
+
+
+def set_options(ctx: Context, body: Any, query: Mapping[str, str], spoke_id: str) -> tuple[int, Payload]:
+    spoke = hubs.set_options(ctx, spoke_id, dict(body))
+    return 200, hubs.spoke_status(ctx, spoke)
+
+
+def sync_spoke(ctx: Context, body: Any, query: Mapping[str, str], spoke_id: str) -> tuple[int, Payload]:
+    return 202, {"enqueued": hubs.sync_now(ctx, spoke_id)}
+
+
+def dry_run(ctx: Context, body: Any, query: Mapping[str, str], spoke_id: str) -> tuple[int, Payload]:
+    run = hubs.dry_run(ctx, spoke_id)
+    out = hubs.run_summary(run)
+    out["plan"] = run.plan
+    return 200, out
+
+
+def spoke_action(action: Callable[[Context, str], Any]) -> Handler:
+    def handler(ctx: Context, body: Any, query: Mapping[str, str], spoke_id: str) -> tuple[int, Payload]:
+        return 200, hubs.spoke_status(ctx, action(ctx, spoke_id))
+
+    return handler
+
+
+def spoke_runs(ctx: Context, body: Any, query: Mapping[str, str], spoke_id: str) -> tuple[int, Payload]:
+    hubs.get_spoke(ctx, spoke_id)
+    return 200, {"runs": hubs.run_history(ctx, spoke_id=spoke_id, limit=_limit(query))}
+
+
+def get_run(ctx: Context, body: Any, query: Mapping[str, str], run_id: str) -> tuple[int, Payload]:
+    run = ctx.store.get_run(run_id)
+    if run is None:
+        raise ApiError(404, f"no run with id {run_id}")
+    return 200, hubs.run_summary(run)
+
+
+# --------------------------------------------------------------- credentials
+
+
+def _credential(ctx: Context, credential_id: str) -> CredentialRef:
+    credential = ctx.store.get_credential(credential_id)
+    if credential is None:
+        raise ApiError(404, f"no credential with id {credential_id}")
+    return credential
+
+
+def list_credentials(ctx: Context, body: Any, query: Mapping[str, str]) -> tuple[int, Payload]:
+    uses: dict[str, int] = {}
+    for spoke in ctx.store.list_spokes():
+        if spoke.credential_id:
+            uses[spoke.credential_id] = uses.get(spoke.credential_id, 0) + 1
+    return 200, {"credentials": [credential_view(c, uses.get(c.id, 0)) for c in ctx.store.list_credentials()]}
+
+
+def add_exchange_credential(ctx: Context, body: Any, query: Mapping[str, str]) -> tuple[int, Payload]:
+    from spokesync.connectors import exchange
+
+    settings = body.get("settings")
+    if not isinstance(settings, dict):
+        raise ApiError(400, "'settings' must be an object (ews_url, username, version, auth_type)")
+    credential = exchange.save_credential(ctx, body.get("label", ""), settings, _body_str(body, "password"),
+                                          require_public_folders=bool(body.get("require_public_folders")))
+    return 201, credential_view(credential)
+
+
+def add_google_service_account(ctx: Context, body: Any, query: Mapping[str, str]) -> tuple[int, Payload]:
+    from spokesync.connectors.google import auth as google_auth
+
+    key = body.get("key")
+    if not isinstance(key, (str, dict)):
+        raise ApiError(400, "'key' must be the service account's JSON key")
+    credential = google_auth.save_service_account_credential(
+        ctx.store, ctx.secrets, "cred-" + uuid.uuid4().hex[:12], body.get("label") or "Google service account",
+        key, subject=body.get("subject") or "")
+    return 201, credential_view(credential)
+
+
+def google_oauth_start(ctx: Context, body: Any, query: Mapping[str, str]) -> tuple[int, Payload]:
+    from spokesync.connectors.google import auth as google_auth
+
+    url, state = google_auth.authorization_url(ctx.config, _body_str(body, "redirect_uri"),
+                                               login_hint=body.get("login_hint"))
+    return 200, {"url": url, "state": state}
+
+
+def google_oauth_finish(ctx: Context, body: Any, query: Mapping[str, str]) -> tuple[int, Payload]:
+    from spokesync.connectors.google import auth as google_auth
+
+    grant = google_auth.exchange_code(ctx.config, _body_str(body, "code"), _body_str(body, "redirect_uri"))
+    credential = google_auth.save_oauth_credential(
+        ctx.store, ctx.secrets, "cred-" + uuid.uuid4().hex[:12], body.get("label") or "Google account",
+        grant.refresh_token, account=body.get("account") or "")
+    return 201, credential_view(credential)
+
+
+def delete_credential(ctx: Context, body: Any, query: Mapping[str, str], credential_id: str) -> tuple[int, Payload]:
+    credential = _credential(ctx, credential_id)
+    users = [s.name for s in ctx.store.list_spokes() if s.credential_id == credential_id]
+    if users:
+        raise ApiError(409, f"credential '{credential.label}' is used by spokes: {', '.join(users)}")
+    if credential.secret_name:
+        ctx.secrets.delete(credential.secret_name)
+    ctx.store.delete_credential(credential_id)
+    return 200, {"deleted": credential_id}
+
+
+def google_calendars(ctx: Context, body: Any, query: Mapping[str, str], credential_id: str) -> tuple[int, Payload]:
+    from spokesync.connectors.google import auth as google_auth
+
+    credential = _credential(ctx, credential_id)
+    if not credential.kind.startswith("google"):
+        raise ApiError(400, "calendars can be listed for Google credentials only")
+    return 200, {"calendars": google_auth.list_calendars(credential, ctx.secrets, ctx.config)}
+
+
+def exchange_folders(ctx: Context, body: Any, query: Mapping[str, str], credential_id: str) -> tuple[int, Payload]:
+    from spokesync.connectors import exchange
+
+    credential = _credential(ctx, credential_id)
+    if credential.kind != "exchange" or not credential.secret_name:
+        raise ApiError(400, "folders can be browsed for Exchange credentials only")
+    parent = body.get("parent") if isinstance(body.get("parent"), str) else None
+    folders = exchange.browse(credential.settings, ctx.secrets.get(credential.secret_name), ctx.config,
+                              parent=parent, public=bool(body.get("public", True)))
+    return 200, {"folders": [{"id": f.id, "name": f.name, "kind": f.kind, "folder_class": f.folder_class,
+                              "child_count": f.child_count, "public": f.public} for f in folders]}
+
+
+# -------------------------------------------------------------------- router
+
+_ID = "([^/]+)"
+_TABLE: list[tuple[str, str, Handler]] = [
+    ("GET", "/status", status),
+    ("GET", "/hubs", list_hubs),
+    ("POST", "/hubs", create_hub),
+    ("GET", f"/hubs/{_ID}", get_hub),
+    ("DELETE", f"/hubs/{_ID}", delete_hub),
+    ("POST", f"/hubs/{_ID}/sync", sync_hub),
+    ("GET", f"/hubs/{_ID}/runs", hub_runs),
+    ("POST", f"/hubs/{_ID}/spokes", add_spoke),
+    ("GET", f"/spokes/{_ID}", get_spoke),
+    ("DELETE", f"/spokes/{_ID}", delete_spoke),
+    ("PATCH", f"/spokes/{_ID}/options", set_options),
+    ("POST", f"/spokes/{_ID}/sync", sync_spoke),
+    ("POST", f"/spokes/{_ID}/dry-run", dry_run),
+    ("POST", f"/spokes/{_ID}/confirm-deletions", spoke_action(hubs.confirm_deletions)),
+    ("POST", f"/spokes/{_ID}/cancel-deletions", spoke_action(hubs.cancel_deletions)),
+    ("POST", f"/spokes/{_ID}/resume", spoke_action(hubs.resume)),
+    ("GET", f"/spokes/{_ID}/runs", spoke_runs),
+    ("GET", f"/runs/{_ID}", get_run),
+    ("GET", "/credentials", list_credentials),
+    ("POST", "/credentials/exchange", add_exchange_credential),
+    ("POST", "/credentials/google/service-account", add_google_service_account),
+    ("POST", "/credentials/google/oauth/start", google_oauth_start),
+    ("POST", "/credentials/google/oauth/finish", google_oauth_finish),
+    ("DELETE", f"/credentials/{_ID}", delete_credential),
+    ("GET", f"/credentials/{_ID}/calendars", google_calendars),
+    ("POST", f"/credentials/{_ID}/folders", exchange_folders),
+]
+ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [(m, re.compile(f"^/api{p}$"), h) for m, p, h in _TABLE]
+
+
+def handle(ctx: Context, method: str, path: str, body: Any = None,
+           query: Mapping[str, str] | None = None) -> tuple[int, Payload]:
+    """Route one request; every error becomes a JSON `{"error": ...}` with its status."""
+    path = "/" + path.strip("/")
+    if not path.startswith("/api"):
+        path = "/api" + path
+    allowed: list[str] = []
+    for route_method, pattern, handler in ROUTES:
+        match = pattern.match(path)
+        if not match:
+            continue
+        if route_method != method.upper():
+            allowed.append(route_method)
+            continue
+        if method.upper() in ("POST", "PATCH") and body is not None and not isinstance(body, dict):
+            return 400, {"error": "the request body must be a JSON object"}
+        try:
+            return handler(ctx, body or {}, query or {}, *match.groups())
+        except ApiError as err:
+            return err.status, {"error": err.message}
+        except hubs.NotFound as err:
+            return 404, {"error": str(err)}
+        except hubs.InvalidRequest as err:
+            return 400, {"error": str(err)}
+        except ConnectorError as err:  # validation / picker failures the admin can act on
+            return 422, {"error": str(err)}
+        except ValueError as err:
+            return 400, {"error": str(err)}
+    if allowed:
+        return 405, {"error": f"method not allowed; use {', '.join(sorted(set(allowed)))}"}
+    return 404, {"error": f"no such endpoint: {method.upper()} {path}"}
