@@ -10,7 +10,6 @@ defaults that drifted from the code's.
 from __future__ import annotations
 
 import ast
-import base64
 import os
 import re
 import subprocess
@@ -454,25 +453,33 @@ def test_scheduler_jobs_are_understood_by_the_scheduler_entry(tf: hcl.Config) ->
     main = ROOT / "functions" / fn["dir"] / "main.py"
     if not main.is_file():
         pytest.fail(f"functions/{fn['dir']}/main.py (scheduler entry) does not exist yet")
-    source = main.read_text(encoding="utf-8")
-    sources = [source]
-    # The entry may hand the body to a service module: look there too.
-    for mod in re.findall(r"from (spokesync\.[\w.]+) import", source):
-        path = ROOT / "shared" / Path(*mod.split(".")).with_suffix(".py")
-        if path.is_file():
-            sources.append(path.read_text(encoding="utf-8"))
-    text = "\n".join(sources)
+    # The entry hands the body to service modules: read the ones main.py imports.
+    texts = [main.read_text(encoding="utf-8")]
+    known_jobs: set[str] = set()
+    for node in ast.walk(ast.parse(texts[0])):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("spokesync"):
+            for alias in node.names:
+                for mod in (f"{node.module}.{alias.name}", node.module):
+                    base = ROOT / "shared" / Path(*mod.split("."))
+                    for path in (base.with_suffix(".py"), base / "__init__.py"):
+                        if path.is_file():
+                            text = path.read_text(encoding="utf-8")
+                            texts.append(text)
+                            m = re.search(r"^JOBS\s*=\s*(\(.*?\))", text, re.M | re.S)
+                            if m:
+                                known_jobs |= set(ast.literal_eval(m.group(1)))
+    text = "\n".join(texts)
     for name, job in jobs.items():
-        for value in job["body"].values():
+        value = job["body"]["job"]
+        if known_jobs:
+            assert value in known_jobs, f"scheduler job {name} posts job={value!r}; the code knows {sorted(known_jobs)}"
+        else:
             assert f'"{value}"' in text or f"'{value}'" in text, (
-                f"scheduler job {name} posts {job['body']}, but {value!r} appears nowhere in the scheduler entry's code"
+                f"scheduler job {name} posts job={value!r}, which appears nowhere in the scheduler entry's code"
             )
     # The body is JSON.
-    assert (
-        hcl.expr(tf.resource("google_cloud_scheduler_job", "job")["http_target"][0]["body"])
-        == "base64encode(jsonencode(each.value.body))"
-    )
-    base64.b64encode(b"{}")
+    body = hcl.block(tf.resource("google_cloud_scheduler_job", "job"), "http_target")["body"]
+    assert hcl.expr(body) == "base64encode(jsonencode(each.value.body))"
 
 
 # --- Firestore
