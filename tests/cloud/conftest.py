@@ -157,3 +157,49 @@ def tasks_emulator() -> Iterator[TasksEmulator]:
     emulator = TasksEmulator(f"projects/{PROJECT}/locations/us-central1/queues/q{free_port()}", dedupe_names=True).start()
     yield emulator
     emulator.stop()
+
+
+class FunctionServer:
+    """One function served by functions-framework in its own process, as Cloud Run serves it."""
+
+    def __init__(self, target: str, source: str, env: dict[str, str], log_path: Path, port: int | None = None) -> None:
+        self.target = target
+        self.source = source
+        self.env = env
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+        self.started_at = 0.0
+
+    def start(self) -> FunctionServer:
+        import sys
+
+        binary = Path(sys.executable).parent / "functions-framework"
+        self.started_at = time.monotonic()
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [str(binary), "--target", self.target, "--source", self.source, "--port", str(self.port),
+             "--host", "127.0.0.1"],
+            env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return self
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"{self.target} did not start: {self.log_path.read_text()[-2000:]}") from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            self.process = None
+            self._log.close()
