@@ -202,10 +202,11 @@ class Stats:
     http_requests: int = 0  # transport round trips (a batch counts once)
     api_calls: int = 0  # API calls (each part of a batch counts, as Google's quota does)
     batches: int = 0
+    token_requests: int = 0  # OAuth token endpoint (not API round trips)
     by_method: dict[str, int] = field(default_factory=dict)
 
     def reset(self) -> None:
-        self.http_requests = self.api_calls = self.batches = 0
+        self.http_requests = self.api_calls = self.batches = self.token_requests = 0
         self.by_method.clear()
 
 
@@ -1078,6 +1079,9 @@ _REASONS = {200: "OK", 204: "No Content", 400: "Bad Request", 401: "Unauthorized
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body leave in one segment: no Nagle / delayed-ACK stall per response.
+    disable_nagle_algorithm = True
+    wbufsize = 1 << 16
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet by default
@@ -1111,6 +1115,9 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             self._send(302, {"Location": location}, b"")
         elif path == "/token" and self.command == "POST":
+            with sandbox.lock:
+                sandbox.stats.http_requests -= 1
+                sandbox.stats.token_requests += 1
             form = {k: v[-1] for k, v in urllib.parse.parse_qs(body.decode()).items()}
             status, payload = sandbox.token(form)
             self._send(status, {"Content-Type": "application/json"}, json.dumps(payload).encode())
