@@ -24,7 +24,8 @@ locals {
 
   # Which function may do what with the application's secrets.
   #   manage: setup stores, replaces, tests and deletes credentials.
-  #   read:   runs read credentials and store refreshed tokens as new versions.
+  #   read:   runs and channel renewal only read them (secretAccessor).
+  # push_webhook gets none: it checks channel tokens against hashes in Firestore.
   secret_access = {
     setup      = "manage"
     sync_spoke = "read"
@@ -40,36 +41,20 @@ resource "google_project_iam_custom_role" "secret_creator" {
   permissions = ["secretmanager.secrets.create"]
 }
 
+# Exactly the calls spokesync/secrets/secret_manager.py makes besides
+# create_secret: add_secret_version, access_secret_version,
+# list_secret_versions + destroy_secret_version (old versions), delete_secret.
 resource "google_project_iam_custom_role" "secret_manager" {
   project     = var.project_id
   role_id     = "${replace(var.name_prefix, "-", "_")}_secret_manager"
   title       = "spokesync credential secrets manager"
-  description = "Manage existing secrets and their versions; granted only with a condition on the secret name prefix"
+  description = "Store, read and delete credential secrets; granted only with a condition on the secret name prefix"
   permissions = [
-    "secretmanager.secrets.get",
-    "secretmanager.secrets.update",
     "secretmanager.secrets.delete",
     "secretmanager.versions.add",
     "secretmanager.versions.access",
-    "secretmanager.versions.get",
     "secretmanager.versions.list",
-    "secretmanager.versions.enable",
-    "secretmanager.versions.disable",
     "secretmanager.versions.destroy",
-  ]
-}
-
-resource "google_project_iam_custom_role" "secret_reader" {
-  project     = var.project_id
-  role_id     = "${replace(var.name_prefix, "-", "_")}_secret_reader"
-  title       = "spokesync credential secrets reader"
-  description = "Read secret versions and add new ones (refreshed tokens); granted only with a condition on the secret name prefix"
-  permissions = [
-    "secretmanager.secrets.get",
-    "secretmanager.versions.add",
-    "secretmanager.versions.access",
-    "secretmanager.versions.get",
-    "secretmanager.versions.list",
   ]
 }
 
@@ -85,7 +70,7 @@ resource "google_project_iam_member" "secret_access" {
   for_each = local.secret_access
 
   project = var.project_id
-  role    = each.value == "manage" ? google_project_iam_custom_role.secret_manager.id : google_project_iam_custom_role.secret_reader.id
+  role    = each.value == "manage" ? google_project_iam_custom_role.secret_manager.id : "roles/secretmanager.secretAccessor"
   member  = google_service_account.function[each.key].member
 
   condition {

@@ -556,11 +556,12 @@ def test_secret_access_is_limited_to_the_prefix(tf: hcl.Config) -> None:
     assert hcl.expr(access["condition"][0]["expression"]) == "local.secret_name_condition"
     creator = tf.resource("google_project_iam_custom_role", "secret_creator")
     assert creator["permissions"] == ["secretmanager.secrets.create"]
-    for role in ("secret_manager", "secret_reader"):
-        perms = tf.resource("google_project_iam_custom_role", role)["permissions"]
-        assert "secretmanager.secrets.create" not in perms
-        assert all(p.startswith("secretmanager.") for p in perms)
-        assert "secretmanager.secrets.setIamPolicy" not in perms and "secretmanager.secrets.list" not in perms
+    perms = tf.resource("google_project_iam_custom_role", "secret_manager")["permissions"]
+    assert "secretmanager.secrets.create" not in perms
+    assert all(p.startswith("secretmanager.") for p in perms)
+    assert "secretmanager.secrets.setIamPolicy" not in perms and "secretmanager.secrets.list" not in perms
+    role = hcl.expr(access["role"])
+    assert role.endswith('? google_project_iam_custom_role.secret_manager.id : "roles/secretmanager.secretAccessor"')
     # Only setup may create; the webhook gets no secret access at all.
     assert tf.locals["secret_access"] == {"setup": "manage", "sync_spoke": "read", "scheduler": "read"}
     assert "roles/secretmanager.admin" not in tf.text
@@ -600,3 +601,33 @@ def test_vpc_connector_is_optional_and_only_for_exchange_callers(tf: hcl.Config)
 
 def test_outputs_give_setup_and_webhook_urls(tf: hcl.Config) -> None:
     assert {"setup_url", "webhook_url", "setup_proxy_command"} <= set(tf.outputs)
+
+
+SECRET_MANAGER_PERMISSIONS = {
+    "create_secret": "secretmanager.secrets.create",
+    "get_secret": "secretmanager.secrets.get",
+    "update_secret": "secretmanager.secrets.update",
+    "delete_secret": "secretmanager.secrets.delete",
+    "list_secrets": "secretmanager.secrets.list",
+    "add_secret_version": "secretmanager.versions.add",
+    "access_secret_version": "secretmanager.versions.access",
+    "get_secret_version": "secretmanager.versions.get",
+    "list_secret_versions": "secretmanager.versions.list",
+    "enable_secret_version": "secretmanager.versions.enable",
+    "disable_secret_version": "secretmanager.versions.disable",
+    "destroy_secret_version": "secretmanager.versions.destroy",
+}
+
+
+def test_setup_may_make_every_secret_manager_call_the_code_makes(tf: hcl.Config) -> None:
+    source = (ROOT / "shared" / "spokesync" / "secrets" / "secret_manager.py").read_text(encoding="utf-8")
+    calls = set(re.findall(r"\.client\.(\w+)\(", source))
+    assert calls, "found no Secret Manager client calls"
+    unknown = calls - set(SECRET_MANAGER_PERMISSIONS)
+    assert not unknown, f"map these client calls to their IAM permission: {sorted(unknown)}"
+    granted = set(tf.resource("google_project_iam_custom_role", "secret_creator")["permissions"]) | set(
+        tf.resource("google_project_iam_custom_role", "secret_manager")["permissions"]
+    )
+    needed = {SECRET_MANAGER_PERMISSIONS[c] for c in calls}
+    assert needed <= granted, f"setup lacks {sorted(needed - granted)}"
+    assert granted <= needed, f"setup is granted more than the code uses: {sorted(granted - needed)}"
