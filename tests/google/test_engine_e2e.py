@@ -14,9 +14,8 @@ import pytest
 from spokesync.bootstrap import Context, build_context, set_context
 from spokesync.config import Config
 from spokesync.connectors.google.auth import save_oauth_credential
-from spokesync.connectors.google.mapping import Series, fold_series
+from spokesync.connectors.google.mapping import FIELDS, Series, fold_series
 from spokesync.model.event import content_hash
-from spokesync.connectors.google.mapping import FIELDS
 from spokesync.model.hub import Spoke
 from spokesync.ports import FakeClock
 from spokesync.queue.local import LocalTaskQueue
