@@ -19,7 +19,6 @@ from spokesync.ports import ConnectorError, CredentialBroken, NewItem, Throttled
 from spokesync.sandbox.ews import EwsServer
 from tests.exchange.conftest import PASSWORD, local_config
 
-
 KEY = "a2V5LWZvci10ZXN0cy1vbmx5LTMyLWJ5dGVzLWxvbmc="  # Fernet: 32 url-safe base64 bytes
 
 

@@ -6,7 +6,7 @@ three zones, with all-day multi-day series and modified/cancelled occurrences.""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -44,7 +44,7 @@ def expand(line: str, start: datetime | date, tz: ZoneInfo | None) -> set[dateti
         parts = []
         for part in body.split(";"):
             if part.startswith("UNTIL=") and part.endswith("Z"):
-                until = datetime.strptime(part[6:], "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+                until = datetime.strptime(part[6:], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
             else:
                 parts.append(part)
         naive = start.astimezone(tz).replace(tzinfo=None)
@@ -54,7 +54,7 @@ def expand(line: str, start: datetime | date, tz: ZoneInfo | None) -> set[dateti
         for occ in rule:
             if occ > end:
                 break
-            instant = occ.replace(tzinfo=tz).astimezone(timezone.utc)
+            instant = occ.replace(tzinfo=tz).astimezone(UTC)
             if until is not None and instant > until:
                 break
             out.add(instant)
@@ -113,7 +113,7 @@ def test_modified_and_cancelled_occurrences_round_trip(public_connector: Exchang
     fields = public_connector.capabilities.fields
     assert content_hash(item.event, fields) == content_hash(event, fields), item.event
     # occurrences = oracle expansion minus cancellations, with the override in place of its original
-    occurrences = expand(event.recurrence[0], start, tz) - {datetime(2026, 4, 6, 7, 0, tzinfo=timezone.utc)}
+    occurrences = expand(event.recurrence[0], start, tz) - {datetime(2026, 4, 6, 7, 0, tzinfo=UTC)}
     assert len(occurrences) == 7
     # an update that drops the cancellation and the override restores the plain series
     plain = replace(event, overrides=(), cancelled=())
@@ -125,7 +125,7 @@ def test_modified_and_cancelled_occurrences_round_trip(public_connector: Exchang
 
 
 def test_unsupported_rules_are_refused_not_written_wrong(public_connector: ExchangeConnector) -> None:
-    start = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+    start = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
     event = Event(title="Hourly", start=start, end=start + timedelta(minutes=5), recurrence=("RRULE:FREQ=HOURLY",))
     result = public_connector.create([NewItem("hourly", event)])[0]
     assert result.status == "error" and "FREQ=HOURLY" in result.message

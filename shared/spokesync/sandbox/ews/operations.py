@@ -257,6 +257,31 @@ def _field_value(item: Item, uri: etree._Element) -> str | None:
     return item.text(name)
 
 
+def compile_restriction(expr: etree._Element) -> Callable[[Item], bool]:
+    """A predicate for a Restriction; an Or of IsEqualTo on one property becomes a set lookup
+    (the hub-id lookup of a whole batch), everything else is evaluated per item."""
+    node = expr
+    while etree.QName(node).localname == "Restriction" and len(node):
+        node = node[0]
+    if etree.QName(node).localname in ("Or", "IsEqualTo"):
+        terms = list(node) if etree.QName(node).localname == "Or" else [node]
+        uris, values = [], set()
+        for term in terms:
+            if etree.QName(term).localname != "IsEqualTo" or len(term) < 2:
+                break
+            constant = term[1].find(t("Constant"))
+            if constant is None:
+                break
+            uris.append(term[0])
+            values.add(constant.get("Value", ""))
+        else:
+            keys = {etree.tostring(u) for u in uris}
+            if len(keys) == 1:
+                uri = uris[0]
+                return lambda item: _field_value(item, uri) in values
+    return lambda item: matches(item, expr)
+
+
 def matches(item: Item, expr: etree._Element) -> bool:
     local = etree.QName(expr).localname
     kids = [c for c in expr if isinstance(c.tag, str)]
@@ -366,7 +391,8 @@ def find_item(store: Store, req: etree._Element, max_page: int) -> list[etree._E
             page = int(view.get("MaxEntriesReturned", str(max_page))) if view is not None else max_page
             offset = int(view.get("Offset", "0")) if view is not None else 0
         if restriction is not None:
-            found = [i for i in found if matches(i, restriction)]
+            predicate = compile_restriction(restriction)
+            found = [i for i in found if predicate(i)]
         page = min(page, max_page)
         chunk = found[offset:offset + page]
         msg = message("FindItem")
