@@ -476,6 +476,7 @@ def create_item(store: Store, req: etree._Element) -> list[etree._Element]:
             continue
         fields, extended = item_fields(elem)
         _normalise_times(fields)
+        _reset_responses(fields)
         try:
             _validate_item(fields)
             item = store.create(folder.id, etree.QName(elem).localname, fields, extended)
@@ -487,6 +488,16 @@ def create_item(store: Store, req: etree._Element) -> list[etree._Element]:
         sub(created, t("ItemId"), Id=item.id, ChangeKey=item.changekey)
         out.append(msg)
     return out
+
+
+def _reset_responses(fields: dict[str, etree._Element]) -> None:
+    """An attendee's response is the attendee's to give: a new item's attendees have not answered."""
+    for name in ("RequiredAttendees", "OptionalAttendees", "Resources"):
+        for attendee in kids(fields.get(name)):
+            response = attendee.find(t("ResponseType"))
+            if response is None:
+                response = etree.SubElement(attendee, t("ResponseType"))
+            response.text = "Unknown"
 
 
 def _validate_item(fields: dict[str, etree._Element]) -> None:

@@ -91,7 +91,7 @@ def expand(recurrence: etree._Element, first_start_utc: datetime, tz: tzinfo,
     if until_utc is not None and "count" not in kwargs:
         limit = until_utc.astimezone(tz).replace(tzinfo=None)
         kwargs["until"] = min(kwargs["until"], limit)
-    rule = rrule.rrule(freq, dtstart=dtstart, interval=interval, **kwargs)
+    rule = rrule.rrule(freq, dtstart=dtstart, interval=interval, **kwargs)  # type: ignore[arg-type]
     out = []
     for naive in rule:
         out.append(naive.replace(tzinfo=tz).astimezone(UTC))

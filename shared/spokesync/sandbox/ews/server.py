@@ -91,7 +91,8 @@ class EwsServer:
     @property
     def url(self) -> str:
         host, port = self.httpd.server_address[:2]
-        return f"http://{host}:{port}/EWS/Exchange.asmx"
+        name = host.decode() if isinstance(host, bytes) else str(host)
+        return f"http://{name}:{port}/EWS/Exchange.asmx"
 
     def start(self) -> EwsServer:
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="ews-sandbox", daemon=True)
