@@ -6,9 +6,10 @@ The engine only ever talks to these; no cloud SDK is imported here.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Literal, Protocol, Sequence, runtime_checkable
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from spokesync.model.event import Event
 from spokesync.model.hub import Channel, CredentialRef, Hub, HubItem, Link, RunRecord, Spoke
@@ -284,7 +285,7 @@ class Clock(Protocol):
 
 class SystemClock:
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
     def monotonic(self) -> float:
         import time
@@ -296,7 +297,7 @@ class FakeClock:
     """A clock tests move by hand."""
 
     def __init__(self, start: datetime | None = None) -> None:
-        self._now = start or datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+        self._now = start or datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
         self._mono = 0.0
 
     def now(self) -> datetime:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -17,11 +17,11 @@ from spokesync.model.event import Event
 from spokesync.model.hub import Channel, CredentialRef, Hub, HubItem, Link, RunRecord, Spoke, SyncOptions
 from spokesync.ports import CommitBatch, HubItemConflict, HubStore, HubWrite, LeaseLost
 
-NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
 def make_item(item_id: str, version: int = 1, title: str = "x", hub_id: str = "hub1", deleted: bool = False) -> HubItem:
-    start = datetime(2026, 12, 1, 9, tzinfo=timezone.utc)
+    start = datetime(2026, 12, 1, 9, tzinfo=UTC)
     event = None if deleted else Event(title=title, start=start, end=start + timedelta(hours=1))
     return HubItem(id=item_id, hub_id=hub_id, version=version, seq=0, event=event, hash=f"h{version}",
                    origin_spoke_id="s1", modified=NOW, deleted=deleted)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +51,7 @@ class Harness:
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock(datetime(2026, 3, 1, 8, 0, tzinfo=timezone.utc))
+    return FakeClock(datetime(2026, 3, 1, 8, 0, tzinfo=UTC))
 
 
 @pytest.fixture

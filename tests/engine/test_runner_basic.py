@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from spokesync.model.event import Event, content_hash
 from tests.engine.conftest import Harness
 
 
 def ev(title: str, day: int = 2, **kw: object) -> Event:
-    start = datetime(2026, 3, day, 9, tzinfo=timezone.utc)
+    start = datetime(2026, 3, day, 9, tzinfo=UTC)
     return Event(title=title, start=start, end=start + timedelta(hours=1), **kw)  # type: ignore[arg-type]
 
 
@@ -88,4 +88,4 @@ def test_dry_run_plans_without_writing(harness: Harness) -> None:
 
 def test_round_trip_hash_is_stable(harness: Harness) -> None:
     e = ev("x", description="<p>Hi</p>")
-    assert content_hash(e) == content_hash(replace(e, modified=datetime.now(timezone.utc)))
+    assert content_hash(e) == content_hash(replace(e, modified=datetime.now(UTC)))

@@ -215,12 +215,22 @@ class _Planner:
 
     def inbound_new(self, item: SpokeItem) -> None:
         hub = self.inp.hub_items.get(item.hub_id) if item.hub_id else None
+        if hub is not None and hub.deleted:
+            # Our own copy, written before a crash, of an item the hub has since deleted:
+            # it is not a new item. Remove it (two-way), never import it again.
+            if self.two_way and not self.keep_deletions:
+                orphan = Link(self.inp.spoke_id, hub.id, item.id, item.version, "", hub.version, created_by_hub=True)
+                self.plan.links.append(LinkChange(orphan, hub.id))  # so a failed delete is retried
+                self.plan.spoke.append(SpokeDelete(orphan, hub))
+            self.handled.add(hub.id)
+            return
         if hub is not None and not hub.deleted and item.hub_id not in self.links_by_hub:
             # Our own earlier write whose link was never committed (a crash): adopt it.
             names = self.compared(True)
             same = rules.spoke_hash(item.event, names) == rules.spoke_hash(
                 rules.project(hub.event or Event(), self.opts, self.inp.fields, True), names)
-            link = self.link_for(item, hub.id, hub.version, True)
+            # version 0 when it holds older content: a failed update is then retried
+            link = self.link_for(item, hub.id, hub.version if same else 0, True)
             self.plan.links.append(LinkChange(link, hub.id))
             self.set_link(link, hub.id)
             self.handled.add(hub.id)

@@ -7,7 +7,7 @@ Pure functions of (event, options, capabilities, now).
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 from spokesync.model.event import ALL_FIELDS, OPTIONAL_FIELDS, Event, Override, content_hash, restrict
 from spokesync.model.hub import SyncOptions
@@ -98,7 +98,7 @@ def spoke_hash(event: Event, names: frozenset[str]) -> str:
 def _as_datetime(value: datetime | date, end: bool = False) -> datetime:
     if isinstance(value, datetime):
         return value
-    moment = datetime.combine(value, time.min, tzinfo=timezone.utc)
+    moment = datetime.combine(value, time.min, tzinfo=UTC)
     return moment
 
 
@@ -112,8 +112,8 @@ def _rule_until(event: Event) -> datetime | None:
                 value = value.strip().upper()
                 try:
                     if len(value) == 8:
-                        return datetime.strptime(value, "%Y%m%d").replace(tzinfo=timezone.utc) + timedelta(days=1)
-                    return datetime.strptime(value.rstrip("Z"), "%Y%m%dT%H%M%S").replace(tzinfo=timezone.utc)
+                        return datetime.strptime(value, "%Y%m%d").replace(tzinfo=UTC) + timedelta(days=1)
+                    return datetime.strptime(value.rstrip("Z"), "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
                 except ValueError:
                     return None
         return None  # recurs without end (COUNT is treated as open-ended: cheap and safe)
@@ -127,7 +127,7 @@ def in_window(event: Event, options: SyncOptions, now: datetime) -> bool:
     end = _as_datetime(event.end) if event.end is not None else start
     if event.is_recurring:
         until = _rule_until(event)
-        end = until if until is not None else datetime.max.replace(tzinfo=timezone.utc)
+        end = until if until is not None else datetime.max.replace(tzinfo=UTC)
     if options.days_past is not None and end < now - timedelta(days=options.days_past):
         return False
     return not (options.days_future is not None and start > now + timedelta(days=options.days_future))

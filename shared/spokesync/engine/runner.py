@@ -70,6 +70,7 @@ class _Progress:
     unfinished: Counter[int] = field(default_factory=Counter)  # hub seqs not yet written to the spoke
     hub_changed: bool = False
     rerun: bool = False  # something must be looked at again in a following run
+    stale: list[str] = field(default_factory=list)  # spoke items that changed under our write
     retry_after_s: float = 0.0
 
 
@@ -121,21 +122,21 @@ class Runner:
             log.exception("sync run failed", extra={"spoke_id": spoke_id, "run_id": run.id})
             run.status, run.reason = "failed", f"{type(err).__name__}: {err}"
             state, state_reason = "failed", run.reason
-        finally:
-            run.finished_at = self.clock.now()
-            run.counts, run.errors = progress.counts, progress.errors[:50]
-            if run.status == "running":
-                run.status = "ok"
-            next_run = self.clock.now() + timedelta(seconds=spoke.options.poll_interval_s)
-            self.store.put_run(run)
-            changes: dict[str, object] = {
-                "last_run_id": run.id, "last_run_at": run.finished_at, "next_run_at": next_run,
-            }
-            if run.status != "continued":
-                changes["state"], changes["state_reason"] = state, state_reason
-            if run.status in ("ok", "continued"):
-                changes["confirm_deletions"], changes["refuse_deletions"], changes["pending_deletions"] = False, False, 0
-            dirty = self.store.release_lease(spoke.id, run.id, **changes)
+        # (a BaseException — the process dying — leaves the lease to expire: nothing below runs)
+        run.finished_at = self.clock.now()
+        run.counts, run.errors = progress.counts, progress.errors[:50]
+        if run.status == "running":
+            run.status = "ok"
+        next_run = self.clock.now() + timedelta(seconds=spoke.options.poll_interval_s)
+        self.store.put_run(run)
+        changes: dict[str, object] = {
+            "last_run_id": run.id, "last_run_at": run.finished_at, "next_run_at": next_run,
+        }
+        if run.status != "continued":
+            changes["state"], changes["state_reason"] = state, state_reason
+        if run.status in ("ok", "continued"):
+            changes["confirm_deletions"], changes["refuse_deletions"], changes["pending_deletions"] = False, False, 0
+        dirty = self.store.release_lease(spoke.id, run.id, **changes)
         self._follow_up(spoke, run, progress, dirty)
         log.info("sync run finished", extra={"spoke_id": spoke.id, "hub_id": spoke.hub_id, "run_id": run.id,
                                              "status": run.status, "counts": run.counts})
@@ -215,6 +216,8 @@ class Runner:
             self._apply_hub(spoke, run, plan, progress, deadline)
             inbound_done = True
             self._apply_spoke(spoke, run, connector, plan, progress, deadline)
+            if progress.stale:
+                hub_changed = hub_changed + self._replan_stale(spoke, run, connector, progress, deadline)
         except _OutOfTime:
             run.status, run.reason = "continued", "time budget used up; continuing in a new run"
         # Cursors: the spoke's feed only when every inbound change is in the hub;
@@ -223,12 +226,29 @@ class Runner:
         if spoke.options.two_way:
             top = max([plan.max_seq, spoke.hub_cursor] + [h.seq for h in hub_changed])
             waiting = [seq for seq, n in progress.unfinished.items() if n > 0]
+            # (it may move back: a failed write on an older item is retried from its seq)
             hub_cursor = min(waiting) - 1 if waiting else top
-            hub_cursor = max(hub_cursor, spoke.hub_cursor)
         batch = CommitBatch(spoke.hub_id, spoke.id, run.id, hub_cursor=hub_cursor)
         if inbound_done:
             batch.cursor, batch.set_cursor = changes.cursor, True
         self.store.commit(batch, self.clock.now())
+
+    def _replan_stale(self, spoke: Spoke, run: RunRecord, connector: SpokeConnector, progress: _Progress,
+                      deadline: float) -> list[HubItem]:
+        """Items whose write met a newer version (412 / ChangeKey): re-read them
+        and plan them again, now, instead of trusting a feed that has moved on."""
+        ids = list(dict.fromkeys(progress.stale))
+        progress.stale.clear()
+        fresh = connector.read(ids)
+        again = ChangeSet(list(fresh.values()), [i for i in ids if i not in fresh], None, False)
+        inp, _ = self._inputs(spoke, connector, again)
+        plan = plan_sync(inp)
+        run.conflicts += [c.to_dict() for c in plan.conflicts[: max(0, 100 - len(run.conflicts))]]
+        progress.counts["conflicts"] += len(plan.conflicts)
+        progress.unfinished = Counter(a.hub_item.seq for a in plan.spoke)
+        self._apply_hub(spoke, run, plan, progress, deadline)
+        self._apply_spoke(spoke, run, connector, plan, progress, deadline)
+        return inp.hub_changed
 
     # --------------------------------------------------------------- inbound
     def _check_time(self, deadline: float) -> None:
@@ -325,9 +345,10 @@ class Runner:
                 batch.link_deletes.append(hub_item.id)
                 progress.rerun = True
             elif result.status == "conflict":
-                # the spoke copy changed since we read it: its edit arrives through the feed
+                # the spoke copy changed since we read it: re-read and re-plan it
                 progress.rerun = True
                 progress.counts["retries"] += 1
+                progress.stale.append(action.link.spoke_item_id)
             elif result.status == "retry":
                 progress.rerun = True
                 progress.counts["retries"] += 1

@@ -13,9 +13,10 @@ import hashlib
 import html
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, replace
-from datetime import date, datetime, timezone
-from typing import Any, Iterable, Literal
+from datetime import UTC, date, datetime
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 ShowAs = Literal["busy", "free", "tentative", "oof", "working_elsewhere"]
@@ -140,7 +141,7 @@ def _when_key(value: When | None) -> str | None:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise ValueError(f"naive datetime in event: {value!r}")
-        return value.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        return value.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
     return value.strftime("%Y%m%d")
 
 
@@ -157,9 +158,9 @@ def _parse_ical_when(value: str, params: str) -> When:
     if len(value) == 8:
         return datetime.strptime(value, "%Y%m%d").date()
     if value.endswith("Z"):
-        return datetime.strptime(value, "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+        return datetime.strptime(value, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
     naive = datetime.strptime(value, "%Y%m%dT%H%M%S")
-    return naive.replace(tzinfo=ZoneInfo(tzid) if tzid else timezone.utc)
+    return naive.replace(tzinfo=ZoneInfo(tzid) if tzid else UTC)
 
 
 def _canonical_rule(line: str) -> str:

@@ -236,7 +236,7 @@ class SqliteHubStore:
         return [HubItem.from_dict(json.loads(r[0])) for r in rows]
 
     def list_hub_items(self, hub_id: str, include_deleted: bool = False) -> list[HubItem]:
-        sql = "SELECT data FROM hub_items WHERE hub_id = ?" + ("" if include_deleted else " AND deleted = 0")
+        sql = "SELECT data FROM hub_items WHERE hub_id = ?" + ("" if include_deleted else " AND deleted = 0")  # noqa: S608
         return [HubItem.from_dict(json.loads(r[0])) for r in self._query(sql + " ORDER BY id", (hub_id,))]
 
     # --------------------------------------------------------------- links
