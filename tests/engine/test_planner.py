@@ -349,3 +349,15 @@ def test_hub_upserts_carry_expected_versions() -> None:
     p = plan(items=[SpokeItem("g1", "v2", replace(e, title="B"))], hub=[hub_item("h1", e, version=7)],
              links=[link("h1", "g1", e, hub_version=7)])
     assert isinstance(p.hub[0], HubUpsert) and p.hub[0].expected_version == 7 and p.hub[0].item.version == 8
+
+
+def test_occurrence_overrides_are_compared_over_the_spoke_fields_only() -> None:
+    from spokesync.model.event import Override, Person
+
+    base = ev("Weekly", recurrence=("RRULE:FREQ=WEEKLY;COUNT=5",))
+    moved = ev("Weekly (moved)", days=8)
+    with_org = replace(base, overrides=(Override(base.start + timedelta(days=7), replace(moved, organizer=Person("o@x.y"))),))  # type: ignore[operator]
+    without = replace(base, overrides=(Override(base.start + timedelta(days=7), moved),))  # type: ignore[operator]
+    names = ALL_FIELDS - {"organizer"}
+    assert content_hash(with_org, names) == content_hash(without, names)
+    assert content_hash(with_org) != content_hash(without)

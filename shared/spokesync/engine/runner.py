@@ -71,6 +71,11 @@ class _Progress:
     hub_changed: bool = False
     rerun: bool = False  # something must be looked at again in a following run
     stale: list[str] = field(default_factory=list)  # spoke items that changed under our write
+    # The hub's last seq this spoke has seen. Our own hub commits advance it when
+    # they are the very next seqs (nobody else wrote in between): the spoke then
+    # does not read its own writes back on its next run.
+    top_seq: int = 0
+    own_tail: bool = True
     retry_after_s: float = 0.0
 
 
@@ -155,6 +160,7 @@ class Runner:
     # ----------------------------------------------------------------- core
     def _read(self, spoke: Spoke, connector: SpokeConnector) -> tuple[ChangeSet, bool]:
         cursor = self.store.get_cursor(spoke.id)
+        self._read_cursor = cursor
         try:
             return connector.changes(cursor), cursor is None
         except FullResyncRequired:
@@ -211,6 +217,7 @@ class Runner:
         run.conflicts = [c.to_dict() for c in plan.conflicts[:100]]
         progress.counts["conflicts"] = len(plan.conflicts)
         progress.unfinished.update(a.hub_item.seq for a in plan.spoke)
+        progress.top_seq = max([plan.max_seq, spoke.hub_cursor] + [h.seq for h in hub_changed])
         inbound_done = False
         try:
             self._apply_hub(spoke, run, plan, progress, deadline)
@@ -224,14 +231,15 @@ class Runner:
         # the hub cursor up to the first hub change not yet written to the spoke.
         hub_cursor = spoke.hub_cursor
         if spoke.options.two_way:
-            top = max([plan.max_seq, spoke.hub_cursor] + [h.seq for h in hub_changed])
+            top = max([progress.top_seq, plan.max_seq, spoke.hub_cursor] + [h.seq for h in hub_changed])
             waiting = [seq for seq, n in progress.unfinished.items() if n > 0]
             # (it may move back: a failed write on an older item is retried from its seq)
             hub_cursor = min(waiting) - 1 if waiting else top
         batch = CommitBatch(spoke.hub_id, spoke.id, run.id, hub_cursor=hub_cursor)
-        if inbound_done:
+        if inbound_done and changes.cursor != self._read_cursor:
             batch.cursor, batch.set_cursor = changes.cursor, True
-        self.store.commit(batch, self.clock.now())
+        if batch.set_cursor or hub_cursor != spoke.hub_cursor:  # an idle run writes no cursor
+            self.store.commit(batch, self.clock.now())
 
     def _replan_stale(self, spoke: Spoke, run: RunRecord, connector: SpokeConnector, progress: _Progress,
                       deadline: float) -> list[HubItem]:
@@ -271,7 +279,12 @@ class Runner:
                     batch.link_deletes.append(action.hub_item_id)
                 else:
                     batch.link_upserts.append(action.link)
-            self.store.commit(batch, self.clock.now())
+            seq = self.store.commit(batch, self.clock.now())
+            if seq:
+                if progress.own_tail and seq == progress.top_seq + 1:
+                    progress.top_seq = seq
+                else:
+                    progress.own_tail = False
             for action in chunk:
                 if isinstance(action, HubUpsert):
                     key = "hub_deleted" if action.item.deleted else (
@@ -367,6 +380,7 @@ class Runner:
         return self._connector_fields
 
     _connector_fields: frozenset[str] = frozenset()
+    _read_cursor: bytes | None = None
 
     # ------------------------------------------------------------ dry runs
     def _dry_run(self, run: RunRecord) -> RunRecord:

@@ -210,7 +210,7 @@ def normalise(event: Event) -> Event:
     )
 
 
-def _field_value(event: Event, name: str) -> Any:
+def _field_value(event: Event, name: str, names: frozenset[str]) -> Any:
     if name == "start":
         return _when_key(event.start)
     if name == "end":
@@ -225,7 +225,8 @@ def _field_value(event: Event, name: str) -> Any:
         return [_when_key(c) for c in event.cancelled]
     if name == "overrides":
         return [
-            [_when_key(o.original_start), _hashable(o.event, ALL_FIELDS - {"recurrence", "overrides", "cancelled"})]
+            # an occurrence is compared over the same fields as its series
+            [_when_key(o.original_start), _hashable(o.event, names - {"recurrence", "overrides", "cancelled"})]
             for o in event.overrides
         ]
     if name == "organizer":
@@ -239,7 +240,8 @@ def _field_value(event: Event, name: str) -> Any:
 
 
 def _hashable(event: Event, names: Iterable[str]) -> dict[str, Any]:
-    return {name: _field_value(event, name) for name in sorted(names)}
+    wanted = frozenset(names)
+    return {name: _field_value(event, name, wanted) for name in sorted(wanted)}
 
 
 def content_hash(event: Event, names: Iterable[str] = ALL_FIELDS) -> str:

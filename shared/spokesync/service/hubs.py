@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import replace
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from spokesync.model.hub import Hub, RunRecord, Spoke, SyncOptions
@@ -222,14 +221,6 @@ def resume(ctx: Context, spoke_id: str) -> Spoke:
     spoke = ctx.store.update_spoke(spoke.id, state="ok", state_reason="")
     ctx.queue.enqueue(SyncTask(spoke.id, reason="manual"))
     return spoke
-
-
-def due_spokes(ctx: Context, now: datetime) -> list[Spoke]:
-    """Spokes whose poll is due (the scheduler and the local polling loop)."""
-    return [
-        s for s in ctx.store.list_spokes()
-        if s.state in ("ok", "failed") and (s.next_run_at is None or s.next_run_at <= now)
-    ]
 
 
 # ----------------------------------------------------------------- status

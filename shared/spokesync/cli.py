@@ -1,0 +1,232 @@
+"""The `spokesync` command: hubs, spokes, syncs, status, and the local server.
+
+    spokesync hub create NAME | hub list | hub remove HUB
+    spokesync spoke add HUB NAME --kind memory|google|exchange --address k=v ... [--credential ID]
+                        [--two-way] [--option k=v ...]
+    spokesync spoke list [HUB] | spoke remove SPOKE | spoke options SPOKE k=v ...
+    spokesync credential list | credential exchange --url URL --user USER [--version 2016] [--auth ntlm]
+    spokesync sync SPOKE... | sync --all  [--dry-run]
+    spokesync status | runs SPOKE | confirm SPOKE | refuse SPOKE | resume SPOKE
+    spokesync serve [--host 127.0.0.1] [--port 8080] [--demo]
+
+Hubs and spokes are named by id or by name. Option values are JSON when
+they parse as JSON (numbers, true/false, lists), else strings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import logging
+import os
+import sys
+from typing import Any
+
+from spokesync.bootstrap import Context, build_context
+from spokesync.service import hubs
+
+
+def _pairs(items: list[str] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise hubs.InvalidRequest(f"expected key=value, got '{item}'")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+        if "." in key:  # filters.categories=[...] -> {"filters": {"categories": [...]}}
+            head, tail = key.split(".", 1)
+            out.setdefault(head, {})[tail] = out.pop(key)
+    return out
+
+
+def _print(rows: list[dict[str, Any]] | dict[str, Any]) -> None:
+    print(json.dumps(rows, indent=2, default=str))
+
+
+def _sync(ctx: Context, spoke_id: str, dry_run: bool) -> int:
+    """Run one spoke's sync here, continuing until it has nothing left, with progress."""
+    from spokesync.engine.runner import Runner
+
+    spoke = hubs.get_spoke(ctx, spoke_id)
+    if dry_run:
+        run = Runner(ctx).sync(spoke.id, dry_run=True)
+        print(f"{spoke.name}: dry run, nothing written")
+        _print({"counts": run.counts, "reason": run.reason, "plan": run.plan})
+        return 0
+    part = 0
+    while True:
+        part += 1
+        run = Runner(ctx).sync(spoke.id, reason="manual")
+        summary = hubs.run_summary(run)
+        print(f"{spoke.name}: run {part}: {run.status}; {summary['into_hub']} into the hub, "
+              f"{summary['into_spoke']} into the spoke, {run.counts.get('conflicts', 0)} conflicts"
+              + (f" - {run.reason}" if run.reason else ""), flush=True)
+        for error in run.errors:
+            print(f"  error: {error}")
+        if run.status != "continued" or part >= 1000:
+            return 0 if run.status in ("ok", "skipped") else 1
+
+
+def _serve(ctx_args: argparse.Namespace) -> int:
+    from spokesync.config import Config
+    from spokesync.local_server import local_config, serve
+
+    config = local_config(Config.from_env(), ctx_args.port)
+    if ctx_args.demo:
+        from spokesync.demo import start_demo
+
+        config = start_demo(config)
+    ctx = build_context(config)
+    url = f"http://{ctx_args.host}:{ctx_args.port}/setup/"
+    print(f"spokesync is running: open {url}\n"
+          f"admin token (also in {config.data_dir}/admin.token): {config.admin_token}\n"
+          f"data: {config.data_dir}", flush=True)
+    serve(ctx, ctx_args.host, ctx_args.port, ctx_args.poll)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="spokesync", description="Hub-and-spoke calendar sync.")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    hub = sub.add_parser("hub").add_subparsers(dest="action", required=True)
+    p = hub.add_parser("create")
+    p.add_argument("name")
+    hub.add_parser("list")
+    p = hub.add_parser("remove")
+    p.add_argument("hub")
+
+    spoke = sub.add_parser("spoke").add_subparsers(dest="action", required=True)
+    p = spoke.add_parser("add")
+    p.add_argument("hub")
+    p.add_argument("name")
+    p.add_argument("--kind", required=True)
+    p.add_argument("--address", nargs="*", default=[], metavar="KEY=VALUE")
+    p.add_argument("--credential")
+    p.add_argument("--two-way", action="store_true", help="allow the hub to create and sync items in this spoke")
+    p.add_argument("--option", nargs="*", default=[], metavar="KEY=VALUE")
+    p = spoke.add_parser("list")
+    p.add_argument("hub", nargs="?")
+    p = spoke.add_parser("remove")
+    p.add_argument("spoke")
+    p = spoke.add_parser("options")
+    p.add_argument("spoke")
+    p.add_argument("option", nargs="*", metavar="KEY=VALUE")
+
+    cred = sub.add_parser("credential").add_subparsers(dest="action", required=True)
+    cred.add_parser("list")
+    p = cred.add_parser("exchange", help="save an Exchange credential (validated first; password from "
+                                         "$SPOKESYNC_EXCHANGE_PASSWORD or a prompt)")
+    p.add_argument("--label", default="Exchange")
+    p.add_argument("--url", required=True)
+    p.add_argument("--user", required=True)
+    p.add_argument("--version", default="2016", choices=["2010", "2013", "2016"])
+    p.add_argument("--auth", default="ntlm", choices=["ntlm", "basic"])
+
+    p = sub.add_parser("sync")
+    p.add_argument("spokes", nargs="*")
+    p.add_argument("--all", action="store_true")
+    p.add_argument("--dry-run", action="store_true")
+
+    sub.add_parser("status")
+    for name in ("runs", "confirm", "refuse", "resume"):
+        p = sub.add_parser(name)
+        p.add_argument("spoke")
+
+    p = sub.add_parser("serve")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--poll", type=float, default=30.0, help="seconds between polling ticks")
+    p.add_argument("--demo", action="store_true",
+                   help="also start local Google Calendar and EWS servers with sample calendars")
+    return parser
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    cmd, action = args.command, getattr(args, "action", None)
+    if cmd == "hub" and action == "create":
+        _print(hubs.create_hub(ctx, args.name).to_dict())
+    elif cmd == "hub" and action == "list":
+        _print([h.to_dict() for h in hubs.list_hubs(ctx)])
+    elif cmd == "hub" and action == "remove":
+        hubs.delete_hub(ctx, hubs.find_hub(ctx, args.hub).id)
+    elif cmd == "spoke" and action == "add":
+        options = _pairs(args.option)
+        if args.two_way:
+            options["direction"] = "two_way"
+        spoke = hubs.add_spoke(ctx, hubs.find_hub(ctx, args.hub).id, args.name, args.kind, _pairs(args.address),
+                               args.credential, options)
+        if spoke.kind == "google":
+            from spokesync.service import push
+
+            push.on_spoke_added(ctx, spoke)
+        _print(hubs.spoke_status(ctx, spoke))
+    elif cmd == "spoke" and action == "list":
+        hub_id = hubs.find_hub(ctx, args.hub).id if args.hub else None
+        _print([hubs.spoke_status(ctx, s) for s in hubs.list_spokes(ctx, hub_id)])
+    elif cmd == "spoke" and action == "remove":
+        hubs.remove_spoke(ctx, hubs.find_spoke(ctx, args.spoke).id)
+    elif cmd == "spoke" and action == "options":
+        spoke = hubs.set_options(ctx, hubs.find_spoke(ctx, args.spoke).id, _pairs(args.option))
+        _print(spoke.options.to_dict())
+    elif cmd == "credential" and action == "list":
+        _print([c.to_dict() for c in ctx.store.list_credentials()])
+    elif cmd == "credential" and action == "exchange":
+        from spokesync.connectors import exchange
+
+        password = os.environ.get("SPOKESYNC_EXCHANGE_PASSWORD") or getpass.getpass("Exchange password: ")
+        settings = {"ews_url": args.url, "username": args.user, "version": args.version,
+                    "auth_type": args.auth.upper()}
+        cred = exchange.save_credential(ctx, args.label, settings, password)
+        _print(cred.to_dict())
+    elif cmd == "sync":
+        ids = [s.id for s in hubs.list_spokes(ctx)] if args.all else [hubs.find_spoke(ctx, s).id for s in args.spokes]
+        if not ids:
+            raise hubs.InvalidRequest("name the spokes to sync, or use --all")
+        code = max(_sync(ctx, spoke_id, args.dry_run) for spoke_id in ids)
+        drain = getattr(ctx.queue, "drain", None)
+        if drain is not None and not args.dry_run:
+            ran = drain()  # follow-ups: the other two-way spokes of a changed hub, continuations
+            if ran:
+                print(f"ran {ran} follow-up sync(s) of spokes whose hub changed")
+        return code
+    elif cmd == "status":
+        _print(hubs.status(ctx))
+    elif cmd == "runs":
+        _print(hubs.run_history(ctx, spoke_id=hubs.find_spoke(ctx, args.spoke).id))
+    elif cmd == "confirm":
+        _print(hubs.spoke_status(ctx, hubs.confirm_deletions(ctx, hubs.find_spoke(ctx, args.spoke).id)))
+    elif cmd == "refuse":
+        _print(hubs.spoke_status(ctx, hubs.cancel_deletions(ctx, hubs.find_spoke(ctx, args.spoke).id)))
+    elif cmd == "resume":
+        _print(hubs.spoke_status(ctx, hubs.resume(ctx, hubs.find_spoke(ctx, args.spoke).id)))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    if args.command == "serve":
+        return _serve(args)
+    try:
+        ctx = build_context()
+        return run(args, ctx)
+    except (hubs.InvalidRequest, hubs.NotFound) as err:
+        print(f"spokesync: {err}", file=sys.stderr)
+        return 2
+    except Exception as err:  # noqa: BLE001 - a readable message, not a traceback, for known failures
+        from spokesync.ports import ConnectorError
+
+        if isinstance(err, ConnectorError):
+            print(f"spokesync: {err}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
