@@ -1,8 +1,11 @@
-"""setup: the private HTTP function behind the setup wizard (JSON API under /api).
+"""setup: the private HTTP function behind the setup wizard.
 
-Thin: authenticate the administrator, hand method/path/body to
-`spokesync.service.setup_api`, answer JSON. Heavy SDKs load only in the code
-paths that need them; the Context is built on the first request.
+Thin: `/api/...` is the JSON API (authenticate the administrator, hand
+method/path/body to `spokesync.service.setup_api`, answer JSON); every other
+path is the browser UI (`spokesync.web.app`: the wizard and the dashboard
+under /setup/, which authenticates and CSRF-checks on its own). Heavy SDKs
+load only in the code paths that need them; the Context is built on the
+first request.
 """
 
 from __future__ import annotations
@@ -13,13 +16,21 @@ from typing import Any
 _JSON = {"Content-Type": "application/json", "Cache-Control": "no-store"}
 
 
-def setup(request: Any) -> tuple[str, int, dict[str, str]]:
+def _is_api(path: str) -> bool:
+    return path == "/api" or path.startswith("/api/")
+
+
+def setup(request: Any) -> Any:
     from spokesync import logs
     from spokesync.bootstrap import get_context
     from spokesync.service import auth, setup_api
 
     ctx = get_context()
     with logs.request("setup", request.headers, ctx.config.gcp_project):
+        if not _is_api(request.path):
+            from spokesync.web.app import dispatch
+
+            return dispatch(request)
         try:
             auth.check_admin(ctx.config, request.headers)
         except auth.Unauthorized as err:

@@ -28,6 +28,7 @@ Routes (all under /api):
     DELETE /credentials/{id}
     GET    /credentials/{id}/calendars           Google calendar picker
     POST   /credentials/{id}/folders {parent, public}   Exchange folder browser
+    GET    /openapi.json                         this API's OpenAPI 3.0 description
 """
 
 from __future__ import annotations
@@ -274,6 +275,111 @@ def exchange_folders(ctx: Context, body: Any, query: Mapping[str, str], credenti
                               "child_count": f.child_count, "public": f.public} for f in folders]}
 
 
+def openapi_document(ctx: Context, body: Any, query: Mapping[str, str]) -> tuple[int, Payload]:
+    return 200, openapi()
+
+
+# ------------------------------------------------------------------- OpenAPI
+
+_OBJ: dict[str, Any] = {"type": "object"}
+_STR: dict[str, Any] = {"type": "string"}
+_ERROR = {"type": "object", "properties": {"error": _STR}, "required": ["error"]}
+_FILTERS = {"type": "object", "properties": {
+    "categories": {"type": "array", "items": _STR}, "subject_contains": _STR,
+    "show_as": {"type": "array", "items": {"enum": ["busy", "free", "tentative", "oof", "working_elsewhere"]}},
+    "exclude_all_day": {"type": "boolean"}, "exclude_private": {"type": "boolean"}}}
+_OPTIONS = {"type": "object", "properties": {
+    "direction": {"enum": ["to_hub", "two_way"]},
+    "days_past": {"type": "integer", "minimum": 0, "nullable": True},
+    "days_future": {"type": "integer", "minimum": 0, "nullable": True},
+    "filters": _FILTERS,
+    "sync_description": {"type": "boolean"}, "sync_location": {"type": "boolean"},
+    "sync_attendees": {"type": "boolean"}, "sync_reminders": {"type": "boolean"},
+    "privacy_mode": {"enum": ["as_is", "private", "busy_only"]}, "placeholder_title": _STR,
+    "deletions": {"enum": ["propagate", "keep"]}, "conflict_policy": _STR,
+    "max_delete_share": {"type": "number", "exclusiveMinimum": True, "minimum": 0, "maximum": 1},
+    "max_delete_count": {"type": "integer", "minimum": 0},
+    "poll_interval_s": {"type": "integer", "minimum": 30}}}
+# Request bodies per (method, path template); the rest take no body.
+_BODIES: dict[tuple[str, str], dict[str, Any]] = {
+    ("POST", "/hubs"): {"type": "object", "required": ["name"], "properties": {
+        "name": _STR, "object_type": {"enum": ["calendar", "contacts"]}}},
+    ("POST", "/hubs/{id}/spokes"): {"type": "object", "required": ["name", "kind"], "properties": {
+        "name": _STR, "kind": {"enum": ["google", "exchange", "memory"]}, "address": _OBJ,
+        "credential_id": _STR, "options": _OPTIONS}},
+    ("PATCH", "/spokes/{id}/options"): _OPTIONS,
+    ("POST", "/credentials/exchange"): {"type": "object", "required": ["settings", "password"], "properties": {
+        "label": _STR, "password": _STR, "require_public_folders": {"type": "boolean"},
+        "settings": {"type": "object", "required": ["ews_url", "username"], "properties": {
+            "ews_url": _STR, "username": _STR, "version": {"enum": ["2010", "2013", "2016"]},
+            "auth_type": {"enum": ["NTLM", "basic", "OAuth 2.0"]}, "mailbox": _STR}}}},
+    ("POST", "/credentials/google/service-account"): {"type": "object", "required": ["key"], "properties": {
+        "label": _STR, "key": {"oneOf": [_STR, _OBJ]}, "subject": _STR}},
+    ("POST", "/credentials/google/oauth/start"): {"type": "object", "required": ["redirect_uri"], "properties": {
+        "redirect_uri": _STR, "login_hint": _STR}},
+    ("POST", "/credentials/google/oauth/finish"): {"type": "object", "required": ["code", "redirect_uri"],
+                                                   "properties": {"code": _STR, "redirect_uri": _STR,
+                                                                  "label": _STR, "account": _STR}},
+    ("POST", "/credentials/{id}/folders"): {"type": "object", "properties": {
+        "parent": _STR, "public": {"type": "boolean"}}},
+}
+_SUMMARIES = {
+    "status": "Every hub with its spokes' status", "list_hubs": "List hubs", "create_hub": "Create a hub",
+    "get_hub": "A hub and its spokes' status", "delete_hub": "Remove a hub and its spokes",
+    "sync_hub": "Sync every spoke of a hub now", "hub_runs": "Run history of a hub",
+    "add_spoke": "Add a spoke to a hub", "get_spoke": "A spoke's status", "delete_spoke": "Remove a spoke",
+    "set_options": "Change a spoke's sync options", "sync_spoke": "Sync a spoke now",
+    "dry_run": "Preview what a sync would change (writes nothing)", "spoke_runs": "Run history of a spoke",
+    "get_run": "One run", "list_credentials": "Saved credentials (no secrets)",
+    "add_exchange_credential": "Validate and save Exchange credentials",
+    "add_google_service_account": "Save a Google service-account key",
+    "google_oauth_start": "Start Google sign-in: the consent URL and its state",
+    "google_oauth_finish": "Finish Google sign-in with the authorization code",
+    "delete_credential": "Remove saved credentials", "google_calendars": "Calendars a Google credential can write",
+    "exchange_folders": "One level of an Exchange folder tree", "openapi_document": "This description",
+    "confirm_deletions": "Confirm a paused mass deletion", "cancel_deletions": "Refuse a paused mass deletion",
+    "resume": "Resume a paused or failed spoke",
+}
+
+
+def openapi() -> dict[str, Any]:
+    """The OpenAPI 3.0 description of this API (served at /api/openapi.json)."""
+    paths: dict[str, dict[str, Any]] = {}
+    for method, template, handler in _TABLE:
+        path = template.replace(_ID, "{id}")
+        name = getattr(handler, "__name__", "handler")
+        if name == "handler":  # spoke_action(...)
+            name = path.rsplit("/", 1)[-1].replace("-", "_")
+        op: dict[str, Any] = {
+            "operationId": f"{method.lower()}_{path.strip('/').replace('/', '_').replace('{id}', 'id').replace('-', '_').replace('.', '_')}",
+            "summary": _SUMMARIES.get(name, name.replace("_", " ")),
+            "responses": {
+                "200": {"description": "OK", "content": {"application/json": {"schema": _OBJ}}},
+                "default": {"description": "An error an administrator can act on",
+                            "content": {"application/json": {"schema": _ERROR}}},
+            },
+        }
+        if "{id}" in path:
+            op["parameters"] = [{"name": "id", "in": "path", "required": True, "schema": _STR}]
+        if path.endswith("/runs"):
+            op.setdefault("parameters", []).append(
+                {"name": "limit", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1,
+                                                                               "maximum": 200}})
+        schema = _BODIES.get((method, path))
+        if schema is not None:
+            op["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema}}}
+        paths.setdefault("/api" + path, {})[method.lower()] = op
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "spokesync setup API", "version": "1",
+                 "description": "Hubs, spokes, credentials, sync options, Sync now, status and run history. "
+                                "Secrets go in, never come out."},
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "security": [{"bearer": []}],
+        "paths": paths,
+    }
+
+
 # -------------------------------------------------------------------- router
 
 _ID = "([^/]+)"
@@ -304,6 +410,7 @@ _TABLE: list[tuple[str, str, Handler]] = [
     ("DELETE", f"/credentials/{_ID}", delete_credential),
     ("GET", f"/credentials/{_ID}/calendars", google_calendars),
     ("POST", f"/credentials/{_ID}/folders", exchange_folders),
+    ("GET", "/openapi.json", openapi_document),
 ]
 ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [(m, re.compile(f"^/api{p}$"), h) for m, p, h in _TABLE]
 

@@ -1,0 +1,115 @@
+"""Demo mode: `spokesync serve --demo` with no accounts anywhere.
+
+Starts the local Google Calendar API server and the local EWS server in
+background threads, fills them with sample calendars and folders, and returns
+the configuration that points spokesync at them: the wizard then connects to
+them exactly as it would to Google and to an Exchange server (OAuth consent,
+EWS validation, calendar picker, public-folder browser, push notifications to
+the local webhook).
+
+The sandboxes keep their data in memory, so every demo start is a fresh
+demo: its hubs live in `<data_dir>/demo/` and that directory's hub store and
+secrets are cleared at start (a previous demo's spokes would point at
+servers that no longer exist). Real hubs in `<data_dir>` are never touched.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from spokesync.config import Config
+
+if TYPE_CHECKING:
+    from spokesync.sandbox.ews import EwsServer
+    from spokesync.sandbox.google_calendar import Running
+
+DEMO_CLIENT_ID = "spokesync-demo"
+DEMO_CLIENT_SECRET = "demo-secret"
+DEMO_GOOGLE_USER = "demo@example.com"
+DEMO_EWS_USER = "EXAMPLE\\demo"
+DEMO_EWS_PASSWORD = "Demo-Pass-1"
+
+
+@dataclass
+class Demo:
+    """The running demo servers and the configuration that points at them."""
+
+    config: Config
+    google: Running
+    ews: EwsServer
+
+    @property
+    def ews_url(self) -> str:
+        return self.ews.url
+
+    def close(self) -> None:
+        self.google.close()
+        self.ews.stop()
+
+    def banner(self) -> str:
+        return ("demo mode: sample Google calendars and Exchange folders are served locally.\n"
+                f"  Google: choose 'Sign in with Google' in the wizard (signs in as {DEMO_GOOGLE_USER})\n"
+                f"  Exchange: EWS URL {self.ews.url}\n"
+                f"            user {DEMO_EWS_USER}   password {DEMO_EWS_PASSWORD}   version 2016 or later\n"
+                f"  demo hubs are kept in {Path(self.config.sqlite_file).parent} and start fresh each time")
+
+
+_RUNNING: list[Demo] = []
+
+
+def _fresh_demo_store(config: Config) -> dict[str, Any]:
+    """Hub store and secrets under <data_dir>/demo/, emptied (see the module doc)."""
+    demo_dir = Path(config.data_dir) / "demo"
+    demo_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    changes: dict[str, Any] = {}
+    for field_name, file_name in (("sqlite_path", "hub.sqlite3"), ("secret_file", "secrets.enc")):
+        if getattr(config, field_name):
+            continue  # explicitly configured: the administrator decides, we do not wipe it
+        path = demo_dir / file_name
+        for stale in (path, Path(str(path) + "-wal"), Path(str(path) + "-shm")):
+            if stale.exists():
+                os.unlink(stale)
+        changes[field_name] = str(path)
+    return changes
+
+
+def start_demo_servers(config: Config, *, host: str = "127.0.0.1", fresh_store: bool = True) -> Demo:
+    """Start both sandboxes with sample data; the returned Demo's config points at them."""
+    from spokesync.sandbox import ews as ews_sandbox
+    from spokesync.sandbox import google_calendar as gcal
+
+    google = gcal.serve(0, gcal.GoogleCalendarSandbox(), host=host)
+    gcal.add_demo_data(google.sandbox, user=DEMO_GOOGLE_USER, client_id=DEMO_CLIENT_ID,
+                       client_secret=DEMO_CLIENT_SECRET)
+    exchange = ews_sandbox.serve(host, 0, users={DEMO_EWS_USER: DEMO_EWS_PASSWORD}, sample=True)
+    changes: dict[str, Any] = {
+        "google_api_root": google.url,
+        "google_oauth_auth_uri": google.auth_uri,
+        "google_oauth_token_uri": google.token_uri,
+        "google_client_id": DEMO_CLIENT_ID,
+        "google_client_secret": DEMO_CLIENT_SECRET,
+        "exchange_allow_http": True,
+        "exchange_allowed_cidrs": tuple(sorted({*config.exchange_allowed_cidrs, "127.0.0.1/32"})),
+        # Push works locally: the sandbox POSTs notifications to the local webhook.
+        "webhook_url": config.webhook_url or config.public_url.rstrip("/") + "/push_webhook",
+    }
+    if fresh_store:
+        changes.update(_fresh_demo_store(config))
+    demo = Demo(config=replace(config, **changes), google=google, ews=exchange)
+    _RUNNING.append(demo)
+    return demo
+
+
+def start_demo(config: Config) -> Config:
+    """What `spokesync serve --demo` calls: start the sandboxes, say how to use them."""
+    demo = start_demo_servers(config)
+    print(demo.banner(), flush=True)
+    return demo.config
+
+
+def stop_all() -> None:
+    while _RUNNING:
+        _RUNNING.pop().close()

@@ -1,0 +1,593 @@
+"""The setup wizard and the dashboard: server-rendered pages under /setup/.
+
+A small Flask app that `functions/setup` (and so the local server) hands
+every non-API request to (`dispatch(request)`). Pages are Jinja2 templates
+with plain HTML forms and almost no JavaScript. Every write goes through the
+JSON API's own handlers (`setup_api.handle`), so the browser and API clients
+get the same validation, the same errors and the same side effects (push
+channels, queued syncs); reads use `service.hubs` directly.
+
+Wizard (CiraHub's order): 1 object -> 2 source -> 3 credentials (Google
+OAuth / saved / service account; Exchange with a visible validation step) ->
+4 calendar picker or folder browser -> 5 name the spoke, new or existing hub
+-> 6 sync options -> 7 the dashboard (Sync now, dry run, confirm or cancel a
+paused mass deletion, run history).
+
+Guards are in `web.security`: administrator check on every page, CSRF on
+every POST, OAuth `state` on the callback. No secret is ever rendered: the
+Exchange password field is never filled back in, credentials show labels and
+non-secret settings only.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+
+from spokesync.web import security
+
+if TYPE_CHECKING:
+    from flask import Flask, Response
+
+    from spokesync.bootstrap import Context
+
+HERE = Path(__file__).resolve().parent
+SOURCES = {
+    "google": "Google Calendar",
+    "exchange_public": "Exchange Server public folder",
+    "exchange_mailbox": "Exchange Server mailbox folder",
+}
+KIND_OF_SOURCE = {"google": "google", "exchange_public": "exchange", "exchange_mailbox": "exchange"}
+SHOW_AS = ("busy", "free", "tentative", "oof", "working_elsewhere")
+ACTION_WORDS = {
+    "hub_create": "add to the hub", "hub_update": "update in the hub", "hub_delete": "delete from the hub",
+    "spoke_create": "create in this spoke", "spoke_update": "update in this spoke",
+    "spoke_delete": "delete from this spoke", "conflict": "conflict",
+}
+STATE_WORDS = {
+    "ok": "OK", "running": "running", "failed": "last run failed", "paused": "paused",
+    "needs_confirmation": "waiting for your confirmation", "credential_broken": "sign-in needed",
+}
+
+_APP: Flask | None = None
+_LOCK = threading.Lock()
+
+
+def get_app() -> Flask:
+    global _APP
+    if _APP is None:
+        with _LOCK:
+            if _APP is None:
+                _APP = create_app()
+    return _APP
+
+
+def dispatch(request: Any) -> Response:
+    """Serve one request that reached the setup function (functions-framework or the local server)."""
+    app = get_app()
+    with app.request_context(request.environ):
+        return app.full_dispatch_request()
+
+
+def _ctx() -> Context:
+    from spokesync.bootstrap import get_context
+
+    return get_context()
+
+
+def api(method: str, path: str, body: dict[str, Any] | None = None,
+        query: dict[str, str] | None = None) -> tuple[int, Any]:
+    from spokesync.service import setup_api
+
+    return setup_api.handle(_ctx(), method, "/api" + path, body, query or {})
+
+
+# ------------------------------------------------------------------ helpers for templates
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    try:
+        parsed = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def when(value: Any) -> str:
+    """'2026-11-23 19:53 UTC (in 4 min)' from an ISO time or a datetime."""
+    moment = _parse_time(value)
+    if moment is None:
+        return "—"
+    moment = moment.astimezone(UTC)
+    delta = (moment - datetime.now(UTC)).total_seconds()
+    ago = abs(delta)
+    if ago < 60:
+        rel = "now"
+    elif ago < 3600:
+        rel = f"{int(ago // 60)} min"
+    elif ago < 86400 * 2:
+        rel = f"{int(ago // 3600)} h"
+    else:
+        rel = f"{int(ago // 86400)} days"
+    if rel != "now":
+        rel = f"in {rel}" if delta > 0 else f"{rel} ago"
+    return f"{moment:%Y-%m-%d %H:%M} UTC ({rel})"
+
+
+def spoke_kind(spoke: dict[str, Any]) -> str:
+    if spoke.get("kind") == "google":
+        return "Google Calendar"
+    if spoke.get("kind") == "exchange":
+        return "Exchange public folder" if spoke.get("address", {}).get("public") else "Exchange mailbox folder"
+    return str(spoke.get("kind", ""))
+
+
+def _b64(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode()
+
+
+def _unb64(text: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(text.encode()).decode()
+    except (ValueError, UnicodeDecodeError):
+        return ""
+
+
+# ------------------------------------------------------------------ the app
+
+
+def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
+    from flask import Flask, abort, g, make_response, redirect, render_template, request, url_for
+
+    from spokesync.service import auth
+
+    app = Flask("spokesync.web", template_folder=str(HERE / "templates"), static_folder=str(HERE / "static"),
+                static_url_path="/setup/static")
+    app.jinja_env.globals.update(SOURCES=SOURCES, SHOW_AS=SHOW_AS, ACTION_WORDS=ACTION_WORDS,
+                                 STATE_WORDS=STATE_WORDS, spoke_kind=spoke_kind)
+    app.jinja_env.filters["when"] = when
+
+    # ------------------------------------------------------------ guards
+
+    def csrf_token() -> str:
+        token = getattr(g, "csrf", None)
+        if token is None:
+            token = request.cookies.get(security.CSRF_COOKIE) or ""
+            if len(token) < 32:
+                token = security.new_token()
+                g.set_csrf = token
+            g.csrf = token
+        return token
+
+    app.jinja_env.globals["csrf_token"] = csrf_token
+
+    def secure() -> bool:
+        return bool(request.is_secure or request.headers.get("X-Forwarded-Proto", "") == "https")
+
+    def page(template: str, status: int = 200, **values: Any) -> Response:
+        flash = request.cookies.get("spokesync_flash")
+        resp = make_response(render_template(template, flash=_unb64(flash) if flash else "",
+                                             signed_in=getattr(g, "admin", None), **values), status)
+        if flash:
+            resp.delete_cookie("spokesync_flash", path="/setup")
+        return resp
+
+    def go(target: str, message: str = "") -> Response:
+        resp = make_response(redirect(target, code=303))
+        if message:
+            resp.set_cookie("spokesync_flash", _b64(message), max_age=60, path="/setup", httponly=True,
+                            samesite="Strict", secure=secure())
+        return resp
+
+    @app.before_request
+    def guard() -> Any:
+        if request.endpoint == "static":
+            return None
+        config = _ctx().config
+        if request.method == "POST":
+            if security.cross_site(request.headers, request.host_url) or not security.same(
+                    request.form.get(security.CSRF_FIELD), request.cookies.get(security.CSRF_COOKIE)):
+                return page("error.html", 403, title="Form expired",
+                            message="This form could not be accepted (its security token is missing or stale). "
+                                    "Go back, reload the page and try again.")
+        if request.endpoint in ("login", "logout"):
+            return None
+        try:
+            g.admin = auth.check_admin(config, request.headers).identity
+            return None
+        except auth.Forbidden as err:
+            return page("error.html", 403, title="Not allowed", message=str(err))
+        except auth.Unauthorized as err:
+            if config.effective_auth_mode == "token":
+                if security.valid_session(config.admin_token, request.cookies.get(security.SESSION_COOKIE)):
+                    g.admin = "admin"
+                    return None
+                target = request.full_path if request.method == "GET" else "/setup/"
+                return redirect(url_for("login", next=target.rstrip("?")), code=303)
+            return page("error.html", 401, title="Sign-in required",
+                        message=f"{err}. Open spokesync through Identity-Aware Proxy (or a proxy that adds your "
+                                "Google identity token).")
+
+    @app.after_request
+    def headers(resp: Response) -> Response:
+        token = getattr(g, "set_csrf", None)
+        if token:
+            resp.set_cookie(security.CSRF_COOKIE, token, path="/setup", httponly=True, samesite="Strict",
+                            secure=secure())
+        resp.headers.setdefault("Cache-Control", "no-store")
+        resp.headers["X-Frame-Options"] = "DENY"
+        resp.headers["X-Content-Type-Options"] = "nosniff"
+        resp.headers["Referrer-Policy"] = "same-origin"
+        resp.headers["Content-Security-Policy"] = (
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+            "frame-ancestors 'none'; form-action 'self'")
+        return resp
+
+    # ------------------------------------------------------------ sign-in
+
+    @app.get("/")
+    @app.get("/setup")
+    def root() -> Any:
+        return redirect("/setup/", code=303)
+
+    @app.route("/setup/login", methods=["GET", "POST"])
+    def login() -> Any:
+        config = _ctx().config
+        target = security.safe_next(request.values.get("next"))
+        if config.effective_auth_mode != "token":
+            return redirect(target, code=303)
+        error = ""
+        if request.method == "POST":
+            if security.same(request.form.get("token", "").strip(), config.admin_token):
+                resp = go(target)
+                resp.set_cookie(security.SESSION_COOKIE, security.new_session(config.admin_token),
+                                max_age=security.SESSION_TTL_S, path="/setup", httponly=True, samesite="Lax",
+                                secure=secure())
+                return resp
+            error = "That is not the admin token. It is printed by `spokesync serve` and kept in the admin.token file."
+        return page("login.html", 401 if error else 200, error=error, next=target)
+
+    @app.post("/setup/logout")
+    def logout() -> Any:
+        resp = go("/setup/login")
+        resp.delete_cookie(security.SESSION_COOKIE, path="/setup")
+        return resp
+
+    # ------------------------------------------------------------ dashboard (step 7)
+
+    @app.get("/setup/")
+    def dashboard() -> Any:
+        from spokesync.service import hubs
+
+        ctx = _ctx()
+        return page("dashboard.html", hubs=hubs.status(ctx))
+
+    def act(method: str, path: str, ok: str, back: str = "/setup/", body: dict[str, Any] | None = None) -> Any:
+        status, payload = api(method, path, body)
+        if status >= 400:
+            return go(back, f"Could not do that: {payload.get('error', status)}")
+        return go(back, ok.format(**payload) if isinstance(payload, dict) else ok)
+
+    @app.post("/setup/spokes/<spoke_id>/sync")
+    def sync_spoke(spoke_id: str) -> Any:
+        return act("POST", f"/spokes/{spoke_id}/sync", "Sync queued.")
+
+    @app.post("/setup/hubs/<hub_id>/sync")
+    def sync_hub(hub_id: str) -> Any:
+        return act("POST", f"/hubs/{hub_id}/sync", "Sync queued for {enqueued} spoke(s) of the hub.")
+
+    @app.post("/setup/spokes/<spoke_id>/confirm-deletions")
+    def confirm(spoke_id: str) -> Any:
+        return act("POST", f"/spokes/{spoke_id}/confirm-deletions", "Deletions confirmed: the next run deletes them.")
+
+    @app.post("/setup/spokes/<spoke_id>/cancel-deletions")
+    def cancel(spoke_id: str) -> Any:
+        return act("POST", f"/spokes/{spoke_id}/cancel-deletions",
+                   "Deletions cancelled: nothing is deleted from the hub.")
+
+    @app.post("/setup/spokes/<spoke_id>/resume")
+    def resume(spoke_id: str) -> Any:
+        return act("POST", f"/spokes/{spoke_id}/resume", "Spoke resumed; a sync is queued.")
+
+    @app.post("/setup/spokes/<spoke_id>/remove")
+    def remove_spoke(spoke_id: str) -> Any:
+        return act("DELETE", f"/spokes/{spoke_id}", "Spoke removed; the hub keeps its items.")
+
+    @app.post("/setup/hubs/<hub_id>/remove")
+    def remove_hub(hub_id: str) -> Any:
+        return act("DELETE", f"/hubs/{hub_id}", "Hub removed.")
+
+    @app.post("/setup/spokes/<spoke_id>/dry-run")
+    def dry_run(spoke_id: str) -> Any:
+        from spokesync.service import hubs
+
+        status, payload = api("POST", f"/spokes/{spoke_id}/dry-run")
+        if status >= 400:
+            return go("/setup/", f"Could not preview: {payload.get('error', status)}")
+        spoke = hubs.spoke_status(_ctx(), hubs.get_spoke(_ctx(), spoke_id))
+        return page("preview.html", run=payload, spoke=spoke)
+
+    @app.get("/setup/spokes/<spoke_id>/runs")
+    def spoke_runs(spoke_id: str) -> Any:
+        status, payload = api("GET", f"/spokes/{spoke_id}/runs", query={"limit": "50"})
+        if status >= 400:
+            abort(status)
+        _, spoke = api("GET", f"/spokes/{spoke_id}")
+        return page("runs.html", runs=payload["runs"], title=f"Run history of spoke {spoke['name']}",
+                    names={spoke["id"]: spoke["name"]})
+
+    @app.get("/setup/hubs/<hub_id>/runs")
+    def hub_runs(hub_id: str) -> Any:
+        status, payload = api("GET", f"/hubs/{hub_id}/runs", query={"limit": "50"})
+        if status >= 400:
+            abort(status)
+        _, hub = api("GET", f"/hubs/{hub_id}")
+        return page("runs.html", runs=payload["runs"], title=f"Run history of hub {hub['name']}",
+                    names={s["id"]: s["name"] for s in hub["spokes"]})
+
+    @app.get("/setup/credentials")
+    def credentials() -> Any:
+        _, payload = api("GET", "/credentials")
+        return page("credentials.html", credentials=payload["credentials"])
+
+    @app.post("/setup/credentials/<credential_id>/remove")
+    def remove_credential(credential_id: str) -> Any:
+        return act("DELETE", f"/credentials/{credential_id}", "Credential removed.", back="/setup/credentials")
+
+    # ------------------------------------------------------------ wizard steps 1-2
+
+    @app.get("/setup/new")
+    def step_object() -> Any:
+        return page("step_object.html", step=1, hub=request.args.get("hub", ""))
+
+    @app.get("/setup/new/source")
+    def step_source() -> Any:
+        if request.args.get("object", "calendar") != "calendar":
+            return go("/setup/new", "Contacts are coming; only calendars can be synced today.")
+        return page("step_source.html", step=2, hub=request.args.get("hub", ""))
+
+    # ------------------------------------------------------------ step 3: credentials
+
+    def wizard_args(**extra: str) -> dict[str, str]:
+        keep = {k: request.values.get(k, "") for k in ("source", "hub") if request.values.get(k)}
+        keep.update({k: v for k, v in extra.items() if v})
+        return keep
+
+    def source_arg() -> str:
+        source = request.values.get("source", "")
+        if source not in SOURCES:
+            abort(400, description="choose a source first")
+        return source
+
+    def credentials_page(source: str, status: int = 200, **values: Any) -> Response:
+        _, payload = api("GET", "/credentials")
+        wanted = ("google_oauth", "google_service_account") if source == "google" else ("exchange",)
+        saved = [c for c in payload["credentials"] if c["kind"] in wanted]
+        return page("step_credentials.html", status, step=3, source=source, saved=saved, args=wizard_args(),
+                    form=values.pop("form", {}), **values)
+
+    @app.get("/setup/new/credentials")
+    def step_credentials() -> Any:
+        return credentials_page(source_arg())
+
+    @app.post("/setup/new/credentials/exchange")
+    def add_exchange() -> Any:
+        source = source_arg()
+        form = {k: request.form.get(k, "").strip() for k in ("label", "ews_url", "username", "version",
+                                                            "auth_type", "mailbox")}
+        body = {"label": form["label"], "password": request.form.get("password", ""),
+                "require_public_folders": source == "exchange_public",
+                "settings": {"ews_url": form["ews_url"], "username": form["username"],
+                             "version": form["version"] or "2016", "auth_type": form["auth_type"] or "NTLM",
+                             "mailbox": form["mailbox"]}}
+        if not body["password"]:
+            return credentials_page(source, 400, error="Enter the password.", form=form)
+        status, payload = api("POST", "/credentials/exchange", body)
+        if status >= 400:
+            return credentials_page(source, 422 if status == 422 else 400, form=form,
+                                    error=f"Validation failed: {payload.get('error', status)}")
+        return page("step_validated.html", step=3, credential=payload, source=source,
+                    args=wizard_args(credential=payload["id"]))
+
+    @app.post("/setup/new/credentials/google/service-account")
+    def add_service_account() -> Any:
+        source = source_arg()
+        body = {"label": request.form.get("label", "").strip() or "Google service account",
+                "key": request.form.get("key", ""), "subject": request.form.get("subject", "").strip()}
+        status, payload = api("POST", "/credentials/google/service-account", body)
+        if status >= 400:
+            return credentials_page(source, 400, sa_error=f"The key was not accepted: {payload.get('error', status)}",
+                                    form={"sa_label": body["label"], "subject": body["subject"]})
+        return go("/setup/new/target?" + urlencode(wizard_args(credential=payload["id"])),
+                  f"Saved service account credential '{payload['label']}'.")
+
+    def redirect_uri() -> str:
+        return _ctx().config.public_url.rstrip("/") + "/setup/oauth/callback"
+
+    @app.post("/setup/oauth/start")
+    def oauth_start() -> Any:
+        source_arg()
+        label = request.form.get("label", "").strip() or "Google account"
+        status, payload = api("POST", "/credentials/google/oauth/start", {"redirect_uri": redirect_uri()})
+        if status >= 400:
+            return credentials_page("google", 400, oauth_error=f"Google sign-in is not available: "
+                                                             f"{payload.get('error', status)}")
+        resp = make_response(redirect(payload["url"], code=303))
+        cookie = ".".join((payload["state"], _b64(label), _b64(request.form.get("hub", ""))))
+        resp.set_cookie(security.OAUTH_COOKIE, cookie, max_age=security.OAUTH_TTL_S, path="/setup", httponly=True,
+                        samesite="Lax", secure=secure())
+        return resp
+
+    @app.get("/setup/oauth/callback")
+    def oauth_callback() -> Any:
+        cookie = request.cookies.get(security.OAUTH_COOKIE, "")
+        parts = cookie.split(".")
+        expected = parts[0] if len(parts) == 3 else ""
+        if not security.same(request.args.get("state"), expected):
+            return page("error.html", 400, title="Sign-in not accepted",
+                        message="The answer from Google does not match a sign-in started here (state mismatch "
+                                "or the sign-in took more than ten minutes). Start the sign-in again.")
+        label, hub = _unb64(parts[1]), _unb64(parts[2])
+        back = {"source": "google", **({"hub": hub} if hub else {})}
+        if request.args.get("error") or not request.args.get("code"):
+            resp = go("/setup/new/credentials?" + urlencode(back),
+                      f"Google sign-in was not completed: {request.args.get('error', 'no code returned')}")
+        else:
+            status, payload = api("POST", "/credentials/google/oauth/finish",
+                                  {"code": request.args["code"], "redirect_uri": redirect_uri(), "label": label})
+            if status >= 400:
+                resp = go("/setup/new/credentials?" + urlencode(back),
+                          f"Google sign-in failed: {payload.get('error', status)}")
+            else:
+                resp = go("/setup/new/target?" + urlencode({**back, "credential": payload["id"]}),
+                          f"Signed in: saved credential '{payload['label']}'.")
+        resp.delete_cookie(security.OAUTH_COOKIE, path="/setup")
+        return resp
+
+    # ------------------------------------------------------------ step 4: calendar or folder
+
+    @app.get("/setup/new/target")
+    def step_target() -> Any:
+        source = source_arg()
+        credential_id = request.args.get("credential", "")
+        if not credential_id:
+            return go("/setup/new/credentials?" + urlencode(wizard_args()), "Choose or add a credential first.")
+        args = wizard_args(credential=credential_id)
+        if source == "google":
+            status, payload = api("GET", f"/credentials/{credential_id}/calendars")
+            return page("step_target.html", 200 if status < 400 else status, step=4, source=source, args=args,
+                        calendars=payload.get("calendars", []), error=payload.get("error", ""))
+        parent = request.args.get("parent") or None
+        status, payload = api("POST", f"/credentials/{credential_id}/folders",
+                              {"parent": parent, "public": source == "exchange_public"})
+        return page("step_target.html", 200 if status < 400 else status, step=4, source=source, args=args,
+                    folders=payload.get("folders", []), error=payload.get("error", ""), parent=parent,
+                    parent_name=request.args.get("parent_name", ""))
+
+    # ------------------------------------------------------------ step 5: name and hub
+
+    def target_address(source: str) -> dict[str, Any]:
+        if source == "google":
+            return {"calendar_id": request.values.get("calendar_id", "")}
+        return {"folder_id": request.values.get("folder_id", ""), "public": source == "exchange_public"}
+
+    @app.route("/setup/new/create", methods=["GET", "POST"])
+    def step_create() -> Any:
+        from spokesync.service import hubs
+
+        source = source_arg()
+        address = target_address(source)
+        values = {"name": request.values.get("name", "").strip() or request.values.get("suggested", ""),
+                  "hub_id": request.values.get("hub_id", request.values.get("hub", "")),
+                  "hub_name": request.values.get("hub_name", "").strip()}
+        fields = {"source": source, "credential": request.values.get("credential", ""),
+                  "suggested": request.values.get("suggested", ""), **{k: str(v) for k, v in address.items()}}
+        existing = hubs.list_hubs(_ctx())
+        if not fields["suggested"] and source == "google" and fields["credential"]:
+            _, found = api("GET", f"/credentials/{fields['credential']}/calendars")
+            fields["suggested"] = next((c["summary"] for c in found.get("calendars", [])
+                                        if c["id"] == address["calendar_id"]), "")
+            values["name"] = values["name"] or fields["suggested"]
+        if request.method == "GET":
+            return page("step_create.html", step=5, fields=fields, values=values, hubs=existing)
+        error = ""
+        hub_id = values["hub_id"]
+        if hub_id == "__new__" or not hub_id:
+            status, payload = api("POST", "/hubs", {"name": values["hub_name"]})
+            if status >= 400:
+                error = f"The hub could not be created: {payload.get('error', status)}"
+            else:
+                hub_id = payload["id"]
+        if not error:
+            status, payload = api("POST", f"/hubs/{hub_id}/spokes", {
+                "name": values["name"], "kind": KIND_OF_SOURCE[source], "address": address,
+                "credential_id": fields["credential"] or None})
+            if status >= 400:
+                error = f"The spoke could not be created: {payload.get('error', status)}"
+                if values["hub_id"] in ("__new__", ""):
+                    api("DELETE", f"/hubs/{hub_id}")  # do not leave an empty hub behind
+            else:
+                note = f" Note: {payload['note']}" if payload.get("note") else ""
+                return go(f"/setup/spokes/{payload['id']}/options?wizard=1",
+                          f"Spoke '{payload['name']}' created.{note}")
+        return page("step_create.html", 400, step=5, fields=fields, values=values, hubs=existing, error=error)
+
+    # ------------------------------------------------------------ step 6: sync options
+
+    def options_from_form(spoke: dict[str, Any]) -> dict[str, Any]:
+        f = request.form
+
+        def number(name: str, kind: type = int, blank: Any = None) -> Any:
+            raw = f.get(name, "").strip()
+            if raw == "":
+                return blank
+            try:
+                return kind(raw)
+            except ValueError:
+                raise ValueError(f"'{raw}' is not a number ({name.replace('_', ' ')})") from None
+
+        share = number("max_delete_percent", float, 50.0)
+        return {
+            "direction": "two_way" if f.get("two_way") else "to_hub",
+            "days_past": number("days_past"),
+            "days_future": number("days_future"),
+            "filters": {
+                "categories": [c.strip() for c in f.get("categories", "").split(",") if c.strip()],
+                "subject_contains": f.get("subject_contains", "").strip(),
+                "show_as": [s for s in SHOW_AS if f.get(f"show_as_{s}")],
+                "exclude_all_day": bool(f.get("exclude_all_day")),
+                "exclude_private": bool(f.get("exclude_private")),
+            },
+            "sync_description": bool(f.get("sync_description")),
+            "sync_location": bool(f.get("sync_location")),
+            "sync_attendees": bool(f.get("sync_attendees")),
+            "sync_reminders": bool(f.get("sync_reminders")),
+            "privacy_mode": f.get("privacy_mode", "as_is"),
+            "placeholder_title": f.get("placeholder_title", "").strip() or "Busy",
+            "deletions": f.get("deletions", "propagate"),
+            "conflict_policy": f.get("conflict_policy", "latest"),
+            "max_delete_share": share / 100.0,
+            "max_delete_count": number("max_delete_count", int, 5),
+            "poll_interval_s": number("poll_minutes", float, 5.0) * 60,
+        }
+
+    @app.route("/setup/spokes/<spoke_id>/options", methods=["GET", "POST"])
+    def spoke_options(spoke_id: str) -> Any:
+        status, spoke = api("GET", f"/spokes/{spoke_id}")
+        if status >= 400:
+            abort(404)
+        _, hub = api("GET", f"/hubs/{spoke['hub_id']}")
+        wizard = request.values.get("wizard") == "1"
+        error = ""
+        if request.method == "POST":
+            try:
+                changes = options_from_form(spoke)
+                changes["poll_interval_s"] = int(changes["poll_interval_s"])
+            except ValueError as err:
+                error = str(err)
+            else:
+                status, payload = api("PATCH", f"/spokes/{spoke_id}/options", changes)
+                if status < 400:
+                    return go("/setup/", f"Sync options of '{spoke['name']}' saved."
+                              + (" Press 'Sync now' to run the first sync." if wizard else ""))
+                error = str(payload.get("error", status))
+        return page("options.html", 400 if error else 200, step=6 if wizard else None, spoke=spoke, hub=hub,
+                    options=spoke["options"], wizard=wizard, error=error)
+
+    @app.errorhandler(400)
+    @app.errorhandler(404)
+    @app.errorhandler(405)
+    def http_error(err: Any) -> Any:
+        code = getattr(err, "code", 400)
+        return page("error.html", code, title={404: "Not found", 405: "Not allowed"}.get(code, "Bad request"),
+                    message=getattr(err, "description", "") or "")
+
+    return app
