@@ -89,3 +89,68 @@ def test_dry_run_plans_without_writing(harness: Harness) -> None:
 def test_round_trip_hash_is_stable(harness: Harness) -> None:
     e = ev("x", description="<p>Hi</p>")
     assert content_hash(e) == content_hash(replace(e, modified=datetime.now(UTC)))
+
+
+def test_a_hub_change_enqueues_the_other_two_way_spokes_only(harness: Harness) -> None:
+    hub = harness.hub()
+    a, cal_a = harness.spoke(hub, "a")
+    b, _ = harness.spoke(hub, "b")
+    c, _ = harness.spoke(hub, "c", two_way=False)
+    cal_a.user_create(ev("new"))
+    harness.sync(a)
+    assert [(t.spoke_id, t.reason) for t in harness.queue.pending()] == [(b.id, "hub_changed")]
+    harness.queue.drain()
+    harness.sync(a)
+    assert harness.queue.pending() == []  # nothing changed: nothing enqueued
+
+
+def test_a_run_past_its_budget_continues_and_finishes_later(harness: Harness) -> None:
+    from spokesync.engine.runner import Runner
+
+    hub = harness.hub()
+    a, cal_a = harness.spoke(hub, "a")
+    for n in range(5):
+        cal_a.user_create(ev(f"e{n}"))
+    run = Runner(harness.ctx, budget_s=-1).sync(a.id)
+    assert run.status == "continued" and "time budget" in run.reason
+    assert harness.ctx.store.list_hub_items(hub.id) == []
+    assert [t.reason for t in harness.queue.pending()] == ["continuation"]
+    harness.queue.drain()
+    assert len(harness.ctx.store.list_hub_items(hub.id)) == 5
+
+
+def test_a_conflict_is_recorded_with_both_versions_in_the_run_history(harness: Harness) -> None:
+    hub = harness.hub()
+    a, cal_a = harness.spoke(hub, "a", conflict_policy="hub")
+    b, cal_b = harness.spoke(hub, "b")
+    item = cal_a.user_create(ev("plan", modified=harness.clock.now()))
+    harness.settle()
+    harness.clock.advance(60)
+    cal_b.user_update(next(iter(cal_b.items)), replace(item.event, title="plan (b)", modified=harness.clock.now()))
+    harness.sync(b)
+    harness.clock.advance(60)
+    cal_a.user_update(item.id, replace(item.event, title="plan (a)", modified=harness.clock.now()))
+    run = harness.sync(a)
+    [conflict] = run.conflicts
+    assert conflict["winner"] == "hub" and conflict["kind"] == "edit_edit"
+    assert conflict["hub_version"]["title"] == "plan (b)" and conflict["spoke_version"]["title"] == "plan (a)"
+    stored = harness.ctx.store.list_runs(spoke_id=a.id, limit=1)[0]
+    assert stored.conflicts == run.conflicts and stored.counts["conflicts"] == 1
+    assert [e.title for e in cal_a.events()] == ["plan (b)"]
+
+
+def test_a_broken_credential_is_shown_in_the_spoke_state(harness: Harness, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from spokesync.connectors.memory import MemoryConnector
+    from spokesync.ports import CredentialBroken
+
+    hub = harness.hub()
+    a, _ = harness.spoke(hub, "a")
+
+    def refuse(self, cursor):  # type: ignore[no-untyped-def]
+        raise CredentialBroken("Google refused the saved sign-in (invalid_grant): sign in again")
+
+    monkeypatch.setattr(MemoryConnector, "changes", refuse)
+    run = harness.sync(a)
+    spoke = harness.ctx.store.get_spoke(a.id)
+    assert run.status == "failed" and spoke is not None and spoke.state == "credential_broken"
+    assert "sign in again" in spoke.state_reason and spoke.lease_owner is None
