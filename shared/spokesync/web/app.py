@@ -26,7 +26,7 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from spokesync.web import security
 
@@ -226,9 +226,11 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
         resp.headers["X-Frame-Options"] = "DENY"
         resp.headers["X-Content-Type-Options"] = "nosniff"
         resp.headers["Referrer-Policy"] = "same-origin"
+        # form-action also names the OAuth consent origin: Chromium applies it to the redirect after a POST.
+        oauth = urlsplit(_ctx().config.google_oauth_auth_uri)
         resp.headers["Content-Security-Policy"] = (
             "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-            "frame-ancestors 'none'; form-action 'self'")
+            f"frame-ancestors 'none'; form-action 'self' {oauth.scheme}://{oauth.netloc}")
         return resp
 
     # ------------------------------------------------------------ sign-in
