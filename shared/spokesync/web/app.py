@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import base64
 import threading
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlencode, urlsplit
 
 from spokesync.web import security
@@ -192,16 +193,16 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
         if request.endpoint == "static":
             return None
         config = _ctx().config
-        if request.method == "POST":
-            if security.cross_site(request.headers, request.host_url) or not security.same(
-                    request.form.get(security.CSRF_FIELD), request.cookies.get(security.CSRF_COOKIE)):
-                return page("error.html", 403, title="Form expired",
-                            message="This form could not be accepted (its security token is missing or stale). "
-                                    "Go back, reload the page and try again.")
+        headers = cast("Mapping[str, str]", request.headers)  # werkzeug's Headers: case-insensitive
+        if request.method == "POST" and (security.cross_site(headers, request.host_url) or not security.same(
+                request.form.get(security.CSRF_FIELD), request.cookies.get(security.CSRF_COOKIE))):
+            return page("error.html", 403, title="Form expired",
+                        message="This form could not be accepted (its security token is missing or stale). "
+                                "Go back, reload the page and try again.")
         if request.endpoint in ("login", "logout"):
             return None
         try:
-            g.admin = auth.check_admin(config, request.headers).identity
+            g.admin = auth.check_admin(config, headers).identity
             return None
         except auth.Forbidden as err:
             return page("error.html", 403, title="Not allowed", message=str(err))
