@@ -69,8 +69,14 @@ def get_app() -> Flask:
 
 def dispatch(request: Any) -> Response:
     """Serve one request that reached the setup function (functions-framework or the local server)."""
+    import io
+
     app = get_app()
-    with app.request_context(request.environ):
+    # The outer request keeps its body (functions-framework reads it again after the call):
+    # the UI app parses its own copy.
+    body = request.get_data(cache=True)
+    environ = {**request.environ, "wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body))}
+    with app.request_context(environ):
         return app.full_dispatch_request()
 
 
@@ -199,7 +205,7 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
             return page("error.html", 403, title="Form expired",
                         message="This form could not be accepted (its security token is missing or stale). "
                                 "Go back, reload the page and try again.")
-        if request.endpoint in ("login", "logout"):
+        if request.endpoint in ("login", "logout", "root"):
             return None
         try:
             g.admin = auth.check_admin(config, headers).identity
