@@ -81,8 +81,8 @@ def _serve(ctx_args: argparse.Namespace) -> int:
 
         config = start_demo(config)
     ctx = build_context(config)
-    url = f"http://{ctx_args.host}:{ctx_args.port}/setup/"
-    print(f"spokesync is running: open {url}\n"
+    url = f"http://{ctx_args.host}:{ctx_args.port}/setup/login"
+    print(f"spokesync is running: open {url} and sign in with the admin token\n"
           f"admin token (also in {config.data_dir}/admin.token): {config.admin_token}\n"
           f"data: {config.data_dir}", flush=True)
     serve(ctx, ctx_args.host, ctx_args.port, ctx_args.poll)
