@@ -95,11 +95,10 @@ def spoke_hash(event: Event, names: frozenset[str]) -> str:
 # ------------------------------------------------------------ membership
 
 
-def _as_datetime(value: datetime | date, end: bool = False) -> datetime:
+def _as_datetime(value: datetime | date) -> datetime:
     if isinstance(value, datetime):
         return value
-    moment = datetime.combine(value, time.min, tzinfo=UTC)
-    return moment
+    return datetime.combine(value, time.min, tzinfo=UTC)
 
 
 def _rule_until(event: Event) -> datetime | None:

@@ -12,9 +12,9 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from spokesync.engine import rules
 from spokesync.engine.planner import (
@@ -59,6 +59,15 @@ HUB_BATCH = 200  # hub writes per commit: each is an item and a link (Firestore:
 
 class _OutOfTime(Exception):
     pass
+
+
+class _Planned(NamedTuple):
+    connector: SpokeConnector
+    changes: ChangeSet
+    plan: Plan
+    live: int  # the spoke's live links, or -1 when not counted yet
+    hub_changed: list[HubItem]
+    previous_cursor: bytes | None
 
 
 @dataclass
@@ -158,14 +167,14 @@ class Runner:
             queue.enqueue(SyncTask(spoke.id, reason=reason), delay_s=progress.retry_after_s)
 
     # ----------------------------------------------------------------- core
-    def _read(self, spoke: Spoke, connector: SpokeConnector) -> tuple[ChangeSet, bool]:
+    def _read(self, spoke: Spoke, connector: SpokeConnector) -> tuple[ChangeSet, bytes | None]:
+        """The spoke's changes, and the cursor they were read from."""
         cursor = self.store.get_cursor(spoke.id)
-        self._read_cursor = cursor
         try:
-            return connector.changes(cursor), cursor is None
+            return connector.changes(cursor), cursor
         except FullResyncRequired:
             log.info("full resync required", extra={"spoke_id": spoke.id})
-            return connector.changes(None), True
+            return connector.changes(None), cursor
 
     def _inputs(self, spoke: Spoke, connector: SpokeConnector, changes: ChangeSet) -> tuple[PlanInput, int]:
         store = self.store
@@ -196,17 +205,15 @@ class Runner:
         )
         return inp, live
 
-    def _plan(self, spoke: Spoke) -> tuple[SpokeConnector, ChangeSet, Plan, int, list[HubItem]]:
+    def _plan(self, spoke: Spoke) -> _Planned:
         connector = self.ctx.connector(spoke)
-        self._connector_fields = connector.capabilities.fields
-        changes, _ = self._read(spoke, connector)
+        changes, previous = self._read(spoke, connector)
         inp, live = self._inputs(spoke, connector, changes)
-        plan = plan_sync(inp)
-        return connector, changes, plan, live, inp.hub_changed
+        return _Planned(connector, changes, plan_sync(inp), live, inp.hub_changed, previous)
 
     def _run(self, spoke: Spoke, run: RunRecord, progress: _Progress) -> None:
         deadline = self.clock.monotonic() + self.budget_s
-        connector, changes, plan, live, hub_changed = self._plan(spoke)
+        connector, changes, plan, live, hub_changed, previous_cursor = self._plan(spoke)
         if (plan.hub_deletes or plan.spoke_deletes or changes.full) and live < 0:
             live = self.store.count_links(spoke.id)
         verdict = check_guards(changes, plan, live, spoke.options, spoke.confirm_deletions, spoke.name,
@@ -236,7 +243,7 @@ class Runner:
             # (it may move back: a failed write on an older item is retried from its seq)
             hub_cursor = min(waiting) - 1 if waiting else top
         batch = CommitBatch(spoke.hub_id, spoke.id, run.id, hub_cursor=hub_cursor)
-        if inbound_done and changes.cursor != self._read_cursor:
+        if inbound_done and changes.cursor != previous_cursor:
             batch.cursor, batch.set_cursor = changes.cursor, True
         if batch.set_cursor or hub_cursor != spoke.hub_cursor:  # an idle run writes no cursor
             self.store.commit(batch, self.clock.now())
@@ -302,18 +309,19 @@ class Runner:
         for c_chunk in iter_batches(creates, size):
             self._check_time(deadline)
             results = connector.create([NewItem(a.hub_item.id, a.event) for a in c_chunk])
-            updates.extend(self._settle(spoke, run, progress, c_chunk, results))
+            updates.extend(self._settle(spoke, run, progress, connector.capabilities.fields, c_chunk, results))
         for u_chunk in iter_batches(updates, size):
             self._check_time(deadline)
             results = connector.update([ItemUpdate(a.link.spoke_item_id, a.version, a.event, a.hub_item.id)
                                         for a in u_chunk])
-            self._settle(spoke, run, progress, u_chunk, results)
+            self._settle(spoke, run, progress, connector.capabilities.fields, u_chunk, results)
         for d_chunk in iter_batches(deletes, size):
             self._check_time(deadline)
             results = connector.delete([ItemDelete(a.link.spoke_item_id, a.link.spoke_version) for a in d_chunk])
-            self._settle(spoke, run, progress, d_chunk, results)
+            self._settle(spoke, run, progress, connector.capabilities.fields, d_chunk, results)
 
-    def _settle(self, spoke: Spoke, run: RunRecord, progress: _Progress, actions: list, results: list[WriteResult]) -> list[SpokeUpdate]:  # type: ignore[type-arg]
+    def _settle(self, spoke: Spoke, run: RunRecord, progress: _Progress, fields: frozenset[str],
+                actions: list, results: list[WriteResult]) -> list[SpokeUpdate]:  # type: ignore[type-arg]
         """Commit the links of one write batch; returns follow-up updates for
         creates that found their item already there."""
         if len(results) != len(actions):
@@ -323,7 +331,7 @@ class Runner:
         done_seqs: list[int] = []
         for action, result in zip(actions, results, strict=True):
             hub_item: HubItem = action.hub_item
-            compared = rules.compared_fields(spoke.options, self._fields, True if isinstance(action, SpokeCreate)
+            compared = rules.compared_fields(spoke.options, fields, True if isinstance(action, SpokeCreate)
                                              else action.link.created_by_hub)
             if result.status == "ok":
                 done_seqs.append(hub_item.seq)
@@ -375,12 +383,6 @@ class Runner:
             self.store.commit(batch, self.clock.now())
         return follow
 
-    @property
-    def _fields(self) -> frozenset[str]:
-        return self._connector_fields
-
-    _connector_fields: frozenset[str] = frozenset()
-    _read_cursor: bytes | None = None
 
     # ------------------------------------------------------------ dry runs
     def _dry_run(self, run: RunRecord) -> RunRecord:
@@ -388,7 +390,7 @@ class Runner:
         if spoke is None:
             raise KeyError(f"no spoke {run.spoke_id}")
         run.hub_id = spoke.hub_id
-        connector, changes, plan, live, _ = self._plan(spoke)
+        _, changes, plan, live, _, _ = self._plan(spoke)
         if live < 0:
             live = self.store.count_links(spoke.id)
         verdict = check_guards(changes, plan, live, spoke.options, spoke.confirm_deletions, spoke.name)
@@ -412,5 +414,3 @@ def _title(action: SpokeCreate | SpokeUpdate | SpokeDelete) -> str:
     event = action.hub_item.event
     return event.title if event is not None else action.hub_item.id
 
-
-__all__ = ["Runner", "new_id", "replace"]

@@ -9,7 +9,6 @@ administrator.
 from __future__ import annotations
 
 import uuid
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from spokesync.model.hub import Hub, RunRecord, Spoke, SyncOptions
@@ -283,5 +282,3 @@ def status(ctx: Context) -> list[dict[str, Any]]:
 def run_history(ctx: Context, spoke_id: str | None = None, hub_id: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
     return [run_summary(r) for r in ctx.store.list_runs(spoke_id=spoke_id, hub_id=hub_id, limit=limit)]
 
-
-__all__ = ["InvalidRequest", "NotFound", "replace"]
