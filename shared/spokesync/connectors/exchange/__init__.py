@@ -97,8 +97,8 @@ def validate(settings: ExchangeSettings | dict[str, Any], password: str, config:
 
 def save_credential(ctx: Any, label: str, settings: dict[str, Any], password: str, *,
                     require_public_folders: bool = False) -> CredentialRef:
-    """Validate, then store the password in the SecretStore and the reference in the hub store.
-    Nothing is saved when validation fails (the ConnectorError says why)."""
+    """Validate, then store the password (OAuth: the client secret) in the SecretStore and the reference
+    in the hub store. Nothing is saved when validation fails (the ConnectorError says why)."""
     import uuid
 
     from spokesync.model.hub import CredentialRef
@@ -107,10 +107,9 @@ def save_credential(ctx: Any, label: str, settings: dict[str, Any], password: st
     result = validate(parsed, password, ctx.config, require_public_folders=require_public_folders)
     credential_id = "cred-" + uuid.uuid4().hex[:12]
     secret_name = ctx.secrets.put(f"exchange-{credential_id}", password)
-    stored = {"ews_url": parsed.ews_url, "username": parsed.username, "version": parsed.version,
-              "auth_type": parsed.auth_type, "mailbox": parsed.mailbox, "server_version": result.server_version,
-              "public_folders": result.public_folders}
-    credential = CredentialRef(id=credential_id, kind="exchange", label=label or parsed.username,
+    # The hub store keeps the settings only; the password (or OAuth client secret) is in the SecretStore.
+    stored = {**parsed.to_dict(), "server_version": result.server_version, "public_folders": result.public_folders}
+    credential = CredentialRef(id=credential_id, kind="exchange", label=label or parsed.username or parsed.smtp_address,
                                secret_name=secret_name, settings=stored)
     ctx.store.put_credential(credential)
     return credential

@@ -5,8 +5,6 @@ into messages an administrator understands (never containing the password).
 
 from __future__ import annotations
 
-import ipaddress
-import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,15 +13,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from spokesync.config import Config
+from spokesync.connectors.exchange import guard
+from spokesync.connectors.exchange.guard import UrlRefused, check_url  # noqa: F401 - re-exported
 from spokesync.ports import ConnectorError, CredentialBroken, Throttled
 
 VERSIONS = {"2010": (14, 3), "2013": (15, 0), "2016": (15, 1)}
 VERSION_LABELS = {"2010": "Exchange 2010", "2013": "Exchange 2013", "2016": "Exchange 2016 or later"}
 AUTH_TYPES = ("NTLM", "basic", "OAuth 2.0")
-
-
-class UrlRefused(ConnectorError):
-    """The EWS URL points somewhere spokesync must not connect to (SSRF guard)."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +30,10 @@ class ExchangeSettings:
     auth_type: str = "NTLM"
     mailbox: str = ""  # primary SMTP address of the mailbox (mailbox folders); defaults to the username
     autodiscover: bool = False
+    # OAuth 2 (Exchange Online, client-credentials grant); the client secret is the credential's secret.
+    tenant_id: str = ""
+    client_id: str = ""
+    token_url: str = ""  # empty: Microsoft identity platform's https://login.microsoftonline.com/<tenant>/...
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> ExchangeSettings:
@@ -42,13 +42,47 @@ class ExchangeSettings:
         if version not in VERSIONS:
             raise ConnectorError(f"Exchange version must be 2010, 2013 or 2016 (2016 or later), not {version!r}")
         auth = str(raw.get("auth_type") or "NTLM")
-        auth = {"ntlm": "NTLM", "basic": "basic", "oauth": "OAuth 2.0", "oauth2": "OAuth 2.0"}.get(auth.lower(), auth)
+        auth = {"ntlm": "NTLM", "basic": "basic", "oauth": "OAuth 2.0", "oauth2": "OAuth 2.0",
+                "oauth 2.0": "OAuth 2.0"}.get(auth.lower(), auth)
         if auth not in AUTH_TYPES:
             raise ConnectorError(f"authentication must be NTLM, basic or OAuth 2.0, not {auth!r}")
-        if not raw.get("ews_url") or not raw.get("username"):
-            raise ConnectorError("an Exchange credential needs the EWS URL and a user name")
-        return cls(ews_url=str(raw["ews_url"]), username=str(raw["username"]), version=version, auth_type=auth,
-                   mailbox=str(raw.get("mailbox") or ""), autodiscover=bool(raw.get("autodiscover", False)))
+        autodiscover = bool(raw.get("autodiscover", False))
+        if not raw.get("ews_url") and not autodiscover:
+            raise ConnectorError("an Exchange credential needs the EWS URL (or autodiscover switched on)")
+        if auth == "OAuth 2.0":
+            missing = [n for n in ("tenant_id", "client_id") if not raw.get(n)]
+            if not (raw.get("mailbox") or "@" in str(raw.get("username") or "")):
+                missing.append("mailbox")
+            if missing:
+                raise ConnectorError("OAuth 2 for Exchange Online needs the directory (tenant) id, the application "
+                                     f"(client) id and the mailbox address; missing: {', '.join(missing)}")
+        elif not raw.get("username"):
+            raise ConnectorError("an Exchange credential needs a user name")
+        return cls(ews_url=str(raw.get("ews_url") or ""), username=str(raw.get("username") or ""), version=version,
+                   auth_type=auth, mailbox=str(raw.get("mailbox") or ""), autodiscover=autodiscover,
+                   tenant_id=str(raw.get("tenant_id") or ""), client_id=str(raw.get("client_id") or ""),
+                   token_url=str(raw.get("token_url") or ""))
+
+    def to_dict(self) -> dict[str, Any]:
+        """What the hub store keeps (never the password or client secret)."""
+        out: dict[str, Any] = {"ews_url": self.ews_url, "username": self.username, "version": self.version,
+                               "auth_type": self.auth_type, "mailbox": self.mailbox}
+        if self.autodiscover:
+            out["autodiscover"] = True
+        if self.auth_type == "OAuth 2.0":
+            out.update(tenant_id=self.tenant_id, client_id=self.client_id, token_url=self.token_url)
+        return out
+
+    @property
+    def oauth_token_url(self) -> str:
+        return self.token_url or f"https://login.microsoftonline.com/{self.tenant_id}/oauth2/v2.0/token"
+
+    @property
+    def account_name(self) -> str:
+        """Who is named in messages: the user, or the application for OAuth."""
+        if self.auth_type == "OAuth 2.0":
+            return f"application {self.client_id}"
+        return self.username
 
     @property
     def smtp_address(self) -> str:
@@ -56,35 +90,6 @@ class ExchangeSettings:
             return self.mailbox
         user = self.username.split("\\")[-1]
         return user if "@" in user else f"{user}@{urlsplit(self.ews_url).hostname or 'localhost'}"
-
-
-def check_url(url: str, config: Config) -> None:
-    """Refuse URLs that would let a setup user reach internal services."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("https", "http"):
-        raise UrlRefused(f"the EWS URL must start with https:// (got {parts.scheme or 'no scheme'}://)")
-    if parts.scheme == "http" and not config.exchange_allow_http:
-        raise UrlRefused("the EWS URL must use https:// (plain http is allowed only when the administrator "
-                         "sets SPOKESYNC_EXCHANGE_ALLOW_HTTP)")
-    if not parts.hostname:
-        raise UrlRefused("the EWS URL has no host name")
-    if parts.username or parts.password:
-        raise UrlRefused("the EWS URL must not contain a user name or password")
-    try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80),
-                                   type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise ConnectorError(f"host unreachable: the name {parts.hostname!r} does not resolve ({exc.strerror})") from exc
-    allowed = [ipaddress.ip_network(c, strict=False) for c in config.exchange_allowed_cidrs]
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if any(address in net for net in allowed):
-            continue
-        if not address.is_global or address.is_multicast:
-            kind = ("a loopback" if address.is_loopback else "a link-local (cloud metadata)" if address.is_link_local
-                    else "a private or reserved")
-            raise UrlRefused(f"{parts.hostname} resolves to {address}, {kind} address: spokesync refuses it unless an "
-                             "administrator allow-lists that range (SPOKESYNC_EXCHANGE_ALLOWED_CIDRS)")
 
 
 def budget_retry(budget_s: float) -> Any:
@@ -112,28 +117,69 @@ def budget_retry(budget_s: float) -> Any:
     return BudgetRetry()
 
 
+def oauth_credentials(settings: ExchangeSettings, client_secret: str) -> Any:
+    """exchangelib's client-credentials OAuth2Credentials with the token URL made configurable.
+
+    exchangelib derives the token URL from the tenant (`BaseOAuth2Credentials.token_url`, a property) and
+    fetches the token with requests_oauthlib's BackendApplicationClient through a session that mounts the
+    same HTTP adapter on that URL: overriding the property is enough to point it at another identity
+    provider (the local server in tests). The URL is checked by the SSRF guard like the EWS URL."""
+    from exchangelib import OAuth2Credentials
+
+    class ConfiguredOAuth2Credentials(OAuth2Credentials):  # type: ignore[misc]
+        token_endpoint = settings.oauth_token_url
+
+        @property
+        def token_url(self) -> str:
+            return self.token_endpoint
+
+    return ConfiguredOAuth2Credentials(client_id=settings.client_id, client_secret=client_secret,
+                                       tenant_id=settings.tenant_id)
+
+
 def make_account(settings: ExchangeSettings, password: str, config: Config, budget_s: float | None = None) -> Any:
-    """An exchangelib Account; nothing is sent until the first operation."""
-    from exchangelib import BASIC, DELEGATE, NTLM, OAUTH2, Account, Build, Configuration, Credentials, Version
+    """An exchangelib Account. Nothing is sent until the first operation, unless the credential asks for
+    autodiscover (then the autodiscover requests happen here, through the same guarded adapter)."""
+    from exchangelib import (
+        BASIC,
+        DELEGATE,
+        IMPERSONATION,
+        NTLM,
+        OAUTH2,
+        Account,
+        Build,
+        Configuration,
+        Credentials,
+        Version,
+    )
     from exchangelib.protocol import BaseProtocol
 
-    check_url(settings.ews_url, config)
+    if settings.ews_url or not settings.autodiscover:
+        check_url(settings.ews_url, config)
+    guard.install()
     BaseProtocol.USERAGENT = "spokesync"
     major, minor = VERSIONS[settings.version]
     auth = {"NTLM": NTLM, "basic": BASIC, "OAuth 2.0": OAUTH2}[settings.auth_type]
+    access_type = DELEGATE
     if settings.auth_type == "OAuth 2.0":
-        from exchangelib import OAuth2Credentials
-
-        client_id, _, secret = password.partition(":")
-        credentials: Any = OAuth2Credentials(client_id=client_id, client_secret=secret, tenant_id=settings.username)
+        check_url(settings.oauth_token_url, config, what="OAuth token URL")
+        credentials: Any = oauth_credentials(settings, password)
+        access_type = IMPERSONATION  # an application token acts on the mailbox by impersonation
     else:
         credentials = Credentials(settings.username, password)
     policy = budget_retry(budget_s if budget_s is not None else config.run_budget_s * 0.5)
-    ews_config = Configuration(service_endpoint=settings.ews_url, credentials=credentials,
+    ews_config = Configuration(service_endpoint=settings.ews_url or None, credentials=credentials,
                                version=Version(Build(major, minor)), auth_type=auth, retry_policy=policy,
                                max_connections=4)
-    return Account(settings.smtp_address, config=ews_config, autodiscover=settings.autodiscover,
-                   access_type=DELEGATE, default_timezone=_utc())
+    if not settings.autodiscover:
+        return Account(settings.smtp_address, config=ews_config, autodiscover=False, access_type=access_type,
+                       default_timezone=_utc())
+    with translated(settings):
+        account = Account(settings.smtp_address, config=ews_config, autodiscover=True, access_type=access_type,
+                          default_timezone=_utc())
+    # The endpoint came from the network: it passes the same guard as a typed-in URL.
+    check_url(account.protocol.service_endpoint, config, what="EWS URL found by autodiscover")
+    return account
 
 
 def _utc() -> Any:
@@ -149,8 +195,18 @@ def describe(exc: BaseException, settings: ExchangeSettings) -> ConnectorError:
     host = urlsplit(settings.ews_url).hostname
     if isinstance(exc, ConnectorError):
         return exc
+    oauth = _describe_oauth(exc, settings)
+    if oauth is not None:
+        return oauth
     if isinstance(exc, e.UnauthorizedError):
+        if settings.auth_type == "OAuth 2.0":
+            return CredentialBroken(f"access token refused: {host} did not accept the token of application "
+                                    f"{settings.client_id}; grant it the Exchange Web Services application "
+                                    "permission (full_access_as_app) with administrator consent")
         return CredentialBroken(f"wrong user or password: {host} refused the credentials of {settings.username}")
+    if isinstance(exc, e.AutoDiscoverFailed):
+        return ConnectorError(f"autodiscover failed for {settings.smtp_address}: no Autodiscover service answered "
+                              "for that e-mail domain; enter the EWS URL instead")
     if isinstance(exc, e.RateLimitError):
         return Throttled(f"{host} is throttling requests (asked to wait {exc.wait:.0f} s); the sync continues later",
                          retry_after_s=float(exc.wait or 60))
@@ -164,12 +220,16 @@ def describe(exc: BaseException, settings: ExchangeSettings) -> ConnectorError:
     if isinstance(exc, e.ErrorFolderNotFound):
         return ConnectorError("the Exchange folder no longer exists (deleted or moved, or the user lost access to it)")
     if isinstance(exc, e.ErrorAccessDenied):
-        return ConnectorError(f"access denied: {settings.username} may not open this folder")
+        return ConnectorError(f"access denied: {settings.account_name} may not open this folder")
     if isinstance(exc, e.RedirectError):
         return ConnectorError(f"{host} answered with a redirect to {exc.url}; spokesync does not follow redirects: "
                               "enter the final EWS URL")
     if isinstance(exc, e.ErrorTimeoutExpired):
-        return ConnectorError(f"host unreachable: no connection to {host} ({str(exc)[:160]})")
+        text = str(exc)
+        if any(s in text for s in _DROPPED):
+            return ConnectorError(f"connection problem: {host} closed the connection without answering "
+                                  f"(a proxy, load balancer or the server dropped it) ({text[:160]})")
+        return ConnectorError(f"host unreachable: no connection to {host} ({text[:160]})")
     if isinstance(exc, (e.SOAPError, e.MalformedResponseError)):
         return ConnectorError(f"not an EWS endpoint: {settings.ews_url} did not answer like Exchange Web Services")
     if isinstance(exc, e.ResponseMessageError):
@@ -182,6 +242,45 @@ def describe(exc: BaseException, settings: ExchangeSettings) -> ConnectorError:
     if isinstance(exc, e.EWSError):
         return ConnectorError(f"Exchange error: {type(exc).__name__}: {str(exc)[:200]}")
     return ConnectorError(f"Exchange request failed: {type(exc).__name__}: {str(exc)[:200]}")
+
+
+_DROPPED = ("RemoteDisconnected", "Connection aborted", "ConnectionResetError", "Connection reset", "BadStatusLine")
+
+# Microsoft identity platform's answers to a client-credentials request, in an administrator's words.
+_OAUTH_ERRORS = {
+    "invalid_client": "wrong client secret: the identity provider refused the secret of application {client}",
+    "unauthorized_client": "unknown application: the identity provider does not know application {client} "
+                           "in tenant {tenant}",
+    "invalid_scope": "the identity provider refused the Exchange scope for application {client}",
+}
+
+
+def _describe_oauth(exc: BaseException, settings: ExchangeSettings) -> ConnectorError | None:
+    """Failures of the token request (OAuth 2 client credentials); None when `exc` is not one."""
+    if settings.auth_type != "OAuth 2.0":
+        return None
+    import requests
+    from oauthlib.oauth2.rfc6749 import errors as oe
+
+    token_host = urlsplit(settings.oauth_token_url).hostname
+    if isinstance(exc, oe.InsecureTransportError):
+        return ConnectorError("OAuth 2 needs https:// for both the EWS URL and the token URL")
+    if isinstance(exc, oe.OAuth2Error):
+        template = _OAUTH_ERRORS.get(exc.error)
+        detail = (exc.description or "")[:200]
+        if template is None and "AADSTS90002" in detail:
+            template = "unknown tenant: the identity provider does not know directory {tenant}"
+        if template is None:
+            template = "the identity provider refused the token request ({error})"
+        text = template.format(client=settings.client_id, tenant=settings.tenant_id, error=exc.error)
+        return CredentialBroken(f"{text}" + (f": {detail}" if detail else ""))
+    if isinstance(exc, requests.exceptions.SSLError):
+        return ConnectorError(f"TLS failure talking to the OAuth token URL {token_host}: {str(exc)[:200]}")
+    if isinstance(exc, requests.exceptions.RequestException) and exc.request is not None \
+            and exc.request.url and exc.request.url.startswith(settings.oauth_token_url):
+        return ConnectorError(f"host unreachable: no connection to the OAuth token URL {token_host} "
+                              f"({str(exc)[:160]})")
+    return None
 
 
 @contextmanager
