@@ -92,16 +92,22 @@ class ExchangeSettings:
         return user if "@" in user else f"{user}@{urlsplit(self.ews_url).hostname or 'localhost'}"
 
 
-def budget_retry(budget_s: float) -> Any:
+def budget_retry(budget_s: float, oauth: bool = False) -> Any:
     """exchangelib retry policy: honour ErrorServerBusy/BackOffMilliseconds while the run's budget lasts,
-    then give up (RateLimitError) so that the run stops cleanly and the task is retried later."""
+    then give up (RateLimitError) so that the run stops cleanly and the task is retried later.
+
+    A 401 is final at once for NTLM/Basic. With OAuth the first 401 after a success means the server
+    dropped the token before its expiry (revoked, server restarted, clock skew): exchangelib retries a
+    TokenExpiredError with a fresh session, which fetches a new token; a second 401 in a row is final."""
     from exchangelib.errors import RateLimitError, UnauthorizedError
     from exchangelib.protocol import FaultTolerance
+    from oauthlib.oauth2 import TokenExpiredError
 
     class BudgetRetry(FaultTolerance):  # type: ignore[misc]
         def __init__(self) -> None:
             super().__init__(max_wait=budget_s)
             self.deadline = time.monotonic() + budget_s
+            self.refused_tokens = 0
 
         def back_off(self, seconds: float | None) -> None:
             seconds = 5.0 if seconds is None else seconds
@@ -111,7 +117,12 @@ def budget_retry(budget_s: float) -> Any:
 
         def raise_response_errors(self, response: Any) -> None:
             if response.status_code == 401:  # FaultTolerance would retry a 401 for an hour
+                if oauth and self.refused_tokens == 0:
+                    self.refused_tokens += 1
+                    raise TokenExpiredError(description="the server refused the access token; fetching a new one")
                 raise UnauthorizedError(f"Invalid credentials for {response.url}")
+            if response.status_code == 200:
+                self.refused_tokens = 0
             super().raise_response_errors(response)
 
     return BudgetRetry()
@@ -132,6 +143,12 @@ def oauth_credentials(settings: ExchangeSettings, client_secret: str) -> Any:
         @property
         def token_url(self) -> str:
             return self.token_endpoint
+
+        def session_params(self) -> dict[str, Any]:
+            # No auto_refresh_url: requests_oauthlib would "refresh" with a refresh_token grant, which the
+            # client-credentials flow has no token for. An expired token raises TokenExpiredError instead,
+            # and exchangelib opens a new session, which fetches a new token with the client secret.
+            return {"token": self.access_token}
 
     return ConfiguredOAuth2Credentials(client_id=settings.client_id, client_secret=client_secret,
                                        tenant_id=settings.tenant_id)
@@ -167,7 +184,8 @@ def make_account(settings: ExchangeSettings, password: str, config: Config, budg
         access_type = IMPERSONATION  # an application token acts on the mailbox by impersonation
     else:
         credentials = Credentials(settings.username, password)
-    policy = budget_retry(budget_s if budget_s is not None else config.run_budget_s * 0.5)
+    policy = budget_retry(budget_s if budget_s is not None else config.run_budget_s * 0.5,
+                          oauth=settings.auth_type == "OAuth 2.0")
     ews_config = Configuration(service_endpoint=settings.ews_url or None, credentials=credentials,
                                version=Version(Build(major, minor)), auth_type=auth, retry_policy=policy,
                                max_connections=4)

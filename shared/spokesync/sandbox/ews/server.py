@@ -6,7 +6,12 @@ request counter per operation.
 
 Authentication is real: Basic (a wrong password gets a 401, not a dropped
 connection) and NTLM through pyspnego's acceptor, handshaking per connection
-exactly like IIS does.
+exactly like IIS does; with `oauth_apps`, OAuth 2 bearer tokens issued by the
+server's own token endpoint (`token_url`, see `identity.py`). `tls=` serves
+https with a certificate from `tls.make_certificates`; `hostname=` is the name
+put into `url` (tests resolve it to 127.0.0.1). A SOAP Autodiscover responder
+answers GetUserSettings at `autodiscover_url`. `paths` counts requests by kind
+("ews", "token", "autodiscover", "other").
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import base64
 import collections
 import os
+import ssl
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -27,7 +33,9 @@ from xml.sax.saxutils import escape
 from lxml import etree
 
 from spokesync.sandbox.ews import operations as ops
+from spokesync.sandbox.ews.identity import TokenIssuer, user_settings_response
 from spokesync.sandbox.ews.store import EwsError, Folder, Item, M, Store, T, fmt, t
+from spokesync.sandbox.ews.tls import Certificates
 
 SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True, remove_blank_text=True)
@@ -69,10 +77,19 @@ class EwsServer:
 
     def __init__(self, *, users: dict[str, str] | None = None, auth: tuple[str, ...] = ("NTLM", "Basic"),
                  version: str = "2016", mailbox: str = "shared@example.com", host: str = "127.0.0.1",
-                 port: int = 0, domain: str = "EXAMPLE", max_find_page: int = 1000) -> None:
+                 port: int = 0, domain: str = "EXAMPLE", max_find_page: int = 1000,
+                 tls: Certificates | None = None, hostname: str | None = None,
+                 oauth_apps: dict[str, str] | None = None, tenant: str = "contoso-tenant",
+                 token_lifetime_s: int = 3599) -> None:
         self.store = Store(mailbox)
+        self.mailbox = mailbox
         self.users = Users(dict(users or {"sync": "Secret-1"}))
-        self.auth = auth
+        self.issuer = TokenIssuer(tenant=tenant, apps=dict(oauth_apps or {}), lifetime_s=token_lifetime_s)
+        self.auth = auth + ("Bearer",) if oauth_apps and "Bearer" not in auth else auth
+        self.tls = tls
+        self.hostname = hostname
+        self.paths: collections.Counter[str] = collections.Counter()
+        self.last_impersonation: str | None = None
         self.domain = domain
         self.version = version
         self.max_find_page = max_find_page
@@ -85,14 +102,33 @@ class EwsServer:
         handler = type("Handler", (_Handler,), {"ews": self})
         self.httpd = ThreadingHTTPServer((host, port), handler)
         self.httpd.daemon_threads = True
+        if tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(tls.cert_path, tls.key_path)
+            # the handshake happens in the handler's thread, on first read
+            self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True,
+                                                    do_handshake_on_connect=False)
         self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------ lifecycle
     @property
-    def url(self) -> str:
+    def base_url(self) -> str:
         host, port = self.httpd.server_address[:2]
-        name = host.decode() if isinstance(host, bytes) else str(host)
-        return f"http://{name}:{port}/EWS/Exchange.asmx"
+        name = self.hostname or (host.decode() if isinstance(host, bytes) else str(host))
+        return f"{'https' if self.tls else 'http'}://{name}:{port}"
+
+    @property
+    def url(self) -> str:
+        return f"{self.base_url}/EWS/Exchange.asmx"
+
+    @property
+    def token_url(self) -> str:
+        """Where the client-credentials grant is posted (Microsoft: login.microsoftonline.com/<tenant>/...)."""
+        return f"{self.base_url}/{self.issuer.tenant}/oauth2/v2.0/token"
+
+    @property
+    def autodiscover_url(self) -> str:
+        return f"{self.base_url}/autodiscover/autodiscover.svc"
 
     def start(self) -> EwsServer:
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="ews-sandbox", daemon=True)
@@ -202,6 +238,7 @@ class EwsServer:
     def reset_counts(self) -> None:
         with self._lock:
             self.requests.clear()
+            self.paths.clear()
             self.http_requests = 0
 
     def calls(self, *operations: str) -> int:
@@ -235,6 +272,9 @@ class EwsServer:
         if header is not None:
             rsv = header.find(f"{{{T}}}RequestServerVersion")
             requested = rsv.get("Version") if rsv is not None else None
+            impersonated = header.find(f".//{{{T}}}ExchangeImpersonation//{{{T}}}PrimarySmtpAddress")
+            with self._lock:
+                self.last_impersonation = impersonated.text if impersonated is not None else None
         _, newest = BUILDS[self.version]
         if requested and (requested not in _API_ORDER or _API_ORDER.index(requested) > _API_ORDER.index(newest)):
             return 500, self._fault("ErrorInvalidServerVersion",
@@ -316,7 +356,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _challenge(self) -> dict[str, str]:
         return {"WWW-Authenticate": ", ".join(
-            "Basic realm=\"exchange\"" if a == "Basic" else a for a in self.ews.auth)}
+            "Basic realm=\"exchange\"" if a == "Basic" else
+            'Bearer client_id="00000002-0000-0ff1-ce00-000000000000"' if a == "Bearer" else a for a in self.ews.auth)}
 
     def do_GET(self) -> None:  # noqa: N802
         # Exchange answers a GET on the EWS URL after authentication; unauthenticated it is a 401.
@@ -325,10 +366,23 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
+        path = self.path.lower().split("?")[0]
+        kind = ("ews" if path.startswith("/ews/exchange.asmx") else "token" if path.endswith("/oauth2/v2.0/token")
+                else "autodiscover" if path.startswith("/autodiscover/") else "other")
         with self.ews._lock:
             self.ews.http_requests += 1
+            self.ews.paths[kind] += 1
             self.ews.last_headers = dict(self.headers.items())
-        if not self.path.lower().startswith("/ews/exchange.asmx"):
+        if kind == "token":
+            status, payload = self.ews.issuer.handle(self.path.split("?")[0], body,
+                                                     self.headers.get("Authorization", ""))
+            self._send(status, payload, {"Cache-Control": "no-store"}, "application/json; charset=utf-8")
+            return
+        if kind == "autodiscover":
+            if self._authenticated():
+                self._autodiscover(body)
+            return
+        if kind != "ews":
             self._send(404, b"<html><body>Not Found</body></html>", content_type="text/html")
             return
         if not self._authenticated():
@@ -340,10 +394,31 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._send(status, payload, content_type="text/xml; charset=utf-8" if payload.startswith(b"<?xml") else "text/html")
 
+    def _autodiscover(self, body: bytes) -> None:
+        ans = "{http://schemas.microsoft.com/exchange/2010/Autodiscover}"
+        try:
+            root = etree.fromstring(body, _PARSER)
+        except etree.XMLSyntaxError:
+            self._send(400, b"<html><body>Bad Request</body></html>", content_type="text/html")
+            return
+        users = [e.text or "" for e in root.iter(f"{ans}Mailbox")]
+        requested = [e.text or "" for e in root.iter(f"{ans}Setting")]
+        _, api = BUILDS[self.ews.version]
+        settings = {"ExternalEwsUrl": self.ews.url, "InternalEwsUrl": self.ews.url, "UserDisplayName": "Shared",
+                    "CasVersion": "15.01.2507.006", "EwsSupportedSchemas": f"Exchange2013, {api}"}
+        self._send(200, user_settings_response(users, requested, settings, {self.ews.mailbox.lower()}))
+
     def _authenticated(self) -> bool:
         header = self.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         scheme = scheme.lower()
+        if scheme == "bearer" and "Bearer" in self.ews.auth:
+            if self.ews.issuer.valid(token.strip()):
+                return True
+            self._send(401, b"", {"WWW-Authenticate": 'Bearer client_id="00000002-0000-0ff1-ce00-000000000000", '
+                                  'token_types="app_asserted_user_v1 service_asserted_app_v1", '
+                                  'error="invalid_token"'}, "text/html")
+            return False
         if scheme == "basic" and "Basic" in self.ews.auth:
             try:
                 user, _, password = base64.b64decode(token).decode("utf-8").partition(":")
