@@ -173,6 +173,7 @@ def make_account(settings: ExchangeSettings, password: str, config: Config, budg
 
     if settings.ews_url or not settings.autodiscover:
         check_url(settings.ews_url, config)
+    guard.set_default_policy(config)
     guard.install()
     BaseProtocol.USERAGENT = "spokesync"
     major, minor = VERSIONS[settings.version]

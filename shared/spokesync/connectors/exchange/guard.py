@@ -62,6 +62,12 @@ def register(host: str, config: Config) -> None:
         _LAST_POLICY[0] = nets
 
 
+def set_default_policy(config: Config) -> None:
+    """The policy for hosts nobody checked by name (autodiscover's candidates)."""
+    with _LOCK:
+        _LAST_POLICY[0] = _networks(config)
+
+
 def _policy(host: str) -> tuple[Network, ...]:
     with _LOCK:
         return _POLICIES.get(host.lower(), _LAST_POLICY[0])
