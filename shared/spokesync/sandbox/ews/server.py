@@ -100,7 +100,7 @@ class EwsServer:
         self._lock = threading.Lock()
         self._ntlm_file = self._write_ntlm_users()
         handler = type("Handler", (_Handler,), {"ews": self})
-        self.httpd = ThreadingHTTPServer((host, port), handler)
+        self.httpd = _HTTPServer((host, port), handler)
         self.httpd.daemon_threads = True
         if tls is not None:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -333,6 +333,15 @@ class EwsServer:
                 f'<e:ResponseCode xmlns:e="http://schemas.microsoft.com/exchange/services/2006/errors">{code}</e:ResponseCode>'
                 f'<e:Message xmlns:e="http://schemas.microsoft.com/exchange/services/2006/errors">{escape(text)}</e:Message>'
                 f"{extra}</detail></s:Fault></s:Body></s:Envelope>").encode()
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if isinstance(sys.exc_info()[1], (ssl.SSLError, ConnectionError)):
+            return  # a client that refused our certificate or hung up: not a server bug
+        super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):

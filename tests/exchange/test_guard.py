@@ -1,0 +1,103 @@
+"""The SSRF guard holds at connect time: a host name that resolves to an acceptable address
+when the account is built and to an internal one when the connection opens (DNS rebinding)
+is refused before anything is sent, and TLS still verifies the host name while the socket
+goes to the checked address."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from urllib.parse import urlsplit
+
+import pytest
+
+from spokesync.config import Config
+from spokesync.connectors import exchange
+from spokesync.connectors.exchange import guard
+from spokesync.connectors.exchange.access import ExchangeSettings
+from spokesync.ports import ConnectorError
+from spokesync.sandbox.ews import EwsServer
+from spokesync.sandbox.ews.tls import make_certificates
+from tests.exchange.conftest import PASSWORD
+
+
+class ChangingResolver:
+    """Answers `answers[0]` to the first lookup of the name, `answers[1]` to every later one."""
+
+    def __init__(self, name: str, answers: tuple[list[str], list[str]]) -> None:
+        self.name, self.answers, self.lookups = name, answers, 0
+        self.real: Callable[[str, int], list[str]] = guard.resolve
+
+    def __call__(self, host: str, port: int) -> list[str]:
+        if host != self.name:
+            return self.real(host, port)
+        self.lookups += 1
+        return self.answers[0] if self.lookups == 1 else self.answers[1]
+
+
+def _settings(ews: EwsServer, host: str) -> ExchangeSettings:
+    port = urlsplit(ews.url).port
+    return ExchangeSettings(ews_url=f"http://{host}:{port}/EWS/Exchange.asmx", username="EXAMPLE\\sync",
+                            auth_type="basic", mailbox="shared@example.com")
+
+
+def test_rebinding_to_loopback_is_refused_at_connect_time(ews: EwsServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    resolver = ChangingResolver("rebind.example.test", (["93.184.216.34"], ["127.0.0.1"]))
+    monkeypatch.setattr(guard, "resolve", resolver)
+    config = Config(exchange_allow_http=True)  # no private range allowed
+    before = ews.http_requests
+    with pytest.raises(exchange.UrlRefused, match="resolves to 127.0.0.1, a loopback address"):
+        exchange.validate(_settings(ews, "rebind.example.test"), PASSWORD, config)
+    assert resolver.lookups == 2  # once when the account was built, once when the connection opened
+    assert ews.http_requests == before  # nothing reached the server behind the second answer
+
+
+def test_rebinding_from_an_allowed_range_to_the_metadata_server_is_refused(
+        ews: EwsServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    resolver = ChangingResolver("onprem.example.test", (["127.0.0.1"], ["169.254.169.254"]))
+    monkeypatch.setattr(guard, "resolve", resolver)
+    connected: list[tuple[str, int]] = []
+    real_connect = guard._u3util.create_connection
+    monkeypatch.setattr(guard._u3util, "create_connection",
+                        lambda address, *a, **kw: connected.append(address) or real_connect(address, *a, **kw))
+    config = Config(exchange_allow_http=True, exchange_allowed_cidrs=("127.0.0.0/8",))
+    with pytest.raises(exchange.UrlRefused, match="169.254.169.254, a link-local"):
+        exchange.validate(_settings(ews, "onprem.example.test"), PASSWORD, config)
+    assert connected == []  # no socket was opened at all
+
+
+def test_the_socket_goes_to_the_address_that_was_checked(ews: EwsServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    resolver = ChangingResolver("stable.example.test", (["127.0.0.1"], ["127.0.0.1"]))
+    monkeypatch.setattr(guard, "resolve", resolver)
+    connected: list[tuple[str, int]] = []
+    real_connect = guard._u3util.create_connection
+    monkeypatch.setattr(guard._u3util, "create_connection",
+                        lambda address, *a, **kw: connected.append(address) or real_connect(address, *a, **kw))
+    config = Config(exchange_allow_http=True, exchange_allowed_cidrs=("127.0.0.0/8",))
+    assert exchange.validate(_settings(ews, "stable.example.test"), PASSWORD, config).public_folders
+    assert connected and {a for a, _ in connected} == {"127.0.0.1"}
+    assert resolver.lookups == 1 + len(connected)  # one lookup per new connection, checked, then used
+    assert ews.last_headers["Host"].startswith("stable.example.test:")  # the name, not the address, is sent
+
+
+@pytest.fixture(scope="module")
+def tls_ews(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[EwsServer, str]]:
+    certs = make_certificates(("ews.example.test",), directory=str(tmp_path_factory.mktemp("tls")))
+    server = EwsServer(users={"sync": PASSWORD}, tls=certs, hostname="ews.example.test").start()
+    yield server, certs.ca_path
+    server.stop()
+
+
+def test_tls_verifies_the_host_name_while_the_address_is_pinned(
+        tls_ews: tuple[EwsServer, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    server, ca = tls_ews
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", ca)
+    real = guard.resolve
+    monkeypatch.setattr(guard, "resolve", lambda h, p: ["127.0.0.1"] if h.endswith(".example.test") else real(h, p))
+    config = Config(exchange_allowed_cidrs=("127.0.0.0/8",))
+    settings = ExchangeSettings(ews_url=server.url, username="sync", auth_type="basic", mailbox="shared@example.com")
+    assert exchange.validate(settings, PASSWORD, config).server_version.startswith("15.1")
+    # same address, another name: the certificate (issued for ews.example.test) does not match
+    wrong_name = replace(settings, ews_url=server.url.replace("ews.example.test", "mail.example.test"))
+    with pytest.raises(ConnectorError, match="TLS failure"):
+        exchange.validate(wrong_name, PASSWORD, config)
