@@ -90,6 +90,7 @@ class EwsServer:
         self.hostname = hostname
         self.paths: collections.Counter[str] = collections.Counter()
         self.last_impersonation: str | None = None
+        self.autodiscover_ews_url: str | None = None  # what Autodiscover answers (default: `url`)
         self.domain = domain
         self.version = version
         self.max_find_page = max_find_page
@@ -413,7 +414,8 @@ class _Handler(BaseHTTPRequestHandler):
         users = [e.text or "" for e in root.iter(f"{ans}Mailbox")]
         requested = [e.text or "" for e in root.iter(f"{ans}Setting")]
         _, api = BUILDS[self.ews.version]
-        settings = {"ExternalEwsUrl": self.ews.url, "InternalEwsUrl": self.ews.url, "UserDisplayName": "Shared",
+        ews_url = self.ews.autodiscover_ews_url or self.ews.url
+        settings = {"ExternalEwsUrl": ews_url, "InternalEwsUrl": ews_url, "UserDisplayName": "Shared",
                     "CasVersion": "15.01.2507.006", "EwsSupportedSchemas": f"Exchange2013, {api}"}
         self._send(200, user_settings_response(users, requested, settings, {self.ews.mailbox.lower()}))
 
