@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -35,6 +36,19 @@ class ChangingResolver:
         return self.answers[0] if self.lookups == 1 else self.answers[1]
 
 
+def _record_connections(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    """The addresses sockets are really opened to."""
+    connected: list[tuple[str, int]] = []
+    real_connect = guard._u3util.create_connection
+
+    def connect(address: tuple[str, int], *args: Any, **kwargs: Any) -> Any:
+        connected.append(address)
+        return real_connect(address, *args, **kwargs)
+
+    monkeypatch.setattr(guard._u3util, "create_connection", connect)
+    return connected
+
+
 def _settings(ews: EwsServer, host: str) -> ExchangeSettings:
     port = urlsplit(ews.url).port
     return ExchangeSettings(ews_url=f"http://{host}:{port}/EWS/Exchange.asmx", username="EXAMPLE\\sync",
@@ -56,10 +70,7 @@ def test_rebinding_from_an_allowed_range_to_the_metadata_server_is_refused(
         ews: EwsServer, monkeypatch: pytest.MonkeyPatch) -> None:
     resolver = ChangingResolver("onprem.example.test", (["127.0.0.1"], ["169.254.169.254"]))
     monkeypatch.setattr(guard, "resolve", resolver)
-    connected: list[tuple[str, int]] = []
-    real_connect = guard._u3util.create_connection
-    monkeypatch.setattr(guard._u3util, "create_connection",
-                        lambda address, *a, **kw: connected.append(address) or real_connect(address, *a, **kw))
+    connected = _record_connections(monkeypatch)
     config = Config(exchange_allow_http=True, exchange_allowed_cidrs=("127.0.0.0/8",))
     with pytest.raises(exchange.UrlRefused, match="169.254.169.254, a link-local"):
         exchange.validate(_settings(ews, "onprem.example.test"), PASSWORD, config)
@@ -69,10 +80,7 @@ def test_rebinding_from_an_allowed_range_to_the_metadata_server_is_refused(
 def test_the_socket_goes_to_the_address_that_was_checked(ews: EwsServer, monkeypatch: pytest.MonkeyPatch) -> None:
     resolver = ChangingResolver("stable.example.test", (["127.0.0.1"], ["127.0.0.1"]))
     monkeypatch.setattr(guard, "resolve", resolver)
-    connected: list[tuple[str, int]] = []
-    real_connect = guard._u3util.create_connection
-    monkeypatch.setattr(guard._u3util, "create_connection",
-                        lambda address, *a, **kw: connected.append(address) or real_connect(address, *a, **kw))
+    connected = _record_connections(monkeypatch)
     config = Config(exchange_allow_http=True, exchange_allowed_cidrs=("127.0.0.0/8",))
     assert exchange.validate(_settings(ews, "stable.example.test"), PASSWORD, config).public_folders
     assert connected and {a for a, _ in connected} == {"127.0.0.1"}
