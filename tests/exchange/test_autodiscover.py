@@ -23,6 +23,7 @@ from exchangelib.errors import ErrorNonExistentMailbox
 
 from spokesync.config import Config
 from spokesync.connectors import exchange
+from spokesync.connectors.exchange import guard
 from spokesync.connectors.exchange.access import ExchangeSettings
 from spokesync.model.event import Event
 from spokesync.ports import ConnectorError, NewItem
@@ -62,6 +63,8 @@ def test_without_autodiscover_the_ews_url_is_required() -> None:
 
 
 def test_the_local_server_answers_soap_autodiscover(ews: EwsServer) -> None:
+    guard.set_default_policy(local_config())  # the sandbox is on 127.0.0.1, reached through the guarded adapter
+    guard.install()
     protocol = AutodiscoverProtocol(config=Configuration(service_endpoint=ews.autodiscover_url,
                                                          credentials=Credentials(USER, PASSWORD)))
     found = protocol.get_user_settings(user="shared@example.com")
