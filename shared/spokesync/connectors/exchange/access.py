@@ -138,7 +138,10 @@ def oauth_credentials(settings: ExchangeSettings, client_secret: str) -> Any:
     from exchangelib import OAuth2Credentials
 
     class ConfiguredOAuth2Credentials(OAuth2Credentials):  # type: ignore[misc]
-        token_endpoint = settings.oauth_token_url
+        def __init__(self, token_endpoint: str, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            # an instance attribute: part of equality and hash, hence of exchangelib's protocol cache key
+            self.token_endpoint = token_endpoint
 
         @property
         def token_url(self) -> str:
@@ -150,8 +153,8 @@ def oauth_credentials(settings: ExchangeSettings, client_secret: str) -> Any:
             # and exchangelib opens a new session, which fetches a new token with the client secret.
             return {"token": self.access_token}
 
-    return ConfiguredOAuth2Credentials(client_id=settings.client_id, client_secret=client_secret,
-                                       tenant_id=settings.tenant_id)
+    return ConfiguredOAuth2Credentials(settings.oauth_token_url, client_id=settings.client_id,
+                                       client_secret=client_secret, tenant_id=settings.tenant_id)
 
 
 def make_account(settings: ExchangeSettings, password: str, config: Config, budget_s: float | None = None) -> Any:
