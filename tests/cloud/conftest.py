@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import free_port
+
 FIRESTORE_JAR = Path(
     os.environ.get(
         "FIRESTORE_EMULATOR_JAR",
@@ -28,10 +30,6 @@ FIRESTORE_JAR = Path(
 PROJECT = "spokesync-test"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_http(url: str, timeout: float = 20.0) -> None:

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import urllib.parse
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,7 +28,8 @@ from spokesync.sandbox.ews import EwsServer
 from spokesync.sandbox.google_calendar import GoogleCalendarSandbox, Running, serve
 from spokesync.sandbox.secret_manager import SecretManagerServer
 from spokesync.stores.firestore import FirestoreHubStore, from_config
-from tests.cloud.conftest import PROJECT, FirestoreEmulator, FunctionServer, TasksEmulator, free_port
+from tests.cloud.conftest import PROJECT, FirestoreEmulator, FunctionServer, TasksEmulator
+from tests.helpers import free_port, wait_for
 
 ADMIN = "admin-token-e2e"
 TASK = "task-token-e2e"
@@ -64,12 +64,6 @@ class Deployment:
         return sorted(i.text("Subject") or "" for i in self.ews.items(self.folder))
 
 
-def wait_for(check: Callable[[], bool], timeout: float = 60.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,17 +21,12 @@ from spokesync.connectors import memory_registry
 from spokesync.model.event import Event
 from spokesync.model.hub import Spoke
 from spokesync.web import security
+from tests.helpers import wait_for
 from tests.ui.conftest import ADMIN_TOKEN, LocalSpokesync, start_local
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
-def wait_for(check: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")

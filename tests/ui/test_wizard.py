@@ -13,23 +13,16 @@ screenshot of every step goes to test-artifacts/ui/.
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from spokesync.demo import DEMO_EWS_PASSWORD, DEMO_EWS_USER
+from tests.helpers import wait_for
 from tests.ui.conftest import ADMIN_TOKEN, LocalSpokesync
 
 GOOGLE_CALENDAR = "team@group.calendar.google.com"
 
 
-def wait_for(check: Callable[[], bool], timeout: float = 60.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.25)
 
 
 class Shots:
