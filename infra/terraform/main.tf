@@ -94,6 +94,7 @@ locals {
     SPOKESYNC_RUN_BUDGET_S                  = tostring(var.sync.run_budget_s)
     SPOKESYNC_LEASE_TTL_S                   = tostring(var.sync.lease_ttl_s)
     SPOKESYNC_POLL_INTERVAL_S               = tostring(var.sync.poll_interval_s)
+    SPOKESYNC_QUOTA_RETRY_S                 = tostring(var.sync.quota_retry_s)
     SPOKESYNC_GOOGLE_CLIENT_ID              = var.google_oauth_client_id
     SPOKESYNC_GOOGLE_CHANNEL_TTL_S          = tostring(var.sync.google_channel_ttl_s)
     SPOKESYNC_GOOGLE_CHANNEL_RENEW_BEFORE_S = tostring(var.sync.google_channel_renew_before_s)

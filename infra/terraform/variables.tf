@@ -204,11 +204,13 @@ variable "sync" {
     least as often as the shortest poll interval). renew_schedule: cron of
     the push-channel renewal. google_backoff_s / google_retry_budget_s: first
     delay and total waiting a run spends on Google rate limits and 5xx.
+    quota_retry_s: a spoke paused by a quota error is polled again after this.
   EOT
   type = object({
     run_budget_s                  = optional(number, 480)
     lease_ttl_s                   = optional(number, 600)
     poll_interval_s               = optional(number, 300)
+    quota_retry_s                 = optional(number, 10800)
     poll_schedule                 = optional(string, "*/5 * * * *")
     renew_schedule                = optional(string, "23 * * * *")
     schedule_time_zone            = optional(string, "Etc/UTC")

@@ -39,6 +39,7 @@ class Config:
     run_budget_s: float = 480.0  # a run commits and re-enqueues itself after this
     lease_ttl_s: float = 600.0  # > run budget: a crashed run's lease expires
     default_poll_interval_s: int = 300
+    quota_retry_s: int = 3 * 3600  # a spoke paused by a quota error is polled again after this
     # --- web / auth
     admin_token: str = ""  # local admin token for setup (generated if empty)
     task_token: str = ""  # local shared token for sync_spoke / scheduler calls
@@ -115,6 +116,7 @@ class Config:
             run_budget_s=float(get("RUN_BUDGET_S", str(d.run_budget_s))),
             lease_ttl_s=float(get("LEASE_TTL_S", str(d.lease_ttl_s))),
             default_poll_interval_s=int(get("POLL_INTERVAL_S", str(d.default_poll_interval_s))),
+            quota_retry_s=int(get("QUOTA_RETRY_S", str(d.quota_retry_s))),
             admin_token=get("ADMIN_TOKEN"),
             task_token=get("TASK_TOKEN"),
             public_url=get("PUBLIC_URL", d.public_url),

@@ -154,3 +154,24 @@ def test_a_broken_credential_is_shown_in_the_spoke_state(harness: Harness, monke
     spoke = harness.ctx.store.get_spoke(a.id)
     assert run.status == "failed" and spoke is not None and spoke.state == "credential_broken"
     assert "sign in again" in spoke.state_reason and spoke.lease_owner is None
+
+
+def test_a_quota_pause_is_shown_and_polled_again_hours_later(harness: Harness, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    from spokesync.connectors.memory import MemoryConnector
+    from spokesync.ports import QuotaExceeded
+    from spokesync.service import scheduler
+
+    hub = harness.hub()
+    a, _ = harness.spoke(hub, "a")
+    monkeypatch.setattr(MemoryConnector, "changes",
+                        lambda self, cursor: (_ for _ in ()).throw(QuotaExceeded("Calendar usage limits exceeded.")))
+    run = harness.sync(a)
+    spoke = harness.ctx.store.get_spoke(a.id)
+    assert run.status == "paused" and spoke is not None and spoke.state == "paused"
+    assert "usage limits exceeded" in spoke.state_reason and "retrying after" in spoke.state_reason
+    assert spoke.next_run_at == harness.clock.now() + timedelta(seconds=harness.ctx.config.quota_retry_s)
+    assert scheduler.due_spokes(harness.ctx, harness.clock.now() + timedelta(minutes=10)) == []
+    later = harness.clock.now() + timedelta(seconds=harness.ctx.config.quota_retry_s + 1)
+    assert [s.id for s in scheduler.due_spokes(harness.ctx, later)] == [a.id]

@@ -121,8 +121,12 @@ class Runner:
             run.status, run.reason = "failed", str(err)
             state, state_reason = "credential_broken", str(err)
         except QuotaExceeded as err:
-            run.status, run.reason = "paused", str(err)
-            state, state_reason = "paused", str(err)
+            # The service refuses work for hours: pause, and let polling retry after a long wait.
+            wait = timedelta(seconds=self.ctx.config.quota_retry_s)
+            retry_at = self.clock.now() + wait
+            run.status = "paused"
+            run.reason = f"{err} Paused; retrying after {retry_at:%Y-%m-%d %H:%M} UTC."
+            state, state_reason = "paused", run.reason
         except Throttled as err:
             run.status, run.reason = "continued", f"throttled: {err}"
             progress.rerun, progress.retry_after_s = True, err.retry_after_s
@@ -141,7 +145,8 @@ class Runner:
         run.counts, run.errors = progress.counts, progress.errors[:50]
         if run.status == "running":
             run.status = "ok"
-        next_run = self.clock.now() + timedelta(seconds=spoke.options.poll_interval_s)
+        next_run = self.clock.now() + timedelta(
+            seconds=self.ctx.config.quota_retry_s if state == "paused" else spoke.options.poll_interval_s)
         self.store.put_run(run)
         changes: dict[str, object] = {
             "last_run_id": run.id, "last_run_at": run.finished_at, "next_run_at": next_run,

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("spokesync.scheduler")
 
-POLLABLE_STATES = ("ok", "failed")
+# "paused" is a quota pause: its next_run_at lies hours ahead, so it is retried then.
+POLLABLE_STATES = ("ok", "failed", "paused")
 JOBS = ("poll", "renew_channels")
 
 
