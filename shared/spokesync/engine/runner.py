@@ -120,6 +120,10 @@ class Runner:
         except CredentialBroken as err:
             run.status, run.reason = "failed", str(err)
             state, state_reason = "credential_broken", str(err)
+            if spoke.credential_id:  # the shared credential, every spoke using it and its page say so
+                from spokesync.service.credentials import mark_broken
+
+                mark_broken(self.ctx, spoke.credential_id, str(err))
         except QuotaExceeded as err:
             # The service refuses work for hours: pause, and let polling retry after a long wait.
             wait = timedelta(seconds=self.ctx.config.quota_retry_s)

@@ -24,7 +24,10 @@ Routes (all under /api):
     POST   /credentials/exchange {label, settings, password, require_public_folders}
     POST   /credentials/google/service-account {label, key, subject}
     POST   /credentials/google/oauth/start {redirect_uri}
-    POST   /credentials/google/oauth/finish {code, redirect_uri, label, account}
+    POST   /credentials/google/oauth/finish {code, redirect_uri, label, account, state}
+                                                 (a `state` from reauth/start: signs in again, 200)
+    POST   /credentials/{id}/exchange-password {password, settings}   repair: validate, store, resume
+    POST   /credentials/{id}/google/reauth/start {redirect_uri}       repair: sign in again
     DELETE /credentials/{id}
     GET    /credentials/{id}/calendars           Google calendar picker
     POST   /credentials/{id}/folders {parent, public}   Exchange folder browser
@@ -41,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 from spokesync.model.hub import CredentialRef
 from spokesync.ports import ConnectorError
+from spokesync.service import credentials as credential_repair
 from spokesync.service import hubs
 
 if TYPE_CHECKING:
@@ -235,11 +239,35 @@ def google_oauth_start(ctx: Context, body: Any, query: Mapping[str, str]) -> tup
 def google_oauth_finish(ctx: Context, body: Any, query: Mapping[str, str]) -> tuple[int, Payload]:
     from spokesync.connectors.google import auth as google_auth
 
+    state = body.get("state")
+    if isinstance(state, str) and credential_repair.is_reauth_state(state):
+        credential, resumed = credential_repair.reauth_finish(ctx, state, _body_str(body, "code"),
+                                                              _body_str(body, "redirect_uri"))
+        return 200, {**_view(ctx, credential), "repaired": True, "resumed": resumed}
     grant = google_auth.exchange_code(ctx.config, _body_str(body, "code"), _body_str(body, "redirect_uri"))
     credential = google_auth.save_oauth_credential(
         ctx.store, ctx.secrets, "cred-" + uuid.uuid4().hex[:12], body.get("label") or "Google account",
         grant.refresh_token, account=body.get("account") or "")
     return 201, credential_view(credential)
+
+
+def _view(ctx: Context, credential: CredentialRef) -> dict[str, Any]:
+    return credential_view(credential, sum(1 for s in ctx.store.list_spokes() if s.credential_id == credential.id))
+
+
+def repair_exchange_password(ctx: Context, body: Any, query: Mapping[str, str],
+                             credential_id: str) -> tuple[int, Payload]:
+    settings = body.get("settings")
+    if settings is not None and not isinstance(settings, dict):
+        raise ApiError(400, "'settings' must be an object (ews_url, username, version, auth_type, mailbox)")
+    credential, resumed = credential_repair.repair_exchange(ctx, credential_id, _body_str(body, "password"),
+                                                            settings)
+    return 200, {**_view(ctx, credential), "repaired": True, "resumed": resumed}
+
+
+def google_reauth_start(ctx: Context, body: Any, query: Mapping[str, str], credential_id: str) -> tuple[int, Payload]:
+    url, state = credential_repair.reauth_start(ctx, credential_id, _body_str(body, "redirect_uri"))
+    return 200, {"url": url, "state": state}
 
 
 def delete_credential(ctx: Context, body: Any, query: Mapping[str, str], credential_id: str) -> tuple[int, Payload]:
@@ -319,7 +347,13 @@ _BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "redirect_uri": _STR, "login_hint": _STR}},
     ("POST", "/credentials/google/oauth/finish"): {"type": "object", "required": ["code", "redirect_uri"],
                                                    "properties": {"code": _STR, "redirect_uri": _STR,
-                                                                  "label": _STR, "account": _STR}},
+                                                                  "label": _STR, "account": _STR, "state": _STR}},
+    ("POST", "/credentials/{id}/exchange-password"): {"type": "object", "required": ["password"], "properties": {
+        "password": _STR, "settings": {"type": "object", "properties": {
+            "ews_url": _STR, "username": _STR, "version": {"enum": ["2010", "2013", "2016"]},
+            "auth_type": {"enum": ["NTLM", "basic", "OAuth 2.0"]}, "mailbox": _STR}}}},
+    ("POST", "/credentials/{id}/google/reauth/start"): {"type": "object", "required": ["redirect_uri"],
+                                                        "properties": {"redirect_uri": _STR}},
     ("POST", "/credentials/{id}/folders"): {"type": "object", "properties": {
         "parent": _STR, "public": {"type": "boolean"}}},
 }
@@ -334,7 +368,9 @@ _SUMMARIES = {
     "add_exchange_credential": "Validate and save Exchange credentials",
     "add_google_service_account": "Save a Google service-account key",
     "google_oauth_start": "Start Google sign-in: the consent URL and its state",
-    "google_oauth_finish": "Finish Google sign-in with the authorization code",
+    "google_oauth_finish": "Finish Google sign-in with the authorization code (a reauth state: sign in again)",
+    "repair_exchange_password": "Repair Exchange credentials: validate a new password, store it, resume the spokes",
+    "google_reauth_start": "Repair Google credentials: start signing in again",
     "delete_credential": "Remove saved credentials", "google_calendars": "Calendars a Google credential can write",
     "exchange_folders": "One level of an Exchange folder tree", "openapi_document": "This description",
     "confirm_deletions": "Confirm a paused mass deletion", "cancel_deletions": "Refuse a paused mass deletion",
@@ -410,6 +446,8 @@ _TABLE: list[tuple[str, str, Handler]] = [
     ("DELETE", f"/credentials/{_ID}", delete_credential),
     ("GET", f"/credentials/{_ID}/calendars", google_calendars),
     ("POST", f"/credentials/{_ID}/folders", exchange_folders),
+    ("POST", f"/credentials/{_ID}/exchange-password", repair_exchange_password),
+    ("POST", f"/credentials/{_ID}/google/reauth/start", google_reauth_start),
     ("GET", "/openapi.json", openapi_document),
 ]
 ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [(m, re.compile(f"^/api{p}$"), h) for m, p, h in _TABLE]

@@ -155,6 +155,7 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
     from flask import Flask, abort, g, make_response, redirect, render_template, request, url_for
 
     from spokesync.service import auth
+    from spokesync.service import credentials as setup_credentials
 
     app = Flask("spokesync.web", template_folder=str(HERE / "templates"), static_folder=str(HERE / "static"),
                 static_url_path="/setup/static")
@@ -351,6 +352,33 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
     def remove_credential(credential_id: str) -> Any:
         return act("DELETE", f"/credentials/{credential_id}", "Credential removed.", back="/setup/credentials")
 
+    @app.post("/setup/credentials/<credential_id>/repair")
+    def repair_exchange(credential_id: str) -> Any:
+        """A new Exchange password (and optionally a changed URL or user): validated before anything changes."""
+        password = request.form.get("password", "")
+        if not password:
+            return go("/setup/credentials", "Repair failed: enter the new password.")
+        settings = {k: request.form.get(k, "").strip() for k in ("ews_url", "username") if request.form.get(k, "").strip()}
+        status, payload = api("POST", f"/credentials/{credential_id}/exchange-password",
+                              {"password": password, "settings": settings})
+        if status >= 400:
+            return go("/setup/credentials", f"Repair failed, nothing was changed: {payload.get('error', status)}")
+        return go("/setup/credentials", f"Credential '{payload['label']}' repaired; "
+                                        f"{len(payload['resumed'])} spoke(s) resumed and queued for a sync.")
+
+    @app.post("/setup/credentials/<credential_id>/reauth")
+    def reauth_google(credential_id: str) -> Any:
+        """Sign in to Google again for a saved credential: its id travels in the signed OAuth state."""
+        status, payload = api("POST", f"/credentials/{credential_id}/google/reauth/start",
+                              {"redirect_uri": redirect_uri()})
+        if status >= 400:
+            return go("/setup/credentials", f"Google sign-in is not available: {payload.get('error', status)}")
+        resp = make_response(redirect(payload["url"], code=303))
+        cookie = ".".join((payload["state"], _b64(""), _b64("")))
+        resp.set_cookie(security.OAUTH_COOKIE, cookie, max_age=security.OAUTH_TTL_S, path="/setup", httponly=True,
+                        samesite="Lax", secure=secure())
+        return resp
+
     # ------------------------------------------------------------ wizard steps 1-2
 
     @app.get("/setup/new")
@@ -446,7 +474,9 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
                                 "or the sign-in took more than ten minutes). Start the sign-in again.")
         label, hub = _unb64(parts[1]), _unb64(parts[2])
         back = {"source": "google", **({"hub": hub} if hub else {})}
-        if request.args.get("error") or not request.args.get("code"):
+        if setup_credentials.is_reauth_state(expected):
+            resp = reauth_callback(expected)
+        elif request.args.get("error") or not request.args.get("code"):
             resp = go("/setup/new/credentials?" + urlencode(back),
                       f"Google sign-in was not completed: {request.args.get('error', 'no code returned')}")
         else:
@@ -460,6 +490,18 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
                           f"Signed in: saved credential '{payload['label']}'.")
         resp.delete_cookie(security.OAUTH_COOKIE, path="/setup")
         return resp
+
+    def reauth_callback(state: str) -> Response:
+        if request.args.get("error") or not request.args.get("code"):
+            return go("/setup/credentials",
+                      f"Google sign-in was not completed: {request.args.get('error', 'no code returned')}")
+        status, payload = api("POST", "/credentials/google/oauth/finish",
+                              {"code": request.args["code"], "redirect_uri": redirect_uri(), "state": state})
+        if status >= 400:
+            return go("/setup/credentials", f"Google sign-in failed, nothing was changed: "
+                                            f"{payload.get('error', status)}")
+        return go("/setup/credentials", f"Signed in again: credential '{payload['label']}' repaired; "
+                                        f"{len(payload['resumed'])} spoke(s) resumed and queued for a sync.")
 
     # ------------------------------------------------------------ step 4: calendar or folder
 
