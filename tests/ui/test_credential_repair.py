@@ -275,3 +275,18 @@ def test_a_repair_request_that_makes_no_sense_is_a_400(local: LocalSpokesync, bo
     resp = requests.post(local.url + f"/api/credentials/{cred.json()['id']}/exchange-password", json=body,
                          headers=AUTH, timeout=30)
     assert resp.status_code == 400, resp.text
+
+
+def test_a_reauth_state_is_refused_when_expired_or_for_another_credential(local: LocalSpokesync) -> None:
+    import time
+
+    from spokesync.service import credentials
+
+    old = credentials.reauth_state(local.ctx, "cred-abc", now=time.time() - credentials.REAUTH_TTL_S - 5)
+    with pytest.raises(ValueError, match="more than ten minutes"):
+        credentials.credential_of_state(local.ctx, old)
+    fresh = credentials.reauth_state(local.ctx, "cred-abc")
+    assert credentials.credential_of_state(local.ctx, fresh) == "cred-abc"
+    moved = fresh.replace("cred-abc", "cred-xyz")  # the same signature cannot name another credential
+    with pytest.raises(ValueError, match="does not match"):
+        credentials.credential_of_state(local.ctx, moved)

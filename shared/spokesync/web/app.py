@@ -11,7 +11,9 @@ Wizard (CiraHub's order): 1 object -> 2 source -> 3 credentials (Google
 OAuth / saved / service account; Exchange with a visible validation step) ->
 4 calendar picker or folder browser -> 5 name the spoke, new or existing hub
 -> 6 sync options -> 7 the dashboard (Sync now, dry run, confirm or cancel a
-paused mass deletion, run history).
+paused mass deletion, run history). The credentials page shows why a
+credential is broken and repairs it: a new Exchange password (validated
+first) or "Sign in again" with Google for the same credential id.
 
 Guards are in `web.security`: administrator check on every page, CSRF on
 every POST, OAuth `state` on the callback. No secret is ever rendered: the
