@@ -161,10 +161,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             options["direction"] = "two_way"
         spoke = hubs.add_spoke(ctx, hubs.find_hub(ctx, args.hub).id, args.name, args.kind, _pairs(args.address),
                                args.credential, options)
-        if spoke.kind == "google":
-            from spokesync.service import push
-
-            push.on_spoke_added(ctx, spoke)
+        note = hubs.start_push(ctx, spoke)
+        if note:
+            print(f"note: {note}", file=sys.stderr)
         _print(hubs.spoke_status(ctx, spoke))
     elif cmd == "spoke" and action == "list":
         hub_id = hubs.find_hub(ctx, args.hub).id if args.hub else None

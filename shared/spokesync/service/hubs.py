@@ -8,6 +8,7 @@ administrator.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,9 @@ from spokesync.ports import SyncTask
 
 if TYPE_CHECKING:
     from spokesync.bootstrap import Context
+
+
+log = logging.getLogger("spokesync.service")
 
 
 class InvalidRequest(ValueError):
@@ -125,6 +129,22 @@ def add_spoke(
                   address=dict(address), options=options_from(options), next_run_at=ctx.clock.now())
     ctx.store.put_spoke(spoke)
     return spoke
+
+
+def start_push(ctx: Context, spoke: Spoke) -> str:
+    """Open the first push channel of a new Google spoke (when a webhook address is
+    configured). Best effort: the spoke works by polling meanwhile and channel renewal
+    retries. Returns a note for the administrator when it could not be opened."""
+    if spoke.kind != "google" or not ctx.config.webhook_url:
+        return ""
+    try:
+        from spokesync.service import push
+
+        push.on_spoke_added(ctx, spoke)
+    except Exception as err:  # noqa: BLE001 - see the docstring
+        log.warning("could not open a push channel", extra={"spoke_id": spoke.id, "error": type(err).__name__})
+        return f"push notifications not set up yet ({type(err).__name__}); polling until renewal succeeds"
+    return ""
 
 
 def get_spoke(ctx: Context, spoke_id: str) -> Spoke:

@@ -36,7 +36,6 @@ Routes (all under /api):
 
 from __future__ import annotations
 
-import logging
 import re
 import uuid
 from collections.abc import Callable, Mapping
@@ -50,7 +49,6 @@ from spokesync.service import hubs
 if TYPE_CHECKING:
     from spokesync.bootstrap import Context
 
-log = logging.getLogger("spokesync.setup")
 
 Payload = Any
 Handler = Callable[..., tuple[int, Payload]]
@@ -128,15 +126,7 @@ def add_spoke(ctx: Context, body: Any, query: Mapping[str, str], hub_id: str) ->
     credential_id = body.get("credential_id")
     spoke = hubs.add_spoke(ctx, hub_id, _body_str(body, "name"), _body_str(body, "kind"), address,
                            credential_id=credential_id if isinstance(credential_id, str) else None, options=options)
-    push_note = ""
-    if spoke.kind == "google" and ctx.config.webhook_url:
-        try:
-            from spokesync.service import push
-
-            push.on_spoke_added(ctx, spoke)
-        except Exception as err:  # noqa: BLE001 - the spoke works by polling; renewal retries the channel
-            push_note = f"push notifications not set up yet ({type(err).__name__}); polling until renewal succeeds"
-            log.warning("could not open a push channel", extra={"spoke_id": spoke.id, "error": type(err).__name__})
+    push_note = hubs.start_push(ctx, spoke)
     out = hubs.spoke_status(ctx, spoke)
     if push_note:
         out["note"] = push_note
