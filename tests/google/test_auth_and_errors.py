@@ -120,3 +120,11 @@ def test_a_forced_410_asks_for_a_full_resync(gserver: Running, make_connector, n
     gserver.sandbox.expire_sync_tokens(cal)
     with pytest.raises(FullResyncRequired):
         conn.changes(cursor)
+
+
+@pytest.mark.parametrize("key", ["0", "[]", '"text"', "{}", '{"type": "authorized_user"}', "not json"])
+def test_a_key_that_is_not_a_service_account_key_is_refused_plainly(secret_store, key: str) -> None:  # type: ignore[no-untyped-def]
+    store = SqliteHubStore(":memory:")
+    with pytest.raises(ValueError):
+        auth.save_service_account_credential(store, secret_store, "bad", "Bad", key)
+    assert store.list_credentials() == []

@@ -98,7 +98,8 @@ def save_service_account_credential(store: Any, secret_store: SecretStore, crede
     from spokesync.model.hub import CredentialRef
 
     info = json.loads(key_json) if isinstance(key_json, str) else key_json
-    if info.get("type") != "service_account" or not info.get("private_key") or not info.get("client_email"):
+    if (not isinstance(info, dict) or info.get("type") != "service_account" or not info.get("private_key")
+            or not info.get("client_email")):
         raise ValueError("not a service-account JSON key (type, private_key and client_email are required)")
     name = secret_store.put(secret_name_for(credential_id), json.dumps(info))
     settings = {"service_account": info["client_email"]}
