@@ -172,27 +172,51 @@ class HubStoreConformance:
         seeded.commit(CommitBatch("hub1", "s1", "run1", cursor=b"small", set_cursor=True), NOW)
         assert seeded.get_cursor("s1") == b"small"
 
-    def test_concurrent_writers_of_one_item_exactly_one_wins(self, seeded: HubStore) -> None:
-        self._lease(seeded, "s1", "r1")
-        self._lease(seeded, "s2", "r2")
-        seeded.commit(CommitBatch("hub1", "s1", "r1", hub_writes=[HubWrite(make_item("a"), 0)]), NOW)
+    def _race(self, store: HubStore, writers: list[tuple[str, str]], item_id: str, expected: int) -> list[str]:
+        """Every writer commits a new version of one hub item at once; returns their outcomes."""
         outcomes: list[str] = []
+        start = threading.Barrier(len(writers))
 
         def write(spoke_id: str, run_id: str) -> None:
+            start.wait()
             try:
-                seeded.commit(CommitBatch("hub1", spoke_id, run_id,
-                                          hub_writes=[HubWrite(make_item("a", 2, spoke_id), 1)]), NOW)
+                store.commit(CommitBatch("hub1", spoke_id, run_id,
+                                         hub_writes=[HubWrite(make_item(item_id, expected + 1, spoke_id),
+                                                              expected)]), NOW)
                 outcomes.append("ok")
             except HubItemConflict:
                 outcomes.append("conflict")
+            except Exception as exc:  # anything else is a failure of the store: show it
+                outcomes.append(f"{type(exc).__name__}: {exc}")
 
-        threads = [threading.Thread(target=write, args=a) for a in (("s1", "r1"), ("s2", "r2"))]
+        threads = [threading.Thread(target=write, args=a) for a in writers]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
-        assert sorted(outcomes) == ["conflict", "ok"]
+        return sorted(outcomes)
+
+    def test_concurrent_writers_of_one_item_exactly_one_wins(self, seeded: HubStore) -> None:
+        self._lease(seeded, "s1", "r1")
+        self._lease(seeded, "s2", "r2")
+        seeded.commit(CommitBatch("hub1", "s1", "r1", hub_writes=[HubWrite(make_item("a"), 0)]), NOW)
+        assert self._race(seeded, [("s1", "r1"), ("s2", "r2")], "a", 1) == ["conflict", "ok"]
         assert seeded.get_hub_items("hub1", ["a"])["a"].version == 2
+
+    def test_many_contending_writers_never_fail_and_exactly_one_wins_each_round(self, seeded: HubStore) -> None:
+        """Under contention a store may abort transactions (Firestore aborts reads too):
+        every writer still ends in "ok" or "conflict", never in an error."""
+        writers = [("s1", "r1"), ("s2", "r2")]
+        for n in range(3, 7):
+            seeded.put_spoke(Spoke(id=f"s{n}", hub_id="hub1", name=f"Spoke {n}", kind="memory"))
+            writers.append((f"s{n}", f"r{n}"))
+        for spoke_id, run_id in writers:
+            self._lease(seeded, spoke_id, run_id)
+        seeded.commit(CommitBatch("hub1", "s1", "r1", hub_writes=[HubWrite(make_item("a"), 0)]), NOW)
+        for version in range(1, 5):
+            outcomes = self._race(seeded, writers, "a", version)
+            assert outcomes == ["conflict"] * (len(writers) - 1) + ["ok"], outcomes
+            assert seeded.get_hub_items("hub1", ["a"])["a"].version == version + 1
 
     # --------------------------------------------------------- runs, channels
     def test_runs_newest_first(self, seeded: HubStore) -> None:

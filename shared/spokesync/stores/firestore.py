@@ -36,8 +36,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import re
 import threading
+import time
 import zlib
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -56,6 +58,7 @@ MAX_WRITES = 500  # Firestore writes per commit
 CURSOR_CHUNK = 900_000  # bytes per cursor document (Firestore's limit is 1 MiB)
 _IN_LIMIT = 30  # values per `in` filter
 _TXN_ATTEMPTS = 10  # contended transactions are aborted and retried by the client
+_TXN_READ_RETRIES = 8  # ... and by us when the abort comes from a read (see _transact)
 _GET_ALL = 300  # references per BatchGetDocuments
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SPOKE_TIMES = ("lease_expires", "last_run_at", "next_run_at")
@@ -116,6 +119,27 @@ class FirestoreHubStore:
             return []
         col = self._spoke_ref(spoke_id).collection("cursor")
         return [col.document(f"{header['gen']:08d}-{i:03d}") for i in range(int(header["chunks"]))]
+
+    def _transact(self, fn: Any) -> tuple[Any, Any]:
+        """Run a ``@firestore.transactional`` callable; return its result and the transaction.
+
+        The client retries a transaction only when its *commit* is aborted. Under contention
+        Firestore (and its emulator: "Transaction lock timeout") also aborts a *read* inside the
+        transaction; the client then rolls back and re-raises. Such an attempt wrote nothing, so
+        it is run again in a fresh transaction after a short randomised pause.
+        """
+        from google.api_core import exceptions
+
+        for attempt in range(_TXN_READ_RETRIES):
+            transaction = self.client.transaction(max_attempts=_TXN_ATTEMPTS)
+            try:
+                return fn(transaction), transaction
+            except exceptions.Aborted:
+                if attempt == _TXN_READ_RETRIES - 1:
+                    raise
+                self.stats["aborted"] += 1
+                time.sleep(random.uniform(0, min(1.0, 0.05 * 2 ** attempt)))
+        raise AssertionError("unreachable")
 
     def _get(self, ref: Any, transaction: Any = None) -> Any:
         snap = ref.get(transaction=transaction)
@@ -257,7 +281,7 @@ class FirestoreHubStore:
             transaction.update(ref, self._spoke_fields(changes))
             return spoke
 
-        spoke = change(self.client.transaction(max_attempts=_TXN_ATTEMPTS))
+        spoke, _ = self._transact(change)
         self.stats["writes"] += 1
         return spoke
 
@@ -296,8 +320,7 @@ class FirestoreHubStore:
             outcome.update(wrote=True, cursor=raw.get("cursor"))
             return replace(spoke, lease_owner=run_id, lease_expires=expires, dirty=False)
 
-        transaction = self.client.transaction(max_attempts=_TXN_ATTEMPTS)
-        spoke = take(transaction)
+        spoke, transaction = self._transact(take)
         if outcome.get("wrote"):
             self.stats["writes"] += 1
         with self._lock:
@@ -342,8 +365,7 @@ class FirestoreHubStore:
             transaction.update(ref, fields)
             return bool(raw.get("dirty"))
 
-        transaction = self.client.transaction(max_attempts=_TXN_ATTEMPTS)
-        dirty = release(transaction)
+        dirty, transaction = self._transact(release)
         if transaction.write_results:
             self.stats["writes"] += 1
         return dirty
@@ -609,8 +631,7 @@ class FirestoreHubStore:
                           expires=raw.get("lease_expires"), dirty=bool(raw.get("dirty")))
             return seq
 
-        transaction = self.client.transaction(max_attempts=_TXN_ATTEMPTS)
-        seq = apply(transaction)
+        seq, transaction = self._transact(apply)
         self.stats["writes"] += int(result.get("writes", 0))
         held = self._held_by(batch.spoke_id, batch.run_id)
         update_time = transaction.write_results[0].update_time
