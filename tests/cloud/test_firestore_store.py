@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -96,3 +97,35 @@ def test_due_spokes_are_found_by_one_query(seeded: FirestoreHubStore) -> None:
     assert {s.id for s in seeded.due_spokes(NOW)} == {"s1"}
     seeded.update_spoke("s1", next_run_at=NOW + timedelta(minutes=1))
     assert {s.id for s in seeded.due_spokes(NOW + timedelta(minutes=2))} == {"s1"}
+
+
+def test_a_transaction_aborted_outside_the_clients_own_retry_is_run_again(seeded: FirestoreHubStore) -> None:
+    """The client retries aborted commits only; an abort raised by a read, or the client giving
+    up after aborted commits, is retried by the store in a fresh transaction."""
+    from google.api_core import exceptions
+
+    calls: list[Any] = []
+
+    def flaky(transaction: Any) -> str:
+        calls.append(transaction)
+        if len(calls) == 1:
+            raise exceptions.Aborted("Transaction lock timeout.")  # as a contended read raises it
+        if len(calls) == 2:
+            raise ValueError("Failed to commit transaction in 10 attempts.") from exceptions.Aborted("contention")
+        return "done"
+
+    result, transaction = seeded._transact(flaky)
+    assert result == "done" and transaction is calls[-1] and len({id(t) for t in calls}) == 3
+    assert seeded.stats["aborted"] == 2
+
+    def broken(transaction: Any) -> str:
+        raise ValueError("not an abort")
+
+    with pytest.raises(ValueError, match="not an abort"):
+        seeded._transact(broken)
+
+    def always(transaction: Any) -> str:
+        raise exceptions.Aborted("forever")
+
+    with pytest.raises(exceptions.Aborted):
+        seeded._transact(always)

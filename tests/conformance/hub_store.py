@@ -207,13 +207,13 @@ class HubStoreConformance:
         """Under contention a store may abort transactions (Firestore aborts reads too):
         every writer still ends in "ok" or "conflict", never in an error."""
         writers = [("s1", "r1"), ("s2", "r2")]
-        for n in range(3, 7):
+        for n in range(3, 5):
             seeded.put_spoke(Spoke(id=f"s{n}", hub_id="hub1", name=f"Spoke {n}", kind="memory"))
             writers.append((f"s{n}", f"r{n}"))
         for spoke_id, run_id in writers:
             self._lease(seeded, spoke_id, run_id)
         seeded.commit(CommitBatch("hub1", "s1", "r1", hub_writes=[HubWrite(make_item("a"), 0)]), NOW)
-        for version in range(1, 5):
+        for version in range(1, 3):
             outcomes = self._race(seeded, writers, "a", version)
             assert outcomes == ["conflict"] * (len(writers) - 1) + ["ok"], outcomes
             assert seeded.get_hub_items("hub1", ["a"])["a"].version == version + 1

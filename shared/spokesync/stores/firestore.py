@@ -61,7 +61,7 @@ _TXN_ATTEMPTS = 10  # contended transactions are aborted and retried by the clie
 _TXN_READ_RETRIES = 8  # ... and by us when the abort comes from a read (see _transact)
 _GET_ALL = 300  # references per BatchGetDocuments
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_SPOKE_TIMES = ("lease_expires", "last_run_at", "next_run_at")
+_SPOKE_TIMES = ("lease_expires", "last_run_at", "next_run_at", "idle_since")
 _RUN_PLAN_MAX = 600_000  # bytes of dry-run plan kept in a run document
 _SAFE_ID = re.compile(r"^(?!\.\.?$)(?!__.*__$)[^/]{1,700}$")
 
@@ -123,10 +123,11 @@ class FirestoreHubStore:
     def _transact(self, fn: Any) -> tuple[Any, Any]:
         """Run a ``@firestore.transactional`` callable; return its result and the transaction.
 
-        The client retries a transaction only when its *commit* is aborted. Under contention
-        Firestore (and its emulator: "Transaction lock timeout") also aborts a *read* inside the
-        transaction; the client then rolls back and re-raises. Such an attempt wrote nothing, so
-        it is run again in a fresh transaction after a short randomised pause.
+        The client retries a transaction only when its *commit* is aborted, at once and at most
+        ``_TXN_ATTEMPTS`` times. Under contention Firestore (and its emulator: "Transaction lock
+        timeout") also aborts a *read* inside the transaction, and writers retrying at once can
+        keep aborting each other; the client then rolls back and raises. Such an attempt wrote
+        nothing, so it is run again in a fresh transaction after a short randomised pause.
         """
         from google.api_core import exceptions
 
@@ -134,8 +135,11 @@ class FirestoreHubStore:
             transaction = self.client.transaction(max_attempts=_TXN_ATTEMPTS)
             try:
                 return fn(transaction), transaction
-            except exceptions.Aborted:
-                if attempt == _TXN_READ_RETRIES - 1:
+            except (exceptions.Aborted, ValueError) as exc:
+                # ValueError: the client gave up after aborted commits (contending writers that
+                # retry at once can keep aborting each other); a randomised pause breaks the tie.
+                aborted = isinstance(exc, exceptions.Aborted) or isinstance(exc.__cause__, exceptions.Aborted)
+                if not aborted or attempt == _TXN_READ_RETRIES - 1:
                     raise
                 self.stats["aborted"] += 1
                 time.sleep(random.uniform(0, min(1.0, 0.05 * 2 ** attempt)))
