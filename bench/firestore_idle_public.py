@@ -65,6 +65,7 @@ def run(n: int) -> dict[str, Any]:
             assert idle.status == "ok", idle.reason
             reads, writes = fresh.stats["reads"], fresh.stats["writes"]
             header = (fresh.client.collection("spokes").document(spoke.id).get().to_dict() or {}).get("cursor") or {}
+            run_docs = len(fresh.list_runs(spoke_id=spoke.id, limit=100))  # idle runs share one record
             return {
                 "items": n,
                 "idle_poll_reads": reads,
@@ -76,6 +77,8 @@ def run(n: int) -> dict[str, Any]:
                 "cursor_compressed": header.get("z"),
                 "idle_poll_wall_s": m["wall_s"],
                 "run_counts": {k: v for k, v in idle.counts.items() if v},
+                "idle_runs_in_last_record": idle.runs,
+                "run_documents_after_3_runs": run_docs,
                 "initial_sync": initial,
                 "ews_calls_idle": dict(ews.requests),
             }

@@ -83,6 +83,14 @@ def test_hub_with_two_memory_spokes_syncs_and_reports(env: dict[str, Any]) -> No
     runs = client.get(f"/api/spokes/{a['id']}/runs?limit=5", headers=ADMIN).get_json()["runs"]
     assert runs and runs[0]["status"] == "ok" and runs[0]["into_hub"] == 1
     assert client.get(f"/api/runs/{runs[0]['id']}", headers=ADMIN).get_json()["id"] == runs[0]["id"]
+    # an idle poll becomes the last run; the status still shows the run that moved something
+    assert client.post(f"/api/spokes/{a['id']}/sync", headers=ADMIN).get_json() == {"enqueued": True}
+    queue.drain(max_tasks=20)
+    [spoke_a] = [s for s in client.get(f"/api/hubs/{hub['id']}", headers=ADMIN).get_json()["spokes"]
+                 if s["id"] == a["id"]]
+    assert (spoke_a["last_run"]["into_hub"], spoke_a["last_run"]["into_spoke"]) == (0, 0)
+    assert spoke_a["last_run"]["id"] != runs[0]["id"]
+    assert spoke_a["last_change"]["id"] == runs[0]["id"] and spoke_a["last_change"]["into_hub"] == 1
     assert client.get("/api/hubs/nope", headers=ADMIN).status_code == 404
     assert client.put("/api/hubs", headers=ADMIN).status_code == 405
     assert client.get("/api/nothing", headers=ADMIN).status_code == 404

@@ -175,3 +175,49 @@ def test_a_quota_pause_is_shown_and_polled_again_hours_later(harness: Harness, m
     assert scheduler.due_spokes(harness.ctx, harness.clock.now() + timedelta(minutes=10)) == []
     later = harness.clock.now() + timedelta(seconds=harness.ctx.config.quota_retry_s + 1)
     assert [s.id for s in scheduler.due_spokes(harness.ctx, later)] == [a.id]
+
+
+def test_runs_that_change_nothing_share_one_record_and_the_history_keeps_the_rest(harness: Harness) -> None:
+    store = harness.ctx.store
+    hub = harness.hub()
+    a, cal_a = harness.spoke(hub, "a")
+    cal_a.user_create(ev("first"))
+    moved = harness.sync(a)
+    assert moved.counts["hub_created"] == 1 and moved.runs == 1
+    idle = []
+    for _ in range(3):
+        harness.clock.advance(300)
+        idle.append(harness.sync(a))
+    assert all(r.idle for r in idle) and len({r.id for r in idle}) == 1
+    assert [r.runs for r in idle] == [1, 2, 3]
+    [folded, first] = store.list_runs(spoke_id=a.id)
+    assert first.id == moved.id and folded.id == idle[0].id
+    assert folded.runs == 3 and folded.started_at == idle[0].started_at and folded.finished_at == idle[-1].finished_at
+    spoke = store.get_spoke(a.id)
+    assert spoke is not None and spoke.last_run_id == folded.id and spoke.idle_runs == 3
+    assert spoke.lease_owner is None  # the lease is the run's own, whatever record it wrote
+
+    # a run that changes something ends the streak; the next idle run starts a new record
+    harness.clock.advance(300)
+    cal_a.user_create(ev("second", day=3))
+    second = harness.sync(a)
+    assert second.counts["hub_created"] == 1 and second.id != folded.id
+    harness.clock.advance(300)
+    again = harness.sync(a)
+    assert again.idle and again.runs == 1 and again.id not in (folded.id, second.id)
+    assert [r.id for r in store.list_runs(spoke_id=a.id)] == [again.id, second.id, folded.id, moved.id]
+    spoke = store.get_spoke(a.id)
+    assert spoke is not None and spoke.idle_runs == 1 and spoke.idle_since == again.started_at
+
+    # a failed run is never folded, nor folded into
+    from spokesync.ports import ConnectorError
+
+    def down() -> None:
+        raise ConnectorError("the server is down")
+
+    cal_a.on_read = down
+    failed = harness.sync(a)
+    assert failed.status == "failed" and not failed.idle and failed.id != again.id
+    cal_a.on_read = None
+    after = harness.sync(a)
+    assert after.idle and after.runs == 1 and after.id not in (again.id, failed.id)

@@ -138,6 +138,11 @@ def test_a_newcomer_builds_a_two_way_hub_in_the_browser(local: LocalSpokesync, p
         row = page.inner_text(f"tr[data-spoke='{name}']")
         assert "two-way" in row and "4 linked" in row and "OK" in row, row
         assert re.search(r"\d+ into the hub, \d+ into the spoke, 0 conflicts", row), row
+        # the last run may be an idle follow-up; then the row also names the last run that moved items
+        last = re.search(r"(\d+) into the hub, (\d+) into the spoke, 0 conflicts", row)
+        change = re.search(r"last change .*?: (\d+) into the hub, (\d+) into the spoke", row)
+        assert last is not None and (sum(map(int, last.groups())) > 0 or change is not None), row
+        assert change is None or sum(map(int, change.groups())) > 0, row
     assert "expires" in page.inner_text("tr[data-spoke='Team (Google)']")  # push channel open
     shot("dashboard-after-sync")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -104,7 +104,8 @@ class Runner:
         run = RunRecord(id=new_id(), spoke_id=spoke_id, hub_id="", started_at=self.clock.now())
         if dry_run:
             return self._dry_run(run)
-        spoke = self.store.acquire_lease(spoke_id, run.id, self.clock.now(), self.ctx.config.lease_ttl_s)
+        lease_id = run.id
+        spoke = self.store.acquire_lease(spoke_id, lease_id, self.clock.now(), self.ctx.config.lease_ttl_s)
         if spoke is None:
             # Another run holds the lease; it saw the dirty flag we left and runs again.
             run.status, run.reason, run.finished_at = "skipped", "another run of this spoke is in progress", self.clock.now()
@@ -151,15 +152,21 @@ class Runner:
             run.status = "ok"
         next_run = self.clock.now() + timedelta(
             seconds=self.ctx.config.quota_retry_s if state == "paused" else spoke.options.poll_interval_s)
+        if run.idle and spoke.idle_runs and spoke.last_run_id and spoke.idle_since:
+            # Polls that change nothing extend one record instead of adding one each (288 a day at
+            # 5-minute polls): the history keeps the runs that did something. Same single write.
+            # (The lease stays the run's own id: `lease_id`.)
+            run = replace(run, id=spoke.last_run_id, started_at=spoke.idle_since, runs=spoke.idle_runs + 1)
         self.store.put_run(run)
         changes: dict[str, object] = {
             "last_run_id": run.id, "last_run_at": run.finished_at, "next_run_at": next_run,
+            "idle_since": run.started_at if run.idle else None, "idle_runs": run.runs if run.idle else 0,
         }
         if run.status != "continued":
             changes["state"], changes["state_reason"] = state, state_reason
         if run.status in ("ok", "continued"):
             changes["confirm_deletions"], changes["refuse_deletions"], changes["pending_deletions"] = False, False, 0
-        dirty = self.store.release_lease(spoke.id, run.id, **changes)
+        dirty = self.store.release_lease(spoke.id, lease_id, **changes)
         self._follow_up(spoke, run, progress, dirty)
         log.info("sync run finished", extra={"spoke_id": spoke.id, "hub_id": spoke.hub_id, "run_id": run.id,
                                              "status": run.status, "counts": run.counts})

@@ -142,6 +142,9 @@ class Hub:
         return _from_dict(cls, raw)
 
 
+_SPOKE_TIMES = ("lease_expires", "last_run_at", "next_run_at", "idle_since")
+
+
 @dataclass(frozen=True)
 class Spoke:
     id: str
@@ -165,11 +168,14 @@ class Spoke:
     last_run_id: str | None = None
     last_run_at: datetime | None = None
     next_run_at: datetime | None = None
+    # A streak of runs that changed nothing is kept as one run record (last_run_id): since when, how many.
+    idle_since: datetime | None = None
+    idle_runs: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         raw = asdict(self)
         raw["options"] = self.options.to_dict()
-        for name in ("lease_expires", "last_run_at", "next_run_at"):
+        for name in _SPOKE_TIMES:
             value = getattr(self, name)
             raw[name] = None if value is None else value.isoformat()
         return raw
@@ -178,7 +184,7 @@ class Spoke:
     def from_dict(cls, raw: dict[str, Any]) -> Spoke:
         raw = dict(raw)
         raw["options"] = SyncOptions.from_dict(raw.get("options") or {})
-        for name in ("lease_expires", "last_run_at", "next_run_at"):
+        for name in _SPOKE_TIMES:
             value = raw.get(name)
             raw[name] = None if value is None else (
                 value if isinstance(value, datetime) else datetime.fromisoformat(value)
@@ -278,6 +284,12 @@ class RunRecord:
     conflicts: list[dict[str, Any]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     plan: list[dict[str, Any]] | None = None  # dry runs only
+    runs: int = 1  # how many runs in a row this record stands for (> 1 only for runs that changed nothing)
+
+    @property
+    def idle(self) -> bool:
+        """A finished run that changed nothing, met no conflict and no error."""
+        return self.status == "ok" and not self.errors and not self.conflicts and not any(self.counts.values())
 
     def to_dict(self) -> dict[str, Any]:
         raw = asdict(self)

@@ -247,6 +247,7 @@ def resume(ctx: Context, spoke_id: str) -> Spoke:
 
 def spoke_status(ctx: Context, spoke: Spoke) -> dict[str, Any]:
     last = ctx.store.get_run(spoke.last_run_id) if spoke.last_run_id else None
+    change = None if last is None or not last.idle else last_change(ctx, spoke)
     channels = ctx.store.list_channels(spoke_id=spoke.id) if spoke.kind == "google" else []
     return {
         "id": spoke.id,
@@ -263,9 +264,19 @@ def spoke_status(ctx: Context, spoke: Spoke) -> dict[str, Any]:
         "running": spoke.lease_owner is not None,
         "linked_items": ctx.store.count_links(spoke.id),
         "last_run": None if last is None else run_summary(last),
+        # Most polls change nothing: the latest run that moved something, when it is not the last one.
+        "last_change": None if change is None else run_summary(change),
         "next_run_at": None if spoke.next_run_at is None else spoke.next_run_at.isoformat(),
         "push_channel_expires_at": max((c.expires_at for c in channels), default=None),
     }
+
+
+def last_change(ctx: Context, spoke: Spoke, lookback: int = 20) -> RunRecord | None:
+    """The newest of the spoke's last ``lookback`` runs that moved something or met a conflict."""
+    moved = ("hub_created", "hub_updated", "hub_deleted", "spoke_created", "spoke_updated", "spoke_deleted",
+             "conflicts")
+    return next((r for r in ctx.store.list_runs(spoke_id=spoke.id, limit=lookback)
+                 if r.status != "dry_run" and any(r.counts.get(k, 0) for k in moved)), None)
 
 
 def run_summary(run: RunRecord) -> dict[str, Any]:
@@ -277,6 +288,7 @@ def run_summary(run: RunRecord) -> dict[str, Any]:
         "reason": run.reason,
         "started_at": run.started_at.isoformat(),
         "finished_at": None if run.finished_at is None else run.finished_at.isoformat(),
+        "runs": run.runs,
         "into_hub": sum(counts.get(k, 0) for k in ("hub_created", "hub_updated", "hub_deleted")),
         "into_spoke": sum(counts.get(k, 0) for k in ("spoke_created", "spoke_updated", "spoke_deleted")),
         "counts": counts,
