@@ -135,6 +135,7 @@ class HubStoreConformance:
         seeded.commit(CommitBatch("hub1", "s1", "run1", hub_writes=[
             HubWrite(make_item("a"), 0), HubWrite(make_item("b", deleted=True), 0)]), NOW)
         assert [i.id for i in seeded.list_hub_items("hub1")] == ["a"]
+        assert seeded.count_hub_items("hub1") == 1 and seeded.count_hub_items("another hub") == 0
         both = seeded.list_hub_items("hub1", include_deleted=True)
         assert {i.id: i.deleted for i in both} == {"a": False, "b": True}
         assert both[1].event is None

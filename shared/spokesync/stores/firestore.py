@@ -442,6 +442,16 @@ class FirestoreHubStore:
             query = query.where(filter=self._eq("deleted", False))
         return sorted((HubItem.from_dict(s.to_dict()) for s in self._stream(query)), key=lambda i: i.id)
 
+    def count_hub_items(self, hub_id: str) -> int:
+        query = self._hub_ref(hub_id).collection("items").where(filter=self._eq("deleted", False))
+        return self._count(query)
+
+    def _count(self, query: Any) -> int:
+        result = query.count().get()
+        count = int(result[0][0].value)
+        self.stats["reads"] += max(1, -(-count // 1000))  # aggregations bill one read per 1000 entries
+        return count
+
     # --------------------------------------------------------------- links
     def links_by_spoke_items(self, spoke_id: str, spoke_item_ids: Sequence[str]) -> dict[str, Link]:
         col = self._spoke_ref(spoke_id).collection("links")
@@ -468,11 +478,7 @@ class FirestoreHubStore:
         return sorted(links, key=lambda link: link.hub_item_id)
 
     def count_links(self, spoke_id: str) -> int:
-        query = self._spoke_ref(spoke_id).collection("links").where(filter=self._eq("detached", False))
-        result = query.count().get()
-        count = int(result[0][0].value)
-        self.stats["reads"] += max(1, -(-count // 1000))  # aggregations bill one read per 1000 entries
-        return count
+        return self._count(self._spoke_ref(spoke_id).collection("links").where(filter=self._eq("detached", False)))
 
     # -------------------------------------------------------------- commit
     def commit(self, batch: CommitBatch, now: datetime) -> int:

@@ -239,6 +239,10 @@ class SqliteHubStore:
         sql = "SELECT data FROM hub_items WHERE hub_id = ?" + ("" if include_deleted else " AND deleted = 0")  # noqa: S608
         return [HubItem.from_dict(json.loads(r[0])) for r in self._query(sql + " ORDER BY id", (hub_id,))]
 
+    def count_hub_items(self, hub_id: str) -> int:
+        rows = self._query("SELECT COUNT(*) FROM hub_items WHERE hub_id = ? AND deleted = 0", (hub_id,))
+        return int(rows[0][0])
+
     # --------------------------------------------------------------- links
     def links_by_spoke_items(self, spoke_id: str, spoke_item_ids: Sequence[str]) -> dict[str, Link]:
         out: dict[str, Link] = {}
