@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -176,3 +177,49 @@ def test_sync_through_the_engine_with_oauth(online: EwsServer, tmp_path: Path) -
     subjects = sorted(i.text("Subject") or "" for i in online.items(pf))
     assert subjects == sorted(i.text("Subject") or "" for i in online.items(mb)) == ["Board meeting", "Offsite"]
     assert online.paths["token"] >= 1 and online.paths["other"] == 0
+
+
+def test_the_wizard_form_saves_an_exchange_online_credential(online: EwsServer, tmp_path: Path) -> None:
+    """Step 3 of the browser wizard with OAuth 2.0: application id, tenant, mailbox and client
+    secret; validated against the server before anything is saved; the secret never comes back."""
+    import re
+
+    from spokesync.bootstrap import set_context
+    from spokesync.web.app import create_app
+
+    admin = {"Authorization": "Bearer wizard-admin-token-0123456789"}
+    ctx = build_context(https_config(data_dir=str(tmp_path), secret_key=KEY, admin_token=admin["Authorization"][7:]),
+                        store=SqliteHubStore(":memory:"), queue=LocalTaskQueue())
+    set_context(ctx)
+    try:
+        client = create_app().test_client()
+        step = client.get("/setup/new/credentials?source=exchange_public", headers=admin)
+        html = step.get_data(as_text=True)
+        assert step.status_code == 200 and 'value="OAuth 2.0"' in html and 'name="tenant_id"' in html
+        token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)  # type: ignore[union-attr]
+        form = {"csrf_token": token, "source": "exchange_public", "label": "Exchange Online", "ews_url": online.url,
+                "username": "", "version": "2016", "auth_type": "OAuth 2.0", "tenant_id": TENANT,
+                "client_id": CLIENT_ID, "mailbox": "shared@example.com", "token_url": online.token_url}
+        pages: list[str] = []
+
+        def post(**changes: str) -> Any:
+            resp = client.post("/setup/new/credentials/exchange", headers=admin, data={**form, **changes})
+            pages.append(resp.get_data(as_text=True))
+            return resp
+
+        wrong = post(password="wrong-secret")
+        assert wrong.status_code in (400, 422) and "wrong client secret" in pages[-1]
+        assert 'value="Exchange Online"' in pages[-1] and f'value="{CLIENT_ID}"' in pages[-1]  # the form is kept
+        assert ctx.store.list_credentials() == []
+        missing = post(password=CLIENT_SECRET, tenant_id="")
+        assert missing.status_code in (400, 422) and "missing: tenant_id" in pages[-1]
+        assert ctx.store.list_credentials() == []
+        saved = post(password=CLIENT_SECRET)
+        assert saved.status_code == 200, pages[-1]
+        [cred] = ctx.store.list_credentials()
+        assert cred.settings["auth_type"] == "OAuth 2.0" and cred.settings["client_id"] == CLIENT_ID
+        assert cred.settings["tenant_id"] == TENANT and cred.settings["token_url"] == online.token_url
+        assert ctx.secrets.get(cred.secret_name or "") == CLIENT_SECRET
+        assert not any(CLIENT_SECRET in p or "wrong-secret" in p for p in pages)
+    finally:
+        set_context(None)

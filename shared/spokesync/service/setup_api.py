@@ -301,6 +301,11 @@ def openapi_document(ctx: Context, body: Any, query: Mapping[str, str]) -> tuple
 
 _OBJ: dict[str, Any] = {"type": "object"}
 _STR: dict[str, Any] = {"type": "string"}
+# username for NTLM and Basic; tenant_id, client_id (and token_url) for OAuth 2.0, whose secret is the password
+_EXCHANGE_SETTINGS: dict[str, Any] = {"type": "object", "properties": {
+    "ews_url": _STR, "username": _STR, "version": {"enum": ["2010", "2013", "2016"]},
+    "auth_type": {"enum": ["NTLM", "basic", "OAuth 2.0"]}, "mailbox": _STR,
+    "tenant_id": _STR, "client_id": _STR, "token_url": _STR}}
 _ERROR = {"type": "object", "properties": {"error": _STR}, "required": ["error"]}
 _FILTERS = {"type": "object", "properties": {
     "categories": {"type": "array", "items": _STR}, "subject_contains": _STR,
@@ -328,9 +333,7 @@ _BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PATCH", "/spokes/{id}/options"): _OPTIONS,
     ("POST", "/credentials/exchange"): {"type": "object", "required": ["settings", "password"], "properties": {
         "label": _STR, "password": _STR, "require_public_folders": {"type": "boolean"},
-        "settings": {"type": "object", "required": ["ews_url", "username"], "properties": {
-            "ews_url": _STR, "username": _STR, "version": {"enum": ["2010", "2013", "2016"]},
-            "auth_type": {"enum": ["NTLM", "basic", "OAuth 2.0"]}, "mailbox": _STR}}}},
+        "settings": _EXCHANGE_SETTINGS | {"required": ["ews_url"]}}},
     ("POST", "/credentials/google/service-account"): {"type": "object", "required": ["key"], "properties": {
         "label": _STR, "key": {"oneOf": [_STR, _OBJ]}, "subject": _STR}},
     ("POST", "/credentials/google/oauth/start"): {"type": "object", "required": ["redirect_uri"], "properties": {
@@ -339,9 +342,7 @@ _BODIES: dict[tuple[str, str], dict[str, Any]] = {
                                                    "properties": {"code": _STR, "redirect_uri": _STR,
                                                                   "label": _STR, "account": _STR, "state": _STR}},
     ("POST", "/credentials/{id}/exchange-password"): {"type": "object", "required": ["password"], "properties": {
-        "password": _STR, "settings": {"type": "object", "properties": {
-            "ews_url": _STR, "username": _STR, "version": {"enum": ["2010", "2013", "2016"]},
-            "auth_type": {"enum": ["NTLM", "basic", "OAuth 2.0"]}, "mailbox": _STR}}}},
+        "password": _STR, "settings": _EXCHANGE_SETTINGS}},
     ("POST", "/credentials/{id}/google/reauth/start"): {"type": "object", "required": ["redirect_uri"],
                                                         "properties": {"redirect_uri": _STR}},
     ("POST", "/credentials/{id}/folders"): {"type": "object", "properties": {

@@ -421,12 +421,14 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
     def add_exchange() -> Any:
         source = source_arg()
         form = {k: request.form.get(k, "").strip() for k in ("label", "ews_url", "username", "version",
-                                                            "auth_type", "mailbox")}
+                                                            "auth_type", "mailbox", "tenant_id", "client_id",
+                                                            "token_url")}
+        settings = {"ews_url": form["ews_url"], "username": form["username"], "version": form["version"] or "2016",
+                    "auth_type": form["auth_type"] or "NTLM", "mailbox": form["mailbox"]}
+        if settings["auth_type"] == "OAuth 2.0":
+            settings.update({k: form[k] for k in ("tenant_id", "client_id", "token_url") if form[k]})
         body = {"label": form["label"], "password": request.form.get("password", ""),
-                "require_public_folders": source == "exchange_public",
-                "settings": {"ews_url": form["ews_url"], "username": form["username"],
-                             "version": form["version"] or "2016", "auth_type": form["auth_type"] or "NTLM",
-                             "mailbox": form["mailbox"]}}
+                "require_public_folders": source == "exchange_public", "settings": settings}
         if not body["password"]:
             return credentials_page(source, 400, error="Enter the password.", form=form)
         status, payload = api("POST", "/credentials/exchange", body)
