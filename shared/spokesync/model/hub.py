@@ -142,7 +142,8 @@ class Hub:
         return _from_dict(cls, raw)
 
 
-_SPOKE_TIMES = ("lease_expires", "last_run_at", "next_run_at", "idle_since")
+# Spoke fields that hold datetimes (ISO strings in JSON, native timestamps in Firestore)
+SPOKE_TIMES = ("lease_expires", "last_run_at", "next_run_at", "idle_since")
 
 
 @dataclass(frozen=True)
@@ -175,7 +176,7 @@ class Spoke:
     def to_dict(self) -> dict[str, Any]:
         raw = asdict(self)
         raw["options"] = self.options.to_dict()
-        for name in _SPOKE_TIMES:
+        for name in SPOKE_TIMES:
             value = getattr(self, name)
             raw[name] = None if value is None else value.isoformat()
         return raw
@@ -184,7 +185,7 @@ class Spoke:
     def from_dict(cls, raw: dict[str, Any]) -> Spoke:
         raw = dict(raw)
         raw["options"] = SyncOptions.from_dict(raw.get("options") or {})
-        for name in _SPOKE_TIMES:
+        for name in SPOKE_TIMES:
             value = raw.get(name)
             raw[name] = None if value is None else (
                 value if isinstance(value, datetime) else datetime.fromisoformat(value)

@@ -47,7 +47,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from spokesync.model.hub import Channel, CredentialRef, Hub, HubItem, Link, RunRecord, Spoke
+from spokesync.model.hub import SPOKE_TIMES, Channel, CredentialRef, Hub, HubItem, Link, RunRecord, Spoke
 from spokesync.ports import CommitBatch, HubItemConflict, LeaseLost, StoreError
 
 if TYPE_CHECKING:
@@ -61,7 +61,6 @@ _TXN_ATTEMPTS = 10  # contended transactions are aborted and retried by the clie
 _TXN_READ_RETRIES = 8  # ... and by us when the abort comes from a read (see _transact)
 _GET_ALL = 300  # references per BatchGetDocuments
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_SPOKE_TIMES = ("lease_expires", "last_run_at", "next_run_at", "idle_since")
 _RUN_PLAN_MAX = 600_000  # bytes of dry-run plan kept in a run document
 _SAFE_ID = re.compile(r"^(?!\.\.?$)(?!__.*__$)[^/]{1,700}$")
 
@@ -194,7 +193,7 @@ class FirestoreHubStore:
     @staticmethod
     def _spoke_doc(spoke: Spoke) -> dict[str, Any]:
         raw = spoke.to_dict()
-        for name in _SPOKE_TIMES:
+        for name in SPOKE_TIMES:
             raw[name] = getattr(spoke, name)
         raw["due_at"] = spoke.next_run_at or _EPOCH
         return raw
