@@ -6,6 +6,7 @@ application without the EWS permission). The client secret lives in the SecretSt
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -182,8 +183,6 @@ def test_sync_through_the_engine_with_oauth(online: EwsServer, tmp_path: Path) -
 def test_the_wizard_form_saves_an_exchange_online_credential(online: EwsServer, tmp_path: Path) -> None:
     """Step 3 of the browser wizard with OAuth 2.0: application id, tenant, mailbox and client
     secret; validated against the server before anything is saved; the secret never comes back."""
-    import re
-
     from spokesync.bootstrap import set_context
     from spokesync.web.app import create_app
 

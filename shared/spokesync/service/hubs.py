@@ -271,10 +271,13 @@ def spoke_status(ctx: Context, spoke: Spoke) -> dict[str, Any]:
     }
 
 
+_INTO_HUB = ("hub_created", "hub_updated", "hub_deleted")  # run counts of writes into the hub
+_INTO_SPOKE = ("spoke_created", "spoke_updated", "spoke_deleted")  # ... and into the spoke
+
+
 def last_change(ctx: Context, spoke: Spoke, lookback: int = 20) -> RunRecord | None:
     """The newest of the spoke's last ``lookback`` runs that moved something or met a conflict."""
-    moved = ("hub_created", "hub_updated", "hub_deleted", "spoke_created", "spoke_updated", "spoke_deleted",
-             "conflicts")
+    moved = (*_INTO_HUB, *_INTO_SPOKE, "conflicts")
     return next((r for r in ctx.store.list_runs(spoke_id=spoke.id, limit=lookback)
                  if r.status != "dry_run" and any(r.counts.get(k, 0) for k in moved)), None)
 
@@ -289,8 +292,8 @@ def run_summary(run: RunRecord) -> dict[str, Any]:
         "started_at": run.started_at.isoformat(),
         "finished_at": None if run.finished_at is None else run.finished_at.isoformat(),
         "runs": run.runs,
-        "into_hub": sum(counts.get(k, 0) for k in ("hub_created", "hub_updated", "hub_deleted")),
-        "into_spoke": sum(counts.get(k, 0) for k in ("spoke_created", "spoke_updated", "spoke_deleted")),
+        "into_hub": sum(counts.get(k, 0) for k in _INTO_HUB),
+        "into_spoke": sum(counts.get(k, 0) for k in _INTO_SPOKE),
         "counts": counts,
         "conflicts": run.conflicts,
         "errors": run.errors,
