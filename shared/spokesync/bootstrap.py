@@ -52,6 +52,11 @@ class Context:
         credential = self.store.get_credential(spoke.credential_id) if spoke.credential_id else None
         return connector_for(spoke, credential, self.secrets, self.config)  # type: ignore[no-any-return]
 
+    def credential_broken(self, credential_id: str, reason: str) -> None:
+        from spokesync.service.credentials import mark_broken
+
+        mark_broken(self, credential_id, reason)
+
     def run_task(self, task: SyncTask) -> Any:
         """What a queue does with a task: run the spoke's sync."""
         from spokesync.engine.runner import Runner

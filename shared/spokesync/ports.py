@@ -286,6 +286,34 @@ class Clock(Protocol):
     def monotonic(self) -> float: ...
 
 
+class RunSettings(Protocol):
+    """The settings a sync run reads (`spokesync.config.Config` has them)."""
+
+    @property
+    def run_budget_s(self) -> float: ...
+    @property
+    def lease_ttl_s(self) -> float: ...
+    @property
+    def quota_retry_s(self) -> int: ...
+
+
+class RunContext(Protocol):
+    """What the engine's runner is given: stores, clock, queue, connectors, and a way
+    to report a refused credential. The engine imports nothing above the ports;
+    `spokesync.bootstrap.Context` implements this."""
+
+    store: HubStore
+    clock: Clock
+    queue: TaskQueue
+
+    @property
+    def config(self) -> RunSettings: ...
+    def connector(self, spoke: Spoke) -> SpokeConnector: ...
+    def credential_broken(self, credential_id: str, reason: str) -> None:
+        """The credential was refused: mark it (and every spoke using it) as needing repair."""
+        ...
+
+
 class SystemClock:
     def now(self) -> datetime:
         return datetime.now(UTC)

@@ -17,6 +17,7 @@ from spokesync.engine.planner import (
     SpokeCreate,
     SpokeDelete,
     SpokeUpdate,
+    DeletionBudget,
     check_guards,
     plan_sync,
 )
@@ -322,16 +323,34 @@ def test_guards_stop_an_empty_read_and_a_mass_deletion() -> None:
     options = SyncOptions(max_delete_share=0.5, max_delete_count=2)
     empty = ChangeSet([], [], b"c", full=True)
     no_plan = plan()
-    assert not check_guards(empty, no_plan, 10, options, False, "Team").ok
-    assert check_guards(empty, no_plan, 0, options, False, "Team").ok
-    assert check_guards(empty, no_plan, 10, options, True, "Team").ok  # confirmed by an admin
+    assert not check_guards(empty, no_plan, DeletionBudget(10), options, "Team").ok
+    assert check_guards(empty, no_plan, DeletionBudget(0), options, "Team").ok
+    assert check_guards(empty, no_plan, DeletionBudget(10, confirmed_all=True), options, "Team").ok  # confirmed
     e = ev("A")
     links = [link(f"h{n}", f"g{n}", e) for n in range(10)]
     many = plan(deleted=[f"g{n}" for n in range(6)], hub=[hub_item(f"h{n}", e) for n in range(10)], links=links)
-    verdict = check_guards(ChangeSet([], [], b"c"), many, 10, options, False, "Team")
+    verdict = check_guards(ChangeSet([], [], b"c"), many, DeletionBudget(10), options, "Team")
     assert not verdict.ok and verdict.deletions == 6 and "6 of its 10" in verdict.reason
+    assert sorted(verdict.ids) == [f"h{n}" for n in range(6)]
     few = plan(deleted=["g0", "g1"], hub=[hub_item(f"h{n}", e) for n in range(10)], links=links)
-    assert check_guards(ChangeSet([], [], b"c"), few, 10, options, False, "Team").ok
+    assert check_guards(ChangeSet([], [], b"c"), few, DeletionBudget(10), options, "Team").ok
+
+
+def test_the_deletion_budget_counts_what_earlier_runs_deleted_in_the_window() -> None:
+    options = SyncOptions(max_delete_share=0.25, max_delete_count=2)
+    e = ev("A")
+    links = [link(f"h{n}", f"g{n}", e) for n in range(8)]
+    two = plan(deleted=["g0", "g1"], hub=[hub_item(f"h{n}", e) for n in range(8)], links=links)
+    # alone, 2 of 10 passes (not more than 2 items); after 2 earlier deletions, 4 of 10 is more than 25 %
+    assert check_guards(ChangeSet([], [], b"c"), two, DeletionBudget(8, spoke_window=0), options, "Team").ok
+    verdict = check_guards(ChangeSet([], [], b"c"), two, DeletionBudget(8, spoke_window=2), options, "Team")
+    assert not verdict.ok and "4 of its 10" in verdict.reason and "2 already deleted" in verdict.reason
+    # confirmed ids are not counted; the hub's own budget counts every spoke's deletions into it
+    assert check_guards(ChangeSet([], [], b"c"), two,
+                        DeletionBudget(8, spoke_window=2, confirmed=frozenset({"h0", "h1"})), options, "Team").ok
+    hub_full = check_guards(ChangeSet([], [], b"c"), two,
+                            DeletionBudget(100, hub_window=3, hub_live=10), options, "Team")
+    assert not hub_full.ok and "hub's deletions" in hub_full.reason
 
 
 def test_refused_deletion_restores_instead() -> None:

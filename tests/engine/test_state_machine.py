@@ -4,15 +4,22 @@ Spokes: `a` two-way; `b` two-way with a category filter; `c` one-way (read
 only for the hub); `d` two-way, listed in full every time (snapshot style).
 Between syncs, users create, edit and delete items anywhere; writes fail,
 runs crash after the k-th write, run out of time, are delivered twice and
-overlap, and a spoke reads as empty. After every quiet round:
-each two-way spoke equals the hub's filtered view, another round writes
-nothing, nothing is duplicated, the read-only spoke was never written, and
-no read-as-empty deleted anything.
+overlap, are interrupted (Ctrl-C) at random points, and a spoke reads as
+empty. Every spoke has a real deletion budget: users delete in slices over
+many runs, administrators confirm or refuse paused deletions (sometimes after
+more deletions arrived), and our own writes come back as notifications.
+After every quiet round: each two-way spoke equals the hub's filtered view,
+another round writes nothing, nothing is duplicated, the read-only spoke was
+never written, and no read-as-empty deleted anything.
+
+Draws are reproducible: indices into lists sorted by the items' logical ids
+(titles), never values that differ between runs (hub ids are random).
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 import re
 from collections import Counter
 from dataclasses import replace
@@ -37,6 +44,8 @@ from spokesync.service import hubs
 from spokesync.stores.sqlite import SqliteHubStore
 
 SPOKES = ("a", "b", "c", "d")
+BUDGET_COUNT = 4
+BUDGET_SHARE = 0.25
 TWO_WAY = ("a", "b", "d")
 SHARED = "shared"
 LOGICAL = re.compile(r"^(item-\d+)")
@@ -59,8 +68,8 @@ class SyncMachine(RuleBasedStateMachine):
         self.ctx = build_context(config, clock=self.clock, store=SqliteHubStore(":memory:"), queue=self.queue)
         self.queue.handler = self._task
         self.hub = hubs.create_hub(self.ctx, "Team")
-        # A generous mass-deletion guard: random edits may delete much; the empty-read guard stays on.
-        guard = {"max_delete_count": 10_000}
+        # A real deletion budget: at most 4 items, or a quarter of a spoke or of the hub, per window.
+        guard = {"max_delete_count": BUDGET_COUNT, "max_delete_share": BUDGET_SHARE}
         self.spokes = {
             "a": hubs.add_spoke(self.ctx, self.hub.id, "a", "memory", {"calendar": "a"},
                                 options={"direction": "two_way", **guard}),
@@ -100,6 +109,27 @@ class SyncMachine(RuleBasedStateMachine):
         return Event(title=f"item-{n}", start=start, end=start + timedelta(hours=1),
                      categories=(SHARED,) if shared else ("own",), modified=self.clock.now())
 
+    def _pick(self, data: st.DataObject, name: str) -> str:
+        """A spoke item id, drawn as an index into the items sorted by logical id."""
+        cal = self.cals[name]
+        ordered = sorted(cal.items, key=lambda i: (logical_id(cal.items[i].event), i))
+        return ordered[data.draw(st.integers(0, len(ordered) - 1))]
+
+    def _pick_spoke(self, data: st.DataObject, names: tuple[str, ...]) -> str:
+        return names[data.draw(st.integers(0, len(names) - 1))]
+
+    def _paused(self) -> list[str]:
+        out = []
+        for name in SPOKES:
+            spoke = self.ctx.store.get_spoke(self.spokes[name].id)
+            if spoke is not None and spoke.state == "needs_confirmation":
+                out.append(name)
+        return out
+
+    def _live_hub(self) -> dict[str, str]:
+        """hub item id -> logical id of every live hub item."""
+        return {i.id: logical_id(i.event) for i in self.ctx.store.list_hub_items(self.hub.id) if i.event is not None}
+
     def _hub_events(self) -> list[Event]:
         return [i.event for i in self.ctx.store.list_hub_items(self.hub.id) if i.event is not None]
 
@@ -114,18 +144,16 @@ class SyncMachine(RuleBasedStateMachine):
             for name in SPOKES:
                 spoke = self.ctx.store.get_spoke(self.spokes[name].id)
                 assert spoke is not None
-                if spoke.state == "needs_confirmation" and not self.cals[name].items:
-                    hubs.confirm_deletions(self.ctx, spoke.id)  # the admin confirms a real emptying
+                if spoke.state == "needs_confirmation":
+                    hubs.confirm_deletions(self.ctx, spoke.id)  # the admin checks the list and confirms
+                    confirmed = True
+                if spoke.attention:
+                    hubs.retry_refused_writes(self.ctx, spoke.id)  # ... and tries the refused writes again
                     confirmed = True
                 self._sync(spoke.id)
             self.queue.drain()
             after = sum(cal.writes for cal in self.cals.values()), self._hub_versions()
-            waiting = any(
-                (sp := self.ctx.store.get_spoke(self.spokes[n].id)) is not None
-                and sp.state == "needs_confirmation" and not self.cals[n].items
-                for n in SPOKES
-            )
-            if before == after and not confirmed and not waiting:
+            if before == after and not confirmed and not self._paused():
                 return
         raise AssertionError("no convergence after 8 rounds")
 
@@ -141,9 +169,9 @@ class SyncMachine(RuleBasedStateMachine):
     @precondition(lambda self: any(cal.items for cal in self.cals.values()))
     @rule(data=st.data(), field=st.sampled_from(["title", "location", "time"]))
     def user_edits(self, data: st.DataObject, field: str) -> None:
-        name = data.draw(st.sampled_from([n for n in SPOKES if self.cals[n].items]))
+        name = self._pick_spoke(data, tuple(n for n in SPOKES if self.cals[n].items))
         cal = self.cals[name]
-        item_id = data.draw(st.sampled_from(list(cal.items)))
+        item_id = self._pick(data, name)
         self.clock.advance(5)
         event = cal.items[item_id].event
         rev = next(self.counter)
@@ -159,8 +187,8 @@ class SyncMachine(RuleBasedStateMachine):
     @precondition(lambda self: any(cal.items for cal in self.cals.values()))
     @rule(data=st.data())
     def user_deletes(self, data: st.DataObject) -> None:
-        name = data.draw(st.sampled_from([n for n in SPOKES if self.cals[n].items]))
-        item_id = data.draw(st.sampled_from(list(self.cals[name].items)))
+        name = self._pick_spoke(data, tuple(n for n in SPOKES if self.cals[n].items))
+        item_id = self._pick(data, name)
         self.clock.advance(5)
         self.cals[name].user_delete(item_id)
 
@@ -197,8 +225,8 @@ class SyncMachine(RuleBasedStateMachine):
     @precondition(lambda self: any(self.cals[n].items for n in TWO_WAY))
     @rule(data=st.data())
     def write_fails(self, data: st.DataObject) -> None:
-        name = data.draw(st.sampled_from([n for n in TWO_WAY if self.cals[n].items]))
-        self.cals[name].fail_writes.add(data.draw(st.sampled_from(list(self.cals[name].items))))
+        name = self._pick_spoke(data, tuple(n for n in TWO_WAY if self.cals[n].items))
+        self.cals[name].fail_writes.add(self._pick(data, name))
         self._sync(self.spokes[name].id)
 
     @rule(name=st.sampled_from(TWO_WAY), k=st.integers(0, 3))
@@ -220,6 +248,112 @@ class SyncMachine(RuleBasedStateMachine):
         cal.read_empty = False
         cal.forget_cursor = False
         assert len(self.ctx.store.list_hub_items(self.hub.id)) >= live_before, "an empty read deleted hub items"
+
+    @rule(name=st.sampled_from(TWO_WAY), k=st.integers(0, 3))
+    def interrupted_after_kth_write(self, name: str, k: int) -> None:
+        """Ctrl-C at a random point: the run is recorded as interrupted and its lease released."""
+        spoke_id = self.spokes[name].id
+        self.cals[name].interrupt_after_writes = k
+        try:
+            self._sync(spoke_id)
+        except KeyboardInterrupt:
+            spoke = self.ctx.store.get_spoke(spoke_id)
+            assert spoke is not None and spoke.lease_owner is None, "an interrupted run kept its lease"
+            assert self.ctx.store.get_run(spoke.last_run_id or "").status == "interrupted"  # type: ignore[union-attr]
+        finally:
+            self.cals[name].interrupt_after_writes = None
+        again = Runner(self.ctx).sync(spoke_id)  # at once: not skipped
+        assert again.status != "skipped"
+
+    # --------------------------------------------------------- deletion budget
+    @precondition(lambda self: any(len(self.cals[n].items) >= 2 for n in SPOKES) and not self._paused())
+    @rule(data=st.data(), slice_size=st.integers(1, 3))
+    def deletions_in_slices(self, data: st.DataObject, slice_size: int) -> None:
+        """A user deletes a calendar's items a few at a time, each slice synced (and propagated)
+        on its own: no more than the budget is ever deleted from the hub without a confirmation."""
+        name = self._pick_spoke(data, tuple(n for n in SPOKES if len(self.cals[n].items) >= 2))
+        live_at_start = len(self._live_hub())
+        deleted_before = {i.id for i in self.ctx.store.list_hub_items(self.hub.id, include_deleted=True) if i.deleted}
+        while self.cals[name].items and not self._paused():
+            for _ in range(min(slice_size, len(self.cals[name].items))):
+                self.cals[name].user_delete(self._pick(data, name))
+            self.clock.advance(5)
+            self._sync(self.spokes[name].id)
+            self.queue.drain()
+        tombstones = [i for i in self.ctx.store.list_hub_items(self.hub.id, include_deleted=True)
+                      if i.deleted and i.id not in deleted_before and not i.confirmed]
+        allowed = max(BUDGET_COUNT, int(BUDGET_SHARE * live_at_start))
+        assert len(tombstones) <= allowed, f"{len(tombstones)} deleted without a confirmation (budget {allowed})"
+
+    @precondition(lambda self: bool(self._paused()))
+    @rule(data=st.data())
+    def admin_refuses(self, data: st.DataObject) -> None:
+        """Refusing a paused deletion deletes nothing on either side and restores both."""
+        name = self._pick_spoke(data, tuple(self._paused()))
+        spoke_id = self.spokes[name].id
+        paused = self.ctx.store.get_spoke(spoke_id)
+        assert paused is not None
+        live_before = self._live_hub()
+        pending = [p["hub_item_id"] for p in paused.pending_items]
+        hubs.cancel_deletions(self.ctx, spoke_id)
+        run = self._sync(spoke_id)
+        live_after = self._live_hub()
+        assert set(live_before) <= set(live_after), "a refusal deleted hub items"
+        if run is not None and run.status == "ok":
+            assert all(i in live_after for i in pending), "a refused deletion was not restored in the hub"
+            if name in TWO_WAY:
+                options = self.ctx.store.get_spoke(spoke_id).options  # type: ignore[union-attr]
+                held = {logical_id(i.event) for i in self.cals[name].items.values()}
+                hub = {i.id: i for i in self.ctx.store.list_hub_items(self.hub.id)}
+                want = {logical_id(hub[i].event) for i in pending  # type: ignore[arg-type]
+                        if i in hub and engine_rules.passes_filters(hub[i].event, options)}  # type: ignore[arg-type]
+                assert want <= held, "a refused deletion was not written back into the spoke"
+
+    @precondition(lambda self: bool(self._paused()))
+    @rule(data=st.data(), more=st.integers(1, 6))
+    def admin_confirms_after_more_deletions(self, data: st.DataObject, more: int) -> None:
+        """More deletions arrive between the pause and the confirmation: only the shown ones go
+        unweighed; the rest is weighed against the budget again."""
+        name = self._pick_spoke(data, tuple(self._paused()))
+        spoke_id = self.spokes[name].id
+        paused = self.ctx.store.get_spoke(spoke_id)
+        assert paused is not None
+        shown = set(paused.pending_ids)
+        for _ in range(min(more, len(self.cals[name].items))):
+            self.cals[name].user_delete(self._pick(data, name))
+        live_before = self._live_hub()
+        hubs.confirm_deletions(self.ctx, spoke_id)
+        self._sync(spoke_id)
+        gone = set(live_before) - set(self._live_hub())
+        extra = gone - shown
+        allowed = max(BUDGET_COUNT, int(BUDGET_SHARE * len(live_before)))
+        assert len(extra) <= allowed, f"a confirmation let {len(extra)} unshown deletions through"
+
+    @precondition(lambda self: not self._paused())
+    @rule(data=st.data(), shared=st.booleans())
+    def own_write_echoes(self, data: st.DataObject, shared: bool) -> None:
+        """A change flows to every two-way spoke; each one's own writes then come back (a push
+        notification of our own write): that run writes nothing, anywhere."""
+        name = self._pick_spoke(data, SPOKES)
+        self.cals[name].user_create(self._event(name, shared or name != "b"))
+        self._sync(self.spokes[name].id)
+        for other in TWO_WAY:
+            if other == name:
+                continue
+            first = self._sync(self.spokes[other].id)
+            if first is None or first.status != "ok":
+                continue
+            writes = {n: c.writes for n, c in self.cals.items()}
+            versions = self._hub_versions()
+            records = len(self.ctx.store.list_runs(spoke_id=self.spokes[other].id, limit=10_000))
+            for _ in range(3):  # three notifications of our own writes
+                echo = self._sync(self.spokes[other].id)
+                assert echo is not None and echo.idle, f"an echo run did something: {echo}"
+            assert {n: c.writes for n, c in self.cals.items()} == writes
+            assert self._hub_versions() == versions
+            after = len(self.ctx.store.list_runs(spoke_id=self.spokes[other].id, limit=10_000))
+            assert after <= records + 1, "echo runs added a run record each"
+        self.queue.drain()
 
     # ----------------------------------------------------------- invariants
     @invariant()
@@ -257,7 +391,7 @@ class SyncMachine(RuleBasedStateMachine):
 
 
 SyncMachine.TestCase.settings = settings(
-    max_examples=300, stateful_step_count=40, deadline=None,
+    max_examples=int(os.environ.get("SPOKESYNC_SM_EXAMPLES", "300")), stateful_step_count=40, deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 TestSyncMachine = SyncMachine.TestCase

@@ -46,6 +46,7 @@ class MemoryCalendar:
     # fault injection
     fail_writes: set[str] = field(default_factory=set)  # spoke item ids / hub ids whose writes fail
     crash_after_writes: int | None = None  # raise SimulatedCrash after this many successful writes
+    interrupt_after_writes: int | None = None  # raise KeyboardInterrupt (Ctrl-C) after this many writes
     read_empty: bool = False  # the next listing reads as empty (a broken server answer)
     forget_cursor: bool = False  # the next incremental read demands a full resync
     writes: int = 0  # successful writes since creation
@@ -82,6 +83,11 @@ class MemoryCalendar:
 
     def _count_write(self) -> None:
         self.writes += 1
+        if self.interrupt_after_writes is not None:
+            self.interrupt_after_writes -= 1
+            if self.interrupt_after_writes < 0:
+                self.interrupt_after_writes = None
+                raise KeyboardInterrupt(f"{self.name}: interrupted after a write")
         if self.crash_after_writes is not None:
             self.crash_after_writes -= 1
             if self.crash_after_writes < 0:

@@ -32,6 +32,7 @@ class HubUpsert:
     expected_version: int  # 0: must not exist yet
     link: Link | None  # this spoke's link after the write (None: drop it)
     drop_link: bool = False
+    restore: bool = False  # a refused deletion: the item comes back from this spoke's copy
 
 
 @dataclass(frozen=True)
@@ -130,8 +131,12 @@ class PlanInput:
     links_by_hub: dict[str, Link]  # links of hub_changed items (and of every item on a full listing)
     now: datetime
     new_id: Callable[[], str]
-    # an administrator refused the spoke's deletions: restore instead of deleting
+    # an administrator refused the spoke's deletions: restore instead of deleting, both ways
     refuse_deletions: bool = False
+    # for a refused run: this spoke's copies of items the hub deleted, by spoke item id
+    restore: dict[str, SpokeItem] = field(default_factory=dict)
+    # hub item ids an administrator confirmed for deletion (their tombstones say so)
+    confirmed: frozenset[str] = frozenset()
 
 
 Winner = Literal["hub", "spoke"]
@@ -146,6 +151,11 @@ def _conflict_winner(policy: str, spoke_id: str, hub_item: HubItem, spoke_event:
     if spoke_event.modified is not None and (hub_item.modified is None or spoke_event.modified > hub_item.modified):
         return "spoke"
     return "hub"
+
+
+def _label(event: Event) -> str:
+    start = event.start.isoformat() if event.start is not None else ""
+    return f"{event.title}\t{start}"
 
 
 def _dump(event: Event | None) -> dict[str, object] | None:
@@ -195,6 +205,8 @@ class _Planner:
             origin_spoke_id=base.origin_spoke_id if base else self.inp.spoke_id,
             modified=(event.modified if event is not None and event.modified else self.inp.now),
             deleted=deleted,
+            confirmed=deleted and item_id in self.inp.confirmed,
+            label=_label(base.event) if deleted and base is not None and base.event is not None else "",
         )
 
     def set_link(self, link: Link | None, hub_item_id: str) -> None:
@@ -218,6 +230,10 @@ class _Planner:
         if hub is not None and hub.deleted:
             # Our own copy, written before a crash, of an item the hub has since deleted:
             # it is not a new item. Remove it (two-way), never import it again.
+            if self.inp.refuse_deletions:
+                orphan = Link(self.inp.spoke_id, hub.id, item.id, item.version, "", hub.version, created_by_hub=True)
+                self.restore(hub, orphan, item)
+                return
             if self.two_way and not self.keep_deletions:
                 orphan = Link(self.inp.spoke_id, hub.id, item.id, item.version, "", hub.version, created_by_hub=True)
                 self.plan.links.append(LinkChange(orphan, hub.id))  # so a failed delete is retried
@@ -330,6 +346,21 @@ class _Planner:
         self.plan.hub.append(HubUpsert(tomb, hub.version, None, drop_link=True))
         self.set_link(None, hub.id)
 
+    def restore(self, hub: HubItem, link: Link, item: SpokeItem | None) -> None:
+        """A refused deletion of `hub`, deleted in the hub: bring it back from this spoke's copy
+        (the hub then gives it back to every other spoke). No copy left: nothing to restore from."""
+        self.handled.add(hub.id)
+        if item is None:
+            self.plan.links.append(LinkChange(None, hub.id, drop=True))
+            self.set_link(None, hub.id)
+            return
+        names = self.compared(link.created_by_hub)
+        event = rules.merge_inbound(None, item.event, names)
+        back = self.hub_version_of(hub.id, hub, event, deleted=False)
+        new_link = self.link_for(item, hub.id, back.version, link.created_by_hub)
+        self.plan.hub.append(HubUpsert(back, hub.version, new_link, restore=True))
+        self.set_link(new_link, hub.id)
+
     def record(self, hub: HubItem, item: SpokeItem | None, kind: str, winner: Winner) -> None:
         self.plan.conflicts.append(Conflict(
             hub_item_id=hub.id,
@@ -353,6 +384,8 @@ class _Planner:
             if link is not None:
                 if self.keep_deletions:
                     self.plan.links.append(LinkChange(replace(link, detached=True), hub.id))
+                elif self.inp.refuse_deletions:
+                    self.restore(hub, link, self.inp.restore.get(link.spoke_item_id))
                 else:
                     self.plan.spoke.append(SpokeDelete(link, hub))
             return
@@ -364,7 +397,7 @@ class _Planner:
         if link.hub_version == hub.version:
             return
         if not member:
-            if link.created_by_hub and not self.keep_deletions:
+            if link.created_by_hub and not self.keep_deletions and not self.inp.refuse_deletions:
                 self.plan.spoke.append(SpokeDelete(link, hub))
             else:
                 self.plan.links.append(LinkChange(replace(link, detached=True), hub.id))
@@ -410,33 +443,85 @@ class GuardVerdict:
     state: str = "ok"  # "needs_confirmation" when not ok
     reason: str = ""
     deletions: int = 0
+    ids: tuple[str, ...] = ()  # the hub items the paused run would have deleted (unconfirmed ones)
 
 
-def check_guards(
-    changes: ChangeSet, plan: Plan, live_links: int, options: SyncOptions, confirmed: bool, spoke_name: str,
-    refused: bool = False,
-) -> GuardVerdict:
-    """The no-silent-data-loss guards: an empty read and a mass deletion."""
-    if confirmed or refused:
+@dataclass(frozen=True)
+class DeletionBudget:
+    """What the no-silent-data-loss guards weigh a plan against (all counts, no I/O).
+
+    `spoke_window` / `hub_window`: deletions already made inside the budget window
+    (since the last confirmation) by this spoke's runs / by every run of the hub;
+    `hub_live`: the hub's live items (-1: not counted, no hub deletion planned)."""
+
+    live_links: int
+    spoke_window: int = 0
+    hub_window: int = 0
+    hub_live: int = -1
+    confirmed: frozenset[str] = frozenset()
+    confirmed_all: bool = False  # a confirmation without ids (older records): the run may delete
+    refused: bool = False
+
+
+def planned_deletions(plan: Plan) -> tuple[list[str], list[str]]:
+    """Hub item ids the plan deletes from the hub, and those it deletes from the spoke
+    (tombstones an administrator confirmed elsewhere are not counted again)."""
+    hub = [a.item.id for a in plan.hub if a.item.deleted and a.expected_version]
+    spoke = [a.hub_item.id for a in plan.spoke if isinstance(a, SpokeDelete) and not a.hub_item.confirmed]
+    return hub, spoke
+
+
+def check_guards(changes: ChangeSet, plan: Plan, budget: DeletionBudget, options: SyncOptions,
+                 spoke_name: str) -> GuardVerdict:
+    """The no-silent-data-loss guards: an empty read, and the deletion budget over time.
+
+    A run may delete what an administrator confirmed; everything else it would
+    delete is added to what was deleted inside the window, and the run pauses
+    (deleting nothing) when that total passes both the item count and the share
+    of the spoke's items, or of the hub's items."""
+    if budget.refused or budget.confirmed_all:
         return GuardVerdict(True)
-    if changes.full and not changes.items and live_links > 0:
+    hub_ids, spoke_ids = planned_deletions(plan)
+    unconfirmed_hub = [i for i in hub_ids if i not in budget.confirmed]
+    unconfirmed = list(dict.fromkeys(unconfirmed_hub + [i for i in spoke_ids if i not in budget.confirmed]))
+    live = budget.live_links
+    if changes.full and not changes.items and live > 0 and (unconfirmed or not budget.confirmed):
         return GuardVerdict(
-            False,
-            "needs_confirmation",
-            f"Spoke '{spoke_name}' read as empty, but {live_links} of its items are in the hub. "
-            "Nothing was deleted. If the calendar really was emptied, confirm the deletion.",
-            live_links,
-        )
-    deletions = max(plan.hub_deletes, plan.spoke_deletes)
-    if deletions > options.max_delete_count and live_links and deletions > options.max_delete_share * live_links:
+            False, "needs_confirmation",
+            f"Spoke '{spoke_name}' read as empty, but {live} of its items are in the hub. "
+            "Nothing was deleted. If the calendar really was emptied, confirm the deletion; "
+            "if not, refuse it and every item is kept.",
+            len(unconfirmed), tuple(unconfirmed))
+    if not unconfirmed:
+        return GuardVerdict(True)
+    window = f"{options.deletion_window_h} h"
+    total = budget.spoke_window + len(unconfirmed)
+    baseline = live + budget.spoke_window  # what the spoke held before the window's deletions
+    if total > options.max_delete_count and total > options.max_delete_share * baseline:
+        earlier = (f" ({budget.spoke_window} already deleted in the last {window}, {len(unconfirmed)} more now)"
+                   if budget.spoke_window else "")
         return GuardVerdict(
-            False,
-            "needs_confirmation",
-            f"This sync of '{spoke_name}' would delete {deletions} of its {live_links} items "
-            f"(more than {options.max_delete_share:.0%}). It is paused until an administrator confirms.",
-            deletions,
-        )
+            False, "needs_confirmation",
+            f"Syncing '{spoke_name}' would delete {total} of its {baseline} items{earlier}: more than "
+            f"{_share(options.max_delete_share)} in {window}. Nothing more was deleted. "
+            "Check the list, then confirm the deletions or refuse them (refusing keeps every item).",
+            len(unconfirmed), tuple(unconfirmed))
+    if unconfirmed_hub and budget.hub_live >= 0:
+        hub_total = budget.hub_window + len(unconfirmed_hub)
+        hub_baseline = budget.hub_live + budget.hub_window
+        if hub_total > options.max_delete_count and hub_total > options.max_delete_share * hub_baseline:
+            return GuardVerdict(
+                False, "needs_confirmation",
+                f"Syncing '{spoke_name}' would bring the hub's deletions to {hub_total} of its {hub_baseline} "
+                f"items in {window}: more than {_share(options.max_delete_share)}. Nothing more was deleted. "
+                "Check the list, then confirm the deletions or refuse them (refusing keeps every item).",
+                len(unconfirmed), tuple(unconfirmed))
     return GuardVerdict(True)
+
+
+def _share(value: float) -> str:
+    percent = value * 100
+    return f"{percent:.0f} %" if abs(percent - round(percent)) < 1e-9 else f"{percent:.1f} %"
 
 
 def iter_batches(items: list, size: int) -> Iterable[list]:  # type: ignore[type-arg]

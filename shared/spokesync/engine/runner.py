@@ -9,15 +9,19 @@ time budget ran out, a write must be retried, or a sync was requested meanwhile.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import threading
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, NamedTuple
 
 from spokesync.engine import rules
 from spokesync.engine.planner import (
+    DeletionBudget,
+    GuardVerdict,
     HubUpsert,
     LinkChange,
     Plan,
@@ -28,8 +32,17 @@ from spokesync.engine.planner import (
     check_guards,
     iter_batches,
     plan_sync,
+    planned_deletions,
 )
-from spokesync.model.hub import HubItem, Link, RunRecord, Spoke
+from spokesync.model.hub import (
+    ATTENTION_MAX,
+    PENDING_DETAILS_MAX,
+    PENDING_IDS_MAX,
+    HubItem,
+    Link,
+    RunRecord,
+    Spoke,
+)
 from spokesync.ports import (
     ChangeSet,
     CommitBatch,
@@ -44,13 +57,14 @@ from spokesync.ports import (
     NewItem,
     QuotaExceeded,
     SpokeConnector,
+    SpokeItem,
     SyncTask,
     Throttled,
     WriteResult,
 )
 
 if TYPE_CHECKING:
-    from spokesync.bootstrap import Context
+    from spokesync.ports import RunContext
 
 log = logging.getLogger("spokesync.runner")
 
@@ -61,6 +75,29 @@ class _OutOfTime(Exception):
     pass
 
 
+class Interrupted(BaseException):  # noqa: N818 - like KeyboardInterrupt, not an error
+    """The process is being stopped (SIGTERM): the run stops at its next batch,
+    records itself as interrupted and releases its lease."""
+
+
+# Set by a signal handler (SIGTERM in the local server and the functions): every
+# run of this process stops at its next batch boundary. See `request_stop`.
+_STOPPING = threading.Event()
+_LIVE = HubItem(id="", hub_id="", version=0, seq=0, event=None)
+
+
+def request_stop() -> None:
+    _STOPPING.set()
+
+
+def stop_requested() -> bool:
+    return _STOPPING.is_set()
+
+
+INTERRUPTED_REASON = ("The run was stopped before it finished. Nothing was lost: what it had written is "
+                      "recorded, and the next run continues from there.")
+
+
 class _Planned(NamedTuple):
     connector: SpokeConnector
     changes: ChangeSet
@@ -68,6 +105,7 @@ class _Planned(NamedTuple):
     live: int  # the spoke's live links, or -1 when not counted yet
     hub_changed: list[HubItem]
     previous_cursor: bytes | None
+    hub_items: dict[str, HubItem]
 
 
 @dataclass
@@ -86,6 +124,12 @@ class _Progress:
     top_seq: int = 0
     own_tail: bool = True
     retry_after_s: float = 0.0
+    # deletions not confirmed by an administrator: they count against the deletion budget
+    budget_hub: int = 0
+    budget_spoke: int = 0
+    attention_add: dict[str, dict[str, object]] = field(default_factory=dict)  # hub item id -> refused write
+    attention_clear: set[str] = field(default_factory=set)  # hub item ids written fine this run
+    confirmed: frozenset[str] = frozenset()  # hub item ids an administrator confirmed for deletion
 
 
 def new_id() -> str:
@@ -93,7 +137,7 @@ def new_id() -> str:
 
 
 class Runner:
-    def __init__(self, ctx: Context, budget_s: float | None = None) -> None:
+    def __init__(self, ctx: RunContext, budget_s: float | None = None) -> None:
         self.ctx = ctx
         self.store = ctx.store
         self.clock = ctx.clock
@@ -108,11 +152,11 @@ class Runner:
         spoke = self.store.acquire_lease(spoke_id, lease_id, self.clock.now(), self.ctx.config.lease_ttl_s)
         if spoke is None:
             # Another run holds the lease; it saw the dirty flag we left and runs again.
-            run.status, run.reason, run.finished_at = "skipped", "another run of this spoke is in progress", self.clock.now()
-            return run
+            return self._skipped(run)
         run.hub_id = spoke.hub_id
         progress = _Progress()
         state, state_reason = "ok", ""
+        stopped: BaseException | None = None
         try:
             self._run(spoke, run, progress)
         except _Paused as paused:
@@ -122,9 +166,7 @@ class Runner:
             run.status, run.reason = "failed", str(err)
             state, state_reason = "credential_broken", str(err)
             if spoke.credential_id:  # the shared credential, every spoke using it and its page say so
-                from spokesync.service.credentials import mark_broken
-
-                mark_broken(self.ctx, spoke.credential_id, str(err))
+                self.ctx.credential_broken(spoke.credential_id, str(err))
         except QuotaExceeded as err:
             # The service refuses work for hours: pause, and let polling retry after a long wait.
             wait = timedelta(seconds=self.ctx.config.quota_retry_s)
@@ -141,35 +183,87 @@ class Runner:
         except ConnectorError as err:
             run.status, run.reason = "failed", str(err)
             state, state_reason = "failed", str(err)
+        except (KeyboardInterrupt, Interrupted) as err:
+            # Ctrl-C in the CLI, SIGTERM in a server: record the run and release the lease, then stop.
+            run.status, run.reason = "interrupted", INTERRUPTED_REASON
+            stopped = err
         except Exception as err:  # noqa: BLE001 - a run records every failure, never crashes the worker
             log.exception("sync run failed", extra={"spoke_id": spoke_id, "run_id": run.id})
             run.status, run.reason = "failed", f"{type(err).__name__}: {err}"
             state, state_reason = "failed", run.reason
-        # (a BaseException — the process dying — leaves the lease to expire: nothing below runs)
+        # (a crash — the process dying — leaves the lease to expire: nothing below runs)
         run.finished_at = self.clock.now()
         run.counts, run.errors = progress.counts, progress.errors[:50]
         if run.status == "running":
             run.status = "ok"
-        next_run = self.clock.now() + timedelta(
+        if stopped is not None:
+            self._finish(spoke, lease_id, run, progress, state, state_reason, follow_up=False)
+            raise stopped
+        return self._finish(spoke, lease_id, run, progress, state, state_reason)
+
+    def _finish(self, spoke: Spoke, lease_id: str, run: RunRecord, progress: _Progress, state: str,
+                state_reason: str, follow_up: bool = True) -> RunRecord:
+        now = self.clock.now()
+        next_run = now + timedelta(
             seconds=self.ctx.config.quota_retry_s if state == "paused" else spoke.options.poll_interval_s)
-        if run.idle and spoke.idle_runs and spoke.last_run_id and spoke.idle_since:
-            # Polls that change nothing extend one record instead of adding one each (288 a day at
-            # 5-minute polls): the history keeps the runs that did something. Same single write.
+        if run.status == "interrupted":
+            next_run = now  # polled again at once: it continues where it stopped
+        outcome = _outcome(run)
+        quiet = _quiet(run)
+        if quiet and outcome == spoke.last_outcome and spoke.idle_runs and spoke.last_run_id and spoke.idle_since:
+            # Runs in a row with the same quiet outcome (polls that change nothing, a pause for the
+            # same reason) extend one record instead of adding one each (288 a day at 5-minute
+            # polls): the history keeps the runs that did something. Same single write.
             # (The lease stays the run's own id: `lease_id`.)
             run = replace(run, id=spoke.last_run_id, started_at=spoke.idle_since, runs=spoke.idle_runs + 1)
         self.store.put_run(run)
         changes: dict[str, object] = {
             "last_run_id": run.id, "last_run_at": run.finished_at, "next_run_at": next_run,
-            "idle_since": run.started_at if run.idle else None, "idle_runs": run.runs if run.idle else 0,
+            "idle_since": run.started_at if quiet else None, "idle_runs": run.runs if quiet else 0,
+            "last_outcome": outcome if quiet else "",
         }
-        if run.status != "continued":
+        if run.status not in ("continued", "interrupted"):
             changes["state"], changes["state_reason"] = state, state_reason
-        if run.status in ("ok", "continued"):
-            changes["confirm_deletions"], changes["refuse_deletions"], changes["pending_deletions"] = False, False, 0
+        if run.status == "ok":
+            # the administrator's decision covered this run's deletions; the next pause asks again
+            changes.update(confirm_deletions=False, refuse_deletions=False, pending_deletions=0, pending_ids=[],
+                           pending_items=[], confirmed_ids=[])
+        if progress.budget_hub or progress.budget_spoke:
+            changes["deletion_log"] = _window_log(spoke, now) + [
+                {"at": now.isoformat(), "hub": progress.budget_hub, "spoke": progress.budget_spoke}]
+        attention = _attention(spoke, progress)
+        if attention is not None:
+            changes["attention"] = attention
+        if spoke.retry_attention and run.status == "ok":
+            changes["retry_attention"] = False
         dirty = self.store.release_lease(spoke.id, lease_id, **changes)
-        self._follow_up(spoke, run, progress, dirty)
+        if follow_up:
+            self._follow_up(spoke, run, progress, dirty)
         log.info("sync run finished", extra={"spoke_id": spoke.id, "hub_id": spoke.hub_id, "run_id": run.id,
                                              "status": run.status, "counts": run.counts})
+        return run
+
+    def _skipped(self, run: RunRecord) -> RunRecord:
+        """Another run holds the lease. The skip is recorded — once per holder, counted — so the
+        history and the CLI can say so; the holder saw the dirty flag and runs again."""
+        now = self.clock.now()
+        current = self.store.get_spoke(run.spoke_id)
+        if current is None:
+            raise KeyError(f"no spoke {run.spoke_id}")
+        until = current.lease_expires
+        run.hub_id = current.hub_id
+        run.status = "skipped"
+        run.reason = ("another run of this spoke is in progress"
+                      + (f" (started by this or another process; it holds the spoke until {until:%H:%M:%S} UTC "
+                         "at the latest)" if until is not None else "")
+                      + "; it syncs again when it finishes, so nothing is missed")
+        run.finished_at = now
+        if current.lease_owner:
+            record_id = f"{current.lease_owner}-skipped"
+            earlier = self.store.get_run(record_id)
+            run = replace(run, id=record_id, started_at=earlier.started_at if earlier else run.started_at,
+                          runs=(earlier.runs + 1) if earlier else 1)
+            self.store.put_run(run)
         return run
 
     def _follow_up(self, spoke: Spoke, run: RunRecord, progress: _Progress, dirty: bool) -> None:
@@ -213,11 +307,28 @@ class Runner:
         hub_items = dict(known)
         if missing:
             hub_items.update(store.get_hub_items(spoke.hub_id, missing))
+        if spoke.retry_attention and spoke.options.two_way and spoke.attention:
+            # the administrator asked to try the refused writes again: plan those items once more
+            again = [str(a["hub_item_id"]) for a in spoke.attention if a.get("hub_item_id") not in known]
+            for item in store.get_hub_items(spoke.hub_id, again).values():
+                hub_changed.append(item)
+                known[item.id] = hub_items[item.id] = item
+            fresh = [h.id for h in hub_changed if h.id not in links_by_hub]
+            if fresh:
+                links_by_hub.update(store.links_by_hub_items(spoke.id, fresh))
+        restore: dict[str, SpokeItem] = {}
+        if spoke.refuse_deletions and spoke.options.deletions != "keep":
+            # A refused deletion keeps both sides: what the hub deleted comes back from this spoke's copies.
+            ids = [links_by_hub[h.id].spoke_item_id for h in hub_changed if h.deleted and h.id in links_by_hub]
+            ids += [i.id for i in changes.items if i.hub_id and hub_items.get(i.hub_id, _LIVE).deleted]
+            if ids:
+                restore = connector.read(list(dict.fromkeys(ids)))
         inp = PlanInput(
             hub_id=spoke.hub_id, spoke_id=spoke.id, options=spoke.options, fields=connector.capabilities.fields,
             changes=changes, hub_changed=hub_changed, hub_items=hub_items, links_by_spoke=links_by_spoke,
             links_by_hub=links_by_hub, now=self.clock.now(), new_id=new_id,
-            refuse_deletions=spoke.refuse_deletions,
+            refuse_deletions=spoke.refuse_deletions, restore=restore,
+            confirmed=frozenset(spoke.confirmed_ids) if spoke.confirm_deletions else frozenset(),
         )
         return inp, live
 
@@ -225,18 +336,55 @@ class Runner:
         connector = self.ctx.connector(spoke)
         changes, previous = self._read(spoke, connector)
         inp, live = self._inputs(spoke, connector, changes)
-        return _Planned(connector, changes, plan_sync(inp), live, inp.hub_changed, previous)
+        return _Planned(connector, changes, plan_sync(inp), live, inp.hub_changed, previous, inp.hub_items)
+
+    def _guard(self, spoke: Spoke, planned: _Planned) -> GuardVerdict:
+        """Weigh the plan's deletions against the spoke's and the hub's deletion budgets."""
+        changes, plan, live = planned.changes, planned.plan, planned.live
+        hub_ids, spoke_ids = planned_deletions(plan)
+        if (hub_ids or spoke_ids or changes.full) and live < 0:
+            live = self.store.count_links(spoke.id)
+        now = self.clock.now()
+        spoke_window = sum(window_deletions(spoke, now))
+        confirmed = frozenset(spoke.confirmed_ids) if spoke.confirm_deletions else frozenset()
+        hub_window, hub_live = 0, -1
+        if any(i not in confirmed for i in hub_ids):
+            # the hub's budget: every spoke's deletions into the hub inside its window
+            hub_window = sum(window_deletions(s, now)[0] for s in self.store.list_spokes(spoke.hub_id))
+            hub_live = self.store.count_hub_items(spoke.hub_id)
+        budget = DeletionBudget(live, spoke_window, hub_window, hub_live, confirmed,
+                                confirmed_all=spoke.confirm_deletions and not spoke.confirmed_ids,
+                                refused=spoke.refuse_deletions)
+        return check_guards(changes, plan, budget, spoke.options, spoke.name)
+
+    def _pause_details(self, verdict: GuardVerdict, planned: _Planned) -> dict[str, object]:
+        """What a pause is about, for the administrator: the items, their dates, who deleted them."""
+        hub_ids, _ = planned_deletions(planned.plan)
+        from_spoke = set(hub_ids)
+        tombs = {a.hub_item.id: a.hub_item for a in planned.plan.spoke if isinstance(a, SpokeDelete)}
+        details: list[dict[str, object]] = []
+        for hub_item_id in verdict.ids[:PENDING_DETAILS_MAX]:
+            known = planned.hub_items.get(hub_item_id) or tombs.get(hub_item_id)
+            title, start = "", ""
+            if known is not None and known.event is not None:
+                title = known.event.title
+                start = known.event.start.isoformat() if known.event.start is not None else ""
+            elif known is not None and known.label:
+                title, _, start = known.label.partition("\t")
+            details.append({"hub_item_id": hub_item_id, "title": title, "start": start,
+                            "deleted_in": "spoke" if hub_item_id in from_spoke else "hub"})
+        return {"pending_deletions": verdict.deletions, "pending_ids": list(verdict.ids[:PENDING_IDS_MAX]),
+                "pending_items": details}
 
     def _run(self, spoke: Spoke, run: RunRecord, progress: _Progress) -> None:
         deadline = self.clock.monotonic() + self.budget_s
-        connector, changes, plan, live, hub_changed, previous_cursor = self._plan(spoke)
-        if (plan.hub_deletes or plan.spoke_deletes or changes.full) and live < 0:
-            live = self.store.count_links(spoke.id)
-        verdict = check_guards(changes, plan, live, spoke.options, spoke.confirm_deletions, spoke.name,
-                               spoke.refuse_deletions)
+        planned = self._plan(spoke)
+        connector, changes, plan, live, hub_changed, previous_cursor, _ = planned
+        verdict = self._guard(spoke, planned)
         if not verdict.ok:
-            self.store.update_spoke(spoke.id, pending_deletions=verdict.deletions)
+            self.store.update_spoke(spoke.id, **self._pause_details(verdict, planned))
             raise _Paused(verdict.state, verdict.reason)
+        progress.confirmed = frozenset(spoke.confirmed_ids) if spoke.confirm_deletions else frozenset()
         run.conflicts = [c.to_dict() for c in plan.conflicts[:100]]
         progress.counts["conflicts"] = len(plan.conflicts)
         progress.unfinished.update(a.hub_item.seq for a in plan.spoke)
@@ -311,9 +459,12 @@ class Runner:
             for action in chunk:
                 if isinstance(action, HubUpsert):
                     key = "hub_deleted" if action.item.deleted else (
+                        "hub_restored" if action.restore else
                         "hub_created" if action.expected_version == 0 else "hub_updated")
-                    progress.counts[key] += 1
+                    progress.counts[key] = progress.counts.get(key, 0) + 1
                     progress.hub_changed = True
+                    if action.item.deleted and action.expected_version and not action.item.confirmed:
+                        progress.budget_hub += 1
 
     # -------------------------------------------------------------- outbound
     def _apply_spoke(self, spoke: Spoke, run: RunRecord, connector: SpokeConnector, plan: Plan,
@@ -349,11 +500,15 @@ class Runner:
             hub_item: HubItem = action.hub_item
             compared = rules.compared_fields(spoke.options, fields, True if isinstance(action, SpokeCreate)
                                              else action.link.created_by_hub)
+            if result.status in ("ok", "exists", "not_found"):
+                progress.attention_clear.add(hub_item.id)
             if result.status == "ok":
                 done_seqs.append(hub_item.seq)
                 if isinstance(action, SpokeDelete):
                     batch.link_deletes.append(hub_item.id)
                     progress.counts["spoke_deleted"] += 1
+                    if not hub_item.confirmed and hub_item.id not in progress.confirmed:
+                        progress.budget_spoke += 1
                     continue
                 created = isinstance(action, SpokeCreate)
                 link = Link(spoke.id, hub_item.id, result.spoke_item_id or action.link.spoke_item_id,
@@ -391,8 +546,16 @@ class Runner:
                 progress.counts["retries"] += 1
                 progress.retry_after_s = max(progress.retry_after_s, 30.0)
             else:
+                # Refused for good (e.g. a rule the spoke cannot hold): listed on the spoke as needing
+                # attention, not retried unchanged, and not holding back the hub cursor. A change of
+                # the hub item (or the administrator's "try again") plans it again.
+                done_seqs.append(hub_item.seq)
                 progress.counts["write_errors"] += 1
-                progress.errors.append(f"{type(action).__name__} of '{_title(action)}': {result.message or result.status}")
+                message = result.message or result.status
+                progress.errors.append(f"{_VERB[type(action).__name__]} '{_title(action)}': {message}")
+                progress.attention_add[hub_item.id] = {
+                    "hub_item_id": hub_item.id, "hub_version": hub_item.version, "title": _title(action),
+                    "action": _VERB[type(action).__name__], "message": message, "at": self.clock.now().isoformat()}
         for seq in done_seqs:
             progress.unfinished[seq] -= 1
         if len(batch):
@@ -406,10 +569,9 @@ class Runner:
         if spoke is None:
             raise KeyError(f"no spoke {run.spoke_id}")
         run.hub_id = spoke.hub_id
-        _, changes, plan, live, _, _ = self._plan(spoke)
-        if live < 0:
-            live = self.store.count_links(spoke.id)
-        verdict = check_guards(changes, plan, live, spoke.options, spoke.confirm_deletions, spoke.name)
+        planned = self._plan(spoke)
+        plan = planned.plan
+        verdict = self._guard(spoke, planned)
         run.status = "dry_run"
         run.reason = "" if verdict.ok else verdict.reason
         run.counts = plan.counts()
@@ -426,7 +588,47 @@ class _Paused(Exception):
         self.reason = reason
 
 
+_VERB = {"SpokeCreate": "create", "SpokeUpdate": "update", "SpokeDelete": "delete"}
+
+
 def _title(action: SpokeCreate | SpokeUpdate | SpokeDelete) -> str:
     event = action.hub_item.event
-    return event.title if event is not None else action.hub_item.id
+    if event is not None:
+        return event.title
+    return action.hub_item.label.partition("\t")[0] or action.hub_item.id
 
+
+
+def _outcome(run: RunRecord) -> str:
+    """What a run came to, as a key: runs in a row with the same key and nothing done share a record."""
+    return hashlib.sha256(f"{run.status}\n{run.reason}".encode()).hexdigest()[:16]
+
+
+def _quiet(run: RunRecord) -> bool:
+    """Nothing changed, no conflict, no error: an idle poll, a repeated pause or failure, an echo."""
+    return (run.status in ("ok", "paused", "failed") and not run.errors and not run.conflicts
+            and not any(run.counts.values()))
+
+
+def _window_log(spoke: Spoke, now: datetime) -> list[dict[str, object]]:
+    """The spoke's deletion log inside its budget window."""
+    start = now - timedelta(hours=spoke.options.deletion_window_h)
+    return [e for e in spoke.deletion_log if datetime.fromisoformat(str(e.get("at"))) > start]
+
+
+def window_deletions(spoke: Spoke, now: datetime) -> tuple[int, int]:
+    """(hub deletions, spoke deletions) this spoke's runs made inside the budget window."""
+    entries = _window_log(spoke, now)
+    return (sum(int(e.get("hub", 0)) for e in entries),  # type: ignore[call-overload]
+            sum(int(e.get("spoke", 0)) for e in entries))  # type: ignore[call-overload]
+
+
+def _attention(spoke: Spoke, progress: _Progress) -> list[dict[str, object]] | None:
+    """The spoke's refused writes after this run (None: unchanged)."""
+    if spoke.retry_attention:  # every refused write was planned again: what failed again is re-added
+        return list(progress.attention_add.values())[-ATTENTION_MAX:]
+    if not progress.attention_add and not (progress.attention_clear & {str(a.get("hub_item_id")) for a in spoke.attention}):
+        return None
+    kept = [a for a in spoke.attention
+            if a.get("hub_item_id") not in progress.attention_clear and a.get("hub_item_id") not in progress.attention_add]
+    return (kept + list(progress.attention_add.values()))[-ATTENTION_MAX:]

@@ -63,10 +63,14 @@ class SyncOptions:
     deletions: Deletions = "propagate"
     # "latest" | "hub" | "spoke:<spoke id>"
     conflict_policy: str = "latest"
-    # Mass-deletion guard: pause when a run would delete more than this share
-    # of the spoke's (or hub's) items, and more than `max_delete_count` items.
-    max_delete_share: float = 0.5
-    max_delete_count: int = 5
+    # Deletion budget (docs/decisions/2026-12-01-deletion-budget.md): deletions are counted
+    # across runs over a sliding window of `deletion_window_h` hours (reset by an
+    # administrator's confirmation); a run that would take the count past both
+    # `max_delete_count` items and `max_delete_share` of the spoke's (or the hub's)
+    # items pauses before deleting anything, until an administrator confirms or refuses.
+    max_delete_share: float = 0.25
+    max_delete_count: int = 10
+    deletion_window_h: int = 24
     # Polling interval for spokes without push (seconds).
     poll_interval_s: int = 300
 
@@ -100,8 +104,10 @@ class SyncOptions:
                 raise ValueError(f"{name} must be a non-negative whole number of days")
         if not 0 < self.max_delete_share <= 1:
             raise ValueError("max_delete_share must be in (0, 1]")
-        if self.max_delete_count < 0:
-            raise ValueError("max_delete_count must be >= 0")
+        if not isinstance(self.max_delete_count, int) or self.max_delete_count < 0:
+            raise ValueError("max_delete_count must be a whole number, 0 or more")
+        if not isinstance(self.deletion_window_h, int) or not 1 <= self.deletion_window_h <= 24 * 90:
+            raise ValueError("deletion_window_h must be a whole number of hours from 1 to 2160 (90 days)")
         if self.poll_interval_s < 30:
             raise ValueError("poll_interval_s must be at least 30 seconds")
 
@@ -142,6 +148,10 @@ class Hub:
         return _from_dict(cls, raw)
 
 
+PENDING_IDS_MAX = 20_000  # ids a pause keeps (a Firestore document holds 1 MiB)
+PENDING_DETAILS_MAX = 200  # items a pause describes with title, date and side
+ATTENTION_MAX = 100
+
 # Spoke fields that hold datetimes (ISO strings in JSON, native timestamps in Firestore)
 SPOKE_TIMES = ("lease_expires", "last_run_at", "next_run_at", "idle_since")
 
@@ -164,8 +174,22 @@ class Spoke:
     lease_expires: datetime | None = None
     dirty: bool = False  # a sync was requested while a run held the lease
     confirm_deletions: bool = False  # an admin confirmed a paused mass deletion
-    refuse_deletions: bool = False  # an admin refused it: the hub restores what the spoke lost
+    refuse_deletions: bool = False  # an admin refused it: nothing is deleted on either side, both restored
     pending_deletions: int = 0
+    # What a pause is about: the hub item ids it would delete (at most PENDING_IDS_MAX)
+    # and, for people, the first PENDING_DETAILS_MAX of them with titles, dates and sides.
+    pending_ids: list[str] = field(default_factory=list)
+    pending_items: list[dict[str, Any]] = field(default_factory=list)
+    # The ids an administrator confirmed: a confirmed run deletes these without counting them.
+    confirmed_ids: list[str] = field(default_factory=list)
+    # Deletions made by this spoke's runs inside the budget window: [{"at": iso, "hub": n, "spoke": m}].
+    deletion_log: list[dict[str, Any]] = field(default_factory=list)
+    # Writes the spoke refused for good (not retried until the hub item changes):
+    # [{"hub_item_id", "hub_version", "title", "action", "message", "at"}].
+    attention: list[dict[str, Any]] = field(default_factory=list)
+    retry_attention: bool = False  # an administrator asked to try the refused writes again
+    # The outcome (status and reason) of the last run record: identical quiet outcomes in a row share it.
+    last_outcome: str = ""
     last_run_id: str | None = None
     last_run_at: datetime | None = None
     next_run_at: datetime | None = None
@@ -204,9 +228,15 @@ class HubItem:
     origin_spoke_id: str = ""
     modified: datetime | None = None
     deleted: bool = False
+    # a tombstone an administrator confirmed: its deletion in other spokes is not counted again
+    confirmed: bool = False
+    # a tombstone's title and start, so that a paused deletion can still say what it is about
+    label: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "confirmed": self.confirmed,
+            "label": self.label,
             "id": self.id,
             "hub_id": self.hub_id,
             "version": self.version,
@@ -233,6 +263,8 @@ class HubItem:
                 modified if isinstance(modified, datetime) else datetime.fromisoformat(modified)
             ),
             deleted=bool(raw.get("deleted", False)),
+            confirmed=bool(raw.get("confirmed", False)),
+            label=str(raw.get("label", "")),
         )
 
 

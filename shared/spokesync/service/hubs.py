@@ -12,6 +12,7 @@ import logging
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from spokesync.engine.runner import window_deletions
 from spokesync.model.hub import Hub, RunRecord, Spoke, SyncOptions
 from spokesync.ports import SyncTask
 
@@ -215,29 +216,62 @@ def dry_run(ctx: Context, spoke_id: str) -> RunRecord:
 
 
 def confirm_deletions(ctx: Context, spoke_id: str) -> Spoke:
-    """An administrator confirms a paused mass deletion (or an emptied spoke): the next run may delete."""
+    """An administrator confirms a paused deletion: the next run deletes exactly the items the
+    pause listed (more that arrived since are weighed against the budget again), and the
+    spoke's deletion budget starts afresh."""
     spoke = get_spoke(ctx, spoke_id)
     if spoke.state != "needs_confirmation":
         raise InvalidRequest(f"spoke '{spoke.name}' has no deletion waiting for confirmation")
-    spoke = ctx.store.update_spoke(spoke.id, confirm_deletions=True, state="ok", state_reason="")
+    confirmed = list(dict.fromkeys([*spoke.confirmed_ids, *spoke.pending_ids]))
+    spoke = ctx.store.update_spoke(spoke.id, confirm_deletions=True, confirmed_ids=confirmed, refuse_deletions=False,
+                                   deletion_log=[], state="ok", state_reason="")
     ctx.queue.enqueue(SyncTask(spoke.id, reason="confirmed"))
     return spoke
 
 
 def cancel_deletions(ctx: Context, spoke_id: str) -> Spoke:
-    """Refuse a paused deletion: nothing is deleted from the hub; the next run
-    unlinks the items the spoke lost and, for a two-way spoke, writes them back."""
+    """Refuse a paused deletion: nothing is deleted on either side. The next run writes back
+    into the spoke what it lost (two-way spokes) and restores into the hub, from this
+    spoke's copies, what the hub lost; the other spokes then get those items back."""
     spoke = get_spoke(ctx, spoke_id)
     if spoke.state != "needs_confirmation":
         raise InvalidRequest(f"spoke '{spoke.name}' has no deletion waiting for confirmation")
-    spoke = ctx.store.update_spoke(spoke.id, refuse_deletions=True, state="ok", state_reason="")
+    spoke = ctx.store.update_spoke(spoke.id, refuse_deletions=True, confirm_deletions=False, confirmed_ids=[],
+                                   state="ok", state_reason="")
     ctx.queue.enqueue(SyncTask(spoke.id, reason="refused"))
     return spoke
 
 
-def resume(ctx: Context, spoke_id: str) -> Spoke:
+class LeaseHeld(InvalidRequest):
+    """`resume` found a run marked as in progress: clearing it needs an explicit yes."""
+
+
+def resume(ctx: Context, spoke_id: str, clear_lease: bool = False) -> Spoke:
+    """Resume a paused or failed spoke. A run still marked as in progress (its process may have
+    died: the mark expires by itself) is cleared only when `clear_lease` says so."""
     spoke = get_spoke(ctx, spoke_id)
-    spoke = ctx.store.update_spoke(spoke.id, state="ok", state_reason="")
+    now = ctx.clock.now()
+    held = spoke.lease_owner is not None and spoke.lease_expires is not None and spoke.lease_expires > now
+    if held and not clear_lease:
+        raise LeaseHeld(
+            f"a run of spoke '{spoke.name}' is marked as in progress until {spoke.lease_expires:%H:%M:%S} UTC. "
+            "If it is really running, wait for it. If its process was stopped or crashed, clear the mark "
+            "(CLI: resume --clear-lease; dashboard: 'Clear the stuck run'); nothing is lost either way.")
+    changes: dict[str, Any] = {"state": "ok", "state_reason": ""}
+    if spoke.lease_owner is not None:
+        changes.update(lease_owner=None, lease_expires=None)
+        log.warning("run mark cleared by an administrator", extra={"spoke_id": spoke.id})
+    spoke = ctx.store.update_spoke(spoke.id, **changes)
+    ctx.queue.enqueue(SyncTask(spoke.id, reason="manual"))
+    return spoke
+
+
+def retry_refused_writes(ctx: Context, spoke_id: str) -> Spoke:
+    """Try the writes the spoke refused (listed as needing attention) once more, in the next run."""
+    spoke = get_spoke(ctx, spoke_id)
+    if not spoke.attention:
+        raise InvalidRequest(f"spoke '{spoke.name}' has no refused writes to try again")
+    spoke = ctx.store.update_spoke(spoke.id, retry_attention=True)
     ctx.queue.enqueue(SyncTask(spoke.id, reason="manual"))
     return spoke
 
@@ -261,7 +295,14 @@ def spoke_status(ctx: Context, spoke: Spoke) -> dict[str, Any]:
         "state": spoke.state,
         "state_reason": spoke.state_reason,
         "pending_deletions": spoke.pending_deletions,
-        "running": spoke.lease_owner is not None,
+        # what a pause is about: the first items with titles, dates and where they were deleted
+        "pending_items": spoke.pending_items if spoke.state == "needs_confirmation" else [],
+        "deletions_in_window": sum(window_deletions(spoke, ctx.clock.now())),
+        "needs_attention": spoke.attention,
+        "running": spoke.lease_owner is not None and spoke.lease_expires is not None
+        and spoke.lease_expires > ctx.clock.now(),
+        "run_started_by": spoke.lease_owner,
+        "run_mark_expires_at": None if spoke.lease_expires is None else spoke.lease_expires.isoformat(),
         "linked_items": ctx.store.count_links(spoke.id),
         "last_run": None if last is None else run_summary(last),
         # Most polls change nothing: the latest run that moved something, when it is not the last one.
@@ -271,7 +312,7 @@ def spoke_status(ctx: Context, spoke: Spoke) -> dict[str, Any]:
     }
 
 
-_INTO_HUB = ("hub_created", "hub_updated", "hub_deleted")  # run counts of writes into the hub
+_INTO_HUB = ("hub_created", "hub_updated", "hub_deleted", "hub_restored")  # run counts of writes into the hub
 _INTO_SPOKE = ("spoke_created", "spoke_updated", "spoke_deleted")  # ... and into the spoke
 
 
