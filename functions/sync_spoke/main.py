@@ -17,8 +17,11 @@ import json
 import logging
 from typing import Any
 
+from spokesync import lifecycle
+
 _JSON = {"Content-Type": "application/json"}
 log = logging.getLogger("spokesync.functions")
+lifecycle.install()  # SIGTERM (the instance stopping): runs stop at their next batch, leases released
 
 
 def _deny(err: Exception, status: int) -> tuple[str, int, dict[str, str]]:
@@ -50,6 +53,8 @@ def sync_spoke(request: Any) -> tuple[str, int, dict[str, str]]:
                 return json.dumps({"status": "gone"}), 200, _JSON
             try:
                 run = ctx.run_task(task)
+            except lifecycle.Interrupted:  # the instance is stopping: the run released its lease; retried
+                return json.dumps({"status": "interrupted"}), 503, _JSON
             except StoreError:
                 log.exception("hub store failure: the task will be retried")
                 return json.dumps({"error": "hub store unavailable"}), 500, _JSON

@@ -6,11 +6,16 @@
     spokesync spoke list [HUB] | spoke remove SPOKE | spoke options SPOKE k=v ...
     spokesync credential list | credential exchange --url URL --user USER [--version 2016] [--auth ntlm]
     spokesync sync SPOKE... | sync --all  [--dry-run]
-    spokesync status | runs SPOKE | confirm SPOKE | refuse SPOKE | resume SPOKE
+    spokesync status | runs SPOKE | confirm SPOKE | refuse SPOKE | resume SPOKE [--clear-lease] | retry SPOKE
     spokesync serve [--host 127.0.0.1] [--port 8080] [--demo]
 
 Hubs and spokes are named by id or by name. Option values are JSON when
 they parse as JSON (numbers, true/false, lists), else strings.
+
+Exit codes: 0 done; 1 a sync failed or is paused (waiting for a confirmation,
+a sign-in, a quota); 2 the command was wrong (unknown name, bad option);
+3 skipped because another run of the spoke is in progress (try again when it
+has finished); 130 stopped by Ctrl-C or SIGTERM (nothing lost; run it again).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import getpass
 import json
 import logging
 import os
+import signal
 import sys
 from typing import Any
 
@@ -47,6 +53,41 @@ def _print(rows: list[dict[str, Any]] | dict[str, Any]) -> None:
     print(json.dumps(rows, indent=2, default=str))
 
 
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BUSY, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+BUDGET_HELP = """\
+Deletion budget: spokesync never deletes many items without asking. Deletions are
+counted across runs (pushes, polls, continuations) over the last {window} hours, for
+this spoke and for its whole hub. When a sync would take that count past {count}
+items AND past {share} of the items, it pauses before deleting anything more and
+lists what it would delete. Then:
+  spokesync confirm SPOKE   deletes exactly the listed items (the count starts afresh)
+  spokesync refuse SPOKE    deletes nothing: every listed item is kept, and copies that
+                            were already removed are written back
+Change it with: spokesync spoke options SPOKE max_delete_count=N max_delete_share=0.25 deletion_window_h=24
+"""
+
+
+def _budget_help(options: Any) -> str:
+    share = f"{options.max_delete_share * 100:g} %"
+    return BUDGET_HELP.format(window=options.deletion_window_h, count=options.max_delete_count, share=share)
+
+
+def _print_pause(ctx: Context, spoke_id: str) -> None:
+    spoke = hubs.get_spoke(ctx, spoke_id)
+    if spoke.state != "needs_confirmation":
+        return
+    items = spoke.pending_items
+    print(f"  waiting for your decision: {spoke.pending_deletions} item(s) would be deleted")
+    for item in items[:20]:
+        side = "deleted in this spoke" if item.get("deleted_in") == "spoke" else "deleted in the hub (another spoke)"
+        when = f" ({str(item.get('start'))[:16].replace('T', ' ')})" if item.get("start") else ""
+        print(f"    - {item.get('title') or '(no title)'}{when}: {side}")
+    if spoke.pending_deletions > 20:
+        print(f"    ... and {spoke.pending_deletions - 20} more (spokesync status --json lists them)")
+    print(f"  confirm: spokesync confirm '{spoke.name}'   keep everything: spokesync refuse '{spoke.name}'")
+
+
 def _sync(ctx: Context, spoke_id: str, dry_run: bool) -> int:
     """Run one spoke's sync here, continuing until it has nothing left, with progress."""
     from spokesync.engine.runner import Runner
@@ -67,8 +108,15 @@ def _sync(ctx: Context, spoke_id: str, dry_run: bool) -> int:
               + (f" - {run.reason}" if run.reason else ""), flush=True)
         for error in run.errors:
             print(f"  error: {error}")
+        if run.status == "paused":
+            _print_pause(ctx, spoke.id)
+        if run.status == "skipped":
+            print(f"  not synced now: try again when the other run has finished "
+                  f"(or, if its process was stopped, `spokesync resume '{spoke.name}' --clear-lease`)",
+                  file=sys.stderr)
+            return EXIT_BUSY
         if run.status != "continued" or part >= 1000:
-            return 0 if run.status in ("ok", "skipped") else 1
+            return EXIT_OK if run.status == "ok" else EXIT_FAILED
 
 
 def _serve(ctx_args: argparse.Namespace) -> int:
@@ -134,9 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true")
 
     sub.add_parser("status")
-    for name in ("runs", "confirm", "refuse", "resume"):
+    for name in ("runs", "confirm", "refuse", "resume", "retry"):
         p = sub.add_parser(name)
         p.add_argument("spoke")
+        if name == "resume":
+            p.add_argument("--clear-lease", action="store_true",
+                           help="also clear a run still marked as in progress (its process was stopped or crashed)")
 
     p = sub.add_parser("serve")
     p.add_argument("--host", default="127.0.0.1")
@@ -171,8 +222,11 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     elif cmd == "spoke" and action == "remove":
         hubs.remove_spoke(ctx, hubs.find_spoke(ctx, args.spoke).id)
     elif cmd == "spoke" and action == "options":
-        spoke = hubs.set_options(ctx, hubs.find_spoke(ctx, args.spoke).id, _pairs(args.option))
+        spoke = hubs.find_spoke(ctx, args.spoke)
+        if args.option:
+            spoke = hubs.set_options(ctx, spoke.id, _pairs(args.option))
         _print(spoke.options.to_dict())
+        print(_budget_help(spoke.options), file=sys.stderr)
     elif cmd == "credential" and action == "list":
         _print([c.to_dict() for c in ctx.store.list_credentials()])
     elif cmd == "credential" and action == "exchange":
@@ -203,21 +257,35 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     elif cmd == "refuse":
         _print(hubs.spoke_status(ctx, hubs.cancel_deletions(ctx, hubs.find_spoke(ctx, args.spoke).id)))
     elif cmd == "resume":
-        _print(hubs.spoke_status(ctx, hubs.resume(ctx, hubs.find_spoke(ctx, args.spoke).id)))
+        _print(hubs.spoke_status(ctx, hubs.resume(ctx, hubs.find_spoke(ctx, args.spoke).id, args.clear_lease)))
+    elif cmd == "retry":
+        _print(hubs.spoke_status(ctx, hubs.retry_refused_writes(ctx, hubs.find_spoke(ctx, args.spoke).id)))
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    from spokesync import lifecycle
+
+    lifecycle.install(raise_in_main=True, signals=(signal.SIGTERM,))
     if args.command == "serve":
-        return _serve(args)
+        try:
+            return _serve(args)
+        except KeyboardInterrupt:
+            print("spokesync: stopped; runs in progress were recorded as interrupted and their spokes released.",
+                  file=sys.stderr)
+            return EXIT_INTERRUPTED
     try:
         ctx = build_context()
         return run(args, ctx)
+    except KeyboardInterrupt:
+        print("spokesync: stopped. The run was recorded as interrupted and its spoke released: nothing was lost. "
+              "Run the same command again to continue.", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except (hubs.InvalidRequest, hubs.NotFound) as err:
         print(f"spokesync: {err}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     except Exception as err:  # noqa: BLE001 - a readable message, not a traceback, for known failures
         from spokesync.ports import ConnectorError
 

@@ -71,19 +71,27 @@ def test_a_task_is_delivered_to_the_sync_url_with_its_body_and_token(
     assert request["headers"]["x-cloudtasks-taskname"].startswith("spoke-1-sync-")
 
 
-def test_a_burst_for_one_spoke_coalesces_into_one_task(tasks_emulator: TasksEmulator, receiver: Receiver) -> None:
-    queue = make_queue(tasks_emulator, receiver, tasks_coalesce_s=1.0)
+def test_a_burst_for_one_spoke_runs_at_once_and_leaves_one_follow_up(
+        tasks_emulator: TasksEmulator, receiver: Receiver) -> None:
+    window = 3.0
+    queue = make_queue(tasks_emulator, receiver, tasks_coalesce_s=window)
     # line the burst up at the start of a window so that it cannot straddle two
-    time.sleep(1.0 - time.time() % 1.0 + 0.01)
+    time.sleep(window - time.time() % window + 0.01)
     first_at = time.time()
+    window_end = (first_at // window + 1) * window
     results = [queue.enqueue(SyncTask("spoke-1", reason="push")) for _ in range(5)]
     other = queue.enqueue(SyncTask("spoke-2", reason="push"))
-    assert results == [True, False, False, False, False] and other is True
-    requests = receiver.wait(2)
+    # the first starts a run at once, the second leaves the window's one follow-up, the rest are covered
+    assert results == [True, True, False, False, False] and other is True
+    requests = receiver.wait(3, timeout=window + 10)
     time.sleep(0.3)
-    assert len(requests) == 2
-    # the pending task fires only after the window every absorbed request fell in
-    assert all(r["at"] >= int(first_at) + 1 for r in requests)
+    assert len(requests) == 3
+    names = sorted(r["headers"]["x-cloudtasks-taskname"] for r in requests)
+    assert [n.endswith("-after") for n in names] == [False, True, False]
+    leading = [r for r in requests if not r["headers"]["x-cloudtasks-taskname"].endswith("-after")]
+    follow = [r for r in requests if r["headers"]["x-cloudtasks-taskname"].endswith("-after")]
+    assert all(r["at"] < window_end for r in leading)  # the leading edge did not wait for the window
+    assert all(r["at"] >= window_end for r in follow)  # the follow-up fires after the window
 
 
 def test_continuations_and_dry_runs_are_never_swallowed(tasks_emulator: TasksEmulator, receiver: Receiver) -> None:

@@ -57,3 +57,44 @@ def test_workers_honour_delays_and_survive_failing_tasks() -> None:
     started = time.monotonic()
     queue.enqueue(SyncTask("x"), delay_s=60)
     assert queue.pending()[0].spoke_id == "x" and time.monotonic() - started < 1
+
+
+def test_a_burst_runs_at_once_and_leaves_one_follow_up_per_window() -> None:
+    """Leading-edge coalescing: the first push runs at once; the rest of the window's burst
+    (our own writes coming back as notifications, say) leaves one follow-up, not one each."""
+    ran: list[tuple[str, float]] = []
+    started = threading.Event()
+    release = threading.Event()
+
+    def handler(task: SyncTask) -> None:
+        ran.append((task.reason, time.monotonic()))
+        started.set()
+        release.wait(5)
+
+    queue = LocalTaskQueue(handler=handler, window_s=0.6)
+    queue.start(workers=1)
+    try:
+        t0 = time.monotonic()
+        assert queue.enqueue(SyncTask("a", "push")) is True
+        assert started.wait(5)  # the leading edge did not wait for the window
+        burst = [queue.enqueue(SyncTask("a", "push")) for _ in range(20)]
+        assert burst == [True] + [False] * 19  # while the first runs: one follow-up covers them all
+        assert [t.reason for t in queue.pending()] == ["push"]
+        assert queue.enqueue(SyncTask("a", "manual")) is False  # already covered by the waiting follow-up
+        release.set()
+        deadline = time.monotonic() + 5
+        while len(ran) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(ran) == 2
+        assert ran[1][1] - t0 >= 0.6  # the follow-up came at the window's end, after the whole burst
+    finally:
+        release.set()
+        queue.stop()
+
+
+def test_an_administrators_request_is_not_held_back_by_the_window() -> None:
+    queue = LocalTaskQueue(window_s=60)
+    assert queue.enqueue(SyncTask("a", "push")) is True
+    queue._pop(ignore_delay=False)  # the leading run starts
+    assert queue.enqueue(SyncTask("a", "manual")) is True
+    assert queue._pop(ignore_delay=False) is not None  # due at once, not at the window's end

@@ -11,13 +11,13 @@ import pytest
 
 from spokesync.engine import rules
 from spokesync.engine.planner import (
+    DeletionBudget,
     HubUpsert,
     LinkChange,
     PlanInput,
     SpokeCreate,
     SpokeDelete,
     SpokeUpdate,
-    DeletionBudget,
     check_guards,
     plan_sync,
 )

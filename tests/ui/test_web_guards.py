@@ -137,10 +137,11 @@ def test_a_paused_mass_deletion_is_shown_then_cancelled_and_confirmed(server: Lo
     wait_for(lambda: spoke(server, a["id"]).state == "needs_confirmation", what="the pause")
     page = s.get(server.url + "/setup/").text
     assert "waiting for your confirmation" in page and "3 deletions waiting" in page
-    assert "Confirm deletions" in page and "Cancel deletions" in page
+    assert "Confirm deletions" in page and "Refuse (keep everything)" in page
+    assert all(f"E{n}" in page for n in range(3)) and "deleted in this spoke" in page  # what the pause is about
     assert len(memory_registry.calendar("guard-b").items) == 4  # nothing deleted yet
     resp = s.post(server.url + f"/setup/spokes/{a['id']}/cancel-deletions", data={"csrf_token": token})
-    assert "Deletions cancelled" in resp.text
+    assert "Deletions refused" in resp.text
     # refused: the hub writes the three items back into the spoke that lost them
     wait_for(lambda: len(cal.items) == 4 and spoke(server, a["id"]).lease_owner is None,
              what="the restore")

@@ -431,6 +431,8 @@ class Runner:
 
     # --------------------------------------------------------------- inbound
     def _check_time(self, deadline: float) -> None:
+        if _STOPPING.is_set():
+            raise Interrupted("the process is stopping")
         if self.clock.monotonic() > deadline:
             raise _OutOfTime()
 

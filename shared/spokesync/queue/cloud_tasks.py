@@ -6,15 +6,20 @@
   it carries `Authorization: Bearer <task_token>` instead.
 - Dispatch deadline: the run's time budget plus a margin for the commit, the
   lease release and the continuation enqueue, within Cloud Tasks' 15 s-30 min.
-- Coalescing: requests for one spoke (same kind) inside one window of
-  `tasks_coalesce_s` get the same task name and one schedule time, the end of
-  the window. A second request in the window gets ALREADY_EXISTS (`enqueue`
-  returns False) and is covered by the pending task, which has not started
-  yet: it fires only after every request of its window was made. Names are
-  never reused after their window, so the service's one-hour name tombstones
-  never swallow a later request. Continuations, dirty re-runs and dry runs
-  are unnamed: each must run. Correctness never depends on this dedupe (the
-  emulator does none; the service's is best effort): the spoke lease does.
+- Coalescing, on the leading edge (docs/decisions/2026-12-01-coalescing.md):
+  the first request for a spoke inside a window of `tasks_coalesce_s` starts
+  its run at once (task `<spoke>-sync-<window>`); a later request in the same
+  window leaves one follow-up at the window's end (`<spoke>-sync-<window>-after`),
+  which covers every request after it (ALREADY_EXISTS: `enqueue` returns
+  False). So a burst — the push notifications our own writes cause, say —
+  costs at most two runs a window, and no request is left uncovered: the
+  follow-up starts after every request it absorbed was made. Names are never
+  reused after their window, so the service's one-hour name tombstones never
+  swallow a later request; the names this instance created are also
+  remembered, so it does not ask twice. Continuations, dirty re-runs, dry runs
+  and an administrator's requests are unnamed: each must run. Correctness
+  never depends on this dedupe (the emulator's is partial, the service's best
+  effort): the spoke lease does.
 """
 
 from __future__ import annotations
@@ -34,7 +39,8 @@ if TYPE_CHECKING:
     from spokesync.config import Config
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
-UNNAMED_REASONS = frozenset({"continuation", "dirty"})
+UNNAMED_REASONS = frozenset({"continuation", "dirty", "manual", "confirmed", "refused"})
+_REMEMBERED = 4096  # task names this instance created (a burst's duplicates need no round trip)
 DEADLINE_MARGIN_S = 120.0
 _TIMEOUT_S = 30.0
 
@@ -64,6 +70,7 @@ class CloudTasksQueue:
         self._client = client
         self._lock = threading.Lock()
         self._time = wall_clock
+        self._created: dict[str, None] = {}  # insertion-ordered set of recent task names
 
     @property
     def client(self) -> Any:
@@ -82,8 +89,9 @@ class CloudTasksQueue:
                         self._client = tasks_v2.CloudTasksClient()
         return self._client
 
-    def build_task(self, task: SyncTask, delay_s: float = 0.0) -> dict[str, Any]:
-        """The Cloud Tasks `Task` (as a dict) for a sync request made now."""
+    def build_task(self, task: SyncTask, delay_s: float = 0.0, follow_up: bool = False) -> dict[str, Any]:
+        """The Cloud Tasks `Task` (as a dict) for a sync request made now (`follow_up`: the
+        window's trailing task, when its leading one exists)."""
         from google.protobuf import duration_pb2, timestamp_pb2
 
         config = self.config
@@ -110,10 +118,14 @@ class CloudTasksQueue:
         if task.dry_run or task.reason in UNNAMED_REASONS or window <= 0:
             fire_at = eta
         else:
-            bucket = math.floor(eta / window) + 1
-            fire_at = bucket * window  # the end of the window: after every request it absorbs
-            kind = "sync"
-            out["name"] = f"{config.tasks_queue}/tasks/{_safe(task.spoke_id)}-{kind}-{bucket}"
+            bucket = math.floor(eta / window)
+            name = f"{config.tasks_queue}/tasks/{_safe(task.spoke_id)}-sync-{bucket}"
+            if follow_up:
+                fire_at = (bucket + 1) * window  # the end of the window: after every request it absorbs
+                name += "-after"
+            else:
+                fire_at = eta  # the leading edge: at once
+            out["name"] = name
         if fire_at > self._time():
             ts = timestamp_pb2.Timestamp()
             ts.FromNanoseconds(int(fire_at * 1e9))
@@ -121,15 +133,33 @@ class CloudTasksQueue:
         return out
 
     def enqueue(self, task: SyncTask, delay_s: float = 0.0) -> bool:
+        lead = self.build_task(task, delay_s)
+        if "name" not in lead:
+            return self._create(lead)
+        if self._create(lead):
+            return True
+        return self._create(self.build_task(task, delay_s, follow_up=True))
+
+    def _create(self, built: dict[str, Any]) -> bool:
         from google.api_core import exceptions
 
+        name = built.get("name")
+        if name is not None:
+            with self._lock:
+                if name in self._created:
+                    return False
         try:
-            self.client.create_task(
-                request={"parent": self.config.tasks_queue, "task": self.build_task(task, delay_s)}, timeout=_TIMEOUT_S
-            )
+            self.client.create_task(request={"parent": self.config.tasks_queue, "task": built}, timeout=_TIMEOUT_S)
         except exceptions.AlreadyExists:
-            return False
-        return True
+            created = False
+        else:
+            created = True
+        if name is not None:
+            with self._lock:
+                self._created[name] = None
+                while len(self._created) > _REMEMBERED:
+                    self._created.pop(next(iter(self._created)))
+        return created
 
 
 def from_config(config: Config, ctx: Context | None = None) -> CloudTasksQueue:

@@ -1,8 +1,12 @@
 """The in-process TaskQueue: coalescing per spoke, optional delays, worker threads.
 
-`enqueue` drops a task when one for the same spoke is already waiting (bursts
-of push notifications become one sync). Tests call `drain()` to run every
-waiting task synchronously, delays ignored; `serve` starts workers instead.
+`enqueue` drops a task when one for the same spoke is already waiting, and
+coalesces on the leading edge as the Cloud Tasks queue does: the first request
+inside a window of `window_s` runs at once, later ones in the window leave one
+follow-up at the window's end (bursts of push notifications — our own writes
+coming back — cost at most two runs a window). An administrator's requests and
+continuations are never held back. Tests call `drain()` to run every waiting
+task synchronously, delays ignored; `serve` starts workers instead.
 """
 
 from __future__ import annotations
@@ -24,9 +28,14 @@ if TYPE_CHECKING:
 log = logging.getLogger("spokesync.queue")
 
 
+IMMEDIATE_REASONS = frozenset({"continuation", "manual", "confirmed", "refused"})
+
+
 class LocalTaskQueue:
-    def __init__(self, handler: Callable[[SyncTask], Any] | None = None) -> None:
+    def __init__(self, handler: Callable[[SyncTask], Any] | None = None, window_s: float = 0.0) -> None:
         self.handler = handler
+        self.window_s = window_s
+        self._lead: dict[tuple[str, bool], float] = {}  # when each spoke's window started
         self._heap: list[tuple[float, int, SyncTask]] = []
         self._waiting: set[tuple[str, bool]] = set()
         self._order = itertools.count()
@@ -37,12 +46,20 @@ class LocalTaskQueue:
 
     def enqueue(self, task: SyncTask, delay_s: float = 0.0) -> bool:
         key = (task.spoke_id, task.dry_run)
+        now = time.monotonic()
         with self._cond:
             if key in self._waiting:
                 return False
+            due = now + delay_s
+            if self.window_s > 0 and task.reason not in IMMEDIATE_REASONS and not task.dry_run:
+                started = self._lead.get(key)
+                if started is not None and now - started < self.window_s:
+                    due = max(due, started + self.window_s)  # the window's one follow-up
+                else:
+                    self._lead[key] = now  # the leading edge: at once
             self._waiting.add(key)
             self.enqueued.append(task)
-            heapq.heappush(self._heap, (time.monotonic() + delay_s, next(self._order), task))
+            heapq.heappush(self._heap, (due, next(self._order), task))
             self._cond.notify()
         return True
 
@@ -64,8 +81,12 @@ class LocalTaskQueue:
     def _run(self, task: SyncTask) -> None:
         if self.handler is None:
             raise RuntimeError("the local queue has no handler")
+        from spokesync.engine.runner import Interrupted
+
         try:
             self.handler(task)
+        except Interrupted:  # the process is stopping: the run recorded itself and released its lease
+            log.info("task interrupted by shutdown", extra={"spoke_id": task.spoke_id})
         except Exception:  # noqa: BLE001 - a failing task must not kill the worker
             log.exception("task failed", extra={"spoke_id": task.spoke_id})
 
@@ -112,4 +133,4 @@ class LocalTaskQueue:
 
 
 def from_config(config: Config, ctx: Context) -> LocalTaskQueue:
-    return LocalTaskQueue(handler=ctx.run_task)
+    return LocalTaskQueue(handler=ctx.run_task, window_s=config.tasks_coalesce_s)

@@ -322,6 +322,7 @@ _OPTIONS = {"type": "object", "properties": {
     "deletions": {"enum": ["propagate", "keep"]}, "conflict_policy": _STR,
     "max_delete_share": {"type": "number", "exclusiveMinimum": True, "minimum": 0, "maximum": 1},
     "max_delete_count": {"type": "integer", "minimum": 0},
+    "deletion_window_h": {"type": "integer", "minimum": 1, "maximum": 2160},
     "poll_interval_s": {"type": "integer", "minimum": 30}}}
 # Request bodies per (method, path template); the rest take no body.
 _BODIES: dict[tuple[str, str], dict[str, Any]] = {
@@ -365,7 +366,9 @@ _SUMMARIES = {
     "delete_credential": "Remove saved credentials", "google_calendars": "Calendars a Google credential can write",
     "exchange_folders": "One level of an Exchange folder tree", "openapi_document": "This description",
     "confirm_deletions": "Confirm a paused mass deletion", "cancel_deletions": "Refuse a paused mass deletion",
-    "resume": "Resume a paused or failed spoke",
+    "resume": "Resume a paused or failed spoke (409 while a run is marked as in progress)",
+    "clear_run": "Resume a spoke and clear a run still marked as in progress (its process stopped or crashed)",
+    "retry_refused": "Try the writes the spoke refused (listed as needing attention) again",
 }
 
 
@@ -427,6 +430,8 @@ _TABLE: list[tuple[str, str, Handler]] = [
     ("POST", f"/spokes/{_ID}/confirm-deletions", spoke_action(hubs.confirm_deletions)),
     ("POST", f"/spokes/{_ID}/cancel-deletions", spoke_action(hubs.cancel_deletions)),
     ("POST", f"/spokes/{_ID}/resume", spoke_action(hubs.resume)),
+    ("POST", f"/spokes/{_ID}/clear-run", spoke_action(lambda ctx, spoke_id: hubs.resume(ctx, spoke_id, True))),
+    ("POST", f"/spokes/{_ID}/retry-refused", spoke_action(hubs.retry_refused_writes)),
     ("GET", f"/spokes/{_ID}/runs", spoke_runs),
     ("GET", f"/runs/{_ID}", get_run),
     ("GET", "/credentials", list_credentials),
@@ -466,6 +471,8 @@ def handle(ctx: Context, method: str, path: str, body: Any = None,
             return err.status, {"error": err.message}
         except hubs.NotFound as err:
             return 404, {"error": str(err)}
+        except hubs.LeaseHeld as err:
+            return 409, {"error": str(err)}
         except hubs.InvalidRequest as err:
             return 400, {"error": str(err)}
         except ConnectorError as err:  # validation / picker failures the admin can act on

@@ -303,7 +303,15 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
     @app.post("/setup/spokes/<spoke_id>/cancel-deletions")
     def cancel(spoke_id: str) -> Any:
         return act("POST", f"/spokes/{spoke_id}/cancel-deletions",
-                   "Deletions cancelled: nothing is deleted from the hub.")
+                   "Deletions refused: nothing is deleted on either side; the next run brings back what was lost.")
+
+    @app.post("/setup/spokes/<spoke_id>/clear-run")
+    def clear_run(spoke_id: str) -> Any:
+        return act("POST", f"/spokes/{spoke_id}/clear-run", "The stuck run was cleared; a sync is queued.")
+
+    @app.post("/setup/spokes/<spoke_id>/retry-refused")
+    def retry_refused(spoke_id: str) -> Any:
+        return act("POST", f"/spokes/{spoke_id}/retry-refused", "The refused writes will be tried again now.")
 
     @app.post("/setup/spokes/<spoke_id>/resume")
     def resume(spoke_id: str) -> Any:
@@ -589,7 +597,7 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
             except ValueError:
                 raise ValueError(f"'{raw}' is not a number ({name.replace('_', ' ')})") from None
 
-        share = number("max_delete_percent", float, 50.0)
+        share = number("max_delete_percent", float, 25.0)
         return {
             "direction": "two_way" if f.get("two_way") else "to_hub",
             "days_past": number("days_past"),
@@ -610,7 +618,8 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
             "deletions": f.get("deletions", "propagate"),
             "conflict_policy": f.get("conflict_policy", "latest"),
             "max_delete_share": share / 100.0,
-            "max_delete_count": number("max_delete_count", int, 5),
+            "max_delete_count": number("max_delete_count", int, 10),
+            "deletion_window_h": number("deletion_window_h", int, 24),
             "poll_interval_s": number("poll_minutes", float, 5.0) * 60,
         }
 
