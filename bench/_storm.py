@@ -76,7 +76,7 @@ class Storm:
             google_client_secret="storm-secret", exchange_allow_http=True,  # noqa: S106
             exchange_allowed_cidrs=("127.0.0.0/8",), run_budget_s=600, lease_ttl_s=900)
         self.store = SqliteHubStore(":memory:")
-        self.queue = LocalTaskQueue()
+        self.queue = LocalTaskQueue(window_s=config.tasks_coalesce_s)  # as `spokesync serve` has it
         secrets = LocalSecretStore.open(f"{self.tmp.name}/s.enc", key_file=f"{self.tmp.name}/s.key")
         self.ctx: Context = build_context(config, store=self.store, secrets=secrets, queue=self.queue)
         self.counter = Counter()
