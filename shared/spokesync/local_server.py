@@ -138,8 +138,10 @@ def serve(ctx: Context, host: str = "127.0.0.1", port: int = 8080, poll_s: float
     """Run the local server until interrupted (Werkzeug's threaded server)."""
     from werkzeug.serving import make_server
 
+    from spokesync import logs
     from spokesync.bootstrap import set_context
 
+    logs.setup(ctx.config.gcp_project)  # one handler, one line per record, before anything logs
     set_context(ctx)
     queue: Any = ctx.queue
     queue.start(workers=2)

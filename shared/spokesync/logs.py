@@ -116,22 +116,53 @@ def bind(**fields: Any) -> Iterator[None]:
 _CONFIGURED = False
 
 
-def setup(project: str = "", level: int = logging.INFO, stream: Any = None) -> None:
-    """Send every `logging` record to stdout as JSON lines (once per process)."""
+class PlainFormatter(logging.Formatter):
+    """One readable line per record, for a person at a terminal (secrets masked as in JSON)."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S")
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
+def wants_json(stream: Any = None) -> bool:
+    """JSON lines for Cloud Logging (a Cloud Run / Functions instance, a pipe, or asked for);
+    plain lines on a terminal. SPOKESYNC_LOG_FORMAT=json|plain decides when set."""
+    import os
+
+    chosen = os.environ.get("SPOKESYNC_LOG_FORMAT", "").strip().lower()
+    if chosen in ("json", "plain"):
+        return chosen == "json"
+    if os.environ.get("K_SERVICE"):
+        return True
+    out = stream or sys.stdout
+    return not (hasattr(out, "isatty") and out.isatty())
+
+
+def setup(project: str = "", level: int = logging.INFO, stream: Any = None, fmt: str | None = None) -> None:
+    """Send every `logging` record to stdout, once per process and once per record: JSON lines
+    for Cloud Logging, plain lines on a terminal (`wants_json`). Replaces any handler an
+    earlier setup (or a library's default) put on the root logger, so no line is written twice."""
     global _CONFIGURED
-    if _CONFIGURED and stream is None:
+    if _CONFIGURED and stream is None and fmt is None:
         return
     handler = logging.StreamHandler(stream or sys.stdout)
-    handler.setFormatter(JsonFormatter(project))
+    use_json = wants_json(stream) if fmt is None else fmt == "json"
+    handler.setFormatter(JsonFormatter(project) if use_json else PlainFormatter())
     root = logging.getLogger()
-    for old in [h for h in root.handlers if isinstance(h.formatter, JsonFormatter)]:
+    for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    # Werkzeug adds a stderr handler of its own when it logs first: the root handler is the only one.
+    werkzeug = logging.getLogger("werkzeug")
+    for old in list(werkzeug.handlers):
+        werkzeug.removeHandler(old)
     _CONFIGURED = True
 
 
-__all__ = ["JsonFormatter", "bind", "redact", "setup", "trace_from"]
+__all__ = ["JsonFormatter", "PlainFormatter", "bind", "redact", "setup", "trace_from", "wants_json"]
 
 
 @contextmanager
