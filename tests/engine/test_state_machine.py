@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -399,7 +400,9 @@ class SyncMachine(RuleBasedStateMachine):
 
 
 SyncMachine.TestCase.settings = settings(
-    max_examples=int(os.environ.get("SPOKESYNC_SM_EXAMPLES", "300")), stateful_step_count=40, deadline=None,
+    max_examples=int(os.environ.get("SPOKESYNC_SM_EXAMPLES", "150")), stateful_step_count=40, deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 TestSyncMachine = SyncMachine.TestCase
+# ~1-2 min alone on a 2-core machine; the margin is for a busy one (pytest's default is 300 s)
+TestSyncMachine.pytestmark = [pytest.mark.timeout(1200)]  # type: ignore[attr-defined]
