@@ -46,12 +46,13 @@ FIELDS = frozenset({
 })
 assert FIELDS <= ALL_FIELDS
 
-# What we read and write (the `only_fields` of GetItem).
+# What we read and write (the `only_fields` of GetItem). Not "changekey": the ItemId carries it, and
+# `item:ChangeKey` is not in the schema's UnindexedFieldURIType (real Exchange: ErrorSchemaValidation).
 READ_FIELDS = (
     "subject", "body", "location", "start", "end", "is_all_day", "legacy_free_busy_status", "sensitivity",
     "categories", "reminder_is_set", "reminder_minutes_before_start", "required_attendees", "optional_attendees",
     "resources", "organizer", "recurrence", "modified_occurrences", "deleted_occurrences", "type",
-    "last_modified_time", "is_cancelled", "_start_timezone", "_end_timezone", "spokesync_hub_id", "changekey",
+    "last_modified_time", "is_cancelled", "_start_timezone", "_end_timezone", "spokesync_hub_id",
 )
 WRITE_FIELDS = [
     "subject", "body", "location", "start", "end", "is_all_day", "legacy_free_busy_status", "sensitivity",

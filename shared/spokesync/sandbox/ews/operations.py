@@ -14,6 +14,7 @@ from typing import Any
 
 from lxml import etree
 
+from spokesync.sandbox.ews import schema
 from spokesync.sandbox.ews.store import EwsError, Folder, Item, M, Store, extended_key, fmt, parse_dt, t, utc_now
 
 
@@ -43,7 +44,12 @@ def message(op: str, code: str = "NoError", text: str = "") -> etree._Element:
     sub(msg, m("ResponseCode"), code)
     if code != "NoError":
         sub(msg, m("DescriptiveLinkKey"), "0")
+        if op in _ITEM_INFO:  # ItemInfoResponseMessageType requires Items, empty on an error
+            sub(msg, m("Items"))
     return msg
+
+
+_ITEM_INFO = {"GetItem", "CreateItem", "UpdateItem", "CopyItem", "MoveItem"}
 
 
 def kids(elem: etree._Element | None) -> list[etree._Element]:
@@ -163,24 +169,28 @@ class Shape:
 
 
 def render_item(store: Store, item: Item, shape: Shape) -> etree._Element:
+    """An item with the fields the shape asks for, in the element order of the schema's item type."""
     elem = etree.Element(t(item.tag))
-    sub(elem, t("ItemId"), Id=item.id, ChangeKey=item.changekey)
     everything = shape.base in ("AllProperties", "Default")
     names = None if everything else shape.fields
+    parts: dict[str, list[etree._Element]] = {"ItemId": [etree.Element(t("ItemId"), Id=item.id,
+                                                                       ChangeKey=item.changekey)]}
     for name in _COMPUTED:
         if names is None or name in names:
             value = _computed(store, item, name)
             if value is not None:
-                elem.append(value)
+                parts[name] = [value]
     for name, value in item.fields.items():
-        if names is None or name in names:
-            elem.append(copy.deepcopy(value))
-    if everything:
-        pass  # extended properties are returned only when asked for, as in Exchange
-    for uri in shape.extended:
-        prop = item.extended.get(extended_key(uri))
-        if prop is not None:
-            elem.append(copy.deepcopy(prop))
+        if (names is None or name in names) and name not in parts:
+            parts[name] = [copy.deepcopy(value)]
+    # extended properties are returned only when asked for, as in Exchange
+    extended = [copy.deepcopy(p) for p in (item.extended.get(extended_key(uri)) for uri in shape.extended)
+                if p is not None]
+    if extended:
+        parts["ExtendedProperty"] = extended
+    for name in schema.element_order(f"{item.tag}Type"):
+        for value in parts.get(name, ()):
+            elem.append(value)
     return elem
 
 

@@ -33,12 +33,15 @@ from xml.sax.saxutils import escape
 from lxml import etree
 
 from spokesync.sandbox.ews import operations as ops
+from spokesync.sandbox.ews import schema
 from spokesync.sandbox.ews.identity import TokenIssuer, user_settings_response
 from spokesync.sandbox.ews.store import EwsError, Folder, Item, M, Store, T, fmt, t
 from spokesync.sandbox.ews.tls import Certificates
 
 SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True, remove_blank_text=True)
+# Requests keep their whitespace: the line and position of a schema violation refer to the bytes sent.
+_STRICT_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True)
 
 # Exchange builds and the newest RequestServerVersion each accepts.
 _API_ORDER = ["Exchange2007", "Exchange2007_SP1", "Exchange2010", "Exchange2010_SP1", "Exchange2010_SP2",
@@ -75,12 +78,14 @@ class Users:
 class EwsServer:
     """A stateful EWS endpoint on 127.0.0.1 (`url` is the full EWS URL)."""
 
+    check_responses_default = False  # the test suite's conftest switches this on
+
     def __init__(self, *, users: dict[str, str] | None = None, auth: tuple[str, ...] = ("NTLM", "Basic"),
                  version: str = "2016", mailbox: str = "shared@example.com", host: str = "127.0.0.1",
                  port: int = 0, domain: str = "EXAMPLE", max_find_page: int = 1000,
                  tls: Certificates | None = None, hostname: str | None = None,
                  oauth_apps: dict[str, str] | None = None, tenant: str = "contoso-tenant",
-                 token_lifetime_s: int = 3599) -> None:
+                 token_lifetime_s: int = 3599, check_responses: bool | None = None) -> None:
         self.store = Store(mailbox)
         self.mailbox = mailbox
         self.users = Users(dict(users or {"sync": "Secret-1"}))
@@ -95,6 +100,11 @@ class EwsServer:
         self.version = version
         self.max_find_page = max_find_page
         self.requests: collections.Counter[str] = collections.Counter()
+        # (operation, violation) of every request refused with ErrorSchemaValidation
+        self.schema_violations: list[tuple[str, str]] = []
+        # tests: every answer is validated against the schema too; a violation becomes an HTTP 500
+        self.check_responses = EwsServer.check_responses_default if check_responses is None else check_responses
+        self.response_violations: list[tuple[str, str]] = []
         self.http_requests = 0
         self.faults: list[Fault] = []
         self.last_headers: dict[str, str] = {}
@@ -258,9 +268,10 @@ class EwsServer:
     # ------------------------------------------------------------- SOAP
     def handle_soap(self, body: bytes) -> tuple[int, bytes]:
         try:
-            root = etree.fromstring(body, _PARSER)
+            root = etree.fromstring(body, _STRICT_PARSER)
         except etree.XMLSyntaxError as exc:
-            return 500, self._fault("ErrorSchemaValidation", f"The request failed schema validation: {exc}")
+            line, position = exc.position
+            return 500, self._schema_fault("?", schema.Violation(line, position, exc.msg))
         soap_body = root.find(f"{{{SOAP}}}Body")
         header = root.find(f"{{{SOAP}}}Header")
         if soap_body is None or len(soap_body) == 0:
@@ -280,6 +291,13 @@ class EwsServer:
         if requested and (requested not in _API_ORDER or _API_ORDER.index(requested) > _API_ORDER.index(newest)):
             return 500, self._fault("ErrorInvalidServerVersion",
                                     "The specified server version is invalid.", code_only=True)
+        # The requested version picks the schema; then Exchange validates the whole request against it
+        # (messages.xsd/types.xsd; the sandbox has the Exchange2016 files for every version it plays).
+        headers = [h for h in (header if header is not None else []) if isinstance(h.tag, str)
+                   and etree.QName(h).namespace == T]
+        violation = schema.check([*headers, request], body)
+        if violation is not None:
+            return 500, self._schema_fault(operation, violation)
         fault = self._take_fault(operation)
         if fault is not None:
             if fault.kind == "server_busy":
@@ -305,7 +323,15 @@ class EwsServer:
         if fault is not None and fault.kind in ("item_not_found", "irresolvable_conflict") and messages:
             code = "ErrorItemNotFound" if fault.kind == "item_not_found" else "ErrorIrresolvableConflict"
             messages[0] = ops.message(operation, code, "Injected fault.")
-        return 200, self._envelope(operation, messages)
+        payload = self._envelope(operation, messages)
+        if self.check_responses:
+            problems = _response_violations(payload)
+            if problems:
+                with self._lock:
+                    self.response_violations.extend((operation, p) for p in problems)
+                return 500, ("<html><body>sandbox bug: the " + operation + " response fails Microsoft's schema: "
+                             + escape("; ".join(problems)) + "</body></html>").encode()
+        return 200, payload
 
     def _server_version(self) -> str:
         (major, minor, build, rev), api = BUILDS[self.version]
@@ -322,8 +348,21 @@ class EwsServer:
                 b'<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Header>'
                 + self._server_version().encode() + b"</s:Header><s:Body>" + body + b"</s:Body></s:Envelope>")
 
-    def _fault(self, code: str, text: str, back_off_ms: int | None = None, code_only: bool = False) -> bytes:
-        extra = ""
+    def _schema_fault(self, operation: str, violation: schema.Violation) -> bytes:
+        """The fault Exchange answers to an invalid request (Microsoft's EWS reference shows it, e.g. for
+        GetServiceConfiguration and the IM-group operations): HTTP 500, faultcode a:ErrorSchemaValidation,
+        the violation with its line and position in `t:MessageXml`."""
+        with self._lock:
+            self.schema_violations.append((operation, str(violation)))
+        text = f"The request failed schema validation: {violation}"
+        extra = (f'<t:MessageXml xmlns:t="{T}"><t:LineNumber>{violation.line}</t:LineNumber>'
+                 f"<t:LinePosition>{violation.position}</t:LinePosition>"
+                 f"<t:Violation>{escape(str(violation))}</t:Violation></t:MessageXml>")
+        return self._fault("ErrorSchemaValidation", text, message="The request failed schema validation.",
+                           extra=extra, code_only=True)
+
+    def _fault(self, code: str, text: str, back_off_ms: int | None = None, code_only: bool = False,
+               message: str | None = None, extra: str = "") -> bytes:
         if back_off_ms:
             extra = (f'<t:MessageXml xmlns:t="{T}"><t:Value Name="BackOffMilliseconds">{back_off_ms}</t:Value>'
                      "</t:MessageXml>")
@@ -332,8 +371,20 @@ class EwsServer:
                 f'<faultcode xmlns:a="http://schemas.microsoft.com/exchange/services/2006/types">a:{code}</faultcode>'
                 f'<faultstring xml:lang="en-US">{escape(text)}</faultstring><detail>'
                 f'<e:ResponseCode xmlns:e="http://schemas.microsoft.com/exchange/services/2006/errors">{code}</e:ResponseCode>'
-                f'<e:Message xmlns:e="http://schemas.microsoft.com/exchange/services/2006/errors">{escape(text)}</e:Message>'
+                f'<e:Message xmlns:e="http://schemas.microsoft.com/exchange/services/2006/errors">{escape(message or text)}</e:Message>'
                 f"{extra}</detail></s:Fault></s:Body></s:Envelope>").encode()
+
+
+def _response_violations(payload: bytes) -> list[str]:
+    """Schema violations of an envelope the sandbox is about to send (header and body)."""
+    root = etree.fromstring(payload, _STRICT_PARSER)
+    out: list[str] = []
+    for part in (f"{{{SOAP}}}Header", f"{{{SOAP}}}Body"):
+        container = root.find(part)
+        for elem in container if container is not None else []:
+            if isinstance(elem.tag, str) and etree.QName(elem).namespace in (T, M):
+                out.extend(schema.violations(elem))
+    return out
 
 
 class _HTTPServer(ThreadingHTTPServer):
