@@ -61,9 +61,22 @@ def _position(raw: bytes | None, elem: etree._Element | None, line: int) -> int:
     if line > len(lines):
         return 1
     text = lines[line - 1]
-    local = etree.QName(elem).localname.encode()
-    match = re.search(rb"<(?:[\w.-]+:)?" + re.escape(local) + rb"[\s/>]", text)
-    return match.start() + 2 if match else 1  # the position Exchange reports is that of the name after '<'
+    name = etree.QName(elem).localname
+    # the how-many-th element of that name starting on that line
+    nth = sum(1 for e in elem.getroottree().getroot().iter() if e is not elem and isinstance(e.tag, str)
+              and e.sourceline == line and etree.QName(e).localname == name and _before(e, elem))
+    matches = list(re.finditer(rb"<(?:[\w.-]+:)?" + re.escape(name.encode()) + rb"[\s/>]", text))
+    # the position Exchange reports is that of the name after '<'
+    return matches[nth].start() + 2 if nth < len(matches) else 1
+
+
+def _before(a: etree._Element, b: etree._Element) -> bool:
+    for e in b.getroottree().getroot().iter():
+        if e is a:
+            return True
+        if e is b:
+            return False
+    return False
 
 
 def check(elements: list[etree._Element], raw: bytes | None = None) -> Violation | None:

@@ -43,13 +43,16 @@ _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=Tru
 # Requests keep their whitespace: the line and position of a schema violation refer to the bytes sent.
 _STRICT_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True)
 
-# Exchange builds and the newest RequestServerVersion each accepts.
+# Exchange builds, the newest RequestServerVersion each accepts, and the Version its ServerVersionInfo
+# reports: real 2016 and 2019 servers answer "V2017_07_11", not "Exchange2016" (exchangelib's recorded
+# response in its tests/test_protocol.py, test_version_guess).
 _API_ORDER = ["Exchange2007", "Exchange2007_SP1", "Exchange2010", "Exchange2010_SP1", "Exchange2010_SP2",
               "Exchange2013", "Exchange2013_SP1", "Exchange2015", "Exchange2016", "Exchange2019"]
 BUILDS = {
-    "2010": ((14, 3, 123, 4), "Exchange2010_SP2"),
-    "2013": ((15, 0, 1497, 2), "Exchange2013_SP1"),
-    "2016": ((15, 1, 2507, 6), "Exchange2016"),
+    "2010": ((14, 3, 123, 4), "Exchange2010_SP2", "Exchange2010_SP2"),
+    "2013": ((15, 0, 1497, 2), "Exchange2013_SP1", "Exchange2013_SP1"),
+    "2016": ((15, 1, 2507, 6), "Exchange2016", "V2017_07_11"),
+    "2019": ((15, 2, 1118, 7), "Exchange2016", "V2017_07_11"),
 }
 
 
@@ -107,6 +110,7 @@ class EwsServer:
         self.response_violations: list[tuple[str, str]] = []
         self.http_requests = 0
         self.faults: list[Fault] = []
+        self._replays: dict[str, list[bytes]] = {}
         self.last_headers: dict[str, str] = {}
         self._lock = threading.Lock()
         self._ntlm_file = self._write_ntlm_users()
@@ -242,9 +246,16 @@ class EwsServer:
         with self._lock:
             self.faults.append(Fault(kind, operation, times, back_off_ms))
 
+    def replay(self, operation: str, payload: bytes) -> None:
+        """Answer the next valid `operation` request with a recorded envelope, verbatim (fixtures from
+        Microsoft's EWS reference and exchangelib's tests: `sandbox/ews/fixtures/`)."""
+        with self._lock:
+            self._replays.setdefault(operation, []).append(payload)
+
     def clear_faults(self) -> None:
         with self._lock:
             self.faults.clear()
+            self._replays.clear()
 
     def reset_counts(self) -> None:
         with self._lock:
@@ -287,7 +298,7 @@ class EwsServer:
             impersonated = header.find(f".//{{{T}}}ExchangeImpersonation//{{{T}}}PrimarySmtpAddress")
             with self._lock:
                 self.last_impersonation = impersonated.text if impersonated is not None else None
-        _, newest = BUILDS[self.version]
+        _, newest, _ = BUILDS[self.version]
         if requested and (requested not in _API_ORDER or _API_ORDER.index(requested) > _API_ORDER.index(newest)):
             return 500, self._fault("ErrorInvalidServerVersion",
                                     "The specified server version is invalid.", code_only=True)
@@ -298,6 +309,10 @@ class EwsServer:
         violation = schema.check([*headers, request], body)
         if violation is not None:
             return 500, self._schema_fault(operation, violation)
+        with self._lock:
+            replayed = self._replays.get(operation)
+            if replayed:
+                return 200, replayed.pop(0)
         fault = self._take_fault(operation)
         if fault is not None:
             if fault.kind == "server_busy":
@@ -334,7 +349,7 @@ class EwsServer:
         return 200, payload
 
     def _server_version(self) -> str:
-        (major, minor, build, rev), api = BUILDS[self.version]
+        (major, minor, build, rev), _, api = BUILDS[self.version]
         return (f'<h:ServerVersionInfo xmlns:h="{T}" MajorVersion="{major}" MinorVersion="{minor}" '
                 f'MajorBuildNumber="{build}" MinorBuildNumber="{rev}" Version="{api}"/>')
 
@@ -464,7 +479,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         users = [e.text or "" for e in root.iter(f"{ans}Mailbox")]
         requested = [e.text or "" for e in root.iter(f"{ans}Setting")]
-        _, api = BUILDS[self.ews.version]
+        _, api, _ = BUILDS[self.ews.version]
         ews_url = self.ews.autodiscover_ews_url or self.ews.url
         settings = {"ExternalEwsUrl": ews_url, "InternalEwsUrl": ews_url, "UserDisplayName": "Shared",
                     "CasVersion": "15.01.2507.006", "EwsSupportedSchemas": f"Exchange2013, {api}"}
