@@ -299,7 +299,7 @@ class ExchangeConnector:
                 else:
                     results[pos] = WriteResult("ok", outcome.id, outcome.changekey)
                     event = items[pos].event
-                    if event.overrides or event.cancelled:
+                    if event.overrides or event.cancelled or mapping.exdates(event):
                         series.append((pos, outcome.id, event))
             if series:
                 self._apply_exceptions(series, results)
@@ -313,6 +313,7 @@ class ExchangeConnector:
         """Modified and cancelled occurrences of freshly written series: one UpdateItem and one
         DeleteItem for the whole batch (occurrences addressed by master id + instance index)."""
         updates: list[tuple[CalendarItem, list[str]]] = []
+        update_pos: list[int] = []
         deletes: list[OccurrenceItemId] = []
         for pos, master_id, event in series:
             for override in event.overrides:
@@ -325,15 +326,25 @@ class ExchangeConnector:
                 occ = CalendarItem(account=self.account, folder=self.folder,
                                    _id=OccurrenceItemId(id=master_id, instance_index=index), **values)
                 updates.append((occ, mapping.OCCURRENCE_WRITE_FIELDS))
-            for cancelled in event.cancelled:
+                update_pos.append(pos)
+            # EXDATE lines become deleted occurrences (dropping them would bring the occurrences back)
+            for cancelled in (*event.cancelled, *mapping.exdates(event)):
                 index = mapping.instance_index(event, cancelled)
                 if index is not None:
                     deletes.append(OccurrenceItemId(id=master_id, instance_index=index))
         if updates:
-            for outcome in UpdateItem(account=self.account, chunk_size=self.batch_size).call(
-                    items=updates, conflict_resolution="AutoResolve", message_disposition="SaveOnly",
-                    send_meeting_invitations_or_cancellations="SendToNone", suppress_read_receipts=True):
-                if isinstance(outcome, Exception):
+            outcomes = UpdateItem(account=self.account, chunk_size=self.batch_size).call(
+                items=updates, conflict_resolution="AutoResolve", message_disposition="SaveOnly",
+                send_meeting_invitations_or_cancellations="SendToNone", suppress_read_receipts=True)
+            for pos, outcome in zip(update_pos, outcomes, strict=True):
+                if isinstance(outcome, ews_errors.ErrorOccurrenceCrossingBoundary):
+                    # one refused occurrence is this item's error, not a failed batch
+                    master_id = next(m for p, m, _ in series if p == pos)
+                    results[pos] = WriteResult(
+                        "error", master_id, message="Exchange refuses a moved occurrence: it would fall on or past "
+                        "the day of a neighbouring occurrence of the series. Move it within the days between its "
+                        "neighbours, or make it a separate event")
+                elif isinstance(outcome, Exception):
                     raise outcome
         if deletes:
             for outcome in DeleteItem(account=self.account, chunk_size=self.batch_size).call(
@@ -395,7 +406,7 @@ class ExchangeConnector:
                 new_id, new_ck = outcome
                 results[pos] = WriteResult("ok", new_id or item.id, new_ck)
                 event = items[pos].event
-                if event.overrides or event.cancelled:
+                if event.overrides or event.cancelled or mapping.exdates(event):
                     series.append((pos, new_id or item.id, event))
             if series:
                 self._apply_exceptions(series, results)

@@ -94,7 +94,9 @@ def iana_zone(tz: Any) -> str | None:
 def _local(value: When, tz: EWSTimeZone) -> Any:
     if isinstance(value, datetime):
         local = value.astimezone(ZoneInfo(tz.key))
-        return EWSDateTime(local.year, local.month, local.day, local.hour, local.minute, local.second, tzinfo=tz)
+        # fold: the second 02:00 of a fall-back night is another instant than the first
+        return EWSDateTime(local.year, local.month, local.day, local.hour, local.minute, local.second, tzinfo=tz,
+                           fold=local.fold)
     return EWSDate.from_date(value)
 
 
@@ -267,3 +269,33 @@ def instance_index(event: Event, original_start: When) -> int | None:
         elif not isinstance(when, datetime) and not isinstance(original_start, datetime) and when == original_start or isinstance(when, datetime) and not isinstance(original_start, datetime) and when.date() == original_start:
             return i
     return None
+
+
+def exdates(event: Event) -> list[When]:
+    """The occurrences the series' EXDATE lines remove (Google keeps them in `recurrence`): Exchange
+    holds them as deleted occurrences. Values: UTC (`...Z`), local in TZID (or the event's zone), dates."""
+    out: list[When] = []
+    default_tz = ZoneInfo(ews_zone(event.timezone, event.start).key)
+    for line in event.recurrence:
+        name, _, values = line.strip().partition(":")
+        if not name.upper().startswith("EXDATE"):
+            continue
+        params = dict(p.partition("=")[::2] for p in name.split(";")[1:])
+        tz: Any = default_tz
+        if params.get("TZID"):
+            try:
+                tz = ZoneInfo(params["TZID"])
+            except Exception as exc:
+                raise rec.UnsupportedRecurrence(f"unknown time zone {params['TZID']!r} in EXDATE") from exc
+        for value in values.split(","):
+            value = value.strip().upper()
+            if not value:
+                continue
+            if len(value) == 8:
+                out.append(datetime.strptime(value, "%Y%m%d").date())
+            elif value.endswith("Z"):
+                out.append(datetime.strptime(value, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC))
+            else:
+                out.append(datetime.strptime(value, "%Y%m%dT%H%M%S").replace(tzinfo=tz))
+    return out
+
