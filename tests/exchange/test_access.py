@@ -47,7 +47,7 @@ def test_wrong_password_is_a_broken_credential_not_a_timeout(ews: EwsServer, set
 
 def test_wrong_version_is_named() -> None:
     with EwsServer(users={"sync": PASSWORD}, version="2010") as old:
-        settings = ExchangeSettings(ews_url=old.url, username="sync", version="2016")
+        settings = ExchangeSettings(ews_url=old.url, username="sync", version="2016", mailbox=old.mailbox)
         with pytest.raises(ConnectorError, match="wrong version"):
             exchange.validate(settings, PASSWORD, local_config())
         assert exchange.validate(replace(settings, version="2010"), PASSWORD, local_config()).server_version.startswith("14.3")
@@ -64,7 +64,8 @@ def test_host_unreachable() -> None:
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     sock.close()  # nothing listens there now
-    settings = ExchangeSettings(ews_url=f"http://127.0.0.1:{port}/EWS/Exchange.asmx", username="sync")
+    settings = ExchangeSettings(ews_url=f"http://127.0.0.1:{port}/EWS/Exchange.asmx", username="sync",
+                                mailbox="shared@example.com")
     with pytest.raises(ConnectorError, match="host unreachable"):
         exchange.validate(settings, PASSWORD, local_config())
 
@@ -86,7 +87,8 @@ def test_ssrf_guard_refuses_the_same_url_without_the_allow_list(ews: EwsServer, 
 def test_save_credential_saves_nothing_until_validation_passes(ews: EwsServer, settings: ExchangeSettings,
                                                                tmp_path: Path) -> None:
     ctx = build_context(local_config(data_dir=str(tmp_path), secret_key=KEY))
-    raw = {"ews_url": settings.ews_url, "username": settings.username, "version": "2016", "auth_type": "NTLM"}
+    raw = {"ews_url": settings.ews_url, "username": settings.username, "version": "2016", "auth_type": "NTLM",
+           "mailbox": settings.mailbox}
     with pytest.raises(CredentialBroken, match="wrong user or password"):
         exchange.save_credential(ctx, "x", raw, "wrong")
     with EwsServer(users={"sync": PASSWORD}, version="2010") as old, \

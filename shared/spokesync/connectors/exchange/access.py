@@ -58,6 +58,10 @@ class ExchangeSettings:
                                      f"(client) id and the mailbox address; missing: {', '.join(missing)}")
         elif not raw.get("username"):
             raise ConnectorError("an Exchange credential needs a user name")
+        elif not raw.get("mailbox") and "@" not in str(raw.get("username")):
+            # Never guessed from the user name and the EWS host: real servers answer ErrorNonExistentMailbox.
+            raise ConnectorError("enter the mailbox's primary SMTP address (for example shared@example.com): "
+                                 f"the user name {raw.get('username')!r} is not an e-mail address")
         return cls(ews_url=str(raw.get("ews_url") or ""), username=str(raw.get("username") or ""), version=version,
                    auth_type=auth, mailbox=str(raw.get("mailbox") or ""), autodiscover=autodiscover,
                    tenant_id=str(raw.get("tenant_id") or ""), client_id=str(raw.get("client_id") or ""),
@@ -86,10 +90,13 @@ class ExchangeSettings:
 
     @property
     def smtp_address(self) -> str:
+        """The mailbox's primary SMTP address: as entered, or the user name when it is an address (a UPN)."""
         if self.mailbox:
             return self.mailbox
         user = self.username.split("\\")[-1]
-        return user if "@" in user else f"{user}@{urlsplit(self.ews_url).hostname or 'localhost'}"
+        if "@" not in user:
+            raise ConnectorError("enter the mailbox's primary SMTP address (for example shared@example.com)")
+        return user
 
 
 def budget_retry(budget_s: float, oauth: bool = False) -> Any:
@@ -239,6 +246,13 @@ def describe(exc: BaseException, settings: ExchangeSettings) -> ConnectorError:
                         e.ErrorIncorrectSchemaVersion)):
         return ConnectorError(f"wrong version: {host} does not accept {VERSION_LABELS[settings.version]} requests; "
                               "choose the server's Exchange version")
+    if isinstance(exc, e.ErrorNonExistentMailbox):
+        address = settings.mailbox or settings.username
+        return ConnectorError(f"no such mailbox: {host} has no mailbox with the address {address}; "
+                              "enter the mailbox's primary SMTP address")
+    if isinstance(exc, e.ErrorSchemaValidation):
+        return ConnectorError(f"{host} refused a request spokesync sent as not matching the Exchange schema; "
+                              "this is a spokesync bug: report it with the server's Exchange version")
     if isinstance(exc, e.ErrorFolderNotFound):
         return ConnectorError("the Exchange folder no longer exists (deleted or moved, or the user lost access to it)")
     if isinstance(exc, e.ErrorAccessDenied):

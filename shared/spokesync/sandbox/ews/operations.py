@@ -216,6 +216,9 @@ def render_folder(store: Store, folder: Folder, shape: Shape | None = None) -> e
 def folder_ref(store: Store, elem: etree._Element) -> Folder:
     local = etree.QName(elem).localname
     if local == "DistinguishedFolderId":
+        address = elem.findtext(f"{t('Mailbox')}/{t('EmailAddress')}")
+        if address is not None:
+            store.check_mailbox(address)
         return store.folder(elem.get("Id") or "")
     return store.folder(elem.get("Id") or "")
 
@@ -539,14 +542,18 @@ def update_item(store: Store, req: etree._Element) -> list[etree._Element]:
                                    "The send or update operation could not be performed because the change key passed in the request does not match the current change key for the item."))
                 continue
         with store.lock:
-            if item.master_id and item.id not in store.items:
-                store.materialise(item)
+            before = {k: copy.deepcopy(v) for k, v in item.fields.items()}
             try:
                 _apply_updates(item, change.find(t("Updates")))
                 _validate_item(item.fields)
+                if item.master_id:
+                    _check_boundaries(store, item)
             except EwsError as err:
+                item.fields = before
                 out.append(error_message("UpdateItem", err))
                 continue
+            if item.master_id and item.id not in store.items:
+                store.materialise(item)
             store.touch(item)
         msg = message("UpdateItem")
         updated = sub(sub(msg, m("Items")), t(item.tag))
@@ -609,6 +616,33 @@ def _apply_updates(item: Item, updates: etree._Element | None) -> None:
             # A new pattern drops the old exceptions, as Outlook and Exchange do.
             item.exceptions.clear()
             item.deleted_occurrences.clear()
+
+
+def _check_boundaries(store: Store, occ: Item) -> None:
+    """ErrorOccurrenceCrossingBoundary (Microsoft's ResponseCode reference: "the Start or End time of an
+    occurrence is updated so that the occurrence is scheduled to happen earlier or later than the
+    corresponding previous or next occurrence"); Outlook's rule, applied here: an occurrence may move
+    within the days strictly between its neighbours' days (series time zone), not onto or past them."""
+    master = store.get(occ.master_id or "")
+    starts = store.occurrences(master)
+    if occ.original_start not in starts or not occ.text("Start"):
+        return
+    tz = store.start_tz(master)
+    index = starts.index(occ.original_start)
+    new_day = parse_dt(occ.text("Start") or "").astimezone(tz).date()
+
+    def effective(original: datetime) -> datetime:
+        exc_id = master.exceptions.get(original)
+        exc = store.items.get(exc_id) if exc_id else None
+        return parse_dt(exc.text("Start") or "") if exc is not None and exc.text("Start") else original
+
+    neighbours = [starts[i] for i in (index - 1, index + 1) if 0 <= i < len(starts)
+                  and starts[i] not in master.deleted_occurrences]
+    for original in neighbours:
+        day = effective(original).astimezone(tz).date()
+        if (original < occ.original_start and new_day <= day) or (original > occ.original_start and new_day >= day):
+            raise EwsError("ErrorOccurrenceCrossingBoundary",
+                           "The modified occurrence is crossing or overlapping adjacent occurrence.")
 
 
 def delete_item(store: Store, req: etree._Element) -> list[etree._Element]:

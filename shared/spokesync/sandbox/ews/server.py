@@ -277,7 +277,8 @@ class EwsServer:
         return None
 
     # ------------------------------------------------------------- SOAP
-    def handle_soap(self, body: bytes) -> tuple[int, bytes]:
+    def handle_soap(self, body: bytes, anchor: str | None = None) -> tuple[int, bytes]:
+        """One EWS request; `anchor` is its X-AnchorMailbox header."""
         try:
             root = etree.fromstring(body, _STRICT_PARSER)
         except etree.XMLSyntaxError as exc:
@@ -298,6 +299,16 @@ class EwsServer:
             impersonated = header.find(f".//{{{T}}}ExchangeImpersonation//{{{T}}}PrimarySmtpAddress")
             with self._lock:
                 self.last_impersonation = impersonated.text if impersonated is not None else None
+            if impersonated is not None:
+                try:
+                    self.store.check_mailbox(impersonated.text or "")
+                except EwsError as err:
+                    return 500, self._fault(err.code, err.text)
+        if anchor:
+            try:
+                self.store.check_mailbox(anchor)
+            except EwsError as err:
+                return 500, self._fault(err.code, err.text)
         _, newest, _ = BUILDS[self.version]
         if requested and (requested not in _API_ORDER or _API_ORDER.index(requested) > _API_ORDER.index(newest)):
             return 500, self._fault("ErrorInvalidServerVersion",
@@ -463,7 +474,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if not self._authenticated():
             return
-        status, payload = self.ews.handle_soap(body)
+        status, payload = self.ews.handle_soap(body, self.headers.get("X-AnchorMailbox"))
         if status == -1:
             self.close_connection = True
             self.connection.close()

@@ -115,6 +115,8 @@ class Store:
     def __init__(self, mailbox: str = "shared@example.com") -> None:
         self.lock = threading.RLock()
         self.mailbox = mailbox
+        # the primary SMTP addresses that have a mailbox here (others: ErrorNonExistentMailbox)
+        self.mailboxes: set[str] = {mailbox.lower()}
         self.folders: dict[str, Folder] = {}
         self.items: dict[str, Item] = {}
         self.seq = 0
@@ -131,6 +133,14 @@ class Store:
         self.add_folder("Contacts", "IPF.Contact", top.id, public=False, distinguished="contacts")
         self.add_folder("Inbox", "IPF.Note", top.id, public=False, distinguished="inbox")
         self.add_folder("IPM_SUBTREE", "IPF.Note", None, public=True, distinguished="publicfoldersroot")
+
+    def check_mailbox(self, address: str) -> None:
+        """Microsoft's ResponseCode reference (docs/web-service-reference/responsecode.md): ErrorNonExistentMailbox
+        when "the e-mail address does not refer to a valid account in a request that takes an e-mail address
+        in the body or in the SOAP header, such as in an Exchange Impersonation call" (here: a
+        DistinguishedFolderId's Mailbox, the impersonated user, X-AnchorMailbox)."""
+        if address.strip().lower() not in self.mailboxes:
+            raise EwsError("ErrorNonExistentMailbox", "The SMTP address has no mailbox associated with it.")
 
     # ----------------------------------------------------------------- ids
     def _new_id(self, prefix: str) -> str:
