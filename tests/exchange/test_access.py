@@ -54,9 +54,11 @@ def test_wrong_version_is_named() -> None:
 
 
 def test_not_an_ews_endpoint(ews: EwsServer, settings: ExchangeSettings) -> None:
-    with pytest.raises(ConnectorError, match="not an EWS endpoint"):
+    # IIS's 404 closes the connection: exchangelib alone would call that "server busy" (throttling)
+    with pytest.raises(ConnectorError, match="this server answers but is not EWS: .* HTTP 404") as err:
         exchange.validate(replace(settings, ews_url=ews.url.replace("/EWS/Exchange.asmx", "/owa/")), PASSWORD,
                           local_config())
+    assert not isinstance(err.value, Throttled)
 
 
 def test_host_unreachable() -> None:
@@ -167,3 +169,18 @@ def test_sync_folder_items_is_refused_on_public_folders_as_exchange_does(ews: Ew
     # a public folder mistaken for a mailbox folder: the refusal falls back to listing, never breaks
     with pytest.raises((ConnectorError, ErrorInvalidOperation)):
         connector.changes(None)
+
+
+def test_one_401_under_load_is_retried_on_a_fresh_connection(ews: EwsServer, settings: ExchangeSettings) -> None:
+    ews.unauthorized_next = 1
+    result = exchange.validate(settings, PASSWORD, local_config())
+    assert result.server_version.startswith("15.") and ews.unauthorized_next <= 0
+
+
+def test_two_401s_in_a_row_mark_the_credential_broken(ews: EwsServer, settings: ExchangeSettings) -> None:
+    ews.unauthorized_next = 2
+    try:
+        with pytest.raises(CredentialBroken, match="wrong user or password"):
+            exchange.validate(settings, PASSWORD, local_config())
+    finally:
+        ews.unauthorized_next = 0

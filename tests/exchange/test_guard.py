@@ -58,7 +58,8 @@ def _settings(ews: EwsServer, host: str) -> ExchangeSettings:
 def test_rebinding_to_loopback_is_refused_at_connect_time(ews: EwsServer, monkeypatch: pytest.MonkeyPatch) -> None:
     resolver = ChangingResolver("rebind.example.test", (["93.184.216.34"], ["127.0.0.1"]))
     monkeypatch.setattr(guard, "resolve", resolver)
-    config = Config(exchange_allow_http=True)  # no private range allowed
+    # no private range allowed; the sandbox's port is (a public host may use only 443 otherwise)
+    config = Config(exchange_allow_http=True, exchange_allowed_ports=(int(urlsplit(ews.url).port or 0),))
     before = ews.http_requests
     with pytest.raises(exchange.UrlRefused, match="resolves to 127.0.0.1, a loopback address"):
         exchange.validate(_settings(ews, "rebind.example.test"), PASSWORD, config)
@@ -109,3 +110,29 @@ def test_tls_verifies_the_host_name_while_the_address_is_pinned(
     wrong_name = replace(settings, ews_url=server.url.replace("ews.example.test", "mail.example.test"))
     with pytest.raises(ConnectorError, match="TLS failure"):
         exchange.validate(wrong_name, PASSWORD, config)
+
+
+@pytest.mark.parametrize("url", [
+    "https://mail.example.com:22/EWS/Exchange.asmx#@169.254.169.254",
+    "https://mail.example.com#@169.254.169.254/EWS/Exchange.asmx",
+    "https://mail.example.com\\@169.254.169.254/EWS/Exchange.asmx",
+    "https://x@169.254.169.254@mail.example.com/EWS/Exchange.asmx",
+])
+def test_urls_parsers_read_differently_are_refused(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(guard, "resolve", lambda host, port: ["93.184.216.34"])
+    for what in ("EWS URL", "OAuth token URL"):
+        with pytest.raises(exchange.UrlRefused, match=f"the {what} must"):
+            exchange.check_url(url, Config(), what=what)
+
+
+def test_ports_other_than_443_need_the_administrator(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(guard, "resolve", lambda host, port: ["93.184.216.34"])
+    for what in ("EWS URL", "OAuth token URL"):
+        with pytest.raises(exchange.UrlRefused, match=f"the {what} uses port 22: .* port 443 only"):
+            exchange.check_url("https://mail.example.com:22/EWS/Exchange.asmx", Config(), what=what)
+    assert exchange.check_url("https://mail.example.com/EWS/Exchange.asmx", Config())
+    assert exchange.check_url("https://mail.example.com:8443/EWS/Exchange.asmx", Config(exchange_allowed_ports=(8443,)))
+    # a host inside a range the administrator allow-listed may use its own port
+    monkeypatch.setattr(guard, "resolve", lambda host, port: ["10.1.2.3"])
+    assert exchange.check_url("https://exch.corp.example:8443/EWS/Exchange.asmx",
+                              Config(exchange_allowed_cidrs=("10.0.0.0/8",)))

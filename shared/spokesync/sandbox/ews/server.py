@@ -111,6 +111,7 @@ class EwsServer:
         self.http_requests = 0
         self.faults: list[Fault] = []
         self._replays: dict[str, list[bytes]] = {}
+        self.unauthorized_next = 0  # answer the next n authenticated EWS requests with 401 (load)
         self.last_headers: dict[str, str] = {}
         self._lock = threading.Lock()
         self._ntlm_file = self._write_ntlm_users()
@@ -470,9 +471,20 @@ class _Handler(BaseHTTPRequestHandler):
                 self._autodiscover(body)
             return
         if kind != "ews":
-            self._send(404, b"<html><body>Not Found</body></html>", content_type="text/html")
+            # IIS closes the connection after a 404 (exchangelib would read that as "server busy")
+            self._send(404, b"<html><body>Not Found</body></html>", {"Connection": "close"}, content_type="text/html")
+            self.close_connection = True
             return
         if not self._authenticated():
+            return
+        with self.ews._lock:
+            unauthorized = self.ews.unauthorized_next > 0
+            self.ews.unauthorized_next -= 1 if unauthorized else 0
+        if unauthorized:
+            # Exchange answers a good credential with 401 now and then when it wants clients to slow down
+            # (exchangelib's FaultTolerance retries every 401 for that reason); the connection is closed
+            self._send(401, b"", {**self._challenge(), "Connection": "close"}, "text/html")
+            self.close_connection = True
             return
         status, payload = self.ews.handle_soap(body, self.headers.get("X-AnchorMailbox"))
         if status == -1:
