@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+import requests
 from exchangelib import EWSDateTime
 from exchangelib.folders import FolderCollection
 
@@ -20,6 +21,7 @@ from spokesync.connectors.exchange.connector import ExchangeConnector
 from spokesync.model.event import Event, Override
 from spokesync.ports import ConnectorError, NewItem
 from spokesync.sandbox.ews import EwsServer
+from spokesync.sandbox.ews.schema import M, T
 from tests.exchange.conftest import PASSWORD, local_config
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -144,3 +146,34 @@ def test_the_mailbox_address_is_never_guessed_from_the_user_and_host(ews: EwsSer
     folder = ews.public_folder("mailbox-address")
     connector = connector_for_folder(upn, PASSWORD, local_config(), folder.id, public=True)
     assert connector.account.primary_smtp_address == "shared@example.com"
+
+
+def _dismiss(ews: EwsServer, item_id: str, changekey: str) -> bytes:
+    body = f"""<?xml version="1.0" encoding="utf-8"?>
+<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" xmlns:m="{M}" xmlns:t="{T}">
+<s:Header><t:RequestServerVersion Version="Exchange2013"/></s:Header><s:Body><m:PerformReminderAction>
+<m:ReminderItemActions><t:ReminderItemAction><t:ActionType>Dismiss</t:ActionType>
+<t:ItemId Id="{item_id}" ChangeKey="{changekey}"/></t:ReminderItemAction></m:ReminderItemActions>
+</m:PerformReminderAction></s:Body></s:Envelope>""".encode()
+    answer = requests.post(ews.url, data=body, auth=("sync", PASSWORD), timeout=10)
+    assert answer.status_code == 200, answer.text
+    return answer.content
+
+
+def test_a_dismissed_reminder_is_not_a_removed_reminder(ews: EwsServer, mailbox_connector: ExchangeConnector) -> None:
+    soon = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=5)  # the 15-minute reminder has fired
+    later = soon + timedelta(days=2)  # its reminder has not fired yet
+    first = mailbox_connector.changes(None)
+    created = mailbox_connector.create([
+        NewItem("soon", Event(title="Soon", start=soon, end=soon + timedelta(hours=1), reminders=(15,))),
+        NewItem("off", Event(title="No reminder", start=later, end=later + timedelta(hours=1), reminders=None))])
+    assert [c.status for c in created] == ["ok", "ok"]
+    cursor = mailbox_connector.changes(first.cursor).cursor
+    answer = _dismiss(ews, created[0].spoke_item_id, created[0].version or "")
+    assert b"<m:UpdatedItemIds>" in answer
+    assert ews.item(created[0].spoke_item_id).text("ReminderIsSet") == "false"  # Dismiss clears ReminderIsSet
+    changes = mailbox_connector.changes(cursor)
+    (changed,) = [i for i in changes.items if i.id == created[0].spoke_item_id]
+    assert changed.event.reminders == (15,)  # still the event's reminder for every other spoke
+    off = mailbox_connector.read([created[1].spoke_item_id])[created[1].spoke_item_id]
+    assert off.event.reminders is None

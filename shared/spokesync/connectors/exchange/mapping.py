@@ -52,7 +52,7 @@ READ_FIELDS = (
     "subject", "body", "location", "start", "end", "is_all_day", "legacy_free_busy_status", "sensitivity",
     "categories", "reminder_is_set", "reminder_minutes_before_start", "required_attendees", "optional_attendees",
     "resources", "organizer", "recurrence", "modified_occurrences", "deleted_occurrences", "type",
-    "last_modified_time", "is_cancelled", "_start_timezone", "_end_timezone", "spokesync_hub_id",
+    "last_modified_time", "is_cancelled", "_start_timezone", "_end_timezone", "spokesync_hub_id", "reminder_due_by",
 )
 WRITE_FIELDS = [
     "subject", "body", "location", "start", "end", "is_all_day", "legacy_free_busy_status", "sensitivity",
@@ -131,7 +131,8 @@ def item_values(event: Event, *, occurrence: bool = False) -> dict[str, Any]:
         values["body"] = Body(event.description or "")
     if event.reminders is None:
         values["reminder_is_set"] = False
-        values["reminder_minutes_before_start"] = None
+        # 0, not empty: Exchange would store its default of 15, which reads as a dismissed reminder
+        values["reminder_minutes_before_start"] = 0
     elif event.reminders:
         values["reminder_is_set"] = True
         values["reminder_minutes_before_start"] = min(event.reminders)
@@ -196,6 +197,20 @@ def _people(item: CalendarItem) -> tuple[Attendee, ...]:
     return tuple(out)
 
 
+def _reminders(item: CalendarItem) -> tuple[int, ...] | None:
+    """A dismissed reminder is still the event's reminder. Dismissing it (Outlook, or PerformReminderAction)
+    clears ReminderIsSet like switching it off does; what tells them apart is that a dismissed reminder
+    had fired: ReminderDueBy is past and ReminderMinutesBeforeStart still says when it was. Read as
+    "no reminder", every other spoke would lose the reminder because one person dismissed theirs."""
+    minutes = int(item.reminder_minutes_before_start or 0)
+    if item.reminder_is_set:
+        return (minutes,)
+    due = item.reminder_due_by
+    if minutes > 0 and isinstance(due, datetime) and due.timestamp() <= datetime.now(UTC).timestamp():
+        return (minutes,)
+    return None
+
+
 def item_to_event(item: CalendarItem, exceptions: dict[str, CalendarItem] | None = None) -> Event:
     """The canonical event of a single item or a series master (with its exceptions, fetched by id)."""
     tz_obj = item._start_timezone
@@ -205,10 +220,7 @@ def item_to_event(item: CalendarItem, exceptions: dict[str, CalendarItem] | None
     start = _when(item.start, all_day, tz)
     end = _when(item.end, all_day, tz, end=True)
     text, markup = _body(item)
-    if item.reminder_is_set:
-        reminders: tuple[int, ...] | None = (int(item.reminder_minutes_before_start or 0),)
-    else:
-        reminders = None
+    reminders = _reminders(item)
     organizer = None
     if item.organizer is not None and item.organizer.email_address:
         organizer = Person(item.organizer.email_address.lower(), item.organizer.name or "")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from lxml import etree
@@ -82,6 +82,11 @@ def _computed(store: Store, item: Item, name: str) -> etree._Element | None:
     elif name == "ParentFolderId":
         folder = store.folders.get(item.folder_id)
         elem = etree.Element(t(name), Id=item.folder_id, ChangeKey=folder.changekey if folder else "")
+    elif name == "ReminderDueBy" and "ReminderDueBy" not in item.fields and item.text("Start"):
+        # when the reminder fires: the start minus ReminderMinutesBeforeStart (Exchange's default is 15)
+        minutes = int(item.text("ReminderMinutesBeforeStart") or "15")
+        elem = etree.Element(t(name))
+        elem.text = fmt(parse_dt(item.text("Start") or "") - timedelta(minutes=minutes))
     elif item.tag != "CalendarItem":
         return None
     elif name == "CalendarItemType":
@@ -138,7 +143,8 @@ def _computed(store: Store, item: Item, name: str) -> etree._Element | None:
     return elem
 
 
-_COMPUTED = ("ParentFolderId", "ItemClass", "DateTimeReceived", "DateTimeCreated", "LastModifiedTime", "UID",
+_COMPUTED = ("ParentFolderId", "ItemClass", "DateTimeReceived", "DateTimeCreated", "ReminderDueBy", "LastModifiedTime",
+             "UID",
              "Organizer", "IsMeeting", "IsRecurring", "MyResponseType", "CalendarItemType", "OriginalStart",
              "FirstOccurrence", "LastOccurrence", "ModifiedOccurrences", "DeletedOccurrences")
 
@@ -712,6 +718,37 @@ def sync_folder_items(store: Store, req: etree._Element) -> list[etree._Element]
     return [msg]
 
 
+def perform_reminder_action(store: Store, req: etree._Element) -> list[etree._Element]:
+    """Dismiss clears ReminderIsSet (as Outlook's Dismiss does); Snooze sets ReminderNextTime
+    (docs/web-service-reference/performreminderaction-operation.md). The answer is one
+    PerformReminderActionResponse with the updated ids, not a list of response messages."""
+    updated = []
+    for action in kids(req.find(m("ReminderItemActions"))):
+        kind = action.findtext(t("ActionType")) or ""
+        ref = action.find(t("ItemId"))
+        item = store.resolve(ref.get("Id") or "") if ref is not None else None
+        if item is None:
+            raise EwsError("ErrorInvalidIdEmpty", "Id is empty.")
+        if item.master_id and item.id not in store.items:
+            store.materialise(item)
+        if kind == "Dismiss":
+            flag = etree.Element(t("ReminderIsSet"))
+            flag.text = "false"
+            item.fields["ReminderIsSet"] = flag
+        elif kind == "Snooze":
+            when = etree.Element(t("ReminderNextTime"))
+            when.text = fmt(parse_dt(action.findtext(t("NewReminderTime")) or ""))
+            item.fields["ReminderNextTime"] = when
+        store.touch(item)
+        updated.append(item)
+    response = etree.Element(m("PerformReminderActionResponse"), ResponseClass="Success")
+    sub(response, m("ResponseCode"), "NoError")
+    ids = sub(response, m("UpdatedItemIds"))
+    for item in updated:
+        sub(ids, t("ItemId"), Id=item.id, ChangeKey=item.changekey)
+    return [response]
+
+
 def convert_id(store: Store, req: etree._Element) -> list[etree._Element]:
     out = []
     for alt in kids(req.find(m("SourceIds"))):
@@ -729,6 +766,7 @@ OPERATIONS: dict[str, Callable[..., list[etree._Element]]] = {
     "DeleteItem": delete_item,
     "SyncFolderItems": sync_folder_items,
     "ConvertId": convert_id,
+    "PerformReminderAction": perform_reminder_action,
 }
 
 __all__ = ["OPERATIONS", "SoapFault", "find_item", "utc_now"]

@@ -366,10 +366,13 @@ class EwsServer:
                 f'MajorBuildNumber="{build}" MinorBuildNumber="{rev}" Version="{api}"/>')
 
     def _envelope(self, operation: str, messages: list[etree._Element]) -> bytes:
-        response = etree.Element(f"{{{M}}}{operation}Response", nsmap={"m": M, "t": T})
-        container = etree.SubElement(response, f"{{{M}}}ResponseMessages")
-        for msg in messages:
-            container.append(msg)
+        if len(messages) == 1 and messages[0].tag == f"{{{M}}}{operation}Response":
+            response = messages[0]  # an operation answering without ResponseMessages (PerformReminderAction)
+        else:
+            response = etree.Element(f"{{{M}}}{operation}Response", nsmap={"m": M, "t": T})
+            container = etree.SubElement(response, f"{{{M}}}ResponseMessages")
+            for msg in messages:
+                container.append(msg)
         body = etree.tostring(response)
         return (b'<?xml version="1.0" encoding="utf-8"?>'
                 b'<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Header>'
