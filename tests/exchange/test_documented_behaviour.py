@@ -177,3 +177,45 @@ def test_a_dismissed_reminder_is_not_a_removed_reminder(ews: EwsServer, mailbox_
     assert changed.event.reminders == (15,)  # still the event's reminder for every other spoke
     off = mailbox_connector.read([created[1].spoke_item_id])[created[1].spoke_item_id]
     assert off.event.reminders is None
+
+
+def _definition(name: str) -> str:
+    """The inside of a recorded zone element (Periods, TransitionsGroups, Transitions)."""
+    from lxml import etree
+
+    from spokesync.sandbox.ews import schema
+
+    root = etree.parse(str(schema.SCHEMA_DIR.parent / "fixtures" / "timezones" / name)).getroot()
+    return "".join(etree.tostring(child).decode() for child in root)
+
+
+@pytest.mark.parametrize("zone_id", ["Customized Time Zone", "", "(UTC+01:00) Amsterdam, Berlin, Bern, Rom"])
+def test_a_zone_given_by_definition_is_expanded_by_it_and_read_as_the_iana_zone_with_its_rules(
+        ews: EwsServer, public_connector: ExchangeConnector, zone_id: str) -> None:
+    # Central European rules under a non-Windows id (exchangelib issue #310's definition), weekly across
+    # the March change: 09:00 local is 08:00Z before it and 07:00Z after it
+    start = datetime(2027, 3, 15, 9, 0, tzinfo=BERLIN)
+    recurrence = ("<t:Recurrence><t:WeeklyRecurrence><t:Interval>1</t:Interval><t:DaysOfWeek>Monday</t:DaysOfWeek>"
+                  "</t:WeeklyRecurrence><t:NumberedRecurrence><t:StartDate>2027-03-15</t:StartDate>"
+                  "<t:NumberOfOccurrences>4</t:NumberOfOccurrences></t:NumberedRecurrence></t:Recurrence>")
+    item = ews.user_create(public_connector.folder_id, "Custom zone", start, start + timedelta(hours=1),
+                           tz=zone_id, tz_xml=_definition("customized-time-zone.xml"), recurrence_xml=recurrence)
+    view = FolderCollection(account=public_connector.account, folders=[public_connector.folder]).view(
+        start=EWSDateTime.from_datetime(start - timedelta(days=1)),
+        end=EWSDateTime.from_datetime(start + timedelta(days=30)))
+    instants = sorted(datetime.fromtimestamp(o.start.timestamp(), UTC) for o in view)
+    assert instants == [datetime(2027, 3, 15, 8, tzinfo=UTC), datetime(2027, 3, 22, 8, tzinfo=UTC),
+                        datetime(2027, 3, 29, 7, tzinfo=UTC), datetime(2027, 4, 5, 7, tzinfo=UTC)]
+    read = public_connector.read([item.id])[item.id]
+    assert read.event.timezone == "Europe/Berlin"  # not UTC
+    assert read.event.start == start
+    assert read.event.recurrence == ("RRULE:FREQ=WEEKLY;BYDAY=MO;COUNT=4",)
+    assert ews.item(item.id).fields["StartTimeZone"].get("Id") == zone_id  # reading wrote nothing back
+
+
+def test_a_utc_definition_reads_as_utc(ews: EwsServer, public_connector: ExchangeConnector) -> None:
+    start = datetime(2027, 5, 3, 9, 0, tzinfo=UTC)
+    item = ews.user_create(public_connector.folder_id, "UTC zone", start, start + timedelta(hours=1),
+                           tz="tzone://Microsoft/Utc", tz_xml=_definition("tzone-microsoft-utc.xml"))
+    read = public_connector.read([item.id])[item.id]
+    assert read.event.timezone in ("UTC", "Etc/UTC") and read.event.start == start

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from exchangelib import CalendarItem
+from exchangelib import CalendarItem, EWSTimeZone
 from exchangelib import errors as ews_errors
 from exchangelib.fields import FieldPath
 from exchangelib.folders import Folder, PublicFoldersRoot, Root
@@ -35,8 +35,10 @@ from exchangelib.services import DeleteItem as _DeleteItem
 from exchangelib.services import FindItem, SyncFolderItems
 from exchangelib.services import GetItem as _GetItem
 from exchangelib.services import UpdateItem as _UpdateItem
+from exchangelib.util import TNS
+from exchangelib.winzone import MS_TIMEZONE_TO_IANA_MAP
 
-from spokesync.connectors.exchange import mapping
+from spokesync.connectors.exchange import mapping, timezones
 from spokesync.connectors.exchange.access import ExchangeSettings, describe, translated
 from spokesync.connectors.exchange.recurrence import UnsupportedRecurrence
 from spokesync.model.event import Event
@@ -68,6 +70,21 @@ class DeleteItem(_DeleteItem):  # type: ignore[misc]
 
 class GetItem(_GetItem):  # type: ignore[misc]
     ERRORS_TO_CATCH_IN_RESPONSE = ews_errors.ResponseMessageError
+
+    def _elem_to_obj(self, elem: Any) -> Any:
+        """exchangelib has no zone for a StartTimeZone whose Id is not a Windows id (it warns and gives
+        None, which would read as UTC): resolve such a zone from its definition instead."""
+        resolved: dict[str, str | None] = {}
+        for field, tag in (("_start_timezone", "StartTimeZone"), ("_end_timezone", "EndTimeZone")):
+            zone_elem = elem.find(f"{{{TNS}}}{tag}")
+            if zone_elem is not None and not any(v in MS_TIMEZONE_TO_IANA_MAP for v in
+                                                 (zone_elem.get("Id") or "", zone_elem.get("Name") or "")):
+                resolved[field] = timezones.iana_for_definition(zone_elem)
+                zone_elem.set("Id", "UTC")  # exchangelib would warn, or fail on a missing Name
+        item = super()._elem_to_obj(elem)  # (exchangelib clears the element while parsing it)
+        for field, name in resolved.items():
+            setattr(item, field, EWSTimeZone(name) if name else None)
+        return item
 
 
 FIND_PAGE = 1000  # Exchange's default EWSFindCountLimit

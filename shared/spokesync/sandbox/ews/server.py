@@ -204,8 +204,9 @@ class EwsServer:
 
     def user_create(self, folder: str | Folder, subject: str, start: datetime | date, end: datetime | date, *,
                     location: str = "", body: str = "", tz: str = "UTC", recurrence_xml: str = "",
-                    extra_xml: str = "") -> Item:
-        """An item made in Outlook: it carries no hub id."""
+                    extra_xml: str = "", tz_xml: str = "") -> Item:
+        """An item made in Outlook: it carries no hub id. `tz_xml`: the inside of StartTimeZone/EndTimeZone
+        (Periods, TransitionsGroups, Transitions) for a zone given by definition, `tz` then its Id."""
         folder_id = folder.id if isinstance(folder, Folder) else folder
         all_day = not isinstance(start, datetime)
         if all_day:
@@ -213,13 +214,16 @@ class EwsServer:
             end_dt = datetime.combine(end, datetime.min.time(), UTC)
         else:
             start_dt, end_dt = start, end  # type: ignore[assignment]
+        # zones given by definition come with Name="" as on real servers (exchangelib issues #310, #255)
+        zone_attrs = f' Name="" Id="{escape(tz)}"' if tz_xml else f' Id="{escape(tz)}"'
         xml = (f'<t:CalendarItem xmlns:t="{T}"><t:Subject>{escape(subject)}</t:Subject>'
                f'<t:Body BodyType="Text">{escape(body)}</t:Body>'
                f"<t:Start>{fmt(start_dt)}</t:Start><t:End>{fmt(end_dt)}</t:End>"
                f"<t:IsAllDayEvent>{'true' if all_day else 'false'}</t:IsAllDayEvent>"
                f"<t:LegacyFreeBusyStatus>Busy</t:LegacyFreeBusyStatus><t:Location>{escape(location)}</t:Location>"
                f"{recurrence_xml}{extra_xml}"
-               f'<t:StartTimeZone Id="{tz}"/><t:EndTimeZone Id="{tz}"/></t:CalendarItem>')
+               f'<t:StartTimeZone{zone_attrs}>{tz_xml}</t:StartTimeZone>'
+               f'<t:EndTimeZone{zone_attrs}>{tz_xml}</t:EndTimeZone></t:CalendarItem>')
         fields, extended = ops.item_fields(etree.fromstring(xml, _PARSER))
         return self.store.create(folder_id, "CalendarItem", fields, extended)
 

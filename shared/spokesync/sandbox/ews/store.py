@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 from lxml import etree
 
 from spokesync.sandbox.ews import recurrence
+from spokesync.sandbox.ews.timezones import DefinitionZone
 
 T = "http://schemas.microsoft.com/exchange/services/2006/types"
 M = "http://schemas.microsoft.com/exchange/services/2006/messages"
@@ -104,9 +105,14 @@ def tz_of(elem: etree._Element | None) -> Any:
 
     if elem is None:
         return UTC
-    ms_id = elem.get("Id") or elem.get("Name") or ""
-    iana = MS_TIMEZONE_TO_IANA_MAP.get(ms_id)
-    return ZoneInfo(iana) if iana else UTC
+    for ms_id in (elem.get("Id") or "", elem.get("Name") or ""):
+        iana = MS_TIMEZONE_TO_IANA_MAP.get(ms_id)
+        if iana:
+            return ZoneInfo(iana)
+    if elem.find(f"{{{T}}}Periods") is not None:
+        # not a Windows id ("Customized Time Zone", a display name, empty): Exchange goes by the definition
+        return DefinitionZone(elem)
+    return UTC
 
 
 class Store:
