@@ -22,6 +22,7 @@ from spokesync.connectors.exchange import recurrence as rec
 from spokesync.model.event import ALL_FIELDS, Attendee, Event, Override, Person, When
 
 HUB_ID_PROPERTY = "spokesync-hub-id"
+RULE_PROPERTY = "spokesync-rrule"
 
 
 class HubIdProperty(ExtendedProperty):
@@ -32,9 +33,24 @@ class HubIdProperty(ExtendedProperty):
     property_type = "String"
 
 
+class RuleProperty(ExtendedProperty):
+    """The RRULE line we wrote with the series. Exchange keeps a pattern, not a line: read back, a rule
+    comes out re-spelled (BYDAY order, UNTIL as an end-of-day instant, BYMONTH added), and a re-spelled
+    rule would be written back into the user's own calendar as a change. While the pattern is still the
+    one this line maps to, the line is what the series says; once someone changes the pattern in
+    Outlook, the pattern wins."""
+
+    distinguished_property_set_id = "PublicStrings"
+    property_name = RULE_PROPERTY
+    property_type = "String"
+
+
 def register() -> None:
-    if "spokesync_hub_id" not in {f.name for f in CalendarItem.FIELDS}:
+    names = {f.name for f in CalendarItem.FIELDS}
+    if "spokesync_hub_id" not in names:
         CalendarItem.register("spokesync_hub_id", HubIdProperty)
+    if "spokesync_rrule" not in names:
+        CalendarItem.register("spokesync_rrule", RuleProperty)
 
 
 # Fields Exchange holds and returns as written. Left out: timezone (Windows
@@ -53,13 +69,14 @@ READ_FIELDS = (
     "categories", "reminder_is_set", "reminder_minutes_before_start", "required_attendees", "optional_attendees",
     "resources", "organizer", "recurrence", "modified_occurrences", "deleted_occurrences", "type",
     "last_modified_time", "is_cancelled", "_start_timezone", "_end_timezone", "spokesync_hub_id", "reminder_due_by",
+    "spokesync_rrule",
 )
 WRITE_FIELDS = [
     "subject", "body", "location", "start", "end", "is_all_day", "legacy_free_busy_status", "sensitivity",
     "categories", "reminder_is_set", "reminder_minutes_before_start", "required_attendees", "optional_attendees",
-    "resources", "recurrence", "_start_timezone", "_end_timezone",
+    "resources", "recurrence", "_start_timezone", "_end_timezone", "spokesync_rrule",
 ]
-OCCURRENCE_WRITE_FIELDS = [f for f in WRITE_FIELDS if f != "recurrence"]
+OCCURRENCE_WRITE_FIELDS = [f for f in WRITE_FIELDS if f not in ("recurrence", "spokesync_rrule")]
 
 _SHOW_AS = {"busy": "Busy", "free": "Free", "tentative": "Tentative", "oof": "OOF",
             "working_elsewhere": "WorkingElsewhere"}
@@ -150,6 +167,7 @@ def item_values(event: Event, *, occurrence: bool = False) -> dict[str, Any]:
         values["end"] = _local(event.end, tz)
     if not occurrence:
         values["recurrence"] = None
+        values["spokesync_rrule"] = None
         rules = [line for line in event.recurrence if line.strip().upper().startswith("RRULE")]
         others = [line for line in event.recurrence if line.strip() and not line.strip().upper().startswith(("RRULE", "EXDATE"))]
         if others:
@@ -158,6 +176,7 @@ def item_values(event: Event, *, occurrence: bool = False) -> dict[str, Any]:
             raise rec.UnsupportedRecurrence("Exchange holds one recurrence rule per series")
         if rules:
             values["recurrence"] = rec.to_ews(rules[0], event.start, ZoneInfo(tz.key))
+            values["spokesync_rrule"] = rules[0].strip()
     return values
 
 
@@ -244,6 +263,13 @@ def item_to_event(item: CalendarItem, exceptions: dict[str, CalendarItem] | None
     )
     if item.recurrence is not None and start is not None:
         rule = rec.from_ews(item.recurrence, start, tz)
+        written = getattr(item, "spokesync_rrule", None)
+        if written:
+            try:
+                if rec.same_series(rec.to_ews(written, start, tz), item.recurrence):
+                    rule = written  # the same pattern: keep the spelling the series came with
+            except (rec.UnsupportedRecurrence, ValueError):
+                pass
         cancelled: list[When] = []
         for deleted in item.deleted_occurrences or ():
             original = _when(deleted.start, all_day, tz)

@@ -312,3 +312,20 @@ def _until_utc(body: str) -> datetime | None:
         if key.upper() == "UNTIL" and value.upper().endswith("Z"):
             return datetime.strptime(value.upper(), "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
     return None
+
+
+def same_series(a: EwsRecurrence, b: EwsRecurrence) -> bool:
+    """The same pattern and range (dates compared as days: a read-back StartDate may carry a zone)."""
+    def day(value: Any) -> Any:
+        return value.date() if isinstance(value, datetime) else value
+
+    if a.pattern != b.pattern or type(a.boundary) is not type(b.boundary):
+        return False
+    if day(a.boundary.start) != day(b.boundary.start):
+        return False
+    if isinstance(a.boundary, EndDatePattern):
+        return bool(day(a.boundary.end) == day(b.boundary.end))
+    if isinstance(a.boundary, NumberedPattern):
+        return bool(a.boundary.number == b.boundary.number)
+    return True
+
