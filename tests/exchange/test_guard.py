@@ -5,6 +5,7 @@ goes to the checked address."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
@@ -136,3 +137,45 @@ def test_ports_other_than_443_need_the_administrator(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(guard, "resolve", lambda host, port: ["10.1.2.3"])
     assert exchange.check_url("https://exch.corp.example:8443/EWS/Exchange.asmx",
                               Config(exchange_allowed_cidrs=("10.0.0.0/8",)))
+
+
+def _ntlm_over_tls(server: EwsServer, ca: str, bindings: bytes | None) -> int:
+    """A raw NTLM handshake on one kept-alive TLS connection, with the given channel binding (or none)."""
+    import base64
+
+    import requests
+    import spnego
+    from spnego.channel_bindings import GssChannelBindings
+
+    cbt = GssChannelBindings(application_data=b"tls-server-end-point:" + bindings) if bindings is not None else None
+    client = spnego.client("sync", PASSWORD, hostname="ews.example.test", protocol="ntlm", channel_bindings=cbt)
+    with requests.Session() as session:
+        session.verify = ca
+        first = session.post(server.url, data=b"", timeout=10, headers={
+            "Authorization": "NTLM " + base64.b64encode(client.step() or b"").decode()})
+        challenge = base64.b64decode(first.headers["WWW-Authenticate"].split()[1])
+        second = session.post(server.url, data=b"", timeout=10, headers={
+            "Authorization": "NTLM " + base64.b64encode(client.step(challenge) or b"").decode()})
+        return second.status_code
+
+
+def test_ntlm_over_tls_checks_channel_bindings(tls_ews: tuple[EwsServer, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    server, ca = tls_ews
+    assert server.extended_protection and server.channel_binding is not None
+    monkeypatch.setattr(guard, "resolve", lambda h, p: ["127.0.0.1"])
+    monkeypatch.setattr("socket.getaddrinfo", _loopback_getaddrinfo(socket.getaddrinfo))
+    # exchangelib (requests_ntlm) sends the binding of the certificate it saw: accepted
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", ca)
+    settings = ExchangeSettings(ews_url=server.url, username="sync", auth_type="NTLM", mailbox="shared@example.com")
+    assert exchange.validate(settings, PASSWORD, Config(exchange_allowed_cidrs=("127.0.0.0/8",))).server_version
+    # a client without the binding, or with another certificate's, is refused (the request is not SOAP:
+    # authentication comes first, an accepted handshake gets a SOAP fault with HTTP 500)
+    assert _ntlm_over_tls(server, ca, None) == 401
+    assert _ntlm_over_tls(server, ca, b"\x01" * 32) == 401
+    assert _ntlm_over_tls(server, ca, server.channel_binding) == 500
+
+
+def _loopback_getaddrinfo(real):  # type: ignore[no-untyped-def]
+    def lookup(host, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return real("127.0.0.1" if str(host).endswith(".example.test") else host, *args, **kwargs)
+    return lookup

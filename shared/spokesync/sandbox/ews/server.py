@@ -88,13 +88,18 @@ class EwsServer:
                  port: int = 0, domain: str = "EXAMPLE", max_find_page: int = 1000,
                  tls: Certificates | None = None, hostname: str | None = None,
                  oauth_apps: dict[str, str] | None = None, tenant: str = "contoso-tenant",
-                 token_lifetime_s: int = 3599, check_responses: bool | None = None) -> None:
+                 token_lifetime_s: int = 3599, check_responses: bool | None = None,
+                 extended_protection: bool | None = None) -> None:
         self.store = Store(mailbox)
         self.mailbox = mailbox
         self.users = Users(dict(users or {"sync": "Secret-1"}))
         self.issuer = TokenIssuer(tenant=tenant, apps=dict(oauth_apps or {}), lifetime_s=token_lifetime_s)
         self.auth = auth + ("Bearer",) if oauth_apps and "Bearer" not in auth else auth
         self.tls = tls
+        # Extended Protection (on by default since Exchange 2019 CU14): NTLM over TLS must carry the channel
+        # binding of this server's certificate (RFC 5929 tls-server-end-point), else the handshake fails
+        self.extended_protection = tls is not None if extended_protection is None else extended_protection
+        self.channel_binding = _tls_server_end_point(tls.cert_path) if tls is not None else None
         self.hostname = hostname
         self.paths: collections.Counter[str] = collections.Counter()
         self.last_impersonation: str | None = None
@@ -546,8 +551,13 @@ class _Handler(BaseHTTPRequestHandler):
         raw = base64.b64decode(token)
         prefix = "NTLM" if scheme == "ntlm" else "Negotiate"
         if raw[8:12] == b"\x01\x00\x00\x00":  # NEGOTIATE_MESSAGE: a new handshake on this connection
+            bindings = None
+            if self.ews.extended_protection and self.ews.channel_binding is not None:
+                from spnego.channel_bindings import GssChannelBindings
+
+                bindings = GssChannelBindings(application_data=b"tls-server-end-point:" + self.ews.channel_binding)
             with _ntlm_env(self.ews._ntlm_file):
-                self._ntlm = spnego.server(protocol="ntlm")
+                self._ntlm = spnego.server(protocol="ntlm", channel_bindings=bindings)
                 challenge = self._ntlm.step(raw)
             self._send(401, b"", {"WWW-Authenticate": f"{prefix} {base64.b64encode(challenge or b'').decode()}"},
                        "text/html")
@@ -565,6 +575,22 @@ class _Handler(BaseHTTPRequestHandler):
         if not ok:
             self._send(401, b"", self._challenge(), "text/html")
         return ok
+
+
+def _tls_server_end_point(cert_path: str) -> bytes:
+    """RFC 5929's tls-server-end-point: the hash of the server certificate with its signature's hash
+    algorithm (SHA-256 when that is MD5 or SHA-1)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+
+    with open(cert_path, "rb") as fh:
+        cert = x509.load_pem_x509_certificates(fh.read())[0]
+    algorithm = cert.signature_hash_algorithm
+    if algorithm is None or isinstance(algorithm, (hashes.MD5, hashes.SHA1)):
+        algorithm = hashes.SHA256()
+    digest = hashes.Hash(algorithm)
+    digest.update(cert.public_bytes(serialization.Encoding.DER))
+    return digest.finalize()
 
 
 _ENV_LOCK = threading.Lock()
