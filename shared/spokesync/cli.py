@@ -174,6 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--url", required=True)
     p.add_argument("--user", required=True)
     p.add_argument("--mailbox", default="", help="the mailbox's primary SMTP address (needed unless --user is one)")
+    p.add_argument("--public-folder-mailboxes", action="store_true",
+                   help="route public-folder requests to their public-folder mailboxes (several of them)")
     p.add_argument("--version", default="2016", choices=["2010", "2013", "2016"])
     p.add_argument("--auth", default="ntlm", choices=["ntlm", "basic"])
 
@@ -235,7 +237,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 
         password = os.environ.get("SPOKESYNC_EXCHANGE_PASSWORD") or getpass.getpass("Exchange password: ")
         settings = {"ews_url": args.url, "username": args.user, "version": args.version,
-                    "auth_type": args.auth.upper(), "mailbox": args.mailbox}
+                    "auth_type": args.auth.upper(), "mailbox": args.mailbox,
+                    "public_folder_mailboxes": args.public_folder_mailboxes}
         cred = exchange.save_credential(ctx, args.label, settings, password)
         _print(cred.to_dict())
     elif cmd == "sync":

@@ -34,6 +34,8 @@ class ExchangeSettings:
     tenant_id: str = ""
     client_id: str = ""
     token_url: str = ""  # empty: Microsoft identity platform's https://login.microsoftonline.com/<tenant>/...
+    # several public-folder mailboxes: route requests with X-AnchorMailbox / X-PublicFolderMailbox (routing.py)
+    public_folder_mailboxes: bool = False
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> ExchangeSettings:
@@ -65,7 +67,8 @@ class ExchangeSettings:
         return cls(ews_url=str(raw.get("ews_url") or ""), username=str(raw.get("username") or ""), version=version,
                    auth_type=auth, mailbox=str(raw.get("mailbox") or ""), autodiscover=autodiscover,
                    tenant_id=str(raw.get("tenant_id") or ""), client_id=str(raw.get("client_id") or ""),
-                   token_url=str(raw.get("token_url") or ""))
+                   token_url=str(raw.get("token_url") or ""),
+                   public_folder_mailboxes=bool(raw.get("public_folder_mailboxes", False)))
 
     def to_dict(self) -> dict[str, Any]:
         """What the hub store keeps (never the password or client secret)."""
@@ -73,6 +76,8 @@ class ExchangeSettings:
                                "auth_type": self.auth_type, "mailbox": self.mailbox}
         if self.autodiscover:
             out["autodiscover"] = True
+        if self.public_folder_mailboxes:
+            out["public_folder_mailboxes"] = True
         if self.auth_type == "OAuth 2.0":
             out.update(tenant_id=self.tenant_id, client_id=self.client_id, token_url=self.token_url)
         return out
@@ -288,6 +293,10 @@ def describe(exc: BaseException, settings: ExchangeSettings) -> ConnectorError:
                                   "connection, or the server is down)")
         return ConnectorError(f"host unreachable: no connection to {host} (the connection was refused or there "
                               "is no route to it: check the host name and port, and that the server is running)")
+    if isinstance(exc, e.SOAPError) and "ErrorPublicFolderOperationFailed" in str(exc):
+        # (exchangelib has no class for this code)
+        return ConnectorError(f"{host} refused a public-folder request that was not routed to its public folder "
+                              "mailbox: switch on the several-public-folder-mailboxes setting of the credential")
     if isinstance(exc, (e.SOAPError, e.MalformedResponseError)):
         return ConnectorError(f"this server answers but is not EWS: {settings.ews_url} did not answer like "
                               "Exchange Web Services; the EWS URL usually ends in /EWS/Exchange.asmx")

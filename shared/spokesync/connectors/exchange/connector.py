@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -32,13 +33,14 @@ from exchangelib.properties import ItemId, OccurrenceItemId
 from exchangelib.restriction import Q, Restriction
 from exchangelib.services import CreateItem as _CreateItem
 from exchangelib.services import DeleteItem as _DeleteItem
-from exchangelib.services import FindItem, SyncFolderItems
+from exchangelib.services import FindItem as _FindItem
 from exchangelib.services import GetItem as _GetItem
+from exchangelib.services import SyncFolderItems
 from exchangelib.services import UpdateItem as _UpdateItem
 from exchangelib.util import TNS
 from exchangelib.winzone import MS_TIMEZONE_TO_IANA_MAP
 
-from spokesync.connectors.exchange import mapping, timezones
+from spokesync.connectors.exchange import mapping, routing, timezones
 from spokesync.connectors.exchange.access import ExchangeSettings, describe, translated
 from spokesync.connectors.exchange.recurrence import UnsupportedRecurrence
 from spokesync.model.event import Event
@@ -56,19 +58,23 @@ from spokesync.ports import (
 
 # Per-item failures come back as exception objects in order, for every kind of
 # response error (exchangelib raises most of them by default, aborting a batch).
-class CreateItem(_CreateItem):  # type: ignore[misc]
+class FindItem(routing.Routed, _FindItem):  # type: ignore[misc]
+    pass
+
+
+class CreateItem(routing.Routed, _CreateItem):  # type: ignore[misc]
     ERRORS_TO_CATCH_IN_RESPONSE = ews_errors.ResponseMessageError
 
 
-class UpdateItem(_UpdateItem):  # type: ignore[misc]
+class UpdateItem(routing.Routed, _UpdateItem):  # type: ignore[misc]
     ERRORS_TO_CATCH_IN_RESPONSE = ews_errors.ResponseMessageError
 
 
-class DeleteItem(_DeleteItem):  # type: ignore[misc]
+class DeleteItem(routing.Routed, _DeleteItem):  # type: ignore[misc]
     ERRORS_TO_CATCH_IN_RESPONSE = ews_errors.ResponseMessageError
 
 
-class GetItem(_GetItem):  # type: ignore[misc]
+class GetItem(routing.Routed, _GetItem):  # type: ignore[misc]
     ERRORS_TO_CATCH_IN_RESPONSE = ews_errors.ResponseMessageError
 
     def _elem_to_obj(self, elem: Any) -> Any:
@@ -132,6 +138,17 @@ class ExchangeConnector:
         )
         self._read_paths = {FieldPath(field=CalendarItem.get_field_by_fieldname(n)) for n in mapping.READ_FIELDS}
         self._hub_id_path = {FieldPath(field=CalendarItem.get_field_by_fieldname("spokesync_hub_id"))}
+        self._routing: dict[str, str] | None = None
+
+    @contextmanager
+    def _scope(self) -> Iterator[None]:
+        """Errors in plain words; in the several-public-folder-mailboxes mode, every request routed to
+        the mailbox holding this folder's content (found once per connector: routing.py)."""
+        with translated(self.settings):
+            if self.public and self.settings.public_folder_mailboxes and self._routing is None:
+                self._routing = routing.discover(self.account, self.settings.ews_url, self.folder_id)
+            with routing.headers(self._routing):
+                yield
 
     # ------------------------------------------------------------ listing
     def _list_ids(self) -> dict[str, str]:
@@ -181,7 +198,7 @@ class ExchangeConnector:
 
     # ------------------------------------------------------------- changes
     def changes(self, cursor: bytes | None) -> ChangeSet:
-        with translated(self.settings):
+        with self._scope():
             if self.public:
                 return self._snapshot_changes(cursor)
             return self._sync_changes(cursor)
@@ -262,7 +279,7 @@ class ExchangeConnector:
                          encode_cursor(CURSOR_SYNC, {"state": state, "items": snapshot}), False)
 
     def read(self, ids: Sequence[str]) -> dict[str, SpokeItem]:
-        with translated(self.settings):
+        with self._scope():
             return self._fetch(ids).items
 
     # -------------------------------------------------------------- writes
@@ -291,7 +308,7 @@ class ExchangeConnector:
 
     def create(self, items: Sequence[NewItem]) -> list[WriteResult]:
         results: list[WriteResult | None] = [None] * len(items)
-        with translated(self.settings):
+        with self._scope():
             existing = self._find_hub_ids([n.hub_id for n in items])
             adopted = self._fetch([existing[n.hub_id][0] for n in items if n.hub_id in existing]).items
             to_create: list[tuple[int, CalendarItem]] = []
@@ -401,7 +418,7 @@ class ExchangeConnector:
 
     def update(self, items: Sequence[ItemUpdate]) -> list[WriteResult]:
         results: list[WriteResult | None] = [None] * len(items)
-        with translated(self.settings):
+        with self._scope():
             pending: list[tuple[int, CalendarItem]] = []
             for pos, upd in enumerate(items):
                 try:
@@ -432,7 +449,7 @@ class ExchangeConnector:
     def delete(self, items: Sequence[ItemDelete]) -> list[WriteResult]:
         """DeleteItem has no ChangeKey precondition in EWS: check the ChangeKeys first (one GetItem)."""
         results: list[WriteResult | None] = [None] * len(items)
-        with translated(self.settings):
+        with self._scope():
             current = self._current_changekeys([d.spoke_item_id for d in items])
             to_delete: list[tuple[int, str]] = []
             for pos, rem in enumerate(items):

@@ -7,6 +7,7 @@ as Exchange reports them, so exchangelib returns them as exception objects.
 
 from __future__ import annotations
 
+import base64
 import copy
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -211,6 +212,13 @@ def render_folder(store: Store, folder: Folder, shape: Shape | None = None) -> e
     sub(elem, t("DisplayName"), folder.name)
     sub(elem, t("TotalCount"), str(store.count(folder.id)))
     sub(elem, t("ChildFolderCount"), str(len(store.children(folder.id))))
+    for uri in shape.extended if shape is not None else []:
+        # PR_REPLICA_LIST (0x6698): the GUID of the public-folder mailbox holding the folder's content
+        # ("Route public folder content requests": cast as a GUID, ASCII)
+        if uri.get("PropertyTag") in ("26264", "0x6698") and folder.public and folder.content_mailbox:
+            prop = sub(elem, t("ExtendedProperty"))
+            sub(prop, t("ExtendedFieldURI"), PropertyTag=uri.get("PropertyTag") or "", PropertyType="Binary")
+            sub(prop, t("Value"), base64.b64encode(folder.content_mailbox.encode("ascii")).decode())
     if tag == "Folder":
         sub(elem, t("UnreadCount"), "0")
     return elem
@@ -385,7 +393,7 @@ def find_folder(store: Store, req: etree._Element) -> list[etree._Element]:
                    IncludesLastItemInRange="true" if offset + len(chunk) >= len(found) else "false")
         folders = sub(root, t("Folders"))
         for folder in chunk:
-            folders.append(render_folder(store, folder))
+            folders.append(render_folder(store, folder, Shape(req.find(m("FolderShape")))))
         out.append(msg)
     return out
 

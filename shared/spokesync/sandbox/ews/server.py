@@ -89,7 +89,7 @@ class EwsServer:
                  tls: Certificates | None = None, hostname: str | None = None,
                  oauth_apps: dict[str, str] | None = None, tenant: str = "contoso-tenant",
                  token_lifetime_s: int = 3599, check_responses: bool | None = None,
-                 extended_protection: bool | None = None) -> None:
+                 extended_protection: bool | None = None, public_folder_mailboxes: bool = False) -> None:
         self.store = Store(mailbox)
         self.mailbox = mailbox
         self.users = Users(dict(users or {"sync": "Secret-1"}))
@@ -101,6 +101,13 @@ class EwsServer:
         self.extended_protection = tls is not None if extended_protection is None else extended_protection
         self.channel_binding = _tls_server_end_point(tls.cert_path) if tls is not None else None
         self.hostname = hostname
+        # Several public-folder mailboxes (large on-premises deployments, Exchange Online): hierarchy and
+        # content requests must name their mailbox in X-AnchorMailbox / X-PublicFolderMailbox.
+        self.public_folder_mailboxes = public_folder_mailboxes
+        self.pf_mailboxes: dict[str, str] = {}  # GUID -> SMTP address of each public-folder mailbox
+        self.pf_hierarchy = ""  # the hierarchy mailbox's GUID
+        if public_folder_mailboxes:
+            self.pf_hierarchy = self.add_public_folder_mailbox("SharedPublicFolder@example.com")
         self.paths: collections.Counter[str] = collections.Counter()
         self.last_impersonation: str | None = None
         self.autodiscover_ews_url: str | None = None  # what Autodiscover answers (default: `url`)
@@ -185,10 +192,27 @@ class EwsServer:
         self._ntlm_file = self._write_ntlm_users()
 
     # ---------------------------------------------------------- test API
+    def add_public_folder_mailbox(self, smtp: str) -> str:
+        """A public-folder mailbox; returns its GUID (its Autodiscover address is <GUID>@<domain>)."""
+        import uuid
+
+        guid = str(uuid.uuid5(uuid.NAMESPACE_DNS, smtp.lower()))
+        self.pf_mailboxes[guid] = smtp
+        self.store.mailboxes.add(smtp.lower())
+        return guid
+
+    def guid_address(self, guid: str) -> str:
+        return f"{guid}@{self.mailbox.split('@')[-1]}"
+
     def public_folder(self, name: str, parent: str | Folder | None = None,
-                      folder_class: str = "IPF.Appointment") -> Folder:
+                      folder_class: str = "IPF.Appointment", content_mailbox: str | None = None) -> Folder:
+        """`content_mailbox` (SMTP): the public-folder mailbox holding its items (default: the hierarchy's)."""
         parent_id = parent.id if isinstance(parent, Folder) else (parent or self.store.distinguished["publicfoldersroot"])
-        return self.store.add_folder(name, folder_class, parent_id, public=True)
+        folder = self.store.add_folder(name, folder_class, parent_id, public=True)
+        if self.public_folder_mailboxes:
+            folder.content_mailbox = self.add_public_folder_mailbox(content_mailbox) if content_mailbox \
+                else self.pf_hierarchy
+        return folder
 
     def mailbox_folder(self, name: str, parent: str | Folder | None = None,
                        folder_class: str = "IPF.Appointment") -> Folder:
@@ -287,8 +311,9 @@ class EwsServer:
         return None
 
     # ------------------------------------------------------------- SOAP
-    def handle_soap(self, body: bytes, anchor: str | None = None) -> tuple[int, bytes]:
-        """One EWS request; `anchor` is its X-AnchorMailbox header."""
+    def handle_soap(self, body: bytes, anchor: str | None = None,
+                    public_folder_mailbox: str | None = None) -> tuple[int, bytes]:
+        """One EWS request; `anchor` and `public_folder_mailbox`: its X-AnchorMailbox and X-PublicFolderMailbox."""
         try:
             root = etree.fromstring(body, _STRICT_PARSER)
         except etree.XMLSyntaxError as exc:
@@ -343,6 +368,10 @@ class EwsServer:
                 return int(fault.kind[4:]), b"<html><body>Service Unavailable</body></html>"
             if fault.kind == "drop":
                 return -1, b""
+        if self.public_folder_mailboxes:
+            refused = self._public_folder_routing(operation, request, anchor, public_folder_mailbox)
+            if refused is not None:
+                return 500, self._fault("ErrorPublicFolderOperationFailed", refused)
         handler = ops.OPERATIONS.get(operation)
         if handler is None and operation != "FindItem":
             return 500, self._fault("ErrorInvalidRequest", f"The operation {operation} is not supported here.")
@@ -368,6 +397,44 @@ class EwsServer:
                 return 500, ("<html><body>sandbox bug: the " + operation + " response fails Microsoft's schema: "
                              + escape("; ".join(problems)) + "</body></html>").encode()
         return 200, payload
+
+    def _public_folder_routing(self, operation: str, request: etree._Element, anchor: str | None,
+                               pf_mailbox: str | None) -> str | None:
+        """Microsoft's "Route public folder hierarchy requests" / "Route public folder content requests":
+        a hierarchy request (GetFolder, FindFolder on public folders) carries X-AnchorMailbox = the user's
+        PublicFolderInformation and X-PublicFolderMailbox = InternalRpcClientServer (the hierarchy
+        mailbox's GUID address); a content request carries, in both headers, the AutoDiscoverSMTPAddress of
+        the mailbox holding the folder's content (PR_REPLICA_LIST). The error a real server gives for a
+        request routed elsewhere is not documented; the sandbox answers ErrorPublicFolderOperationFailed."""
+        with self.store.lock:
+            folders: list[Folder] = []
+            for ref in request.iter(f"{{{T}}}FolderId", f"{{{T}}}DistinguishedFolderId"):
+                try:
+                    folders.append(self.store.folder(ref.get("Id") or ""))
+                except EwsError:
+                    continue
+            for ref in request.iter(f"{{{T}}}ItemId", f"{{{T}}}OccurrenceItemId"):
+                item_id = ref.get("Id") or ref.get("RecurringMasterId") or ""
+                try:
+                    folders.append(self.store.folders[self.store.resolve(item_id).folder_id])
+                except (EwsError, KeyError):
+                    continue
+        public = [f for f in folders if f.public]
+        if not public:
+            return None
+        hierarchy = operation in ("GetFolder", "FindFolder", "CreateFolder", "DeleteFolder", "UpdateFolder",
+                                  "MoveFolder", "CopyFolder")
+        if hierarchy:
+            want = (self.pf_mailboxes[self.pf_hierarchy], self.guid_address(self.pf_hierarchy))
+        else:
+            content = self.pf_mailboxes.get(public[0].content_mailbox or self.pf_hierarchy, "")
+            want = (content, content)
+        got = ((anchor or "").lower(), (pf_mailbox or "").lower())
+        if got != (want[0].lower(), want[1].lower()):
+            kind = "hierarchy" if hierarchy else "content"
+            return (f"The public folder {kind} request was not routed to its public folder mailbox "
+                    "(X-AnchorMailbox / X-PublicFolderMailbox).")
+        return None
 
     def _server_version(self) -> str:
         (major, minor, build, rev), _, api = BUILDS[self.version]
@@ -498,7 +565,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(401, b"", {**self._challenge(), "Connection": "close"}, "text/html")
             self.close_connection = True
             return
-        status, payload = self.ews.handle_soap(body, self.headers.get("X-AnchorMailbox"))
+        status, payload = self.ews.handle_soap(body, self.headers.get("X-AnchorMailbox"),
+                                               self.headers.get("X-PublicFolderMailbox"))
         if status == -1:
             self.close_connection = True
             self.connection.close()
@@ -518,7 +586,12 @@ class _Handler(BaseHTTPRequestHandler):
         ews_url = self.ews.autodiscover_ews_url or self.ews.url
         settings = {"ExternalEwsUrl": ews_url, "InternalEwsUrl": ews_url, "UserDisplayName": "Shared",
                     "CasVersion": "15.01.2507.006", "EwsSupportedSchemas": f"Exchange2013, {api}"}
-        self._send(200, user_settings_response(users, requested, settings, {self.ews.mailbox.lower()}))
+        known = {self.ews.mailbox.lower(): self.ews.mailbox}
+        if self.ews.public_folder_mailboxes:
+            settings["PublicFolderInformation"] = self.ews.pf_mailboxes[self.ews.pf_hierarchy]
+            settings["InternalRpcClientServer"] = self.ews.guid_address(self.ews.pf_hierarchy)
+            known.update({self.ews.guid_address(g).lower(): smtp for g, smtp in self.ews.pf_mailboxes.items()})
+        self._send(200, user_settings_response(users, requested, settings, known))
 
     def _authenticated(self) -> bool:
         header = self.headers.get("Authorization", "")

@@ -68,6 +68,7 @@ class Folder:
     public: bool
     distinguished: str | None = None
     changekey: str = "fck1"
+    content_mailbox: str = ""  # public folders with several public-folder mailboxes: the content's mailbox GUID
 
 
 @dataclass
