@@ -14,3 +14,9 @@ from hypothesis import settings
 settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
+
+# Every answer of the local EWS server is validated against Microsoft's schema in the tests
+# (element order included); a violation is an HTTP 500 naming it, so the test that caused it fails.
+from spokesync.sandbox.ews import EwsServer  # noqa: E402
+
+EwsServer.check_responses_default = True

@@ -100,6 +100,7 @@ locals {
     SPOKESYNC_GOOGLE_CHANNEL_RENEW_BEFORE_S = tostring(var.sync.google_channel_renew_before_s)
     SPOKESYNC_EXCHANGE_ALLOW_HTTP           = var.exchange.allow_http ? "true" : "false"
     SPOKESYNC_EXCHANGE_ALLOWED_CIDRS        = join(",", var.exchange.allowed_cidrs)
+    SPOKESYNC_EXCHANGE_ALLOWED_PORTS        = join(",", [for p in var.exchange.allowed_ports : tostring(p)])
     SPOKESYNC_GOOGLE_BACKOFF_S              = tostring(var.sync.google_backoff_s)
     SPOKESYNC_GOOGLE_RETRY_BUDGET_S         = tostring(var.sync.google_retry_budget_s)
     SPOKESYNC_TASKS_COALESCE_S              = tostring(var.queue.coalesce_s)

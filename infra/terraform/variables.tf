@@ -364,7 +364,8 @@ variable "exchange" {
   description = <<-EOT
     Reaching Exchange servers. allowed_cidrs: private networks the
     application may connect to (its SSRF guard rejects non-global addresses
-    otherwise), e.g. ["10.20.0.0/16"]. allow_http: permit http:// EWS URLs
+    otherwise), e.g. ["10.20.0.0/16"]. allowed_ports: ports a public EWS or
+    token URL may use besides 443, e.g. [8443]. allow_http: permit http:// EWS URLs
     (only inside a private network). vpc_connector: route the setup and sync
     functions' private-range traffic through a Serverless VPC Access
     connector, either an existing one (connector_id) or a new one (network +
@@ -373,6 +374,7 @@ variable "exchange" {
   EOT
   type = object({
     allowed_cidrs = optional(list(string), [])
+    allowed_ports = optional(list(number), [])
     allow_http    = optional(bool, false)
     vpc_connector = optional(object({
       connector_id  = optional(string)

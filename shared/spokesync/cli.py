@@ -4,7 +4,7 @@
     spokesync spoke add HUB NAME --kind memory|google|exchange --address k=v ... [--credential ID]
                         [--two-way] [--option k=v ...]
     spokesync spoke list [HUB] | spoke remove SPOKE | spoke options SPOKE k=v ...
-    spokesync credential list | credential exchange --url URL --user USER [--version 2016] [--auth ntlm]
+    spokesync credential list | credential exchange --url URL --user USER [--mailbox ADDRESS] [--version 2016] [--auth ntlm]
     spokesync sync SPOKE... | sync --all  [--dry-run]
     spokesync status | runs SPOKE | confirm SPOKE | refuse SPOKE | resume SPOKE [--clear-lease] | retry SPOKE
     spokesync serve [--host 127.0.0.1] [--port 8080] [--demo]
@@ -173,6 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label", default="Exchange")
     p.add_argument("--url", required=True)
     p.add_argument("--user", required=True)
+    p.add_argument("--mailbox", default="", help="the mailbox's primary SMTP address (needed unless --user is one)")
+    p.add_argument("--public-folder-mailboxes", action="store_true",
+                   help="route public-folder requests to their public-folder mailboxes (several of them)")
     p.add_argument("--version", default="2016", choices=["2010", "2013", "2016"])
     p.add_argument("--auth", default="ntlm", choices=["ntlm", "basic"])
 
@@ -234,7 +237,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 
         password = os.environ.get("SPOKESYNC_EXCHANGE_PASSWORD") or getpass.getpass("Exchange password: ")
         settings = {"ews_url": args.url, "username": args.user, "version": args.version,
-                    "auth_type": args.auth.upper()}
+                    "auth_type": args.auth.upper(), "mailbox": args.mailbox,
+                    "public_folder_mailboxes": args.public_folder_mailboxes}
         cred = exchange.save_credential(ctx, args.label, settings, password)
         _print(cred.to_dict())
     elif cmd == "sync":

@@ -59,6 +59,9 @@ class Config:
     # --- Exchange
     exchange_allow_http: bool = False
     exchange_allowed_cidrs: tuple[str, ...] = ()
+    # ports an EWS or token URL may use besides 443 (and 80 with allow_http); hosts inside
+    # exchange_allowed_cidrs may use any port (the administrator allow-listed that network)
+    exchange_allowed_ports: tuple[int, ...] = ()
     # --- Google Cloud
     gcp_project: str = ""
     gcp_location: str = ""
@@ -132,6 +135,7 @@ class Config:
             google_retry_budget_s=float(get("GOOGLE_RETRY_BUDGET_S", str(d.google_retry_budget_s))),
             exchange_allow_http=_bool(get("EXCHANGE_ALLOW_HTTP"), d.exchange_allow_http),
             exchange_allowed_cidrs=tuple(c.strip() for c in get("EXCHANGE_ALLOWED_CIDRS").split(",") if c.strip()),
+            exchange_allowed_ports=tuple(int(p) for p in get("EXCHANGE_ALLOWED_PORTS").split(",") if p.strip()),
             gcp_project=get("GCP_PROJECT", e.get("GOOGLE_CLOUD_PROJECT", "")),
             gcp_location=get("GCP_LOCATION"),
             firestore_database=get("FIRESTORE_DATABASE", d.firestore_database),

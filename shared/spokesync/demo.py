@@ -31,6 +31,7 @@ DEMO_CLIENT_SECRET = "demo-secret"
 DEMO_GOOGLE_USER = "demo@example.com"
 DEMO_EWS_USER = "EXAMPLE\\demo"
 DEMO_EWS_PASSWORD = "Demo-Pass-1"
+DEMO_EWS_MAILBOX = "shared@example.com"  # the sandbox's mailbox (its primary SMTP address)
 
 
 @dataclass
@@ -53,7 +54,8 @@ class Demo:
         return ("demo mode: sample Google calendars and Exchange folders are served locally.\n"
                 f"  Google: choose 'Sign in with Google' in the wizard (signs in as {DEMO_GOOGLE_USER})\n"
                 f"  Exchange: EWS URL {self.ews.url}\n"
-                f"            user {DEMO_EWS_USER}   password {DEMO_EWS_PASSWORD}   version 2016 or later\n"
+                f"            user {DEMO_EWS_USER}   password {DEMO_EWS_PASSWORD}   mailbox {DEMO_EWS_MAILBOX}"
+                "   version 2016 or later\n"
                 f"  demo hubs are kept in {Path(self.config.sqlite_file).parent} and start fresh each time")
 
 

@@ -47,16 +47,18 @@ def test_wrong_password_is_a_broken_credential_not_a_timeout(ews: EwsServer, set
 
 def test_wrong_version_is_named() -> None:
     with EwsServer(users={"sync": PASSWORD}, version="2010") as old:
-        settings = ExchangeSettings(ews_url=old.url, username="sync", version="2016")
+        settings = ExchangeSettings(ews_url=old.url, username="sync", version="2016", mailbox=old.mailbox)
         with pytest.raises(ConnectorError, match="wrong version"):
             exchange.validate(settings, PASSWORD, local_config())
         assert exchange.validate(replace(settings, version="2010"), PASSWORD, local_config()).server_version.startswith("14.3")
 
 
 def test_not_an_ews_endpoint(ews: EwsServer, settings: ExchangeSettings) -> None:
-    with pytest.raises(ConnectorError, match="not an EWS endpoint"):
+    # IIS's 404 closes the connection: exchangelib alone would call that "server busy" (throttling)
+    with pytest.raises(ConnectorError, match="this server answers but is not EWS: .* HTTP 404") as err:
         exchange.validate(replace(settings, ews_url=ews.url.replace("/EWS/Exchange.asmx", "/owa/")), PASSWORD,
                           local_config())
+    assert not isinstance(err.value, Throttled)
 
 
 def test_host_unreachable() -> None:
@@ -64,7 +66,8 @@ def test_host_unreachable() -> None:
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     sock.close()  # nothing listens there now
-    settings = ExchangeSettings(ews_url=f"http://127.0.0.1:{port}/EWS/Exchange.asmx", username="sync")
+    settings = ExchangeSettings(ews_url=f"http://127.0.0.1:{port}/EWS/Exchange.asmx", username="sync",
+                                mailbox="shared@example.com")
     with pytest.raises(ConnectorError, match="host unreachable"):
         exchange.validate(settings, PASSWORD, local_config())
 
@@ -86,7 +89,8 @@ def test_ssrf_guard_refuses_the_same_url_without_the_allow_list(ews: EwsServer, 
 def test_save_credential_saves_nothing_until_validation_passes(ews: EwsServer, settings: ExchangeSettings,
                                                                tmp_path: Path) -> None:
     ctx = build_context(local_config(data_dir=str(tmp_path), secret_key=KEY))
-    raw = {"ews_url": settings.ews_url, "username": settings.username, "version": "2016", "auth_type": "NTLM"}
+    raw = {"ews_url": settings.ews_url, "username": settings.username, "version": "2016", "auth_type": "NTLM",
+           "mailbox": settings.mailbox}
     with pytest.raises(CredentialBroken, match="wrong user or password"):
         exchange.save_credential(ctx, "x", raw, "wrong")
     with EwsServer(users={"sync": PASSWORD}, version="2010") as old, \
@@ -165,3 +169,18 @@ def test_sync_folder_items_is_refused_on_public_folders_as_exchange_does(ews: Ew
     # a public folder mistaken for a mailbox folder: the refusal falls back to listing, never breaks
     with pytest.raises((ConnectorError, ErrorInvalidOperation)):
         connector.changes(None)
+
+
+def test_one_401_under_load_is_retried_on_a_fresh_connection(ews: EwsServer, settings: ExchangeSettings) -> None:
+    ews.unauthorized_next = 1
+    result = exchange.validate(settings, PASSWORD, local_config())
+    assert result.server_version.startswith("15.") and ews.unauthorized_next <= 0
+
+
+def test_two_401s_in_a_row_mark_the_credential_broken(ews: EwsServer, settings: ExchangeSettings) -> None:
+    ews.unauthorized_next = 2
+    try:
+        with pytest.raises(CredentialBroken, match="wrong user or password"):
+            exchange.validate(settings, PASSWORD, local_config())
+    finally:
+        ews.unauthorized_next = 0

@@ -5,6 +5,7 @@ goes to the checked address."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
@@ -58,7 +59,8 @@ def _settings(ews: EwsServer, host: str) -> ExchangeSettings:
 def test_rebinding_to_loopback_is_refused_at_connect_time(ews: EwsServer, monkeypatch: pytest.MonkeyPatch) -> None:
     resolver = ChangingResolver("rebind.example.test", (["93.184.216.34"], ["127.0.0.1"]))
     monkeypatch.setattr(guard, "resolve", resolver)
-    config = Config(exchange_allow_http=True)  # no private range allowed
+    # no private range allowed; the sandbox's port is (a public host may use only 443 otherwise)
+    config = Config(exchange_allow_http=True, exchange_allowed_ports=(int(urlsplit(ews.url).port or 0),))
     before = ews.http_requests
     with pytest.raises(exchange.UrlRefused, match="resolves to 127.0.0.1, a loopback address"):
         exchange.validate(_settings(ews, "rebind.example.test"), PASSWORD, config)
@@ -109,3 +111,71 @@ def test_tls_verifies_the_host_name_while_the_address_is_pinned(
     wrong_name = replace(settings, ews_url=server.url.replace("ews.example.test", "mail.example.test"))
     with pytest.raises(ConnectorError, match="TLS failure"):
         exchange.validate(wrong_name, PASSWORD, config)
+
+
+@pytest.mark.parametrize("url", [
+    "https://mail.example.com:22/EWS/Exchange.asmx#@169.254.169.254",
+    "https://mail.example.com#@169.254.169.254/EWS/Exchange.asmx",
+    "https://mail.example.com\\@169.254.169.254/EWS/Exchange.asmx",
+    "https://x@169.254.169.254@mail.example.com/EWS/Exchange.asmx",
+])
+def test_urls_parsers_read_differently_are_refused(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(guard, "resolve", lambda host, port: ["93.184.216.34"])
+    for what in ("EWS URL", "OAuth token URL"):
+        with pytest.raises(exchange.UrlRefused, match=f"the {what} must"):
+            exchange.check_url(url, Config(), what=what)
+
+
+def test_ports_other_than_443_need_the_administrator(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(guard, "resolve", lambda host, port: ["93.184.216.34"])
+    for what in ("EWS URL", "OAuth token URL"):
+        with pytest.raises(exchange.UrlRefused, match=f"the {what} uses port 22: .* port 443 only"):
+            exchange.check_url("https://mail.example.com:22/EWS/Exchange.asmx", Config(), what=what)
+    assert exchange.check_url("https://mail.example.com/EWS/Exchange.asmx", Config())
+    assert exchange.check_url("https://mail.example.com:8443/EWS/Exchange.asmx", Config(exchange_allowed_ports=(8443,)))
+    # a host inside a range the administrator allow-listed may use its own port
+    monkeypatch.setattr(guard, "resolve", lambda host, port: ["10.1.2.3"])
+    assert exchange.check_url("https://exch.corp.example:8443/EWS/Exchange.asmx",
+                              Config(exchange_allowed_cidrs=("10.0.0.0/8",)))
+
+
+def _ntlm_over_tls(server: EwsServer, ca: str, bindings: bytes | None) -> int:
+    """A raw NTLM handshake on one kept-alive TLS connection, with the given channel binding (or none)."""
+    import base64
+
+    import requests
+    import spnego
+    from spnego.channel_bindings import GssChannelBindings
+
+    cbt = GssChannelBindings(application_data=b"tls-server-end-point:" + bindings) if bindings is not None else None
+    client = spnego.client("sync", PASSWORD, hostname="ews.example.test", protocol="ntlm", channel_bindings=cbt)
+    with requests.Session() as session:
+        session.verify = ca
+        first = session.post(server.url, data=b"", timeout=10, headers={
+            "Authorization": "NTLM " + base64.b64encode(client.step() or b"").decode()})
+        challenge = base64.b64decode(first.headers["WWW-Authenticate"].split()[1])
+        second = session.post(server.url, data=b"", timeout=10, headers={
+            "Authorization": "NTLM " + base64.b64encode(client.step(challenge) or b"").decode()})
+        return second.status_code
+
+
+def test_ntlm_over_tls_checks_channel_bindings(tls_ews: tuple[EwsServer, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    server, ca = tls_ews
+    assert server.extended_protection and server.channel_binding is not None
+    monkeypatch.setattr(guard, "resolve", lambda h, p: ["127.0.0.1"])
+    monkeypatch.setattr("socket.getaddrinfo", _loopback_getaddrinfo(socket.getaddrinfo))
+    # exchangelib (requests_ntlm) sends the binding of the certificate it saw: accepted
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", ca)
+    settings = ExchangeSettings(ews_url=server.url, username="sync", auth_type="NTLM", mailbox="shared@example.com")
+    assert exchange.validate(settings, PASSWORD, Config(exchange_allowed_cidrs=("127.0.0.0/8",))).server_version
+    # a client without the binding, or with another certificate's, is refused (the request is not SOAP:
+    # authentication comes first, an accepted handshake gets a SOAP fault with HTTP 500)
+    assert _ntlm_over_tls(server, ca, None) == 401
+    assert _ntlm_over_tls(server, ca, b"\x01" * 32) == 401
+    assert _ntlm_over_tls(server, ca, server.channel_binding) == 500
+
+
+def _loopback_getaddrinfo(real):  # type: ignore[no-untyped-def]
+    def lookup(host, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return real("127.0.0.1" if str(host).endswith(".example.test") else host, *args, **kwargs)
+    return lookup

@@ -333,6 +333,7 @@ def test_terraform_defaults_match_the_code_defaults(tf: hcl.Config) -> None:
     exchange = hcl.optional_defaults(tf.variables["exchange"])
     assert exchange["allow_http"] == d.exchange_allow_http
     assert tuple(exchange["allowed_cidrs"]) == d.exchange_allowed_cidrs
+    assert tuple(exchange["allowed_ports"]) == d.exchange_allowed_ports
 
 
 def test_sync_function_outlives_the_task_deadline(tf: hcl.Config) -> None:

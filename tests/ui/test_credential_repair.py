@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import requests
 
-from spokesync.demo import DEMO_CLIENT_SECRET, DEMO_EWS_PASSWORD, DEMO_EWS_USER
+from spokesync.demo import DEMO_CLIENT_SECRET, DEMO_EWS_MAILBOX, DEMO_EWS_PASSWORD, DEMO_EWS_USER
 from spokesync.engine.runner import Runner
 from spokesync.model.hub import RunRecord
 from tests.helpers import wait_for
@@ -106,7 +106,8 @@ def test_a_changed_exchange_password_breaks_the_credential_once_and_one_repair_f
     seen, ews = Seen(), local.demo.ews
     created = seen.api(local, "POST", "/credentials/exchange", {
         "label": "Shared Exchange", "password": DEMO_EWS_PASSWORD, "require_public_folders": True,
-        "settings": {"ews_url": ews.url, "username": DEMO_EWS_USER, "version": "2016", "auth_type": "NTLM"}})
+        "settings": {"ews_url": ews.url, "username": DEMO_EWS_USER, "version": "2016", "auth_type": "NTLM",
+                     "mailbox": DEMO_EWS_MAILBOX}})
     assert created.status_code == 201, created.text
     cred = created.json()
     secret_name = local.ctx.store.get_credential(cred["id"]).secret_name  # type: ignore[union-attr]
@@ -267,11 +268,11 @@ def test_a_revoked_google_token_breaks_the_credential_and_signing_in_again_repai
 def test_a_repair_request_that_makes_no_sense_is_a_400(local: LocalSpokesync, body: dict[str, Any]) -> None:
     cred = requests.post(local.url + "/api/credentials/exchange", headers=AUTH, timeout=30, json={
         "label": "Spare", "password": DEMO_EWS_PASSWORD,
-        "settings": {"ews_url": local.demo.ews.url, "username": DEMO_EWS_USER}})
+        "settings": {"ews_url": local.demo.ews.url, "username": DEMO_EWS_USER, "mailbox": DEMO_EWS_MAILBOX}})
     if cred.status_code != 201:  # the first test changed the password
         cred = requests.post(local.url + "/api/credentials/exchange", headers=AUTH, timeout=30, json={
             "label": "Spare", "password": NEW_EWS_PASSWORD,
-            "settings": {"ews_url": local.demo.ews.url, "username": DEMO_EWS_USER}})
+            "settings": {"ews_url": local.demo.ews.url, "username": DEMO_EWS_USER, "mailbox": DEMO_EWS_MAILBOX}})
     resp = requests.post(local.url + f"/api/credentials/{cred.json()['id']}/exchange-password", json=body,
                          headers=AUTH, timeout=30)
     assert resp.status_code == 400, resp.text

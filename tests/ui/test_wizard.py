@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from spokesync.demo import DEMO_EWS_PASSWORD, DEMO_EWS_USER
+from spokesync.demo import DEMO_EWS_MAILBOX, DEMO_EWS_PASSWORD, DEMO_EWS_USER
 from tests.helpers import wait_for
 from tests.ui.conftest import ADMIN_TOKEN, LocalSpokesync
 
@@ -72,6 +72,7 @@ def test_a_newcomer_builds_a_two_way_hub_in_the_browser(local: LocalSpokesync, p
     page.fill("input[name=label]", "Demo Exchange")
     page.fill("input[name=ews_url]", local.demo.ews_url)
     page.fill("input[name=username]", DEMO_EWS_USER)
+    page.fill("input[name=mailbox]", DEMO_EWS_MAILBOX)
     page.fill("input[name=password]", "wrong-password")
     page.click("#validate")
     error = page.inner_text("#validation-error")

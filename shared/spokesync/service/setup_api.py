@@ -301,11 +301,13 @@ def openapi_document(ctx: Context, body: Any, query: Mapping[str, str]) -> tuple
 
 _OBJ: dict[str, Any] = {"type": "object"}
 _STR: dict[str, Any] = {"type": "string"}
-# username for NTLM and Basic; tenant_id, client_id (and token_url) for OAuth 2.0, whose secret is the password
+# username for NTLM and Basic; tenant_id, client_id (and token_url) for OAuth 2.0, whose secret is the password;
+# mailbox: the primary SMTP address (needed unless the username is one); public_folder_mailboxes: route
+# public-folder requests to their public-folder mailboxes (X-AnchorMailbox / X-PublicFolderMailbox)
 _EXCHANGE_SETTINGS: dict[str, Any] = {"type": "object", "properties": {
     "ews_url": _STR, "username": _STR, "version": {"enum": ["2010", "2013", "2016"]},
     "auth_type": {"enum": ["NTLM", "basic", "OAuth 2.0"]}, "mailbox": _STR,
-    "tenant_id": _STR, "client_id": _STR, "token_url": _STR}}
+    "tenant_id": _STR, "client_id": _STR, "token_url": _STR, "public_folder_mailboxes": {"type": "boolean"}}}
 _ERROR = {"type": "object", "properties": {"error": _STR}, "required": ["error"]}
 _FILTERS = {"type": "object", "properties": {
     "categories": {"type": "array", "items": _STR}, "subject_contains": _STR,

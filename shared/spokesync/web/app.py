@@ -430,9 +430,10 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
         source = source_arg()
         form = {k: request.form.get(k, "").strip() for k in ("label", "ews_url", "username", "version",
                                                             "auth_type", "mailbox", "tenant_id", "client_id",
-                                                            "token_url")}
+                                                            "token_url", "public_folder_mailboxes")}
         settings = {"ews_url": form["ews_url"], "username": form["username"], "version": form["version"] or "2016",
-                    "auth_type": form["auth_type"] or "NTLM", "mailbox": form["mailbox"]}
+                    "auth_type": form["auth_type"] or "NTLM", "mailbox": form["mailbox"],
+                    "public_folder_mailboxes": form["public_folder_mailboxes"] == "on"}
         if settings["auth_type"] == "OAuth 2.0":
             settings.update({k: form[k] for k in ("tenant_id", "client_id", "token_url") if form[k]})
         body = {"label": form["label"], "password": request.form.get("password", ""),

@@ -86,13 +86,34 @@ def validate(settings: ExchangeSettings | dict[str, Any], password: str, config:
                              f"({build}), older than the chosen {VERSION_LABELS[settings.version]}")
     public_ok, reason = True, ""
     try:
-        root = account.public_folders_root
-        del root
+        if settings.public_folder_mailboxes:
+            _routed_public_root(account, settings)
+        else:
+            root = account.public_folders_root
+            del root
     except Exception as exc:
         public_ok, reason = False, f"no access to public folders: {describe(exc, settings)}"
         if require_public_folders:
             raise ConnectorError(reason) from exc
     return ValidationResult(server_version=str(build), public_folders=public_ok, public_folders_reason=reason)
+
+
+def _routed_public_root(account: Any, settings: ExchangeSettings) -> None:
+    """GetFolder(publicfoldersroot) as a hierarchy request routed to the hierarchy mailbox."""
+    from exchangelib.folders import PublicFoldersRoot
+    from exchangelib.properties import DistinguishedFolderId
+    from exchangelib.services import GetFolder
+
+    from spokesync.connectors.exchange import routing
+
+    class RoutedGetFolder(routing.Routed, GetFolder):  # type: ignore[misc]
+        pass
+
+    with routing.headers(routing.hierarchy_headers(account, settings.ews_url)):
+        root = PublicFoldersRoot(account=account, _id=DistinguishedFolderId(id="publicfoldersroot"))
+        for found in RoutedGetFolder(account=account).call(folders=[root], additional_fields=[], shape="IdOnly"):
+            if isinstance(found, Exception):
+                raise found
 
 
 def save_credential(ctx: Any, label: str, settings: dict[str, Any], password: str, *,
@@ -156,10 +177,18 @@ def browse(settings: ExchangeSettings | dict[str, Any], password: str, config: C
     fields = [Folder.get_field_by_fieldname(n) for n in ("name", "folder_class", "child_folder_count")]
     from exchangelib.fields import FieldPath
 
+    from spokesync.connectors.exchange import routing
+
+    class RoutedFindFolder(routing.Routed, FindFolder):  # type: ignore[misc]
+        pass
+
     try:
-        found = list(FindFolder(account=account, page_size=1000).call(
-            folders=[parent_folder], additional_fields={FieldPath(field=f) for f in fields}, restriction=None,
-            shape="IdOnly", depth="Shallow", max_items=None, offset=0))
+        hierarchy = routing.hierarchy_headers(account, settings.ews_url) \
+            if public and settings.public_folder_mailboxes else None
+        with routing.headers(hierarchy):
+            found = list(RoutedFindFolder(account=account, page_size=1000).call(
+                folders=[parent_folder], additional_fields={FieldPath(field=f) for f in fields}, restriction=None,
+                shape="IdOnly", depth="Shallow", max_items=None, offset=0))
     except Exception as exc:
         raise describe(exc, settings) from exc
     out = []

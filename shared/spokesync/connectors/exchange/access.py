@@ -34,6 +34,8 @@ class ExchangeSettings:
     tenant_id: str = ""
     client_id: str = ""
     token_url: str = ""  # empty: Microsoft identity platform's https://login.microsoftonline.com/<tenant>/...
+    # several public-folder mailboxes: route requests with X-AnchorMailbox / X-PublicFolderMailbox (routing.py)
+    public_folder_mailboxes: bool = False
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> ExchangeSettings:
@@ -58,10 +60,15 @@ class ExchangeSettings:
                                      f"(client) id and the mailbox address; missing: {', '.join(missing)}")
         elif not raw.get("username"):
             raise ConnectorError("an Exchange credential needs a user name")
+        elif not raw.get("mailbox") and "@" not in str(raw.get("username")):
+            # Never guessed from the user name and the EWS host: real servers answer ErrorNonExistentMailbox.
+            raise ConnectorError("enter the mailbox's primary SMTP address (for example shared@example.com): "
+                                 f"the user name {raw.get('username')!r} is not an e-mail address")
         return cls(ews_url=str(raw.get("ews_url") or ""), username=str(raw.get("username") or ""), version=version,
                    auth_type=auth, mailbox=str(raw.get("mailbox") or ""), autodiscover=autodiscover,
                    tenant_id=str(raw.get("tenant_id") or ""), client_id=str(raw.get("client_id") or ""),
-                   token_url=str(raw.get("token_url") or ""))
+                   token_url=str(raw.get("token_url") or ""),
+                   public_folder_mailboxes=bool(raw.get("public_folder_mailboxes", False)))
 
     def to_dict(self) -> dict[str, Any]:
         """What the hub store keeps (never the password or client secret)."""
@@ -69,6 +76,8 @@ class ExchangeSettings:
                                "auth_type": self.auth_type, "mailbox": self.mailbox}
         if self.autodiscover:
             out["autodiscover"] = True
+        if self.public_folder_mailboxes:
+            out["public_folder_mailboxes"] = True
         if self.auth_type == "OAuth 2.0":
             out.update(tenant_id=self.tenant_id, client_id=self.client_id, token_url=self.token_url)
         return out
@@ -86,19 +95,26 @@ class ExchangeSettings:
 
     @property
     def smtp_address(self) -> str:
+        """The mailbox's primary SMTP address: as entered, or the user name when it is an address (a UPN)."""
         if self.mailbox:
             return self.mailbox
         user = self.username.split("\\")[-1]
-        return user if "@" in user else f"{user}@{urlsplit(self.ews_url).hostname or 'localhost'}"
+        if "@" not in user:
+            raise ConnectorError("enter the mailbox's primary SMTP address (for example shared@example.com)")
+        return user
 
 
 def budget_retry(budget_s: float, oauth: bool = False) -> Any:
     """exchangelib retry policy: honour ErrorServerBusy/BackOffMilliseconds while the run's budget lasts,
     then give up (RateLimitError) so that the run stops cleanly and the task is retried later.
 
-    A 401 is final at once for NTLM/Basic. With OAuth the first 401 after a success means the server
-    dropped the token before its expiry (revoked, server restarted, clock skew): exchangelib retries a
-    TokenExpiredError with a fresh session, which fetches a new token; a second 401 in a row is final."""
+    Exchange sometimes answers 401 to a good credential when it wants a client to slow down (exchangelib's
+    FaultTolerance retries every 401 for that reason, for up to an hour). Here the first 401 after a
+    success is retried once on a fresh connection (exchangelib retries a TokenExpiredError at once with a
+    new session: a new NTLM handshake, or a new OAuth token when the server dropped the old one before
+    its expiry); a second 401 in a row is final, and only then is the credential reported broken.
+    HTTP 404/405/410 without a SOAP body mean the URL is not an EWS endpoint (exchangelib would report
+    an IIS 404 with "Connection: close" as ErrorServerBusy, i.e. throttling)."""
     from exchangelib.errors import RateLimitError, UnauthorizedError
     from exchangelib.protocol import FaultTolerance
     from oauthlib.oauth2 import TokenExpiredError
@@ -117,15 +133,26 @@ def budget_retry(budget_s: float, oauth: bool = False) -> Any:
 
         def raise_response_errors(self, response: Any) -> None:
             if response.status_code == 401:  # FaultTolerance would retry a 401 for an hour
-                if oauth and self.refused_tokens == 0:
+                if self.refused_tokens == 0:
                     self.refused_tokens += 1
-                    raise TokenExpiredError(description="the server refused the access token; fetching a new one")
+                    raise TokenExpiredError(description="the server refused the credential once; retrying it "
+                                            "on a fresh connection")
                 raise UnauthorizedError(f"Invalid credentials for {response.url}")
             if response.status_code == 200:
                 self.refused_tokens = 0
+            if response.status_code in (404, 405, 410) and not (response.content or b"").lstrip().startswith(b"<?xml"):
+                raise NotEws(response.status_code)
             super().raise_response_errors(response)
 
     return BudgetRetry()
+
+
+class NotEws(Exception):
+    """An HTTP answer that no EWS endpoint gives (404 and the like)."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
 
 
 def oauth_credentials(settings: ExchangeSettings, client_secret: str) -> Any:
@@ -220,6 +247,9 @@ def describe(exc: BaseException, settings: ExchangeSettings) -> ConnectorError:
     oauth = _describe_oauth(exc, settings)
     if oauth is not None:
         return oauth
+    if isinstance(exc, NotEws):
+        return ConnectorError(f"this server answers but is not EWS: {settings.ews_url} gave HTTP {exc.status}; "
+                              "the EWS URL usually ends in /EWS/Exchange.asmx")
     if isinstance(exc, e.UnauthorizedError):
         if settings.auth_type == "OAuth 2.0":
             return CredentialBroken(f"access token refused: {host} did not accept the token of application "
@@ -239,6 +269,13 @@ def describe(exc: BaseException, settings: ExchangeSettings) -> ConnectorError:
                         e.ErrorIncorrectSchemaVersion)):
         return ConnectorError(f"wrong version: {host} does not accept {VERSION_LABELS[settings.version]} requests; "
                               "choose the server's Exchange version")
+    if isinstance(exc, e.ErrorNonExistentMailbox):
+        address = settings.mailbox or settings.username
+        return ConnectorError(f"no such mailbox: {host} has no mailbox with the address {address}; "
+                              "enter the mailbox's primary SMTP address")
+    if isinstance(exc, e.ErrorSchemaValidation):
+        return ConnectorError(f"{host} refused a request spokesync sent as not matching the Exchange schema; "
+                              "this is a spokesync bug: report it with the server's Exchange version")
     if isinstance(exc, e.ErrorFolderNotFound):
         return ConnectorError("the Exchange folder no longer exists (deleted or moved, or the user lost access to it)")
     if isinstance(exc, e.ErrorAccessDenied):
@@ -250,17 +287,31 @@ def describe(exc: BaseException, settings: ExchangeSettings) -> ConnectorError:
         text = str(exc)
         if any(s in text for s in _DROPPED):
             return ConnectorError(f"connection problem: {host} closed the connection without answering "
-                                  f"(a proxy, load balancer or the server dropped it) ({text[:160]})")
-        return ConnectorError(f"host unreachable: no connection to {host} ({text[:160]})")
+                                  "(a proxy, load balancer or the server dropped it); the sync tries again later")
+        if "timed out" in text.lower() or "timeout" in text.lower():
+            return ConnectorError(f"host unreachable: {host} did not answer in time (a firewall may drop the "
+                                  "connection, or the server is down)")
+        return ConnectorError(f"host unreachable: no connection to {host} (the connection was refused or there "
+                              "is no route to it: check the host name and port, and that the server is running)")
+    if isinstance(exc, e.SOAPError) and "ErrorPublicFolderOperationFailed" in str(exc):
+        # (exchangelib has no class for this code)
+        return ConnectorError(f"{host} refused a public-folder request that was not routed to its public folder "
+                              "mailbox: switch on the several-public-folder-mailboxes setting of the credential")
     if isinstance(exc, (e.SOAPError, e.MalformedResponseError)):
-        return ConnectorError(f"not an EWS endpoint: {settings.ews_url} did not answer like Exchange Web Services")
+        return ConnectorError(f"this server answers but is not EWS: {settings.ews_url} did not answer like "
+                              "Exchange Web Services; the EWS URL usually ends in /EWS/Exchange.asmx")
     if isinstance(exc, e.ResponseMessageError):
         return ConnectorError(f"Exchange error: {type(exc).__name__}: {str(exc)[:200]}")
     if isinstance(exc, e.TransportError):
         text = str(exc)
+        if "hostname" in text.lower() and "match" in text.lower():
+            return ConnectorError(f"TLS failure talking to {host}: its certificate is issued for another name; "
+                                  "use the name on the certificate in the EWS URL")
         if "SSL" in text or "certificate" in text.lower():
-            return ConnectorError(f"TLS failure talking to {host}: {text[:200]}")
-        return ConnectorError(f"host unreachable: {host} ({text[:200]})")
+            return ConnectorError(f"TLS failure talking to {host}: its certificate is not trusted (self-signed, "
+                                  "expired or from an unknown authority); install the issuing CA or fix the "
+                                  "certificate")
+        return ConnectorError(f"host unreachable: no connection to {host} (check the host name and port)")
     if isinstance(exc, e.EWSError):
         return ConnectorError(f"Exchange error: {type(exc).__name__}: {str(exc)[:200]}")
     return ConnectorError(f"Exchange request failed: {type(exc).__name__}: {str(exc)[:200]}")

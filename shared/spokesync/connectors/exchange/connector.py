@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
-from exchangelib import CalendarItem
+from exchangelib import CalendarItem, EWSTimeZone
 from exchangelib import errors as ews_errors
 from exchangelib.fields import FieldPath
 from exchangelib.folders import Folder, PublicFoldersRoot, Root
@@ -32,11 +33,14 @@ from exchangelib.properties import ItemId, OccurrenceItemId
 from exchangelib.restriction import Q, Restriction
 from exchangelib.services import CreateItem as _CreateItem
 from exchangelib.services import DeleteItem as _DeleteItem
-from exchangelib.services import FindItem, SyncFolderItems
+from exchangelib.services import FindItem as _FindItem
 from exchangelib.services import GetItem as _GetItem
+from exchangelib.services import SyncFolderItems
 from exchangelib.services import UpdateItem as _UpdateItem
+from exchangelib.util import TNS
+from exchangelib.winzone import MS_TIMEZONE_TO_IANA_MAP
 
-from spokesync.connectors.exchange import mapping
+from spokesync.connectors.exchange import mapping, routing, timezones
 from spokesync.connectors.exchange.access import ExchangeSettings, describe, translated
 from spokesync.connectors.exchange.recurrence import UnsupportedRecurrence
 from spokesync.model.event import Event
@@ -54,20 +58,39 @@ from spokesync.ports import (
 
 # Per-item failures come back as exception objects in order, for every kind of
 # response error (exchangelib raises most of them by default, aborting a batch).
-class CreateItem(_CreateItem):  # type: ignore[misc]
+class FindItem(routing.Routed, _FindItem):  # type: ignore[misc]
+    pass
+
+
+class CreateItem(routing.Routed, _CreateItem):  # type: ignore[misc]
     ERRORS_TO_CATCH_IN_RESPONSE = ews_errors.ResponseMessageError
 
 
-class UpdateItem(_UpdateItem):  # type: ignore[misc]
+class UpdateItem(routing.Routed, _UpdateItem):  # type: ignore[misc]
     ERRORS_TO_CATCH_IN_RESPONSE = ews_errors.ResponseMessageError
 
 
-class DeleteItem(_DeleteItem):  # type: ignore[misc]
+class DeleteItem(routing.Routed, _DeleteItem):  # type: ignore[misc]
     ERRORS_TO_CATCH_IN_RESPONSE = ews_errors.ResponseMessageError
 
 
-class GetItem(_GetItem):  # type: ignore[misc]
+class GetItem(routing.Routed, _GetItem):  # type: ignore[misc]
     ERRORS_TO_CATCH_IN_RESPONSE = ews_errors.ResponseMessageError
+
+    def _elem_to_obj(self, elem: Any) -> Any:
+        """exchangelib has no zone for a StartTimeZone whose Id is not a Windows id (it warns and gives
+        None, which would read as UTC): resolve such a zone from its definition instead."""
+        resolved: dict[str, str | None] = {}
+        for field, tag in (("_start_timezone", "StartTimeZone"), ("_end_timezone", "EndTimeZone")):
+            zone_elem = elem.find(f"{{{TNS}}}{tag}")
+            if zone_elem is not None and not any(v in MS_TIMEZONE_TO_IANA_MAP for v in
+                                                 (zone_elem.get("Id") or "", zone_elem.get("Name") or "")):
+                resolved[field] = timezones.iana_for_definition(zone_elem)
+                zone_elem.set("Id", "UTC")  # exchangelib would warn, or fail on a missing Name
+        item = super()._elem_to_obj(elem)  # (exchangelib clears the element while parsing it)
+        for field, name in resolved.items():
+            setattr(item, field, EWSTimeZone(name) if name else None)
+        return item
 
 
 FIND_PAGE = 1000  # Exchange's default EWSFindCountLimit
@@ -115,6 +138,17 @@ class ExchangeConnector:
         )
         self._read_paths = {FieldPath(field=CalendarItem.get_field_by_fieldname(n)) for n in mapping.READ_FIELDS}
         self._hub_id_path = {FieldPath(field=CalendarItem.get_field_by_fieldname("spokesync_hub_id"))}
+        self._routing: dict[str, str] | None = None
+
+    @contextmanager
+    def _scope(self) -> Iterator[None]:
+        """Errors in plain words; in the several-public-folder-mailboxes mode, every request routed to
+        the mailbox holding this folder's content (found once per connector: routing.py)."""
+        with translated(self.settings):
+            if self.public and self.settings.public_folder_mailboxes and self._routing is None:
+                self._routing = routing.discover(self.account, self.settings.ews_url, self.folder_id)
+            with routing.headers(self._routing):
+                yield
 
     # ------------------------------------------------------------ listing
     def _list_ids(self) -> dict[str, str]:
@@ -164,7 +198,7 @@ class ExchangeConnector:
 
     # ------------------------------------------------------------- changes
     def changes(self, cursor: bytes | None) -> ChangeSet:
-        with translated(self.settings):
+        with self._scope():
             if self.public:
                 return self._snapshot_changes(cursor)
             return self._sync_changes(cursor)
@@ -245,7 +279,7 @@ class ExchangeConnector:
                          encode_cursor(CURSOR_SYNC, {"state": state, "items": snapshot}), False)
 
     def read(self, ids: Sequence[str]) -> dict[str, SpokeItem]:
-        with translated(self.settings):
+        with self._scope():
             return self._fetch(ids).items
 
     # -------------------------------------------------------------- writes
@@ -274,7 +308,7 @@ class ExchangeConnector:
 
     def create(self, items: Sequence[NewItem]) -> list[WriteResult]:
         results: list[WriteResult | None] = [None] * len(items)
-        with translated(self.settings):
+        with self._scope():
             existing = self._find_hub_ids([n.hub_id for n in items])
             adopted = self._fetch([existing[n.hub_id][0] for n in items if n.hub_id in existing]).items
             to_create: list[tuple[int, CalendarItem]] = []
@@ -299,7 +333,7 @@ class ExchangeConnector:
                 else:
                     results[pos] = WriteResult("ok", outcome.id, outcome.changekey)
                     event = items[pos].event
-                    if event.overrides or event.cancelled:
+                    if event.overrides or event.cancelled or mapping.exdates(event):
                         series.append((pos, outcome.id, event))
             if series:
                 self._apply_exceptions(series, results)
@@ -313,6 +347,7 @@ class ExchangeConnector:
         """Modified and cancelled occurrences of freshly written series: one UpdateItem and one
         DeleteItem for the whole batch (occurrences addressed by master id + instance index)."""
         updates: list[tuple[CalendarItem, list[str]]] = []
+        update_pos: list[int] = []
         deletes: list[OccurrenceItemId] = []
         for pos, master_id, event in series:
             for override in event.overrides:
@@ -325,15 +360,25 @@ class ExchangeConnector:
                 occ = CalendarItem(account=self.account, folder=self.folder,
                                    _id=OccurrenceItemId(id=master_id, instance_index=index), **values)
                 updates.append((occ, mapping.OCCURRENCE_WRITE_FIELDS))
-            for cancelled in event.cancelled:
+                update_pos.append(pos)
+            # EXDATE lines become deleted occurrences (dropping them would bring the occurrences back)
+            for cancelled in (*event.cancelled, *mapping.exdates(event)):
                 index = mapping.instance_index(event, cancelled)
                 if index is not None:
                     deletes.append(OccurrenceItemId(id=master_id, instance_index=index))
         if updates:
-            for outcome in UpdateItem(account=self.account, chunk_size=self.batch_size).call(
-                    items=updates, conflict_resolution="AutoResolve", message_disposition="SaveOnly",
-                    send_meeting_invitations_or_cancellations="SendToNone", suppress_read_receipts=True):
-                if isinstance(outcome, Exception):
+            outcomes = UpdateItem(account=self.account, chunk_size=self.batch_size).call(
+                items=updates, conflict_resolution="AutoResolve", message_disposition="SaveOnly",
+                send_meeting_invitations_or_cancellations="SendToNone", suppress_read_receipts=True)
+            for pos, outcome in zip(update_pos, outcomes, strict=True):
+                if isinstance(outcome, ews_errors.ErrorOccurrenceCrossingBoundary):
+                    # one refused occurrence is this item's error, not a failed batch
+                    master_id = next(m for p, m, _ in series if p == pos)
+                    results[pos] = WriteResult(
+                        "error", master_id, message="Exchange refuses a moved occurrence: it would fall on or past "
+                        "the day of a neighbouring occurrence of the series. Move it within the days between its "
+                        "neighbours, or make it a separate event")
+                elif isinstance(outcome, Exception):
                     raise outcome
         if deletes:
             for outcome in DeleteItem(account=self.account, chunk_size=self.batch_size).call(
@@ -373,7 +418,7 @@ class ExchangeConnector:
 
     def update(self, items: Sequence[ItemUpdate]) -> list[WriteResult]:
         results: list[WriteResult | None] = [None] * len(items)
-        with translated(self.settings):
+        with self._scope():
             pending: list[tuple[int, CalendarItem]] = []
             for pos, upd in enumerate(items):
                 try:
@@ -395,7 +440,7 @@ class ExchangeConnector:
                 new_id, new_ck = outcome
                 results[pos] = WriteResult("ok", new_id or item.id, new_ck)
                 event = items[pos].event
-                if event.overrides or event.cancelled:
+                if event.overrides or event.cancelled or mapping.exdates(event):
                     series.append((pos, new_id or item.id, event))
             if series:
                 self._apply_exceptions(series, results)
@@ -404,7 +449,7 @@ class ExchangeConnector:
     def delete(self, items: Sequence[ItemDelete]) -> list[WriteResult]:
         """DeleteItem has no ChangeKey precondition in EWS: check the ChangeKeys first (one GetItem)."""
         results: list[WriteResult | None] = [None] * len(items)
-        with translated(self.settings):
+        with self._scope():
             current = self._current_changekeys([d.spoke_item_id for d in items])
             to_delete: list[tuple[int, str]] = []
             for pos, rem in enumerate(items):

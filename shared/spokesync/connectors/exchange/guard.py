@@ -113,10 +113,23 @@ def check_url(url: str, config: Config, what: str = "EWS URL") -> list[str]:
                          "sets SPOKESYNC_EXCHANGE_ALLOW_HTTP)")
     if not parts.hostname:
         raise UrlRefused(f"the {what} has no host name")
-    if parts.username or parts.password:
+    if parts.username or parts.password or "@" in parts.netloc:
         raise UrlRefused(f"the {what} must not contain a user name or password")
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+    if parts.fragment or "#" in url or "\\" in url or any(ord(c) < 33 or ord(c) == 127 for c in url):
+        # "https://mail.example.com:22/EWS/Exchange.asmx#@169.254.169.254": parsers disagree on the host
+        raise UrlRefused(f"the {what} must be a plain address such as https://mail.example.com/EWS/Exchange.asmx "
+                         "(no '#', backslash, spaces or control characters)")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as exc:
+        raise UrlRefused(f"the {what} has an invalid port") from exc
     addresses = checked_addresses(parts.hostname, port, _networks(config))
+    allowed_ports = {443, *config.exchange_allowed_ports} | ({80} if config.exchange_allow_http else set())
+    inside_allowed = all(any(ipaddress.ip_address(a.split("%")[0]) in net for net in _networks(config))
+                         for a in addresses)
+    if port not in allowed_ports and not inside_allowed:
+        raise UrlRefused(f"the {what} uses port {port}: spokesync connects to Exchange on port 443 only, unless "
+                         "an administrator allows more ports (SPOKESYNC_EXCHANGE_ALLOWED_PORTS)")
     register(parts.hostname, config)
     return addresses
 

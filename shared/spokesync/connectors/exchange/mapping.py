@@ -22,6 +22,7 @@ from spokesync.connectors.exchange import recurrence as rec
 from spokesync.model.event import ALL_FIELDS, Attendee, Event, Override, Person, When
 
 HUB_ID_PROPERTY = "spokesync-hub-id"
+RULE_PROPERTY = "spokesync-rrule"
 
 
 class HubIdProperty(ExtendedProperty):
@@ -32,9 +33,24 @@ class HubIdProperty(ExtendedProperty):
     property_type = "String"
 
 
+class RuleProperty(ExtendedProperty):
+    """The RRULE line we wrote with the series. Exchange keeps a pattern, not a line: read back, a rule
+    comes out re-spelled (BYDAY order, UNTIL as an end-of-day instant, BYMONTH added), and a re-spelled
+    rule would be written back into the user's own calendar as a change. While the pattern is still the
+    one this line maps to, the line is what the series says; once someone changes the pattern in
+    Outlook, the pattern wins."""
+
+    distinguished_property_set_id = "PublicStrings"
+    property_name = RULE_PROPERTY
+    property_type = "String"
+
+
 def register() -> None:
-    if "spokesync_hub_id" not in {f.name for f in CalendarItem.FIELDS}:
+    names = {f.name for f in CalendarItem.FIELDS}
+    if "spokesync_hub_id" not in names:
         CalendarItem.register("spokesync_hub_id", HubIdProperty)
+    if "spokesync_rrule" not in names:
+        CalendarItem.register("spokesync_rrule", RuleProperty)
 
 
 # Fields Exchange holds and returns as written. Left out: timezone (Windows
@@ -46,19 +62,21 @@ FIELDS = frozenset({
 })
 assert FIELDS <= ALL_FIELDS
 
-# What we read and write (the `only_fields` of GetItem).
+# What we read and write (the `only_fields` of GetItem). Not "changekey": the ItemId carries it, and
+# `item:ChangeKey` is not in the schema's UnindexedFieldURIType (real Exchange: ErrorSchemaValidation).
 READ_FIELDS = (
     "subject", "body", "location", "start", "end", "is_all_day", "legacy_free_busy_status", "sensitivity",
     "categories", "reminder_is_set", "reminder_minutes_before_start", "required_attendees", "optional_attendees",
     "resources", "organizer", "recurrence", "modified_occurrences", "deleted_occurrences", "type",
-    "last_modified_time", "is_cancelled", "_start_timezone", "_end_timezone", "spokesync_hub_id", "changekey",
+    "last_modified_time", "is_cancelled", "_start_timezone", "_end_timezone", "spokesync_hub_id", "reminder_due_by",
+    "spokesync_rrule",
 )
 WRITE_FIELDS = [
     "subject", "body", "location", "start", "end", "is_all_day", "legacy_free_busy_status", "sensitivity",
     "categories", "reminder_is_set", "reminder_minutes_before_start", "required_attendees", "optional_attendees",
-    "resources", "recurrence", "_start_timezone", "_end_timezone",
+    "resources", "recurrence", "_start_timezone", "_end_timezone", "spokesync_rrule",
 ]
-OCCURRENCE_WRITE_FIELDS = [f for f in WRITE_FIELDS if f != "recurrence"]
+OCCURRENCE_WRITE_FIELDS = [f for f in WRITE_FIELDS if f not in ("recurrence", "spokesync_rrule")]
 
 _SHOW_AS = {"busy": "Busy", "free": "Free", "tentative": "Tentative", "oof": "OOF",
             "working_elsewhere": "WorkingElsewhere"}
@@ -93,7 +111,9 @@ def iana_zone(tz: Any) -> str | None:
 def _local(value: When, tz: EWSTimeZone) -> Any:
     if isinstance(value, datetime):
         local = value.astimezone(ZoneInfo(tz.key))
-        return EWSDateTime(local.year, local.month, local.day, local.hour, local.minute, local.second, tzinfo=tz)
+        # fold: the second 02:00 of a fall-back night is another instant than the first
+        return EWSDateTime(local.year, local.month, local.day, local.hour, local.minute, local.second, tzinfo=tz,
+                           fold=local.fold)
     return EWSDate.from_date(value)
 
 
@@ -128,7 +148,8 @@ def item_values(event: Event, *, occurrence: bool = False) -> dict[str, Any]:
         values["body"] = Body(event.description or "")
     if event.reminders is None:
         values["reminder_is_set"] = False
-        values["reminder_minutes_before_start"] = None
+        # 0, not empty: Exchange would store its default of 15, which reads as a dismissed reminder
+        values["reminder_minutes_before_start"] = 0
     elif event.reminders:
         values["reminder_is_set"] = True
         values["reminder_minutes_before_start"] = min(event.reminders)
@@ -146,6 +167,7 @@ def item_values(event: Event, *, occurrence: bool = False) -> dict[str, Any]:
         values["end"] = _local(event.end, tz)
     if not occurrence:
         values["recurrence"] = None
+        values["spokesync_rrule"] = None
         rules = [line for line in event.recurrence if line.strip().upper().startswith("RRULE")]
         others = [line for line in event.recurrence if line.strip() and not line.strip().upper().startswith(("RRULE", "EXDATE"))]
         if others:
@@ -154,6 +176,7 @@ def item_values(event: Event, *, occurrence: bool = False) -> dict[str, Any]:
             raise rec.UnsupportedRecurrence("Exchange holds one recurrence rule per series")
         if rules:
             values["recurrence"] = rec.to_ews(rules[0], event.start, ZoneInfo(tz.key))
+            values["spokesync_rrule"] = rules[0].strip()
     return values
 
 
@@ -193,6 +216,20 @@ def _people(item: CalendarItem) -> tuple[Attendee, ...]:
     return tuple(out)
 
 
+def _reminders(item: CalendarItem) -> tuple[int, ...] | None:
+    """A dismissed reminder is still the event's reminder. Dismissing it (Outlook, or PerformReminderAction)
+    clears ReminderIsSet like switching it off does; what tells them apart is that a dismissed reminder
+    had fired: ReminderDueBy is past and ReminderMinutesBeforeStart still says when it was. Read as
+    "no reminder", every other spoke would lose the reminder because one person dismissed theirs."""
+    minutes = int(item.reminder_minutes_before_start or 0)
+    if item.reminder_is_set:
+        return (minutes,)
+    due = item.reminder_due_by
+    if minutes > 0 and isinstance(due, datetime) and due.timestamp() <= datetime.now(UTC).timestamp():
+        return (minutes,)
+    return None
+
+
 def item_to_event(item: CalendarItem, exceptions: dict[str, CalendarItem] | None = None) -> Event:
     """The canonical event of a single item or a series master (with its exceptions, fetched by id)."""
     tz_obj = item._start_timezone
@@ -202,10 +239,7 @@ def item_to_event(item: CalendarItem, exceptions: dict[str, CalendarItem] | None
     start = _when(item.start, all_day, tz)
     end = _when(item.end, all_day, tz, end=True)
     text, markup = _body(item)
-    if item.reminder_is_set:
-        reminders: tuple[int, ...] | None = (int(item.reminder_minutes_before_start or 0),)
-    else:
-        reminders = None
+    reminders = _reminders(item)
     organizer = None
     if item.organizer is not None and item.organizer.email_address:
         organizer = Person(item.organizer.email_address.lower(), item.organizer.name or "")
@@ -229,6 +263,13 @@ def item_to_event(item: CalendarItem, exceptions: dict[str, CalendarItem] | None
     )
     if item.recurrence is not None and start is not None:
         rule = rec.from_ews(item.recurrence, start, tz)
+        written = getattr(item, "spokesync_rrule", None)
+        if written:
+            try:
+                if rec.same_series(rec.to_ews(written, start, tz), item.recurrence):
+                    rule = written  # the same pattern: keep the spelling the series came with
+            except (rec.UnsupportedRecurrence, ValueError):
+                pass
         cancelled: list[When] = []
         for deleted in item.deleted_occurrences or ():
             original = _when(deleted.start, all_day, tz)
@@ -266,3 +307,33 @@ def instance_index(event: Event, original_start: When) -> int | None:
         elif not isinstance(when, datetime) and not isinstance(original_start, datetime) and when == original_start or isinstance(when, datetime) and not isinstance(original_start, datetime) and when.date() == original_start:
             return i
     return None
+
+
+def exdates(event: Event) -> list[When]:
+    """The occurrences the series' EXDATE lines remove (Google keeps them in `recurrence`): Exchange
+    holds them as deleted occurrences. Values: UTC (`...Z`), local in TZID (or the event's zone), dates."""
+    out: list[When] = []
+    default_tz = ZoneInfo(ews_zone(event.timezone, event.start).key)
+    for line in event.recurrence:
+        name, _, values = line.strip().partition(":")
+        if not name.upper().startswith("EXDATE"):
+            continue
+        params = dict(p.partition("=")[::2] for p in name.split(";")[1:])
+        tz: Any = default_tz
+        if params.get("TZID"):
+            try:
+                tz = ZoneInfo(params["TZID"])
+            except Exception as exc:
+                raise rec.UnsupportedRecurrence(f"unknown time zone {params['TZID']!r} in EXDATE") from exc
+        for value in values.split(","):
+            value = value.strip().upper()
+            if not value:
+                continue
+            if len(value) == 8:
+                out.append(datetime.strptime(value, "%Y%m%d").date())
+            elif value.endswith("Z"):
+                out.append(datetime.strptime(value, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC))
+            else:
+                out.append(datetime.strptime(value, "%Y%m%dT%H%M%S").replace(tzinfo=tz))
+    return out
+

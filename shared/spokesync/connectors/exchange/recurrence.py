@@ -109,7 +109,10 @@ def to_ews(rrule_line: str, start: date | datetime, tz: Any) -> EwsRecurrence:
     first = _local_date(start, tz)
     days = _byday(parts["BYDAY"]) if "BYDAY" in parts else []
     setpos = parts.get("BYSETPOS")
-    if "BYMONTHDAY" in parts and "," in parts["BYMONTHDAY"]:
+    month_day = _exchange_month_day(parts, setpos)
+    if month_day is not None:
+        setpos = None  # BYMONTHDAY=28,..,d;BYSETPOS=-1 is Exchange's "day d"
+    elif "BYMONTHDAY" in parts and "," in parts["BYMONTHDAY"]:
         raise UnsupportedRecurrence("Exchange cannot repeat on several days of the month")
     pattern: Any
     if freq == "DAILY":
@@ -140,10 +143,25 @@ def to_ews(rrule_line: str, start: date | datetime, tz: Any) -> EwsRecurrence:
             else:
                 pattern = RelativeMonthlyPattern(interval=months, weekday=weekday, week_number=week_number)
         else:
-            day = int(parts.get("BYMONTHDAY", str(first.day)))
-            if day < 1:
-                raise UnsupportedRecurrence("Exchange cannot count days from the end of the month")
-            if freq == "YEARLY" and interval == 1:
+            yearly = freq == "YEARLY" and interval == 1
+            if month_day == -1:  # the last day of the month
+                day = _MAX_DAYS[month - 1] if freq == "YEARLY" else 31
+            elif month_day is not None:
+                day = month_day
+            else:
+                day = int(parts.get("BYMONTHDAY", str(first.day)))
+                if day < 1:
+                    raise UnsupportedRecurrence("Exchange cannot count days from the end of the month, except "
+                                                "the last day (BYMONTHDAY=-1)")
+                shortest = _MIN_DAYS[month - 1] if freq == "YEARLY" else 28
+                if day > shortest:
+                    # RFC 5545 skips the months without that day; Exchange moves the occurrence to the
+                    # month's last day (Microsoft's DayOfMonth reference): the two calendars would differ.
+                    raise UnsupportedRecurrence(
+                        f"this series repeats on day {day} and skips the months (or years) without that day; Exchange puts "
+                        "those occurrences on the last day of the month instead. Repeat on the last day of the "
+                        "month, or on a day up to 28, to sync it")
+            if yearly:
                 pattern = AbsoluteYearlyPattern(day_of_month=day, month=month)
             else:
                 pattern = AbsoluteMonthlyPattern(interval=months, day_of_month=day)
@@ -153,10 +171,49 @@ def to_ews(rrule_line: str, start: date | datetime, tz: Any) -> EwsRecurrence:
     if "COUNT" in parts:
         boundary = NumberedPattern(start=first, number=int(parts["COUNT"]))
     elif "UNTIL" in parts:
-        boundary = EndDatePattern(start=first, end=_parse_until(parts["UNTIL"], tz))
+        end = _parse_until(parts["UNTIL"], tz)
+        if isinstance(start, datetime):
+            # Exchange's EndDate is a day and includes every occurrence on it; UNTIL is an instant. The
+            # day of the last occurrence at or before UNTIL keeps exactly the same occurrences (an UNTIL
+            # earlier in the day than the series' time would otherwise gain one).
+            starts = series_starts(rrule_line, start, tz)
+            end = starts[-1].astimezone(tz).date() if starts and isinstance(starts[-1], datetime) else first
+        boundary = EndDatePattern(start=first, end=end)
     else:
         boundary = NoEndPattern(start=first)
     return EwsRecurrence(pattern=pattern, boundary=boundary)
+
+
+_MIN_DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+_MAX_DAYS = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+
+
+def _exchange_month_day(parts: dict[str, str], setpos: str | None) -> int | None:
+    """-1 for BYMONTHDAY=-1, d for BYMONTHDAY=28,29,..,d;BYSETPOS=-1 (what `from_ews` writes for
+    Exchange's day 29-31), None for anything else."""
+    value = parts.get("BYMONTHDAY")
+    if value is None:
+        return None
+    if value == "-1" and not setpos:
+        return -1
+    if setpos == "-1" and "," in value:
+        try:
+            days = [int(v) for v in value.split(",")]
+        except ValueError:
+            return None
+        if days == list(range(28, days[-1] + 1)) and 29 <= days[-1] <= 31:
+            return days[-1]
+    return None
+
+
+def _month_day_parts(day: int, month: int | None) -> list[str]:
+    """RRULE parts with Exchange's DayOfMonth semantics: a day past the end of a month is its last day."""
+    shortest, longest = (28, 31) if month is None else (_MIN_DAYS[month - 1], _MAX_DAYS[month - 1])
+    if day <= shortest:
+        return [f"BYMONTHDAY={day}"]
+    if day >= longest:
+        return ["BYMONTHDAY=-1"]
+    return ["BYMONTHDAY=" + ",".join(str(d) for d in range(28, day + 1)), "BYSETPOS=-1"]
 
 
 def from_ews(recurrence: EwsRecurrence, start: date | datetime, tz: Any) -> str:
@@ -175,7 +232,7 @@ def from_ews(recurrence: EwsRecurrence, start: date | datetime, tz: Any) -> str:
     elif isinstance(pattern, AbsoluteMonthlyPattern):
         parts.append("FREQ=MONTHLY")
         interval = pattern.interval
-        parts.append(f"BYMONTHDAY={pattern.day_of_month}")
+        parts.extend(_month_day_parts(pattern.day_of_month, None))
     elif isinstance(pattern, RelativeMonthlyPattern):
         parts.append("FREQ=MONTHLY")
         interval = pattern.interval
@@ -183,7 +240,8 @@ def from_ews(recurrence: EwsRecurrence, start: date | datetime, tz: Any) -> str:
     elif isinstance(pattern, AbsoluteYearlyPattern):
         parts.append("FREQ=YEARLY")
         interval = 1
-        parts.extend([f"BYMONTH={pattern.month}", f"BYMONTHDAY={pattern.day_of_month}"])
+        parts.append(f"BYMONTH={pattern.month}")
+        parts.extend(_month_day_parts(pattern.day_of_month, pattern.month))
     elif isinstance(pattern, RelativeYearlyPattern):
         parts.append("FREQ=YEARLY")
         interval = 1
@@ -254,3 +312,20 @@ def _until_utc(body: str) -> datetime | None:
         if key.upper() == "UNTIL" and value.upper().endswith("Z"):
             return datetime.strptime(value.upper(), "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
     return None
+
+
+def same_series(a: EwsRecurrence, b: EwsRecurrence) -> bool:
+    """The same pattern and range (dates compared as days: a read-back StartDate may carry a zone)."""
+    def day(value: Any) -> Any:
+        return value.date() if isinstance(value, datetime) else value
+
+    if a.pattern != b.pattern or type(a.boundary) is not type(b.boundary):
+        return False
+    if day(a.boundary.start) != day(b.boundary.start):
+        return False
+    if isinstance(a.boundary, EndDatePattern):
+        return bool(day(a.boundary.end) == day(b.boundary.end))
+    if isinstance(a.boundary, NumberedPattern):
+        return bool(a.boundary.number == b.boundary.number)
+    return True
+

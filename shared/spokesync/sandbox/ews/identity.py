@@ -91,7 +91,7 @@ def _error(status: int, code: str, description: str) -> tuple[int, bytes]:
 
 
 def user_settings_response(users: list[str], requested: list[str], settings: dict[str, str],
-                           known: set[str]) -> bytes:
+                           known: dict[str, str]) -> bytes:
     """A SOAP Autodiscover GetUserSettings response (Exchange 2010 schema)."""
     responses = []
     for user in users:
@@ -100,7 +100,8 @@ def user_settings_response(users: list[str], requested: list[str], settings: dic
                              f"<ErrorMessage>Invalid user: '{escape(user)}'</ErrorMessage><RedirectTarget/>"
                              "<UserSettingErrors/><UserSettings/></UserResponse>")
             continue
-        values = dict(settings, AutoDiscoverSMTPAddress=user)
+        # a public-folder mailbox's GUID address answers with the mailbox's SMTP address
+        values = dict(settings, AutoDiscoverSMTPAddress=known[user.lower()])
         found, errors = [], []
         for name in requested:
             if name in values:

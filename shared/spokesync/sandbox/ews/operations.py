@@ -7,13 +7,15 @@ as Exchange reports them, so exchangelib returns them as exception objects.
 
 from __future__ import annotations
 
+import base64
 import copy
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from lxml import etree
 
+from spokesync.sandbox.ews import schema
 from spokesync.sandbox.ews.store import EwsError, Folder, Item, M, Store, extended_key, fmt, parse_dt, t, utc_now
 
 
@@ -43,7 +45,12 @@ def message(op: str, code: str = "NoError", text: str = "") -> etree._Element:
     sub(msg, m("ResponseCode"), code)
     if code != "NoError":
         sub(msg, m("DescriptiveLinkKey"), "0")
+        if op in _ITEM_INFO:  # ItemInfoResponseMessageType requires Items, empty on an error
+            sub(msg, m("Items"))
     return msg
+
+
+_ITEM_INFO = {"GetItem", "CreateItem", "UpdateItem", "CopyItem", "MoveItem"}
 
 
 def kids(elem: etree._Element | None) -> list[etree._Element]:
@@ -76,6 +83,11 @@ def _computed(store: Store, item: Item, name: str) -> etree._Element | None:
     elif name == "ParentFolderId":
         folder = store.folders.get(item.folder_id)
         elem = etree.Element(t(name), Id=item.folder_id, ChangeKey=folder.changekey if folder else "")
+    elif name == "ReminderDueBy" and "ReminderDueBy" not in item.fields and item.text("Start"):
+        # when the reminder fires: the start minus ReminderMinutesBeforeStart (Exchange's default is 15)
+        minutes = int(item.text("ReminderMinutesBeforeStart") or "15")
+        elem = etree.Element(t(name))
+        elem.text = fmt(parse_dt(item.text("Start") or "") - timedelta(minutes=minutes))
     elif item.tag != "CalendarItem":
         return None
     elif name == "CalendarItemType":
@@ -132,7 +144,8 @@ def _computed(store: Store, item: Item, name: str) -> etree._Element | None:
     return elem
 
 
-_COMPUTED = ("ParentFolderId", "ItemClass", "DateTimeReceived", "DateTimeCreated", "LastModifiedTime", "UID",
+_COMPUTED = ("ParentFolderId", "ItemClass", "DateTimeReceived", "DateTimeCreated", "ReminderDueBy", "LastModifiedTime",
+             "UID",
              "Organizer", "IsMeeting", "IsRecurring", "MyResponseType", "CalendarItemType", "OriginalStart",
              "FirstOccurrence", "LastOccurrence", "ModifiedOccurrences", "DeletedOccurrences")
 
@@ -163,24 +176,28 @@ class Shape:
 
 
 def render_item(store: Store, item: Item, shape: Shape) -> etree._Element:
+    """An item with the fields the shape asks for, in the element order of the schema's item type."""
     elem = etree.Element(t(item.tag))
-    sub(elem, t("ItemId"), Id=item.id, ChangeKey=item.changekey)
     everything = shape.base in ("AllProperties", "Default")
     names = None if everything else shape.fields
+    parts: dict[str, list[etree._Element]] = {"ItemId": [etree.Element(t("ItemId"), Id=item.id,
+                                                                       ChangeKey=item.changekey)]}
     for name in _COMPUTED:
         if names is None or name in names:
             value = _computed(store, item, name)
             if value is not None:
-                elem.append(value)
+                parts[name] = [value]
     for name, value in item.fields.items():
-        if names is None or name in names:
-            elem.append(copy.deepcopy(value))
-    if everything:
-        pass  # extended properties are returned only when asked for, as in Exchange
-    for uri in shape.extended:
-        prop = item.extended.get(extended_key(uri))
-        if prop is not None:
-            elem.append(copy.deepcopy(prop))
+        if (names is None or name in names) and name not in parts:
+            parts[name] = [copy.deepcopy(value)]
+    # extended properties are returned only when asked for, as in Exchange
+    extended = [copy.deepcopy(p) for p in (item.extended.get(extended_key(uri)) for uri in shape.extended)
+                if p is not None]
+    if extended:
+        parts["ExtendedProperty"] = extended
+    for name in schema.element_order(f"{item.tag}Type"):
+        for value in parts.get(name, ()):
+            elem.append(value)
     return elem
 
 
@@ -195,6 +212,13 @@ def render_folder(store: Store, folder: Folder, shape: Shape | None = None) -> e
     sub(elem, t("DisplayName"), folder.name)
     sub(elem, t("TotalCount"), str(store.count(folder.id)))
     sub(elem, t("ChildFolderCount"), str(len(store.children(folder.id))))
+    for uri in shape.extended if shape is not None else []:
+        # PR_REPLICA_LIST (0x6698): the GUID of the public-folder mailbox holding the folder's content
+        # ("Route public folder content requests": cast as a GUID, ASCII)
+        if uri.get("PropertyTag") in ("26264", "0x6698") and folder.public and folder.content_mailbox:
+            prop = sub(elem, t("ExtendedProperty"))
+            sub(prop, t("ExtendedFieldURI"), PropertyTag=uri.get("PropertyTag") or "", PropertyType="Binary")
+            sub(prop, t("Value"), base64.b64encode(folder.content_mailbox.encode("ascii")).decode())
     if tag == "Folder":
         sub(elem, t("UnreadCount"), "0")
     return elem
@@ -206,6 +230,9 @@ def render_folder(store: Store, folder: Folder, shape: Shape | None = None) -> e
 def folder_ref(store: Store, elem: etree._Element) -> Folder:
     local = etree.QName(elem).localname
     if local == "DistinguishedFolderId":
+        address = elem.findtext(f"{t('Mailbox')}/{t('EmailAddress')}")
+        if address is not None:
+            store.check_mailbox(address)
         return store.folder(elem.get("Id") or "")
     return store.folder(elem.get("Id") or "")
 
@@ -366,7 +393,7 @@ def find_folder(store: Store, req: etree._Element) -> list[etree._Element]:
                    IncludesLastItemInRange="true" if offset + len(chunk) >= len(found) else "false")
         folders = sub(root, t("Folders"))
         for folder in chunk:
-            folders.append(render_folder(store, folder))
+            folders.append(render_folder(store, folder, Shape(req.find(m("FolderShape")))))
         out.append(msg)
     return out
 
@@ -529,14 +556,18 @@ def update_item(store: Store, req: etree._Element) -> list[etree._Element]:
                                    "The send or update operation could not be performed because the change key passed in the request does not match the current change key for the item."))
                 continue
         with store.lock:
-            if item.master_id and item.id not in store.items:
-                store.materialise(item)
+            before = {k: copy.deepcopy(v) for k, v in item.fields.items()}
             try:
                 _apply_updates(item, change.find(t("Updates")))
                 _validate_item(item.fields)
+                if item.master_id:
+                    _check_boundaries(store, item)
             except EwsError as err:
+                item.fields = before
                 out.append(error_message("UpdateItem", err))
                 continue
+            if item.master_id and item.id not in store.items:
+                store.materialise(item)
             store.touch(item)
         msg = message("UpdateItem")
         updated = sub(sub(msg, m("Items")), t(item.tag))
@@ -599,6 +630,33 @@ def _apply_updates(item: Item, updates: etree._Element | None) -> None:
             # A new pattern drops the old exceptions, as Outlook and Exchange do.
             item.exceptions.clear()
             item.deleted_occurrences.clear()
+
+
+def _check_boundaries(store: Store, occ: Item) -> None:
+    """ErrorOccurrenceCrossingBoundary (Microsoft's ResponseCode reference: "the Start or End time of an
+    occurrence is updated so that the occurrence is scheduled to happen earlier or later than the
+    corresponding previous or next occurrence"); Outlook's rule, applied here: an occurrence may move
+    within the days strictly between its neighbours' days (series time zone), not onto or past them."""
+    master = store.get(occ.master_id or "")
+    starts = store.occurrences(master)
+    if occ.original_start not in starts or not occ.text("Start"):
+        return
+    tz = store.start_tz(master)
+    index = starts.index(occ.original_start)
+    new_day = parse_dt(occ.text("Start") or "").astimezone(tz).date()
+
+    def effective(original: datetime) -> datetime:
+        exc_id = master.exceptions.get(original)
+        exc = store.items.get(exc_id) if exc_id else None
+        return parse_dt(exc.text("Start") or "") if exc is not None and exc.text("Start") else original
+
+    neighbours = [starts[i] for i in (index - 1, index + 1) if 0 <= i < len(starts)
+                  and starts[i] not in master.deleted_occurrences]
+    for original in neighbours:
+        day = effective(original).astimezone(tz).date()
+        if (original < occ.original_start and new_day <= day) or (original > occ.original_start and new_day >= day):
+            raise EwsError("ErrorOccurrenceCrossingBoundary",
+                           "The modified occurrence is crossing or overlapping adjacent occurrence.")
 
 
 def delete_item(store: Store, req: etree._Element) -> list[etree._Element]:
@@ -668,6 +726,37 @@ def sync_folder_items(store: Store, req: etree._Element) -> list[etree._Element]
     return [msg]
 
 
+def perform_reminder_action(store: Store, req: etree._Element) -> list[etree._Element]:
+    """Dismiss clears ReminderIsSet (as Outlook's Dismiss does); Snooze sets ReminderNextTime
+    (docs/web-service-reference/performreminderaction-operation.md). The answer is one
+    PerformReminderActionResponse with the updated ids, not a list of response messages."""
+    updated = []
+    for action in kids(req.find(m("ReminderItemActions"))):
+        kind = action.findtext(t("ActionType")) or ""
+        ref = action.find(t("ItemId"))
+        item = store.resolve(ref.get("Id") or "") if ref is not None else None
+        if item is None:
+            raise EwsError("ErrorInvalidIdEmpty", "Id is empty.")
+        if item.master_id and item.id not in store.items:
+            store.materialise(item)
+        if kind == "Dismiss":
+            flag = etree.Element(t("ReminderIsSet"))
+            flag.text = "false"
+            item.fields["ReminderIsSet"] = flag
+        elif kind == "Snooze":
+            when = etree.Element(t("ReminderNextTime"))
+            when.text = fmt(parse_dt(action.findtext(t("NewReminderTime")) or ""))
+            item.fields["ReminderNextTime"] = when
+        store.touch(item)
+        updated.append(item)
+    response = etree.Element(m("PerformReminderActionResponse"), ResponseClass="Success")
+    sub(response, m("ResponseCode"), "NoError")
+    ids = sub(response, m("UpdatedItemIds"))
+    for item in updated:
+        sub(ids, t("ItemId"), Id=item.id, ChangeKey=item.changekey)
+    return [response]
+
+
 def convert_id(store: Store, req: etree._Element) -> list[etree._Element]:
     out = []
     for alt in kids(req.find(m("SourceIds"))):
@@ -685,6 +774,7 @@ OPERATIONS: dict[str, Callable[..., list[etree._Element]]] = {
     "DeleteItem": delete_item,
     "SyncFolderItems": sync_folder_items,
     "ConvertId": convert_id,
+    "PerformReminderAction": perform_reminder_action,
 }
 
 __all__ = ["OPERATIONS", "SoapFault", "find_item", "utc_now"]

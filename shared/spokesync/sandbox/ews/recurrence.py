@@ -62,8 +62,7 @@ def expand(recurrence: etree._Element, first_start_utc: datetime, tz: tzinfo,
         kwargs["wkst"] = _DAYS[_text(pattern, "FirstDayOfWeek") or "Monday"]
     elif kind == "AbsoluteMonthlyRecurrence":
         freq = rrule.MONTHLY
-        # Exchange puts "day 31" on the last day of shorter months.
-        kwargs["bymonthday"] = int(_text(pattern, "DayOfMonth") or 1)
+        _day_of_month(kwargs, int(_text(pattern, "DayOfMonth") or 1))
     elif kind == "RelativeMonthlyRecurrence":
         freq = rrule.MONTHLY
         _relative(kwargs, days, _text(pattern, "DayOfWeekIndex") or "First")
@@ -71,7 +70,7 @@ def expand(recurrence: etree._Element, first_start_utc: datetime, tz: tzinfo,
         freq = rrule.YEARLY
         interval = 1
         kwargs["bymonth"] = _MONTHS.index(_text(pattern, "Month") or "January") + 1
-        kwargs["bymonthday"] = int(_text(pattern, "DayOfMonth") or 1)
+        _day_of_month(kwargs, int(_text(pattern, "DayOfMonth") or 1))
     elif kind == "RelativeYearlyRecurrence":
         freq = rrule.YEARLY
         interval = 1
@@ -98,6 +97,18 @@ def expand(recurrence: etree._Element, first_start_utc: datetime, tz: tzinfo,
         if until_utc is not None and out[-1] > until_utc:
             break
     return out
+
+
+def _day_of_month(kwargs: dict[str, Any], day: int) -> None:
+    """Microsoft's DayOfMonth reference (docs/web-service-reference/dayofmonth.md): "If for a particular
+    month this value is larger than the number of days in the month, the last day of the month is
+    assumed" — day 31 falls on 30 April and 28/29 February, a yearly 29 February on 28 February in
+    other years (RFC 5545 skips those months instead). The last of the days 28..day in each month."""
+    if day <= 28:
+        kwargs["bymonthday"] = day
+    else:
+        kwargs["bymonthday"] = list(range(28, day + 1))
+        kwargs["bysetpos"] = -1
 
 
 def _relative(kwargs: dict[str, Any], days: list[str], index_name: str) -> None:

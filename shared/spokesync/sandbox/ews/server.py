@@ -33,20 +33,26 @@ from xml.sax.saxutils import escape
 from lxml import etree
 
 from spokesync.sandbox.ews import operations as ops
+from spokesync.sandbox.ews import schema
 from spokesync.sandbox.ews.identity import TokenIssuer, user_settings_response
 from spokesync.sandbox.ews.store import EwsError, Folder, Item, M, Store, T, fmt, t
 from spokesync.sandbox.ews.tls import Certificates
 
 SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True, remove_blank_text=True)
+# Requests keep their whitespace: the line and position of a schema violation refer to the bytes sent.
+_STRICT_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True)
 
-# Exchange builds and the newest RequestServerVersion each accepts.
+# Exchange builds, the newest RequestServerVersion each accepts, and the Version its ServerVersionInfo
+# reports: real 2016 and 2019 servers answer "V2017_07_11", not "Exchange2016" (exchangelib's recorded
+# response in its tests/test_protocol.py, test_version_guess).
 _API_ORDER = ["Exchange2007", "Exchange2007_SP1", "Exchange2010", "Exchange2010_SP1", "Exchange2010_SP2",
               "Exchange2013", "Exchange2013_SP1", "Exchange2015", "Exchange2016", "Exchange2019"]
 BUILDS = {
-    "2010": ((14, 3, 123, 4), "Exchange2010_SP2"),
-    "2013": ((15, 0, 1497, 2), "Exchange2013_SP1"),
-    "2016": ((15, 1, 2507, 6), "Exchange2016"),
+    "2010": ((14, 3, 123, 4), "Exchange2010_SP2", "Exchange2010_SP2"),
+    "2013": ((15, 0, 1497, 2), "Exchange2013_SP1", "Exchange2013_SP1"),
+    "2016": ((15, 1, 2507, 6), "Exchange2016", "V2017_07_11"),
+    "2019": ((15, 2, 1118, 7), "Exchange2016", "V2017_07_11"),
 }
 
 
@@ -75,19 +81,33 @@ class Users:
 class EwsServer:
     """A stateful EWS endpoint on 127.0.0.1 (`url` is the full EWS URL)."""
 
+    check_responses_default = False  # the test suite's conftest switches this on
+
     def __init__(self, *, users: dict[str, str] | None = None, auth: tuple[str, ...] = ("NTLM", "Basic"),
                  version: str = "2016", mailbox: str = "shared@example.com", host: str = "127.0.0.1",
                  port: int = 0, domain: str = "EXAMPLE", max_find_page: int = 1000,
                  tls: Certificates | None = None, hostname: str | None = None,
                  oauth_apps: dict[str, str] | None = None, tenant: str = "contoso-tenant",
-                 token_lifetime_s: int = 3599) -> None:
+                 token_lifetime_s: int = 3599, check_responses: bool | None = None,
+                 extended_protection: bool | None = None, public_folder_mailboxes: bool = False) -> None:
         self.store = Store(mailbox)
         self.mailbox = mailbox
         self.users = Users(dict(users or {"sync": "Secret-1"}))
         self.issuer = TokenIssuer(tenant=tenant, apps=dict(oauth_apps or {}), lifetime_s=token_lifetime_s)
         self.auth = auth + ("Bearer",) if oauth_apps and "Bearer" not in auth else auth
         self.tls = tls
+        # Extended Protection (on by default since Exchange 2019 CU14): NTLM over TLS must carry the channel
+        # binding of this server's certificate (RFC 5929 tls-server-end-point), else the handshake fails
+        self.extended_protection = tls is not None if extended_protection is None else extended_protection
+        self.channel_binding = _tls_server_end_point(tls.cert_path) if tls is not None else None
         self.hostname = hostname
+        # Several public-folder mailboxes (large on-premises deployments, Exchange Online): hierarchy and
+        # content requests must name their mailbox in X-AnchorMailbox / X-PublicFolderMailbox.
+        self.public_folder_mailboxes = public_folder_mailboxes
+        self.pf_mailboxes: dict[str, str] = {}  # GUID -> SMTP address of each public-folder mailbox
+        self.pf_hierarchy = ""  # the hierarchy mailbox's GUID
+        if public_folder_mailboxes:
+            self.pf_hierarchy = self.add_public_folder_mailbox("SharedPublicFolder@example.com")
         self.paths: collections.Counter[str] = collections.Counter()
         self.last_impersonation: str | None = None
         self.autodiscover_ews_url: str | None = None  # what Autodiscover answers (default: `url`)
@@ -95,8 +115,15 @@ class EwsServer:
         self.version = version
         self.max_find_page = max_find_page
         self.requests: collections.Counter[str] = collections.Counter()
+        # (operation, violation) of every request refused with ErrorSchemaValidation
+        self.schema_violations: list[tuple[str, str]] = []
+        # tests: every answer is validated against the schema too; a violation becomes an HTTP 500
+        self.check_responses = EwsServer.check_responses_default if check_responses is None else check_responses
+        self.response_violations: list[tuple[str, str]] = []
         self.http_requests = 0
         self.faults: list[Fault] = []
+        self._replays: dict[str, list[bytes]] = {}
+        self.unauthorized_next = 0  # answer the next n authenticated EWS requests with 401 (load)
         self.last_headers: dict[str, str] = {}
         self._lock = threading.Lock()
         self._ntlm_file = self._write_ntlm_users()
@@ -165,10 +192,27 @@ class EwsServer:
         self._ntlm_file = self._write_ntlm_users()
 
     # ---------------------------------------------------------- test API
+    def add_public_folder_mailbox(self, smtp: str) -> str:
+        """A public-folder mailbox; returns its GUID (its Autodiscover address is <GUID>@<domain>)."""
+        import uuid
+
+        guid = str(uuid.uuid5(uuid.NAMESPACE_DNS, smtp.lower()))
+        self.pf_mailboxes[guid] = smtp
+        self.store.mailboxes.add(smtp.lower())
+        return guid
+
+    def guid_address(self, guid: str) -> str:
+        return f"{guid}@{self.mailbox.split('@')[-1]}"
+
     def public_folder(self, name: str, parent: str | Folder | None = None,
-                      folder_class: str = "IPF.Appointment") -> Folder:
+                      folder_class: str = "IPF.Appointment", content_mailbox: str | None = None) -> Folder:
+        """`content_mailbox` (SMTP): the public-folder mailbox holding its items (default: the hierarchy's)."""
         parent_id = parent.id if isinstance(parent, Folder) else (parent or self.store.distinguished["publicfoldersroot"])
-        return self.store.add_folder(name, folder_class, parent_id, public=True)
+        folder = self.store.add_folder(name, folder_class, parent_id, public=True)
+        if self.public_folder_mailboxes:
+            folder.content_mailbox = self.add_public_folder_mailbox(content_mailbox) if content_mailbox \
+                else self.pf_hierarchy
+        return folder
 
     def mailbox_folder(self, name: str, parent: str | Folder | None = None,
                        folder_class: str = "IPF.Appointment") -> Folder:
@@ -189,8 +233,9 @@ class EwsServer:
 
     def user_create(self, folder: str | Folder, subject: str, start: datetime | date, end: datetime | date, *,
                     location: str = "", body: str = "", tz: str = "UTC", recurrence_xml: str = "",
-                    extra_xml: str = "") -> Item:
-        """An item made in Outlook: it carries no hub id."""
+                    extra_xml: str = "", tz_xml: str = "") -> Item:
+        """An item made in Outlook: it carries no hub id. `tz_xml`: the inside of StartTimeZone/EndTimeZone
+        (Periods, TransitionsGroups, Transitions) for a zone given by definition, `tz` then its Id."""
         folder_id = folder.id if isinstance(folder, Folder) else folder
         all_day = not isinstance(start, datetime)
         if all_day:
@@ -198,13 +243,16 @@ class EwsServer:
             end_dt = datetime.combine(end, datetime.min.time(), UTC)
         else:
             start_dt, end_dt = start, end  # type: ignore[assignment]
+        # zones given by definition come with Name="" as on real servers (exchangelib issues #310, #255)
+        zone_attrs = f' Name="" Id="{escape(tz)}"' if tz_xml else f' Id="{escape(tz)}"'
         xml = (f'<t:CalendarItem xmlns:t="{T}"><t:Subject>{escape(subject)}</t:Subject>'
                f'<t:Body BodyType="Text">{escape(body)}</t:Body>'
                f"<t:Start>{fmt(start_dt)}</t:Start><t:End>{fmt(end_dt)}</t:End>"
                f"<t:IsAllDayEvent>{'true' if all_day else 'false'}</t:IsAllDayEvent>"
                f"<t:LegacyFreeBusyStatus>Busy</t:LegacyFreeBusyStatus><t:Location>{escape(location)}</t:Location>"
                f"{recurrence_xml}{extra_xml}"
-               f'<t:StartTimeZone Id="{tz}"/><t:EndTimeZone Id="{tz}"/></t:CalendarItem>')
+               f'<t:StartTimeZone{zone_attrs}>{tz_xml}</t:StartTimeZone>'
+               f'<t:EndTimeZone{zone_attrs}>{tz_xml}</t:EndTimeZone></t:CalendarItem>')
         fields, extended = ops.item_fields(etree.fromstring(xml, _PARSER))
         return self.store.create(folder_id, "CalendarItem", fields, extended)
 
@@ -232,9 +280,16 @@ class EwsServer:
         with self._lock:
             self.faults.append(Fault(kind, operation, times, back_off_ms))
 
+    def replay(self, operation: str, payload: bytes) -> None:
+        """Answer the next valid `operation` request with a recorded envelope, verbatim (fixtures from
+        Microsoft's EWS reference and exchangelib's tests: `sandbox/ews/fixtures/`)."""
+        with self._lock:
+            self._replays.setdefault(operation, []).append(payload)
+
     def clear_faults(self) -> None:
         with self._lock:
             self.faults.clear()
+            self._replays.clear()
 
     def reset_counts(self) -> None:
         with self._lock:
@@ -256,11 +311,14 @@ class EwsServer:
         return None
 
     # ------------------------------------------------------------- SOAP
-    def handle_soap(self, body: bytes) -> tuple[int, bytes]:
+    def handle_soap(self, body: bytes, anchor: str | None = None,
+                    public_folder_mailbox: str | None = None) -> tuple[int, bytes]:
+        """One EWS request; `anchor` and `public_folder_mailbox`: its X-AnchorMailbox and X-PublicFolderMailbox."""
         try:
-            root = etree.fromstring(body, _PARSER)
+            root = etree.fromstring(body, _STRICT_PARSER)
         except etree.XMLSyntaxError as exc:
-            return 500, self._fault("ErrorSchemaValidation", f"The request failed schema validation: {exc}")
+            line, position = exc.position
+            return 500, self._schema_fault("?", schema.Violation(line, position, exc.msg))
         soap_body = root.find(f"{{{SOAP}}}Body")
         header = root.find(f"{{{SOAP}}}Header")
         if soap_body is None or len(soap_body) == 0:
@@ -276,10 +334,31 @@ class EwsServer:
             impersonated = header.find(f".//{{{T}}}ExchangeImpersonation//{{{T}}}PrimarySmtpAddress")
             with self._lock:
                 self.last_impersonation = impersonated.text if impersonated is not None else None
-        _, newest = BUILDS[self.version]
+            if impersonated is not None:
+                try:
+                    self.store.check_mailbox(impersonated.text or "")
+                except EwsError as err:
+                    return 500, self._fault(err.code, err.text)
+        if anchor:
+            try:
+                self.store.check_mailbox(anchor)
+            except EwsError as err:
+                return 500, self._fault(err.code, err.text)
+        _, newest, _ = BUILDS[self.version]
         if requested and (requested not in _API_ORDER or _API_ORDER.index(requested) > _API_ORDER.index(newest)):
             return 500, self._fault("ErrorInvalidServerVersion",
                                     "The specified server version is invalid.", code_only=True)
+        # The requested version picks the schema; then Exchange validates the whole request against it
+        # (messages.xsd/types.xsd; the sandbox has the Exchange2016 files for every version it plays).
+        headers = [h for h in (header if header is not None else []) if isinstance(h.tag, str)
+                   and etree.QName(h).namespace == T]
+        violation = schema.check([*headers, request], body)
+        if violation is not None:
+            return 500, self._schema_fault(operation, violation)
+        with self._lock:
+            replayed = self._replays.get(operation)
+            if replayed:
+                return 200, replayed.pop(0)
         fault = self._take_fault(operation)
         if fault is not None:
             if fault.kind == "server_busy":
@@ -289,6 +368,10 @@ class EwsServer:
                 return int(fault.kind[4:]), b"<html><body>Service Unavailable</body></html>"
             if fault.kind == "drop":
                 return -1, b""
+        if self.public_folder_mailboxes:
+            refused = self._public_folder_routing(operation, request, anchor, public_folder_mailbox)
+            if refused is not None:
+                return 500, self._fault("ErrorPublicFolderOperationFailed", refused)
         handler = ops.OPERATIONS.get(operation)
         if handler is None and operation != "FindItem":
             return 500, self._fault("ErrorInvalidRequest", f"The operation {operation} is not supported here.")
@@ -305,25 +388,87 @@ class EwsServer:
         if fault is not None and fault.kind in ("item_not_found", "irresolvable_conflict") and messages:
             code = "ErrorItemNotFound" if fault.kind == "item_not_found" else "ErrorIrresolvableConflict"
             messages[0] = ops.message(operation, code, "Injected fault.")
-        return 200, self._envelope(operation, messages)
+        payload = self._envelope(operation, messages)
+        if self.check_responses:
+            problems = _response_violations(payload)
+            if problems:
+                with self._lock:
+                    self.response_violations.extend((operation, p) for p in problems)
+                return 500, ("<html><body>sandbox bug: the " + operation + " response fails Microsoft's schema: "
+                             + escape("; ".join(problems)) + "</body></html>").encode()
+        return 200, payload
+
+    def _public_folder_routing(self, operation: str, request: etree._Element, anchor: str | None,
+                               pf_mailbox: str | None) -> str | None:
+        """Microsoft's "Route public folder hierarchy requests" / "Route public folder content requests":
+        a hierarchy request (GetFolder, FindFolder on public folders) carries X-AnchorMailbox = the user's
+        PublicFolderInformation and X-PublicFolderMailbox = InternalRpcClientServer (the hierarchy
+        mailbox's GUID address); a content request carries, in both headers, the AutoDiscoverSMTPAddress of
+        the mailbox holding the folder's content (PR_REPLICA_LIST). The error a real server gives for a
+        request routed elsewhere is not documented; the sandbox answers ErrorPublicFolderOperationFailed."""
+        with self.store.lock:
+            folders: list[Folder] = []
+            for ref in request.iter(f"{{{T}}}FolderId", f"{{{T}}}DistinguishedFolderId"):
+                try:
+                    folders.append(self.store.folder(ref.get("Id") or ""))
+                except EwsError:
+                    continue
+            for ref in request.iter(f"{{{T}}}ItemId", f"{{{T}}}OccurrenceItemId"):
+                item_id = ref.get("Id") or ref.get("RecurringMasterId") or ""
+                try:
+                    folders.append(self.store.folders[self.store.resolve(item_id).folder_id])
+                except (EwsError, KeyError):
+                    continue
+        public = [f for f in folders if f.public]
+        if not public:
+            return None
+        hierarchy = operation in ("GetFolder", "FindFolder", "CreateFolder", "DeleteFolder", "UpdateFolder",
+                                  "MoveFolder", "CopyFolder")
+        if hierarchy:
+            want = (self.pf_mailboxes[self.pf_hierarchy], self.guid_address(self.pf_hierarchy))
+        else:
+            content = self.pf_mailboxes.get(public[0].content_mailbox or self.pf_hierarchy, "")
+            want = (content, content)
+        got = ((anchor or "").lower(), (pf_mailbox or "").lower())
+        if got != (want[0].lower(), want[1].lower()):
+            kind = "hierarchy" if hierarchy else "content"
+            return (f"The public folder {kind} request was not routed to its public folder mailbox "
+                    "(X-AnchorMailbox / X-PublicFolderMailbox).")
+        return None
 
     def _server_version(self) -> str:
-        (major, minor, build, rev), api = BUILDS[self.version]
+        (major, minor, build, rev), _, api = BUILDS[self.version]
         return (f'<h:ServerVersionInfo xmlns:h="{T}" MajorVersion="{major}" MinorVersion="{minor}" '
                 f'MajorBuildNumber="{build}" MinorBuildNumber="{rev}" Version="{api}"/>')
 
     def _envelope(self, operation: str, messages: list[etree._Element]) -> bytes:
-        response = etree.Element(f"{{{M}}}{operation}Response", nsmap={"m": M, "t": T})
-        container = etree.SubElement(response, f"{{{M}}}ResponseMessages")
-        for msg in messages:
-            container.append(msg)
+        if len(messages) == 1 and messages[0].tag == f"{{{M}}}{operation}Response":
+            response = messages[0]  # an operation answering without ResponseMessages (PerformReminderAction)
+        else:
+            response = etree.Element(f"{{{M}}}{operation}Response", nsmap={"m": M, "t": T})
+            container = etree.SubElement(response, f"{{{M}}}ResponseMessages")
+            for msg in messages:
+                container.append(msg)
         body = etree.tostring(response)
         return (b'<?xml version="1.0" encoding="utf-8"?>'
                 b'<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Header>'
                 + self._server_version().encode() + b"</s:Header><s:Body>" + body + b"</s:Body></s:Envelope>")
 
-    def _fault(self, code: str, text: str, back_off_ms: int | None = None, code_only: bool = False) -> bytes:
-        extra = ""
+    def _schema_fault(self, operation: str, violation: schema.Violation) -> bytes:
+        """The fault Exchange answers to an invalid request (Microsoft's EWS reference shows it, e.g. for
+        GetServiceConfiguration and the IM-group operations): HTTP 500, faultcode a:ErrorSchemaValidation,
+        the violation with its line and position in `t:MessageXml`."""
+        with self._lock:
+            self.schema_violations.append((operation, str(violation)))
+        text = f"The request failed schema validation: {violation}"
+        extra = (f'<t:MessageXml xmlns:t="{T}"><t:LineNumber>{violation.line}</t:LineNumber>'
+                 f"<t:LinePosition>{violation.position}</t:LinePosition>"
+                 f"<t:Violation>{escape(str(violation))}</t:Violation></t:MessageXml>")
+        return self._fault("ErrorSchemaValidation", text, message="The request failed schema validation.",
+                           extra=extra, code_only=True)
+
+    def _fault(self, code: str, text: str, back_off_ms: int | None = None, code_only: bool = False,
+               message: str | None = None, extra: str = "") -> bytes:
         if back_off_ms:
             extra = (f'<t:MessageXml xmlns:t="{T}"><t:Value Name="BackOffMilliseconds">{back_off_ms}</t:Value>'
                      "</t:MessageXml>")
@@ -332,8 +477,20 @@ class EwsServer:
                 f'<faultcode xmlns:a="http://schemas.microsoft.com/exchange/services/2006/types">a:{code}</faultcode>'
                 f'<faultstring xml:lang="en-US">{escape(text)}</faultstring><detail>'
                 f'<e:ResponseCode xmlns:e="http://schemas.microsoft.com/exchange/services/2006/errors">{code}</e:ResponseCode>'
-                f'<e:Message xmlns:e="http://schemas.microsoft.com/exchange/services/2006/errors">{escape(text)}</e:Message>'
+                f'<e:Message xmlns:e="http://schemas.microsoft.com/exchange/services/2006/errors">{escape(message or text)}</e:Message>'
                 f"{extra}</detail></s:Fault></s:Body></s:Envelope>").encode()
+
+
+def _response_violations(payload: bytes) -> list[str]:
+    """Schema violations of an envelope the sandbox is about to send (header and body)."""
+    root = etree.fromstring(payload, _STRICT_PARSER)
+    out: list[str] = []
+    for part in (f"{{{SOAP}}}Header", f"{{{SOAP}}}Body"):
+        container = root.find(part)
+        for elem in container if container is not None else []:
+            if isinstance(elem.tag, str) and etree.QName(elem).namespace in (T, M):
+                out.extend(schema.violations(elem))
+    return out
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -393,11 +550,23 @@ class _Handler(BaseHTTPRequestHandler):
                 self._autodiscover(body)
             return
         if kind != "ews":
-            self._send(404, b"<html><body>Not Found</body></html>", content_type="text/html")
+            # IIS closes the connection after a 404 (exchangelib would read that as "server busy")
+            self._send(404, b"<html><body>Not Found</body></html>", {"Connection": "close"}, content_type="text/html")
+            self.close_connection = True
             return
         if not self._authenticated():
             return
-        status, payload = self.ews.handle_soap(body)
+        with self.ews._lock:
+            unauthorized = self.ews.unauthorized_next > 0
+            self.ews.unauthorized_next -= 1 if unauthorized else 0
+        if unauthorized:
+            # Exchange answers a good credential with 401 now and then when it wants clients to slow down
+            # (exchangelib's FaultTolerance retries every 401 for that reason); the connection is closed
+            self._send(401, b"", {**self._challenge(), "Connection": "close"}, "text/html")
+            self.close_connection = True
+            return
+        status, payload = self.ews.handle_soap(body, self.headers.get("X-AnchorMailbox"),
+                                               self.headers.get("X-PublicFolderMailbox"))
         if status == -1:
             self.close_connection = True
             self.connection.close()
@@ -413,11 +582,16 @@ class _Handler(BaseHTTPRequestHandler):
             return
         users = [e.text or "" for e in root.iter(f"{ans}Mailbox")]
         requested = [e.text or "" for e in root.iter(f"{ans}Setting")]
-        _, api = BUILDS[self.ews.version]
+        _, api, _ = BUILDS[self.ews.version]
         ews_url = self.ews.autodiscover_ews_url or self.ews.url
         settings = {"ExternalEwsUrl": ews_url, "InternalEwsUrl": ews_url, "UserDisplayName": "Shared",
                     "CasVersion": "15.01.2507.006", "EwsSupportedSchemas": f"Exchange2013, {api}"}
-        self._send(200, user_settings_response(users, requested, settings, {self.ews.mailbox.lower()}))
+        known = {self.ews.mailbox.lower(): self.ews.mailbox}
+        if self.ews.public_folder_mailboxes:
+            settings["PublicFolderInformation"] = self.ews.pf_mailboxes[self.ews.pf_hierarchy]
+            settings["InternalRpcClientServer"] = self.ews.guid_address(self.ews.pf_hierarchy)
+            known.update({self.ews.guid_address(g).lower(): smtp for g, smtp in self.ews.pf_mailboxes.items()})
+        self._send(200, user_settings_response(users, requested, settings, known))
 
     def _authenticated(self) -> bool:
         header = self.headers.get("Authorization", "")
@@ -450,8 +624,13 @@ class _Handler(BaseHTTPRequestHandler):
         raw = base64.b64decode(token)
         prefix = "NTLM" if scheme == "ntlm" else "Negotiate"
         if raw[8:12] == b"\x01\x00\x00\x00":  # NEGOTIATE_MESSAGE: a new handshake on this connection
+            bindings = None
+            if self.ews.extended_protection and self.ews.channel_binding is not None:
+                from spnego.channel_bindings import GssChannelBindings
+
+                bindings = GssChannelBindings(application_data=b"tls-server-end-point:" + self.ews.channel_binding)
             with _ntlm_env(self.ews._ntlm_file):
-                self._ntlm = spnego.server(protocol="ntlm")
+                self._ntlm = spnego.server(protocol="ntlm", channel_bindings=bindings)
                 challenge = self._ntlm.step(raw)
             self._send(401, b"", {"WWW-Authenticate": f"{prefix} {base64.b64encode(challenge or b'').decode()}"},
                        "text/html")
@@ -469,6 +648,22 @@ class _Handler(BaseHTTPRequestHandler):
         if not ok:
             self._send(401, b"", self._challenge(), "text/html")
         return ok
+
+
+def _tls_server_end_point(cert_path: str) -> bytes:
+    """RFC 5929's tls-server-end-point: the hash of the server certificate with its signature's hash
+    algorithm (SHA-256 when that is MD5 or SHA-1)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+
+    with open(cert_path, "rb") as fh:
+        cert = x509.load_pem_x509_certificates(fh.read())[0]
+    algorithm = cert.signature_hash_algorithm
+    if algorithm is None or isinstance(algorithm, (hashes.MD5, hashes.SHA1)):
+        algorithm = hashes.SHA256()
+    digest = hashes.Hash(algorithm)
+    digest.update(cert.public_bytes(serialization.Encoding.DER))
+    return digest.finalize()
 
 
 _ENV_LOCK = threading.Lock()

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 from lxml import etree
 
 from spokesync.sandbox.ews import recurrence
+from spokesync.sandbox.ews.timezones import DefinitionZone
 
 T = "http://schemas.microsoft.com/exchange/services/2006/types"
 M = "http://schemas.microsoft.com/exchange/services/2006/messages"
@@ -67,6 +68,7 @@ class Folder:
     public: bool
     distinguished: str | None = None
     changekey: str = "fck1"
+    content_mailbox: str = ""  # public folders with several public-folder mailboxes: the content's mailbox GUID
 
 
 @dataclass
@@ -104,9 +106,14 @@ def tz_of(elem: etree._Element | None) -> Any:
 
     if elem is None:
         return UTC
-    ms_id = elem.get("Id") or elem.get("Name") or ""
-    iana = MS_TIMEZONE_TO_IANA_MAP.get(ms_id)
-    return ZoneInfo(iana) if iana else UTC
+    for ms_id in (elem.get("Id") or "", elem.get("Name") or ""):
+        iana = MS_TIMEZONE_TO_IANA_MAP.get(ms_id)
+        if iana:
+            return ZoneInfo(iana)
+    if elem.find(f"{{{T}}}Periods") is not None:
+        # not a Windows id ("Customized Time Zone", a display name, empty): Exchange goes by the definition
+        return DefinitionZone(elem)
+    return UTC
 
 
 class Store:
@@ -115,6 +122,8 @@ class Store:
     def __init__(self, mailbox: str = "shared@example.com") -> None:
         self.lock = threading.RLock()
         self.mailbox = mailbox
+        # the primary SMTP addresses that have a mailbox here (others: ErrorNonExistentMailbox)
+        self.mailboxes: set[str] = {mailbox.lower()}
         self.folders: dict[str, Folder] = {}
         self.items: dict[str, Item] = {}
         self.seq = 0
@@ -131,6 +140,14 @@ class Store:
         self.add_folder("Contacts", "IPF.Contact", top.id, public=False, distinguished="contacts")
         self.add_folder("Inbox", "IPF.Note", top.id, public=False, distinguished="inbox")
         self.add_folder("IPM_SUBTREE", "IPF.Note", None, public=True, distinguished="publicfoldersroot")
+
+    def check_mailbox(self, address: str) -> None:
+        """Microsoft's ResponseCode reference (docs/web-service-reference/responsecode.md): ErrorNonExistentMailbox
+        when "the e-mail address does not refer to a valid account in a request that takes an e-mail address
+        in the body or in the SOAP header, such as in an Exchange Impersonation call" (here: a
+        DistinguishedFolderId's Mailbox, the impersonated user, X-AnchorMailbox)."""
+        if address.strip().lower() not in self.mailboxes:
+            raise EwsError("ErrorNonExistentMailbox", "The SMTP address has no mailbox associated with it.")
 
     # ----------------------------------------------------------------- ids
     def _new_id(self, prefix: str) -> str:
