@@ -302,7 +302,12 @@ class SyncMachine(RuleBasedStateMachine):
         paused = self.ctx.store.get_spoke(spoke_id)
         assert paused is not None
         live_before = self._live_hub()
-        pending = [p["hub_item_id"] for p in paused.pending_items]
+        # what must come back in the hub: items deleted in this spoke (the hub kept them), and items
+        # deleted in the hub of which this spoke still holds a copy (restored from it)
+        links = self.ctx.store.links_by_hub_items(spoke_id, [p["hub_item_id"] for p in paused.pending_items])
+        pending = [p["hub_item_id"] for p in paused.pending_items
+                   if (p["deleted_in"] == "spoke" and p["hub_item_id"] in live_before) or (p["hub_item_id"] in links
+                                                     and links[p["hub_item_id"]].spoke_item_id in self.cals[name].items)]
         self.cals[name].fail_writes.clear()  # a write the calendar refuses is another matter (attention)
         hubs.cancel_deletions(self.ctx, spoke_id)
         run = self._sync(spoke_id)
@@ -401,6 +406,9 @@ class SyncMachine(RuleBasedStateMachine):
 
 SyncMachine.TestCase.settings = settings(
     max_examples=int(os.environ.get("SPOKESYNC_SM_EXAMPLES", "150")), stateful_step_count=40, deadline=None,
+    # the same examples on every run (CI included): a failure there is reproducible, never "flaky";
+    # SPOKESYNC_SM_EXPLORE=1 explores new random examples instead (run it when changing the engine)
+    derandomize=not os.environ.get("SPOKESYNC_SM_EXPLORE"),
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 TestSyncMachine = SyncMachine.TestCase
