@@ -121,7 +121,7 @@ def _sync(ctx: Context, spoke_id: str, dry_run: bool) -> int:
 
 def _serve(ctx_args: argparse.Namespace) -> int:
     from spokesync.config import Config
-    from spokesync.local_server import local_config, serve
+    from spokesync.local_server import admin_token_is_new, local_config, serve
 
     config = local_config(Config.from_env(), ctx_args.port)
     if ctx_args.demo:
@@ -130,8 +130,16 @@ def _serve(ctx_args: argparse.Namespace) -> int:
         config = start_demo(config)
     ctx = build_context(config)
     url = f"http://{ctx_args.host}:{ctx_args.port}/setup/login"
-    print(f"spokesync is running: open {url} and sign in with the admin token\n"
-          f"admin token (also in {config.data_dir}/admin.token): {config.admin_token}\n"
+    token_file = os.path.join(config.data_dir, "admin.token")
+    if admin_token_is_new():
+        # shown once, when it is created; later starts point at the file instead
+        where = (f"admin token (created now, shown only this once; also kept in {token_file}): "
+                 f"{config.admin_token}")
+    elif os.environ.get("SPOKESYNC_ADMIN_TOKEN"):
+        where = "admin token: the one in SPOKESYNC_ADMIN_TOKEN"
+    else:
+        where = f"admin token: in {token_file} (readable by you only)"
+    print(f"spokesync is running: open {url} and sign in with the admin token\n{where}\n"
           f"data: {config.data_dir}", flush=True)
     serve(ctx, ctx_args.host, ctx_args.port, ctx_args.poll)
     return 0
@@ -235,7 +243,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         password = os.environ.get("SPOKESYNC_EXCHANGE_PASSWORD") or getpass.getpass("Exchange password: ")
         settings = {"ews_url": args.url, "username": args.user, "version": args.version,
                     "auth_type": args.auth.upper()}
-        cred = exchange.save_credential(ctx, args.label, settings, password)
+        cred = exchange.save_credential(ctx, hubs.check_name(args.label.strip(), "credential label"), settings,
+                                        password)
         _print(cred.to_dict())
     elif cmd == "sync":
         ids = [s.id for s in hubs.list_spokes(ctx)] if args.all else [hubs.find_spoke(ctx, s).id for s in args.spokes]

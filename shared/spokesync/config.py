@@ -45,6 +45,9 @@ class Config:
     task_token: str = ""  # local shared token for sync_spoke / scheduler calls
     public_url: str = "http://127.0.0.1:8080"  # where this deployment is reachable
     webhook_url: str = ""  # Google push notifications are sent here
+    # Host names besides public_url's that may address setup (e.g. the function's run.app name behind a
+    # custom domain). Every other Host is refused: the DNS-rebinding defence (web.security).
+    allowed_hosts: tuple[str, ...] = ()
     # --- Google
     google_api_root: str = "https://www.googleapis.com/"
     google_oauth_auth_uri: str = "https://accounts.google.com/o/oauth2/auth"
@@ -121,6 +124,7 @@ class Config:
             task_token=get("TASK_TOKEN"),
             public_url=get("PUBLIC_URL", d.public_url),
             webhook_url=get("WEBHOOK_URL"),
+            allowed_hosts=tuple(h.strip().lower() for h in get("ALLOWED_HOSTS").split(",") if h.strip()),
             google_api_root=get("GOOGLE_API_ROOT", d.google_api_root),
             google_oauth_auth_uri=get("GOOGLE_OAUTH_AUTH_URI", d.google_oauth_auth_uri),
             google_oauth_token_uri=get("GOOGLE_OAUTH_TOKEN_URI", d.google_oauth_token_uri),
