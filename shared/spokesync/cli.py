@@ -121,7 +121,7 @@ def _sync(ctx: Context, spoke_id: str, dry_run: bool) -> int:
 
 def _serve(ctx_args: argparse.Namespace) -> int:
     from spokesync.config import Config
-    from spokesync.local_server import admin_token_is_new, local_config, serve
+    from spokesync.local_server import admin_token_line, local_config, serve
 
     config = local_config(Config.from_env(), ctx_args.port)
     if ctx_args.demo:
@@ -130,16 +130,8 @@ def _serve(ctx_args: argparse.Namespace) -> int:
         config = start_demo(config)
     ctx = build_context(config)
     url = f"http://{ctx_args.host}:{ctx_args.port}/setup/login"
-    token_file = os.path.join(config.data_dir, "admin.token")
-    if admin_token_is_new():
-        # shown once, when it is created; later starts point at the file instead
-        where = (f"admin token (created now, shown only this once; also kept in {token_file}): "
-                 f"{config.admin_token}")
-    elif os.environ.get("SPOKESYNC_ADMIN_TOKEN"):
-        where = "admin token: the one in SPOKESYNC_ADMIN_TOKEN"
-    else:
-        where = f"admin token: in {token_file} (readable by you only)"
-    print(f"spokesync is running: open {url} and sign in with the admin token\n{where}\n"
+    print(f"spokesync is running: open {url} and sign in with the admin token\n"
+          f"{admin_token_line(config)}\n"
           f"data: {config.data_dir}", flush=True)
     serve(ctx, ctx_args.host, ctx_args.port, ctx_args.poll)
     return 0

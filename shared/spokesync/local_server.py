@@ -49,7 +49,7 @@ def load_function(name: str) -> ModuleType:
     return module
 
 
-# Token files this process created (names): the admin token is printed only when it is new.
+# Token files this process created (paths): the admin token is printed only when it is new.
 CREATED: set[str] = set()
 
 
@@ -62,12 +62,18 @@ def _token_file(config: Config, name: str) -> str:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as out:
         out.write(token + "\n")
-    CREATED.add(name)
+    CREATED.add(str(path))
     return token
 
 
-def admin_token_is_new() -> bool:
-    return "admin.token" in CREATED
+def admin_token_line(config: Config) -> str:
+    """What `spokesync serve` says about the admin token: the token itself only when it was just created."""
+    path = Path(config.data_dir) / "admin.token"
+    if str(path) in CREATED:
+        return f"admin token (created now and shown only this once; also kept in {path}): {config.admin_token}"
+    if not path.exists():
+        return "admin token: the one in SPOKESYNC_ADMIN_TOKEN"
+    return f"admin token: in {path} (readable by you only)"
 
 
 def local_config(config: Config | None = None, port: int | None = None) -> Config:

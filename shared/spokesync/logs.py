@@ -179,8 +179,10 @@ class RedactingFilter(logging.Filter):
 
 
 def mask_access_log() -> None:
-    """The HTTP server's access log ("GET /setup/oauth/callback?code=...") masks codes and tokens too."""
-    for name in ("werkzeug", "gunicorn.access"):
+    """The HTTP server's access log ("GET /setup/oauth/callback?code=...") masks codes and tokens too, and so
+    do the HTTP clients' debug lines (URLs with query strings)."""
+    for name in ("werkzeug", "gunicorn.access", "urllib3.connectionpool", "googleapiclient.discovery",
+                 "google_auth_httplib2", "exchangelib.util"):
         logger = logging.getLogger(name)
         if not any(isinstance(f, RedactingFilter) for f in logger.filters):
             logger.addFilter(RedactingFilter())

@@ -51,7 +51,7 @@ def refuse(config: Config, request: Any) -> Answer | None:
         return _error(problem, 421 if request.headers.get("Host") else 400)
     if (request.content_length or 0) > security.MAX_BODY_BYTES:
         finish(request)
-        return _error(too_large(), 413, Connection="close")
+        return _error(too_large(), 413)
     return None
 
 
