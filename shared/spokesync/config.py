@@ -48,6 +48,8 @@ class Config:
     # Host names besides public_url's that may address setup (e.g. the function's run.app name behind a
     # custom domain). Every other Host is refused: the DNS-rebinding defence (web.security).
     allowed_hosts: tuple[str, ...] = ()
+    # The largest answer read from Exchange, Graph or Google (decompressed bytes; http_limits).
+    max_response_bytes: int = 32 << 20
     # --- Google
     google_api_root: str = "https://www.googleapis.com/"
     google_oauth_auth_uri: str = "https://accounts.google.com/o/oauth2/auth"
@@ -125,6 +127,7 @@ class Config:
             public_url=get("PUBLIC_URL", d.public_url),
             webhook_url=get("WEBHOOK_URL"),
             allowed_hosts=tuple(h.strip().lower() for h in get("ALLOWED_HOSTS").split(",") if h.strip()),
+            max_response_bytes=int(float(get("MAX_RESPONSE_MB", str(d.max_response_bytes / (1 << 20)))) * (1 << 20)),
             google_api_root=get("GOOGLE_API_ROOT", d.google_api_root),
             google_oauth_auth_uri=get("GOOGLE_OAUTH_AUTH_URI", d.google_oauth_auth_uri),
             google_oauth_token_uri=get("GOOGLE_OAUTH_TOKEN_URI", d.google_oauth_token_uri),
