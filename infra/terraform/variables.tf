@@ -149,12 +149,17 @@ variable "setup_public_url" {
 variable "setup_admin_emails" {
   description = <<-EOT
     Google accounts the setup API accepts (checked by the application after
-    Cloud Run's IAM check). Empty: every identity setup_invokers lets through.
-    List addresses when setup_invokers names a group or domain wider than the
-    administrators.
+    Cloud Run's IAM check, and again behind IAP). Required: setup refuses
+    everyone while the list is empty; the application never relies on the
+    IAM check in front of it alone.
   EOT
   type        = list(string)
   default     = []
+
+  validation {
+    condition     = length(var.setup_admin_emails) > 0
+    error_message = "setup_admin_emails must list at least one administrator's Google account: setup refuses everyone else."
+  }
 
   validation {
     condition     = alltrue([for e in var.setup_admin_emails : can(regex("^[^@\\s,]+@[^@\\s,]+$", e))])
