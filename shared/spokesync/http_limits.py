@@ -49,8 +49,9 @@ def _mb(n: int) -> str:
 
 
 def too_large(server: str, limit: int, declared: int | None = None) -> ResponseTooLarge:
-    what = f"announced a {_mb(declared)} answer" if declared else "sent an answer (after decompression)"
-    return ResponseTooLarge(f"{server} {what} larger than the {_mb(limit)} spokesync reads; nothing was "
+    what = f"announced a {_mb(declared)} answer" if declared else "sent an answer"
+    counted = "" if declared else " (counted after decompression)"
+    return ResponseTooLarge(f"{server} {what} larger than the {_mb(limit)} spokesync reads{counted}; nothing was "
                             "changed. Check that the URL points at the right server (a misconfigured or hostile "
                             "server, or a proxy in between, can do this)")
 

@@ -273,9 +273,11 @@ def function_server(tmp_path: Path) -> Iterator[str]:
     import functions_framework
     from werkzeug.serving import make_server
 
+    from spokesync import bootstrap
     from spokesync.bootstrap import build_context, set_context
     from spokesync.config import Config
 
+    previous = bootstrap._CONTEXT  # the module's local server keeps its own context afterwards
     server: Any = None
     try:
         server = make_server("127.0.0.1", 0, functions_framework.create_app(
@@ -288,7 +290,7 @@ def function_server(tmp_path: Path) -> Iterator[str]:
     finally:
         if server is not None:
             server.shutdown()
-        set_context(None)
+        set_context(previous)
 
 
 def test_the_setup_function_refuses_the_same(function_server: str) -> None:
