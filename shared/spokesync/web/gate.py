@@ -63,7 +63,19 @@ def read_body(request: Any) -> bytes:
     if (request.content_length or 0) > security.MAX_BODY_BYTES:
         finish(request)
         raise security.BadBody(413, too_large())
-    data = request.stream.read(security.MAX_BODY_BYTES + 1)
+    from werkzeug.exceptions import RequestEntityTooLarge
+
+    if request.content_length is None and request.environ.get("wsgi.input_terminated"):
+        # chunked: the server's own stream, read one byte past the limit (werkzeug's LimitedStream would stop
+        # exactly at a limit and hide that there was more)
+        stream = request.environ["wsgi.input"]
+    else:
+        stream = request.stream
+    try:
+        data = stream.read(security.MAX_BODY_BYTES + 1)
+    except RequestEntityTooLarge:
+        finish(request)
+        raise security.BadBody(413, too_large()) from None
     if len(data) > security.MAX_BODY_BYTES:
         finish(request)
         raise security.BadBody(413, too_large())
