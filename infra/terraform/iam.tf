@@ -48,9 +48,15 @@ resource "google_artifact_registry_repository_iam_member" "build_writes_images" 
 }
 
 # --- function accounts: Firestore (this database only)
+# Firestore's IAM cannot be narrowed to a collection: the conditions below limit each grant to the
+# spokesync database. The public webhook only reads (a channel, its spoke): it gets the read-only role.
+
+locals {
+  firestore_writers = { for k, v in local.functions : k => v if k != "push_webhook" }
+}
 
 resource "google_project_iam_member" "firestore_user" {
-  for_each = local.functions
+  for_each = local.firestore_writers
 
   project = var.project_id
   role    = "roles/datastore.user"
@@ -63,9 +69,23 @@ resource "google_project_iam_member" "firestore_user" {
   }
 }
 
-# --- function accounts: enqueue sync tasks that carry the invoker's OIDC token
-# setup ("Sync now"), push_webhook (a push), scheduler (due polls) and
-# sync_spoke (its own continuation) all create tasks.
+resource "google_project_iam_member" "webhook_reads_firestore" {
+  project = var.project_id
+  role    = "roles/datastore.viewer"
+  member  = google_service_account.function["push_webhook"].member
+
+  condition {
+    title       = "spokesync database only, read"
+    description = "The push webhook reads channels and spokes of the spokesync database, nothing else"
+    expression  = "resource.name == \"projects/${var.project_id}/databases/${google_firestore_database.this.name}\""
+  }
+}
+
+# --- function accounts: enqueue sync tasks
+# setup ("Sync now"), push_webhook (a push), scheduler (due polls) and sync_spoke (its own
+# continuation) all create tasks. The queue routes every task to sync_spoke and adds the invoker's
+# OIDC token itself (tasks.tf): no function has actAs on the invoker account, so none can mint an
+# invoker token for another URL or audience.
 
 resource "google_cloud_tasks_queue_iam_member" "enqueuer" {
   for_each = local.functions
@@ -75,13 +95,4 @@ resource "google_cloud_tasks_queue_iam_member" "enqueuer" {
   name     = google_cloud_tasks_queue.sync.name
   role     = "roles/cloudtasks.enqueuer"
   member   = google_service_account.function[each.key].member
-}
-
-# Creating a task with an OIDC token of the invoker account needs actAs on it.
-resource "google_service_account_iam_member" "acts_as_invoker" {
-  for_each = local.functions
-
-  service_account_id = google_service_account.invoker.name
-  role               = "roles/iam.serviceAccountUser"
-  member             = google_service_account.function[each.key].member
 }

@@ -34,7 +34,7 @@ locals {
     sync_spoke = {
       dir         = "sync_spoke"
       entry_point = "sync_spoke"
-      description = "spokesync: one sync run of one spoke (Cloud Tasks target, OIDC only)"
+      description = "spokesync: one sync run of one spoke (Cloud Tasks target, OIDC only, internal ingress)"
       env         = {}
       secrets     = ["SPOKESYNC_GOOGLE_CLIENT_SECRET"]
     }
@@ -48,7 +48,7 @@ locals {
     scheduler = {
       dir         = "sync_spoke"
       entry_point = "scheduler"
-      description = "spokesync: scheduled polls and push-channel renewal (Cloud Scheduler target, OIDC only)"
+      description = "spokesync: scheduled polls and push-channel renewal (Cloud Scheduler target, OIDC only, internal ingress)"
       env         = {}
       secrets     = ["SPOKESYNC_GOOGLE_CLIENT_SECRET"]
     }
@@ -71,6 +71,7 @@ locals {
   function_urls = { for k, n in local.function_names : k => "https://${n}-${local.project_number}.${var.region}.run.app" }
 
   setup_public_url = var.setup_public_url != "" ? var.setup_public_url : local.function_urls.setup
+  sync_host        = trimprefix(local.function_urls.sync_spoke, "https://")
   webhook_url      = var.webhook_url != "" ? var.webhook_url : local.function_urls.push_webhook
 
   # Environment every function gets: the cloud backends and the settings of
@@ -90,6 +91,9 @@ locals {
     SPOKESYNC_OIDC_AUDIENCE                 = local.function_urls.sync_spoke
     SPOKESYNC_SCHEDULER_AUDIENCE            = local.function_urls.scheduler
     SPOKESYNC_PUBLIC_URL                    = local.setup_public_url
+    SPOKESYNC_ALLOWED_HOSTS                 = trimprefix(local.function_urls.setup, "https://")
+    SPOKESYNC_TASKS_QUEUE_AUTH              = "true"
+    SPOKESYNC_MAX_RESPONSE_MB               = tostring(var.sync.max_response_mb)
     SPOKESYNC_WEBHOOK_URL                   = local.webhook_url
     SPOKESYNC_RUN_BUDGET_S                  = tostring(var.sync.run_budget_s)
     SPOKESYNC_LEASE_TTL_S                   = tostring(var.sync.lease_ttl_s)

@@ -4,6 +4,18 @@
  * OIDC token of the invoker service account; the audience is the target's
  * run.app URL (which Cloud Run accepts), and the code checks audience and
  * account again (SPOKESYNC_OIDC_AUDIENCE, SPOKESYNC_TASKS_SERVICE_ACCOUNT).
+ *
+ * The queue routes every task itself (queue-level routing, "Configure queue
+ * routing, limits, and retries", https://cloud.google.com/tasks/docs/configuring-queues):
+ * `uri_override` with enforce mode ALWAYS sends every task to sync_spoke
+ * whatever URL its creator wrote, and the queue-level `oidc_token` adds the
+ * invoker's token ("Configuring authentication at the queue level overrides
+ * task-level authentication"). The functions create tasks without a token
+ * (SPOKESYNC_TASKS_QUEUE_AUTH), so none of them needs actAs on the invoker
+ * account: a compromised function (the public webhook above all) cannot mint
+ * an invoker token for another URL or audience, only queue syncs.
+ * Limitation (Google's docs): queue-level routing cannot be combined with
+ * customer-managed encryption keys (CMEK) on Cloud Tasks.
  */
 
 resource "google_cloud_tasks_queue" "sync" {
@@ -26,6 +38,22 @@ resource "google_cloud_tasks_queue" "sync" {
 
   stackdriver_logging_config {
     sampling_ratio = var.queue.log_sampling_ratio
+  }
+
+  http_target {
+    http_method = "POST"
+    uri_override {
+      scheme = "HTTPS"
+      host   = local.sync_host
+      path_override {
+        path = "/"
+      }
+      uri_override_enforce_mode = "ALWAYS"
+    }
+    oidc_token {
+      service_account_email = google_service_account.invoker.email
+      audience              = local.function_urls.sync_spoke
+    }
   }
 
   depends_on = [google_project_service.api]

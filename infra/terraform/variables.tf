@@ -149,12 +149,17 @@ variable "setup_public_url" {
 variable "setup_admin_emails" {
   description = <<-EOT
     Google accounts the setup API accepts (checked by the application after
-    Cloud Run's IAM check). Empty: every identity setup_invokers lets through.
-    List addresses when setup_invokers names a group or domain wider than the
-    administrators.
+    Cloud Run's IAM check, and again behind IAP). Required: setup refuses
+    everyone while the list is empty; the application never relies on the
+    IAM check in front of it alone.
   EOT
   type        = list(string)
   default     = []
+
+  validation {
+    condition     = length(var.setup_admin_emails) > 0
+    error_message = "setup_admin_emails must list at least one administrator's Google account: setup refuses everyone else."
+  }
 
   validation {
     condition     = alltrue([for e in var.setup_admin_emails : can(regex("^[^@\\s,]+@[^@\\s,]+$", e))])
@@ -205,6 +210,9 @@ variable "sync" {
     the push-channel renewal. google_backoff_s / google_retry_budget_s: first
     delay and total waiting a run spends on Google rate limits and 5xx.
     quota_retry_s: a spoke paused by a quota error is polled again after this.
+    max_response_mb: the largest answer (after decompression) read from
+    Exchange, Graph or Google; a bigger one fails the run with an error
+    naming the server (a hostile or broken server cannot exhaust memory).
   EOT
   type = object({
     run_budget_s                  = optional(number, 480)
@@ -218,8 +226,14 @@ variable "sync" {
     google_channel_renew_before_s = optional(number, 86400)
     google_backoff_s              = optional(number, 1)
     google_retry_budget_s         = optional(number, 60)
+    max_response_mb               = optional(number, 32)
   })
   default = {}
+
+  validation {
+    condition     = var.sync.max_response_mb >= 1 && var.sync.max_response_mb <= 256
+    error_message = "sync.max_response_mb is between 1 and 256 (the functions have 256-512 MiB of memory)."
+  }
 
   validation {
     condition     = var.sync.run_budget_s >= 30 && var.sync.lease_ttl_s > var.sync.run_budget_s
@@ -300,7 +314,7 @@ variable "functions" {
       min_instances = optional(number, 0)
       max_instances = optional(number, 10)
       concurrency   = optional(number, 1)
-      ingress       = optional(string, "ALLOW_ALL")
+      ingress       = optional(string, "ALLOW_INTERNAL_ONLY")
     }), {})
     push_webhook = optional(object({
       memory        = optional(string, "256Mi")
@@ -318,7 +332,7 @@ variable "functions" {
       min_instances = optional(number, 0)
       max_instances = optional(number, 1)
       concurrency   = optional(number, 1)
-      ingress       = optional(string, "ALLOW_ALL")
+      ingress       = optional(string, "ALLOW_INTERNAL_ONLY")
     }), {})
   })
   default = {}
@@ -334,6 +348,14 @@ variable "functions" {
   validation {
     condition     = alltrue([for f in var.functions : contains(["ALLOW_ALL", "ALLOW_INTERNAL_ONLY", "ALLOW_INTERNAL_AND_GCLB"], f.ingress)])
     error_message = "ingress is ALLOW_ALL, ALLOW_INTERNAL_ONLY or ALLOW_INTERNAL_AND_GCLB."
+  }
+
+  # Cloud Tasks and Cloud Scheduler in the same project reach a service whose ingress is "internal" at its
+  # run.app URL (Cloud Run, "Restrict network ingress": https://cloud.google.com/run/docs/securing/ingress),
+  # and they are the only callers of these two: nothing on the internet needs to reach them.
+  validation {
+    condition     = var.functions.sync_spoke.ingress != "ALLOW_ALL" && var.functions.scheduler.ingress != "ALLOW_ALL"
+    error_message = "sync_spoke and scheduler are reached only by Cloud Tasks and Cloud Scheduler: keep them internal (ALLOW_INTERNAL_ONLY)."
   }
 
   validation {

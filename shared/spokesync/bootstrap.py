@@ -76,6 +76,10 @@ def build_context(
     if config.backend not in BACKENDS:
         raise ValueError(f"SPOKESYNC_BACKEND must be one of {', '.join(BACKENDS)}, not {config.backend!r}")
     ctx = Context(config=config, clock=clock or SystemClock())
+    if config.backend == "local":
+        from spokesync.private_files import secure_data_dir
+
+        secure_data_dir(config.data_dir)  # 0700 / 0600, tightened with a warning when looser
     store_f, secrets_f, queue_f = BACKENDS[config.backend]
     ctx.store = store if store is not None else _load(store_f)(config, ctx)
     ctx.secrets = secrets if secrets is not None else _load(secrets_f)(config, ctx)

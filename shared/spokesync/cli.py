@@ -121,7 +121,7 @@ def _sync(ctx: Context, spoke_id: str, dry_run: bool) -> int:
 
 def _serve(ctx_args: argparse.Namespace) -> int:
     from spokesync.config import Config
-    from spokesync.local_server import local_config, serve
+    from spokesync.local_server import admin_token_line, local_config, serve
 
     config = local_config(Config.from_env(), ctx_args.port)
     if ctx_args.demo:
@@ -131,7 +131,7 @@ def _serve(ctx_args: argparse.Namespace) -> int:
     ctx = build_context(config)
     url = f"http://{ctx_args.host}:{ctx_args.port}/setup/login"
     print(f"spokesync is running: open {url} and sign in with the admin token\n"
-          f"admin token (also in {config.data_dir}/admin.token): {config.admin_token}\n"
+          f"{admin_token_line(config)}\n"
           f"data: {config.data_dir}", flush=True)
     serve(ctx, ctx_args.host, ctx_args.port, ctx_args.poll)
     return 0
@@ -239,7 +239,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         settings = {"ews_url": args.url, "username": args.user, "version": args.version,
                     "auth_type": args.auth.upper(), "mailbox": args.mailbox,
                     "public_folder_mailboxes": args.public_folder_mailboxes}
-        cred = exchange.save_credential(ctx, args.label, settings, password)
+        cred = exchange.save_credential(ctx, hubs.check_name(args.label.strip(), "credential label"), settings,
+                                        password)
         _print(cred.to_dict())
     elif cmd == "sync":
         ids = [s.id for s in hubs.list_spokes(ctx)] if args.all else [hubs.find_spoke(ctx, s).id for s in args.spokes]

@@ -45,6 +45,11 @@ class Config:
     task_token: str = ""  # local shared token for sync_spoke / scheduler calls
     public_url: str = "http://127.0.0.1:8080"  # where this deployment is reachable
     webhook_url: str = ""  # Google push notifications are sent here
+    # Host names besides public_url's that may address setup (e.g. the function's run.app name behind a
+    # custom domain). Every other Host is refused: the DNS-rebinding defence (web.security).
+    allowed_hosts: tuple[str, ...] = ()
+    # The largest answer read from Exchange, Graph or Google (decompressed bytes; http_limits).
+    max_response_bytes: int = 32 << 20
     # --- Google
     google_api_root: str = "https://www.googleapis.com/"
     google_oauth_auth_uri: str = "https://accounts.google.com/o/oauth2/auth"
@@ -72,6 +77,9 @@ class Config:
     tasks_endpoint: str = ""  # emulator host:port for tests
     sync_url: str = ""  # the sync_spoke function's URL (Tasks target)
     tasks_service_account: str = ""  # OIDC identity Tasks and Scheduler call with
+    # The queue itself sets the target URL and the OIDC token (Cloud Tasks queue-level routing, terraform):
+    # tasks are created without a token, so no function needs actAs on the invoker account.
+    tasks_queue_auth: bool = False
     oidc_audience: str = ""
     secret_manager_endpoint: str = ""  # local Secret Manager host:port (tests, demo)
     tasks_coalesce_s: float = 10.0  # sync requests for one spoke within this window share one task
@@ -124,6 +132,8 @@ class Config:
             task_token=get("TASK_TOKEN"),
             public_url=get("PUBLIC_URL", d.public_url),
             webhook_url=get("WEBHOOK_URL"),
+            allowed_hosts=tuple(h.strip().lower() for h in get("ALLOWED_HOSTS").split(",") if h.strip()),
+            max_response_bytes=int(float(get("MAX_RESPONSE_MB", str(d.max_response_bytes >> 20))) * (1 << 20)),
             google_api_root=get("GOOGLE_API_ROOT", d.google_api_root),
             google_oauth_auth_uri=get("GOOGLE_OAUTH_AUTH_URI", d.google_oauth_auth_uri),
             google_oauth_token_uri=get("GOOGLE_OAUTH_TOKEN_URI", d.google_oauth_token_uri),
@@ -145,6 +155,7 @@ class Config:
             tasks_endpoint=get("TASKS_ENDPOINT"),
             sync_url=get("SYNC_URL"),
             tasks_service_account=get("TASKS_SERVICE_ACCOUNT"),
+            tasks_queue_auth=_bool(get("TASKS_QUEUE_AUTH"), d.tasks_queue_auth),
             oidc_audience=get("OIDC_AUDIENCE"),
             secret_manager_endpoint=get("SECRET_MANAGER_ENDPOINT"),
             tasks_coalesce_s=float(get("TASKS_COALESCE_S", str(d.tasks_coalesce_s))),

@@ -5,6 +5,11 @@ from the checkout) under one Flask app, runs the in-process task queue's
 workers and a polling loop (due polls, push-channel renewal). Local
 authentication: an admin token for setup and a task token for sync_spoke and
 the scheduler, generated on first start and kept in the data directory (0600).
+The admin token is shown once, when it is created (`LocalTokens.created`).
+
+Every route passes the front door first (`web.gate.refuse`: the Host must name
+this server, a declared body over the limit is refused unread), and the
+access log masks codes and tokens (`logs.mask_access_log`).
 """
 
 from __future__ import annotations
@@ -44,21 +49,39 @@ def load_function(name: str) -> ModuleType:
     return module
 
 
+# Token files this process created (paths): the admin token is printed only when it is new.
+CREATED: set[str] = set()
+
+
 def _token_file(config: Config, name: str) -> str:
     path = Path(config.data_dir) / name
     if path.exists():
         return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     token = secrets.token_urlsafe(24)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as out:
         out.write(token + "\n")
+    CREATED.add(str(path))
     return token
+
+
+def admin_token_line(config: Config) -> str:
+    """What `spokesync serve` says about the admin token: the token itself only when it was just created."""
+    path = Path(config.data_dir) / "admin.token"
+    if str(path) in CREATED:
+        return f"admin token (created now and shown only this once; also kept in {path}): {config.admin_token}"
+    if not path.exists():
+        return "admin token: the one in SPOKESYNC_ADMIN_TOKEN"
+    return f"admin token: in {path} (readable by you only)"
 
 
 def local_config(config: Config | None = None, port: int | None = None) -> Config:
     """The configuration with local tokens filled in and URLs pointing at this server."""
     config = config or Config.from_env()
+    from spokesync.private_files import secure_data_dir
+
+    secure_data_dir(config.data_dir)
     changes: dict[str, Any] = {}
     if not config.admin_token:
         changes["admin_token"] = _token_file(config, "admin.token")
@@ -72,8 +95,18 @@ def local_config(config: Config | None = None, port: int | None = None) -> Confi
 def create_app(ctx: Context) -> Flask:
     from flask import Flask, redirect, request
 
+    from spokesync import logs
+    from spokesync.web import gate, security
+
     app = Flask("spokesync")
+    app.config["MAX_CONTENT_LENGTH"] = security.MAX_BODY_BYTES
     handlers = {target: getattr(load_function(fn), target) for fn, targets in FUNCTIONS.items() for target in targets}
+    logs.mask_access_log()
+
+    @app.before_request
+    def front_door() -> Any:
+        # every route: the Host names this server (DNS rebinding), a declared oversized body is refused unread
+        return gate.refuse(ctx.config, request)
 
     def call(target: str) -> Any:
         return handlers[target](request)

@@ -4,8 +4,10 @@ Each line carries `severity`, `message`, `time`, the hub/spoke/run ids passed
 in `extra=` or bound for the request (`bind`), and the request's trace
 (`logging.googleapis.com/trace`) taken from `X-Cloud-Trace-Context` /
 `traceparent`. Secrets never reach a line: fields whose names look secret
-are dropped, and bearer tokens, passwords in URLs and `token=`/`password=`
-pairs are masked in every message.
+are dropped, and bearer tokens, passwords in URLs, OAuth authorization codes
+and states and every token-shaped query parameter (`code=`, `state=`,
+`*token*=`, `password=`, `key=`, `sig=`, ...) are masked in every message,
+the HTTP access log of the local server included (`mask_access_log`).
 """
 
 from __future__ import annotations
@@ -26,9 +28,13 @@ _CONTEXT: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar
 _SECRET_KEY = re.compile(r"(?i)(password|passwd|secret|token|authorization|credential_value|api_key|cookie)")
 _MASKS = [
     (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+"), r"\1 [redacted]"),
-    (re.compile(r"(?i)\b(password|passwd|secret|token|refresh_token|access_token|client_secret)=([^\s&;,]+)"),
+    # key=value pairs (query strings, form bodies, messages): any parameter whose name says it is a
+    # secret, a token, an OAuth code or state, a signature or a key
+    (re.compile(r"(?i)\b([\w.-]*(?:password|passwd|secret|token|code|state|assertion|signature|sig|key|"
+                r"credential|session|csrf|nonce)[\w.-]*)=([^\s&;,\"']+)"),
      r"\1=[redacted]"),
-    (re.compile(r"(?i)(\"(?:password|secret|token|refresh_token|access_token|client_secret)\"\s*:\s*)\"[^\"]*\""),
+    (re.compile(r"(?i)(\"[\w.-]*(?:password|secret|token|code|state|assertion|key|credential)[\w.-]*\"\s*:\s*)"
+                r"\"[^\"]*\""),
      r'\1"[redacted]"'),
     (re.compile(r"(?i)(https?://[^/\s:@]+):[^@\s/]+@"), r"\1:[redacted]@"),
 ]
@@ -159,10 +165,31 @@ def setup(project: str = "", level: int = logging.INFO, stream: Any = None, fmt:
     werkzeug = logging.getLogger("werkzeug")
     for old in list(werkzeug.handlers):
         werkzeug.removeHandler(old)
+    mask_access_log()
     _CONFIGURED = True
 
 
-__all__ = ["JsonFormatter", "PlainFormatter", "bind", "redact", "setup", "trace_from", "wants_json"]
+class RedactingFilter(logging.Filter):
+    """Masks a record's message in place (for handlers that are not ours, e.g. Werkzeug's access log)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact(record.getMessage())
+        record.args = ()
+        return True
+
+
+def mask_access_log() -> None:
+    """The HTTP server's access log ("GET /setup/oauth/callback?code=...") masks codes and tokens too, and so
+    do the HTTP clients' debug lines (URLs with query strings)."""
+    for name in ("werkzeug", "gunicorn.access", "urllib3.connectionpool", "googleapiclient.discovery",
+                 "google_auth_httplib2", "exchangelib.util"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactingFilter) for f in logger.filters):
+            logger.addFilter(RedactingFilter())
+
+
+__all__ = ["JsonFormatter", "PlainFormatter", "RedactingFilter", "bind", "mask_access_log", "redact", "setup",
+           "trace_from", "wants_json"]
 
 
 @contextmanager

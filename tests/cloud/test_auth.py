@@ -10,6 +10,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -210,3 +211,20 @@ def test_the_sync_function_maps_auth_failures_to_401_and_403(keys: dict[str, Any
         assert client.post("/", json={"nope": 1}, headers=bearer(google_token(keys))).status_code == 400
     finally:
         set_context(None)
+
+
+def test_setup_refuses_everyone_when_no_administrator_is_configured(keys: dict[str, Any]) -> None:
+    config = replace(cloud_config(keys), admin_emails=())
+    token = google_token(keys, aud=SETUP_URL, email="anyone@example.com")
+    with pytest.raises(auth.Forbidden) as refused:
+        auth.check_admin(config, bearer(token))
+    assert "SPOKESYNC_ADMIN_EMAILS" in str(refused.value) and "setup_admin_emails" in str(refused.value)
+
+
+def test_a_cloud_tasks_token_is_never_an_administrator(keys: dict[str, Any]) -> None:
+    # the token Cloud Tasks mints for sync_spoke (audience: the sync URL), even if the SA were listed
+    config = replace(cloud_config(keys), admin_emails=("boss@example.com", SA))
+    with pytest.raises(auth.Unauthorized):
+        auth.check_admin(config, bearer(google_token(keys)))  # aud = SYNC_URL
+    with pytest.raises(auth.Forbidden):
+        auth.check_admin(config, bearer(google_token(keys, aud=SETUP_URL)))  # the tasks SA, setup's audience

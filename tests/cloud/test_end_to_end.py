@@ -55,6 +55,7 @@ class Deployment:
 
     def api(self, method: str, path: str, body: Any = None, token: str | None = ADMIN) -> requests.Response:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        headers["X-Spokesync-Client"] = "tests"  # an API client: bodyless writes carry the header
         return requests.request(method, self.setup.url + "api" + path, json=body, headers=headers, timeout=60)
 
     def google_titles(self) -> list[str]:

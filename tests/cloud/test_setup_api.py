@@ -17,7 +17,7 @@ from spokesync.stores.firestore import FirestoreHubStore
 from tests.cloud.conftest import PROJECT, FirestoreEmulator
 from tests.cloud.test_firestore_store import make_store
 
-ADMIN = {"Authorization": "Bearer adm"}
+ADMIN = {"Authorization": "Bearer adm", "X-Spokesync-Client": "tests"}  # bodyless writes: the API client header
 
 
 class MemorySecrets:

@@ -119,3 +119,48 @@ def test_local_server_mounts_the_functions(data_dir: Path) -> None:
     finally:
         server.shutdown()
         set_context(None)
+
+
+def test_hub_create_leaves_only_private_files(data_dir: Path) -> None:
+    """0700 folder, 0600 files: the database and its -wal/-shm journals included (umask 022)."""
+    old = os.umask(0o022)
+    try:
+        assert cli.main(["hub", "create", "Private"]) == 0
+    finally:
+        os.umask(old)
+    files = [p for p in data_dir.rglob("*") if p.is_file()]
+    assert {"hub.sqlite3", "hub.sqlite3-wal", "hub.sqlite3-shm"} <= {p.name for p in files}
+    assert stat.S_IMODE(os.stat(data_dir).st_mode) == 0o700
+    for path in files:
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, path
+
+
+def test_a_looser_existing_file_is_tightened_on_start_with_a_warning(data_dir: Path,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    assert cli.main(["hub", "create", "Old"]) == 0
+    os.chmod(data_dir, 0o755)
+    os.chmod(data_dir / "hub.sqlite3", 0o644)
+    (data_dir / "admin.token").write_text("copied-from-a-backup\n")
+    os.chmod(data_dir / "admin.token", 0o664)
+    with caplog.at_level("WARNING", logger="spokesync.files"):
+        assert cli.main(["hub", "list"]) == 0
+    assert stat.S_IMODE(os.stat(data_dir).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(data_dir / "hub.sqlite3").st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(data_dir / "admin.token").st_mode) == 0o600
+    warned = " ".join(r.getMessage() for r in caplog.records)
+    assert "hub.sqlite3 was readable by other users" in warned and "admin.token" in warned
+    assert "copied-from-a-backup" not in warned
+
+
+def test_the_admin_token_is_shown_once_at_creation(data_dir: Path) -> None:
+    from spokesync.local_server import admin_token_line, local_config
+
+    first = local_config(Config.from_env())
+    assert first.admin_token in admin_token_line(first) and "only this once" in admin_token_line(first)
+    import spokesync.local_server as local_server
+
+    local_server.CREATED.clear()  # a later start of spokesync: a new process
+    again = local_config(Config.from_env())
+    assert again.admin_token == first.admin_token
+    line = admin_token_line(again)
+    assert again.admin_token not in line and str(data_dir / "admin.token") in line

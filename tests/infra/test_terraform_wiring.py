@@ -427,24 +427,70 @@ def test_tasks_and_scheduler_call_with_oidc_of_the_invoker_account(tf: hcl.Confi
     assert hcl.expr(token["service_account_email"]) == "google_service_account.invoker.email"
     assert hcl.expr(target["uri"]) == hcl.expr(token["audience"]) == "local.function_urls.scheduler"
     assert "oauth_token" not in target
-    # Every function that enqueues may create tasks and hand them the invoker's identity.
-    for rname in ("enqueuer", "acts_as_invoker"):
-        assert (
-            hcl.expr(
-                tf.resource(
-                    *(
-                        ("google_cloud_tasks_queue_iam_member", rname)
-                        if rname == "enqueuer"
-                        else ("google_service_account_iam_member", rname)
-                    )
-                )["for_each"]
-            )
-            == "local.functions"
-        )
-    assert tf.resource("google_cloud_tasks_queue_iam_member", "enqueuer")["role"] == "roles/cloudtasks.enqueuer"
-    acts = tf.resource("google_service_account_iam_member", "acts_as_invoker")
-    assert acts["role"] == "roles/iam.serviceAccountUser"
-    assert hcl.expr(acts["service_account_id"]) == "google_service_account.invoker.name"
+    # Every function that enqueues may create tasks; none may hand them the invoker's identity itself.
+    enqueuer = tf.resource("google_cloud_tasks_queue_iam_member", "enqueuer")
+    assert hcl.expr(enqueuer["for_each"]) == "local.functions" and enqueuer["role"] == "roles/cloudtasks.enqueuer"
+    assert "google_service_account_iam_member" not in tf.resources  # no actAs on the invoker for anyone
+    # ...because the queue routes each task to sync_spoke and adds the invoker's token itself
+    target = hcl.block(tf.resource("google_cloud_tasks_queue", "sync"), "http_target")
+    override = hcl.block(target, "uri_override")
+    assert override["uri_override_enforce_mode"] == "ALWAYS" and override["scheme"] == "HTTPS"
+    assert hcl.expr(override["host"]) == "local.sync_host"
+    assert hcl.expr(tf.locals["sync_host"]) == 'trimprefix(local.function_urls.sync_spoke, "https://")'
+    assert hcl.block(override, "path_override")["path"] == "/"
+    queue_token = hcl.block(target, "oidc_token")
+    assert hcl.expr(queue_token["service_account_email"]) == "google_service_account.invoker.email"
+    assert hcl.expr(queue_token["audience"]) == "local.function_urls.sync_spoke"
+    assert env.get("SPOKESYNC_TASKS_QUEUE_AUTH") == "true"
+
+
+def test_tasks_are_created_without_a_token_when_the_queue_adds_it() -> None:
+    from spokesync.config import Config
+    from spokesync.ports import SyncTask
+    from spokesync.queue.cloud_tasks import CloudTasksQueue
+
+    config = Config(backend="cloud", auth_mode="oidc", sync_url="https://sync.example/", tasks_queue="q",
+                    tasks_service_account="invoker@p.iam.gserviceaccount.com")
+    with_token = CloudTasksQueue(config, client=object()).build_task(SyncTask("s1"))["http_request"]
+    assert with_token["oidc_token"]["service_account_email"] == "invoker@p.iam.gserviceaccount.com"
+    routed = CloudTasksQueue(Config(**{**config.__dict__, "tasks_queue_auth": True}), client=object())
+    request = routed.build_task(SyncTask("s1"))["http_request"]
+    assert "oidc_token" not in request and "Authorization" not in request["headers"]
+
+
+def test_sync_and_scheduler_accept_internal_traffic_only(tf: hcl.Config) -> None:
+    fns = tf.variables["functions"]
+    values = hcl.optional_defaults(fns)
+    assert values["sync_spoke"]["ingress"] == "ALLOW_INTERNAL_ONLY"
+    assert values["scheduler"]["ingress"] == "ALLOW_INTERNAL_ONLY"
+    assert values["push_webhook"]["ingress"] == "ALLOW_ALL"  # Google's push comes from the internet
+    conditions = [hcl.expr(v["condition"]) for v in fns["validation"]]
+    assert any('var.functions.sync_spoke.ingress != "ALLOW_ALL"' in c and
+               'var.functions.scheduler.ingress != "ALLOW_ALL"' in c for c in conditions)
+    # they are reached only through Cloud Tasks and Cloud Scheduler at their run.app URL, which Cloud Run
+    # counts as internal in the same project; no custom domain or load balancer is put in front of them
+    for rtype in tf.resources:
+        assert "domain_mapping" not in rtype and "backend_service" not in rtype, rtype
+
+
+def test_the_public_webhook_can_only_read_the_database_and_enqueue(tf: hcl.Config) -> None:
+    writers = tf.resource("google_project_iam_member", "firestore_user")
+    assert hcl.expr(writers["for_each"]) == "local.firestore_writers"
+    assert 'if k != "push_webhook"' in hcl.expr(tf.locals["firestore_writers"])  # the webhook writes nothing
+    reader = tf.resource("google_project_iam_member", "webhook_reads_firestore")
+    assert reader["role"] == "roles/datastore.viewer"
+    assert hcl.expr(reader["member"]) == 'google_service_account.function["push_webhook"].member'
+    assert "databases/${google_firestore_database.this.name}" in reader["condition"][0]["expression"]
+    # every grant that names the webhook's account: read Firestore, enqueue, write logs (none other)
+    roles = set()
+    for rtype, named in tf.resources.items():
+        for rname, body in named.items():
+            member = hcl.expr(body.get("member", ""))
+            for_each = hcl.expr(body.get("for_each", ""))
+            if "push_webhook" in member or ("google_service_account.function[each.key]" in member
+                                            and for_each == "local.functions"):
+                roles.add(str(body.get("role")))
+    assert roles <= {"roles/datastore.viewer", "roles/cloudtasks.enqueuer", "roles/logging.logWriter"}, roles
 
 
 def test_scheduler_jobs_are_understood_by_the_scheduler_entry(tf: hcl.Config) -> None:
@@ -539,9 +585,10 @@ def test_firestore_is_native_and_protected(tf: hcl.Config) -> None:
     assert db["deletion_policy"] == "ABANDON"
     firestore = hcl.optional_defaults(tf.variables["firestore"])
     assert firestore["delete_protection"] is True
-    grant = tf.resource("google_project_iam_member", "firestore_user")
-    assert grant["role"] == "roles/datastore.user"
-    assert "databases/${google_firestore_database.this.name}" in grant["condition"][0]["expression"]
+    for name in ("firestore_user", "webhook_reads_firestore"):
+        grant = tf.resource("google_project_iam_member", name)
+        assert grant["role"] in ("roles/datastore.user", "roles/datastore.viewer")
+        assert "databases/${google_firestore_database.this.name}" in grant["condition"][0]["expression"]
 
 
 # --- Secret Manager

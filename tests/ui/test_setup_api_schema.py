@@ -23,7 +23,7 @@ from spokesync.service import setup_api
 from tests.ui.conftest import ADMIN_TOKEN, LocalSpokesync, start_local
 
 schema = schemathesis.openapi.from_dict(setup_api.openapi())
-AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}", "X-Spokesync-Client": "schemathesis"}
 
 
 @pytest.fixture(scope="module")

@@ -102,7 +102,9 @@ class CloudTasksQueue:
             "headers": headers,
             "body": task_body(task),
         }
-        if config.effective_auth_mode == "oidc":
+        if config.effective_auth_mode == "oidc" and config.tasks_queue_auth:
+            pass  # the queue's own routing adds the invoker's token and fixes the URL (terraform: tasks.tf)
+        elif config.effective_auth_mode == "oidc":
             http_request["oidc_token"] = {
                 "service_account_email": config.tasks_service_account,
                 "audience": config.oidc_audience or config.sync_url,

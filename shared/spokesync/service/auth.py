@@ -7,9 +7,11 @@
   <task_token>`.
 - `setup` (`check_admin`): in `oidc` mode an IAP assertion
   (`X-Goog-IAP-JWT-Assertion`, audience `iap_audience`) or a Google identity
-  token for `public_url`/`oidc_audience`, from an address in `admin_emails`
-  when that list is set; in `token` mode `Authorization: Bearer <admin_token>`
-  or `X-Spokesync-Admin-Token`.
+  token for `public_url` (never the sync function's audience, never the
+  tasks service account), from an address in `admin_emails`; nobody at all
+  when that list is empty (a setup message says what to configure). In
+  `token` mode `Authorization: Bearer <admin_token>` or
+  `X-Spokesync-Admin-Token`.
 
 Tokens are compared in constant time and never logged. Signing keys are
 fetched from the configured certificate URLs and cached for an hour.
@@ -150,21 +152,28 @@ def check_admin(config: Config, headers: Mapping[str, str]) -> Caller:
         if not _same(given, config.admin_token):
             raise Unauthorized("wrong or missing admin token")
         return Caller("admin", "token")
+    if not config.admin_emails:
+        raise Forbidden("no administrator is configured: set SPOKESYNC_ADMIN_EMAILS (terraform variable "
+                        "setup_admin_emails) to the Google accounts that may use setup, then deploy again")
     assertion = _header(headers, "X-Goog-IAP-JWT-Assertion")
     if assertion and config.iap_audience:
         claims = verify_google_jwt(assertion, config.iap_audience, config.iap_certs_url)
         if claims.get("iss") != IAP_ISSUER:
             raise Unauthorized("IAP assertion from an unexpected issuer")
     else:
-        audiences = [a for a in (config.public_url, config.oidc_audience) if a]
-        claims = verify_google_jwt(_bearer(headers), audiences, config.oidc_certs_url)
+        # setup's own address only: a token minted for sync_spoke (Cloud Tasks) is not an admin's
+        if not config.public_url:
+            raise Unauthorized("setup's address is not configured (SPOKESYNC_PUBLIC_URL)")
+        claims = verify_google_jwt(_bearer(headers), config.public_url, config.oidc_certs_url)
         if claims.get("iss") not in GOOGLE_ISSUERS:
             raise Unauthorized("token not issued by Google")
         if not claims.get("email_verified"):
             raise Forbidden("unverified email")
     email = str(claims.get("email", "")).lower()
-    if config.admin_emails and email not in config.admin_emails:
-        raise Forbidden(f"{email or 'this identity'} is not a spokesync administrator")
     if not email:
         raise Forbidden("the token names no identity")
+    if config.tasks_service_account and email == config.tasks_service_account.lower():
+        raise Forbidden("the Cloud Tasks / Cloud Scheduler identity is not an administrator")
+    if email not in config.admin_emails:
+        raise Forbidden(f"{email} is not a spokesync administrator (SPOKESYNC_ADMIN_EMAILS)")
     return Caller("admin", email)

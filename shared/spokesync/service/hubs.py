@@ -23,6 +23,17 @@ if TYPE_CHECKING:
 log = logging.getLogger("spokesync.service")
 
 
+def check_name(value: str, what: str) -> str:
+    """A hub, spoke or credential name, refused in plain words when too long or holding control or
+    text-direction characters (`model.names`)."""
+    from spokesync.model.names import name_problem
+
+    problem = name_problem(value, what)
+    if problem:
+        raise InvalidRequest(problem)
+    return value
+
+
 class InvalidRequest(ValueError):
     """The request is wrong in a way the administrator can fix."""
 
@@ -43,6 +54,7 @@ def create_hub(ctx: Context, name: str, object_type: str = "calendar") -> Hub:
     name = (name or "").strip()
     if not name:
         raise InvalidRequest("a hub needs a name")
+    check_name(name, "hub name")
     if object_type not in ("calendar", "contacts"):
         raise InvalidRequest("object type must be 'calendar' or 'contacts'")
     if object_type == "contacts":
@@ -119,6 +131,7 @@ def add_spoke(
     name = (name or "").strip()
     if not name:
         raise InvalidRequest("a spoke needs a name")
+    check_name(name, "spoke name")
     if kind not in kinds():
         raise InvalidRequest(f"unknown spoke kind '{kind}'; choose one of {', '.join(kinds())}")
     if credential_id is not None and ctx.store.get_credential(credential_id) is None:

@@ -70,6 +70,14 @@ def _body_str(body: Mapping[str, Any], name: str, required: bool = True) -> str:
     return value
 
 
+def _label(body: Mapping[str, Any], default: str) -> str:
+    """A credential's label: a string, bounded, printable (hubs.check_name)."""
+    value = body.get("label")
+    if value is not None and not isinstance(value, str):
+        raise ApiError(400, "'label' must be a string")
+    return hubs.check_name((value or "").strip() or default, "credential label")
+
+
 def credential_view(credential: CredentialRef, in_use: int = 0) -> dict[str, Any]:
     return {"id": credential.id, "kind": credential.kind, "label": credential.label,
             "settings": credential.settings, "broken_reason": credential.broken_reason, "spokes": in_use}
@@ -201,7 +209,7 @@ def add_exchange_credential(ctx: Context, body: Any, query: Mapping[str, str]) -
     settings = body.get("settings")
     if not isinstance(settings, dict):
         raise ApiError(400, "'settings' must be an object (ews_url, username, version, auth_type)")
-    credential = exchange.save_credential(ctx, body.get("label", ""), settings, _body_str(body, "password"),
+    credential = exchange.save_credential(ctx, _label(body, ""), settings, _body_str(body, "password"),
                                           require_public_folders=bool(body.get("require_public_folders")))
     return 201, credential_view(credential)
 
@@ -213,7 +221,7 @@ def add_google_service_account(ctx: Context, body: Any, query: Mapping[str, str]
     if not isinstance(key, (str, dict)):
         raise ApiError(400, "'key' must be the service account's JSON key")
     credential = google_auth.save_service_account_credential(
-        ctx.store, ctx.secrets, "cred-" + uuid.uuid4().hex[:12], body.get("label") or "Google service account",
+        ctx.store, ctx.secrets, "cred-" + uuid.uuid4().hex[:12], _label(body, "Google service account"),
         key, subject=body.get("subject") or "")
     return 201, credential_view(credential)
 
@@ -236,7 +244,7 @@ def google_oauth_finish(ctx: Context, body: Any, query: Mapping[str, str]) -> tu
         return 200, {**_view(ctx, credential), "repaired": True, "resumed": resumed}
     grant = google_auth.exchange_code(ctx.config, _body_str(body, "code"), _body_str(body, "redirect_uri"))
     credential = google_auth.save_oauth_credential(
-        ctx.store, ctx.secrets, "cred-" + uuid.uuid4().hex[:12], body.get("label") or "Google account",
+        ctx.store, ctx.secrets, "cred-" + uuid.uuid4().hex[:12], _label(body, "Google account"),
         grant.refresh_token, account=body.get("account") or "")
     return 201, credential_view(credential)
 

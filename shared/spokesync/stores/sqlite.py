@@ -14,7 +14,6 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from spokesync.model.hub import Channel, CredentialRef, Hub, HubItem, Link, RunRecord, Spoke
@@ -62,7 +61,9 @@ class SqliteHubStore:
     def __init__(self, path: str) -> None:
         self.path = path
         if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            from spokesync.private_files import create_private
+
+            create_private(path)  # 0600 before SQLite opens it: -wal and -shm inherit the mode
         self._local = threading.local()
         # ":memory:" is one shared connection (tests); files get one per thread.
         self._shared: sqlite3.Connection | None = None
@@ -70,6 +71,10 @@ class SqliteHubStore:
         self.stats: Counter[str] = Counter()
         with self._shared_lock:
             self._conn().executescript(SCHEMA)
+        if path != ":memory:":
+            from spokesync.private_files import secure_file
+
+            secure_file(path)
 
     # ------------------------------------------------------------ plumbing
     def _conn(self) -> sqlite3.Connection:

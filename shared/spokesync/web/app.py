@@ -15,8 +15,10 @@ paused mass deletion, run history). The credentials page shows why a
 credential is broken and repairs it: a new Exchange password (validated
 first) or "Sign in again" with Google for the same credential id.
 
-Guards are in `web.security`: administrator check on every page, CSRF on
-every POST, OAuth `state` on the callback. No secret is ever rendered: the
+Guards are in `web.security`: Host check on every request (`web.gate`),
+administrator check on every page before any body is read, CSRF and
+same-site Origin on every POST, OAuth `state` on the callback, `__Host-`
+cookies over https, sessions revoked on the server at logout. No secret is ever rendered: the
 Exchange password field is never filled back in, credentials show labels and
 non-secret settings only.
 """
@@ -70,14 +72,20 @@ def get_app() -> Flask:
 
 
 def dispatch(request: Any) -> Response:
-    """Serve one request that reached the setup function (functions-framework or the local server)."""
-    import io
+    """Serve one request that reached the setup function (functions-framework or the local server).
+
+    The body is not read here: the UI app gets it as a lazy stream (`gate.LazyBody`), read only when
+    a handler asks for the form, after the administrator check, and never beyond MAX_BODY_BYTES."""
+    from spokesync.web import gate
 
     app = get_app()
-    # The outer request keeps its body (functions-framework reads it again after the call):
-    # the UI app parses its own copy.
-    body = request.get_data(cache=True)
-    environ = {**request.environ, "wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body))}
+    # the outer request object itself, not flask's proxy (inside the UI app's context that names the inner one)
+    request = getattr(request, "_get_current_object", lambda: request)()
+    environ = {**request.environ, "wsgi.input": gate.LazyBody(request)}
+    if request.content_length is None:
+        environ.pop("CONTENT_LENGTH", None)
+        if request.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            environ["wsgi.input_terminated"] = True  # read to the end, bounded by LazyBody
     with app.request_context(environ):
         return app.full_dispatch_request()
 
@@ -164,13 +172,25 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
     app.jinja_env.globals.update(SOURCES=SOURCES, SHOW_AS=SHOW_AS, ACTION_WORDS=ACTION_WORDS,
                                  STATE_WORDS=STATE_WORDS, spoke_kind=spoke_kind)
     app.jinja_env.filters["when"] = when
+    app.config["MAX_CONTENT_LENGTH"] = security.MAX_BODY_BYTES
 
     # ------------------------------------------------------------ guards
+
+    def secure() -> bool:
+        return bool(request.is_secure or request.headers.get("X-Forwarded-Proto", "") == "https")
+
+    def cookie(base: str) -> str:
+        """This request's name for a cookie: `__Host-` over https (security.cookie_name)."""
+        return security.cookie_name(base, secure())
+
+    def set_cookie(resp: Response, base: str, value: str, samesite: str = "Strict", **kw: Any) -> None:
+        # __Host- cookies: Secure, Path=/, no Domain (RFC 6265bis 4.1.3.2)
+        resp.set_cookie(cookie(base), value, path="/", httponly=True, samesite=samesite, secure=secure(), **kw)
 
     def csrf_token() -> str:
         token = getattr(g, "csrf", None)
         if token is None:
-            token = request.cookies.get(security.CSRF_COOKIE) or ""
+            token = request.cookies.get(cookie(security.CSRF_COOKIE)) or ""
             if len(token) < 32:
                 token = security.new_token()
                 g.set_csrf = token
@@ -179,23 +199,32 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
 
     app.jinja_env.globals["csrf_token"] = csrf_token
 
-    def secure() -> bool:
-        return bool(request.is_secure or request.headers.get("X-Forwarded-Proto", "") == "https")
-
     def page(template: str, status: int = 200, **values: Any) -> Response:
-        flash = request.cookies.get("spokesync_flash")
+        flash = request.cookies.get(cookie(security.FLASH_COOKIE))
         resp = make_response(render_template(template, flash=_unb64(flash) if flash else "",
                                              signed_in=getattr(g, "admin", None), **values), status)
         if flash:
-            resp.delete_cookie("spokesync_flash", path="/setup")
+            resp.delete_cookie(cookie(security.FLASH_COOKIE), path="/", secure=secure(), httponly=True,
+                               samesite="Strict")
         return resp
 
     def go(target: str, message: str = "") -> Response:
         resp = make_response(redirect(target, code=303))
         if message:
-            resp.set_cookie("spokesync_flash", _b64(message), max_age=60, path="/setup", httponly=True,
-                            samesite="Strict", secure=secure())
+            set_cookie(resp, security.FLASH_COOKIE, _b64(message), max_age=60)
         return resp
+
+    def revocations() -> security.Revocations:
+        return security.Revocations(str(Path(_ctx().config.data_dir) / "revoked-sessions.json"))
+
+    def session_ok(config: Any) -> bool:
+        value = request.cookies.get(cookie(security.SESSION_COOKIE))
+        return security.valid_session(config.admin_token, value) and not revocations().revoked(value)
+
+    def csrf_refused() -> Response:
+        return page("error.html", 403, title="Form expired",
+                    message="This form could not be accepted (its security token is missing or stale, or it "
+                            "came from another web site). Go back, reload the page and try again.")
 
     @app.before_request
     def guard() -> Any:
@@ -203,35 +232,33 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
             return None
         config = _ctx().config
         headers = cast("Mapping[str, str]", request.headers)  # werkzeug's Headers: case-insensitive
-        if request.method == "POST" and (security.cross_site(headers, request.host_url) or not security.same(
-                request.form.get(security.CSRF_FIELD), request.cookies.get(security.CSRF_COOKIE))):
-            return page("error.html", 403, title="Form expired",
-                        message="This form could not be accepted (its security token is missing or stale). "
-                                "Go back, reload the page and try again.")
-        if request.endpoint in ("login", "logout", "root"):
-            return None
-        try:
-            g.admin = auth.check_admin(config, headers).identity
-            return None
-        except auth.Forbidden as err:
-            return page("error.html", 403, title="Not allowed", message=str(err))
-        except auth.Unauthorized as err:
-            if config.effective_auth_mode == "token":
-                if security.valid_session(config.admin_token, request.cookies.get(security.SESSION_COOKIE)):
-                    g.admin = "admin"
-                    return None
-                target = request.full_path if request.method == "GET" else "/setup/"
-                return redirect(url_for("login", next=target.rstrip("?")), code=303)
-            return page("error.html", 401, title="Sign-in required",
-                        message=f"{err}. Open spokesync through Identity-Aware Proxy (or a proxy that adds your "
-                                "Google identity token).")
+        if request.method == "POST" and security.cross_site(headers, config.public_url, config.allowed_hosts):
+            return csrf_refused()
+        if request.endpoint not in ("login", "logout", "root"):
+            # who is asking comes first: nothing reads the body of a request from nobody
+            try:
+                g.admin = auth.check_admin(config, headers).identity
+            except auth.Forbidden as err:
+                return page("error.html", 403, title="Not allowed", message=str(err))
+            except auth.Unauthorized as err:
+                if config.effective_auth_mode != "token":
+                    return page("error.html", 401, title="Sign-in required",
+                                message=f"{err}. Open spokesync through Identity-Aware Proxy (or a proxy that adds "
+                                        "your Google identity token).")
+                if not session_ok(config):
+                    target = request.full_path if request.method == "GET" else "/setup/"
+                    return redirect(url_for("login", next=target.rstrip("?")), code=303)
+                g.admin = "admin"
+        if request.method == "POST" and not security.same(request.form.get(security.CSRF_FIELD),
+                                                          request.cookies.get(cookie(security.CSRF_COOKIE))):
+            return csrf_refused()
+        return None
 
     @app.after_request
     def headers(resp: Response) -> Response:
         token = getattr(g, "set_csrf", None)
         if token:
-            resp.set_cookie(security.CSRF_COOKIE, token, path="/setup", httponly=True, samesite="Strict",
-                            secure=secure())
+            set_cookie(resp, security.CSRF_COOKIE, token)
         resp.headers.setdefault("Cache-Control", "no-store")
         resp.headers["X-Frame-Options"] = "DENY"
         resp.headers["X-Content-Type-Options"] = "nosniff"
@@ -260,17 +287,20 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
         if request.method == "POST":
             if security.same(request.form.get("token", "").strip(), config.admin_token):
                 resp = go(target)
-                resp.set_cookie(security.SESSION_COOKIE, security.new_session(config.admin_token),
-                                max_age=security.SESSION_TTL_S, path="/setup", httponly=True, samesite="Lax",
-                                secure=secure())
+                set_cookie(resp, security.SESSION_COOKIE, security.new_session(config.admin_token), samesite="Lax",
+                           max_age=security.SESSION_TTL_S)
                 return resp
-            error = "That is not the admin token. It is printed by `spokesync serve` and kept in the admin.token file."
+            error = ("That is not the admin token. `spokesync serve` printed it when it created it; it is kept "
+                     f"in {Path(config.data_dir) / 'admin.token'} on the machine that runs spokesync.")
         return page("login.html", 401 if error else 200, error=error, next=target)
 
     @app.post("/setup/logout")
     def logout() -> Any:
-        resp = go("/setup/login")
-        resp.delete_cookie(security.SESSION_COOKIE, path="/setup")
+        # the session ends on the server too: a copied cookie is refused from now on
+        revocations().revoke(request.cookies.get(cookie(security.SESSION_COOKIE)))
+        resp = go("/setup/login", "Signed out.")
+        resp.delete_cookie(cookie(security.SESSION_COOKIE), path="/", secure=secure(), httponly=True,
+                           samesite="Lax")
         return resp
 
     # ------------------------------------------------------------ dashboard (step 7)
@@ -384,9 +414,8 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
         if status >= 400:
             return go("/setup/credentials", f"Google sign-in is not available: {payload.get('error', status)}")
         resp = make_response(redirect(payload["url"], code=303))
-        cookie = ".".join((payload["state"], _b64(""), _b64("")))
-        resp.set_cookie(security.OAUTH_COOKIE, cookie, max_age=security.OAUTH_TTL_S, path="/setup", httponly=True,
-                        samesite="Lax", secure=secure())
+        set_cookie(resp, security.OAUTH_COOKIE, ".".join((payload["state"], _b64(""), _b64(""))), samesite="Lax",
+                   max_age=security.OAUTH_TTL_S)
         return resp
 
     # ------------------------------------------------------------ wizard steps 1-2
@@ -471,15 +500,13 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
             return credentials_page("google", 400, oauth_error=f"Google sign-in is not available: "
                                                              f"{payload.get('error', status)}")
         resp = make_response(redirect(payload["url"], code=303))
-        cookie = ".".join((payload["state"], _b64(label), _b64(request.form.get("hub", ""))))
-        resp.set_cookie(security.OAUTH_COOKIE, cookie, max_age=security.OAUTH_TTL_S, path="/setup", httponly=True,
-                        samesite="Lax", secure=secure())
+        value = ".".join((payload["state"], _b64(label), _b64(request.form.get("hub", ""))))
+        set_cookie(resp, security.OAUTH_COOKIE, value, samesite="Lax", max_age=security.OAUTH_TTL_S)
         return resp
 
     @app.get("/setup/oauth/callback")
     def oauth_callback() -> Any:
-        cookie = request.cookies.get(security.OAUTH_COOKIE, "")
-        parts = cookie.split(".")
+        parts = request.cookies.get(cookie(security.OAUTH_COOKIE), "").split(".")
         expected = parts[0] if len(parts) == 3 else ""
         if not security.same(request.args.get("state"), expected):
             return page("error.html", 400, title="Sign-in not accepted",
@@ -501,7 +528,7 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
             else:
                 resp = go("/setup/new/target?" + urlencode({**back, "credential": payload["id"]}),
                           f"Signed in: saved credential '{payload['label']}'.")
-        resp.delete_cookie(security.OAUTH_COOKIE, path="/setup")
+        resp.delete_cookie(cookie(security.OAUTH_COOKIE), path="/", secure=secure(), httponly=True, samesite="Lax")
         return resp
 
     def reauth_callback(state: str) -> Response:

@@ -184,6 +184,34 @@ def oauth_credentials(settings: ExchangeSettings, client_secret: str) -> Any:
                                        client_secret=client_secret, tenant_id=settings.tenant_id)
 
 
+_AUTH_TYPED: list[Any] = []
+
+
+def auth_typed_credentials(username: str, password: str, auth_type: str) -> Any:
+    """exchangelib Credentials that carry the auth type. exchangelib caches one Protocol (its session and
+    connection pool) per (EWS URL, credentials) and ignores the auth type, so an NTLM attempt after a Basic
+    one with the same user and password reused the Basic session and sent the password in
+    `Authorization: Basic`. The auth type is part of these credentials' equality and hash, hence of that
+    cache key: one pool per auth type."""
+    if not _AUTH_TYPED:
+        from exchangelib import Credentials
+
+        class AuthTypedCredentials(Credentials):  # type: ignore[misc]
+            def __init__(self, username: str, password: str, auth_type: str) -> None:
+                super().__init__(username, password)
+                self.spokesync_auth_type = auth_type
+
+            def __eq__(self, other: object) -> bool:
+                return (isinstance(other, AuthTypedCredentials) and (self.username, self.password,
+                        self.spokesync_auth_type) == (other.username, other.password, other.spokesync_auth_type))
+
+            def __hash__(self) -> int:
+                return hash((self.username, self.password, self.spokesync_auth_type))
+
+        _AUTH_TYPED.append(AuthTypedCredentials)
+    return _AUTH_TYPED[0](username, password, auth_type)
+
+
 def make_account(settings: ExchangeSettings, password: str, config: Config, budget_s: float | None = None) -> Any:
     """An exchangelib Account. Nothing is sent until the first operation, unless the credential asks for
     autodiscover (then the autodiscover requests happen here, through the same guarded adapter)."""
@@ -196,7 +224,6 @@ def make_account(settings: ExchangeSettings, password: str, config: Config, budg
         Account,
         Build,
         Configuration,
-        Credentials,
         Version,
     )
     from exchangelib.protocol import BaseProtocol
@@ -214,7 +241,7 @@ def make_account(settings: ExchangeSettings, password: str, config: Config, budg
         credentials: Any = oauth_credentials(settings, password)
         access_type = IMPERSONATION  # an application token acts on the mailbox by impersonation
     else:
-        credentials = Credentials(settings.username, password)
+        credentials = auth_typed_credentials(settings.username, password, settings.auth_type)
     policy = budget_retry(budget_s if budget_s is not None else config.run_budget_s * 0.5,
                           oauth=settings.auth_type == "OAuth 2.0")
     ews_config = Configuration(service_endpoint=settings.ews_url or None, credentials=credentials,

@@ -30,6 +30,7 @@ from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from urllib3.util import connection as _u3util
 
 from spokesync.config import Config
+from spokesync.http_limits import CappedAdapterMixin
 from spokesync.ports import ConnectorError
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -63,9 +64,10 @@ def register(host: str, config: Config) -> None:
 
 
 def set_default_policy(config: Config) -> None:
-    """The policy for hosts nobody checked by name (autodiscover's candidates)."""
+    """The policy for hosts nobody checked by name (autodiscover's candidates), and the response cap."""
     with _LOCK:
         _LAST_POLICY[0] = _networks(config)
+    GuardedAdapter.max_response_bytes = config.max_response_bytes
 
 
 def _policy(host: str) -> tuple[Network, ...]:
@@ -178,8 +180,10 @@ class GuardedHTTPSConnectionPool(HTTPSConnectionPool):
     ConnectionCls = GuardedHTTPSConnection
 
 
-class GuardedAdapter(requests.adapters.HTTPAdapter):
-    """requests' adapter with the connect-time address check (exchangelib: `BaseProtocol.HTTP_ADAPTER_CLS`)."""
+class GuardedAdapter(CappedAdapterMixin, requests.adapters.HTTPAdapter):
+    """requests' adapter with the connect-time address check (exchangelib: `BaseProtocol.HTTP_ADAPTER_CLS`)
+    and bounded responses, decompression included (`http_limits`: a gzip bomb or a 300 MB answer from a
+    hostile server stops at `max_response_bytes` with an error naming the server)."""
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)

@@ -93,14 +93,16 @@ class GoogleClient:
     def __init__(self, credentials: Any, config: Config, *, retry_budget_s: float | None = None,
                  backoff_s: float | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
         import google_auth_httplib2
-        import httplib2
         from googleapiclient.discovery import build_from_document
+
+        from spokesync.http_limits import capped_httplib2
 
         doc = dict(discovery_document())
         root = config.google_api_root if config.google_api_root.endswith("/") else config.google_api_root + "/"
         doc["rootUrl"] = root
         doc["baseUrl"] = root + doc.get("servicePath", "calendar/v3/")
-        http = httplib2.Http(timeout=60)
+        # bounded answers, decompression included: the API and the token endpoint (http_limits)
+        http = capped_httplib2("Google", config.max_response_bytes, timeout=60)
         authed = google_auth_httplib2.AuthorizedHttp(credentials, http=http) if credentials is not None else http
         self.service = build_from_document(doc, http=authed)
         self.retry_budget_s = config.google_retry_budget_s if retry_budget_s is None else retry_budget_s
