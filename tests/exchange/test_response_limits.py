@@ -30,7 +30,7 @@ from spokesync.config import Config
 from spokesync.connectors import exchange
 from spokesync.connectors.exchange.access import ExchangeSettings
 config = Config(exchange_allow_http=True, exchange_allowed_cidrs=("127.0.0.1/32",))
-settings = ExchangeSettings.from_dict({{"ews_url": "{url}/EWS/Exchange.asmx", "username": "EXAMPLE\\\\sync",
+settings = ExchangeSettings.from_dict({{"ews_url": "{url}/EWS/Exchange.asmx", "username": "EXAMPLE\\\\sync", "mailbox": "shared@example.com",
                                         "auth_type": "basic"}})
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 try:
@@ -118,10 +118,12 @@ def test_an_ntlm_attempt_never_sends_the_password_as_basic(tapped_ews: tuple[ews
     _, tap = tapped_ews
     config = Config(exchange_allow_http=True, exchange_allowed_cidrs=("127.0.0.1/32",))
     url = f"http://127.0.0.1:{tap.port}/EWS/Exchange.asmx"
-    basic = ExchangeSettings.from_dict({"ews_url": url, "username": "EXAMPLE\\sync", "auth_type": "basic"})
+    basic = ExchangeSettings.from_dict({"ews_url": url, "username": "EXAMPLE\\sync", "auth_type": "basic",
+                                        "mailbox": "shared@example.com"})
     exchange.validate(basic, "Secret-1", config)
     assert re.search(rb"Authorization: Basic ", tap.take())  # the Basic attempt did send Basic
-    ntlm = ExchangeSettings.from_dict({"ews_url": url, "username": "EXAMPLE\\sync", "auth_type": "NTLM"})
+    ntlm = ExchangeSettings.from_dict({"ews_url": url, "username": "EXAMPLE\\sync", "auth_type": "NTLM",
+                                       "mailbox": "shared@example.com"})
     exchange.validate(ntlm, "Secret-1", config)
     wire = tap.take()
     assert re.search(rb"Authorization: NTLM ", wire), wire[:500]

@@ -15,7 +15,7 @@ from spokesync.model.event import Event
 from tests.helpers import wait_for
 from tests.ui.conftest import ADMIN_TOKEN, LocalSpokesync
 
-AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}", "X-Spokesync-Client": "tests"}
 
 
 def test_the_dashboard_lists_a_paused_deletion_and_refusing_keeps_everything(
