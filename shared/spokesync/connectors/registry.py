@@ -23,6 +23,7 @@ _KINDS: dict[str, str | Factory] = {
     "memory": "spokesync.connectors.memory_registry:from_spoke",
     "google": "spokesync.connectors.google:from_spoke",
     "exchange": "spokesync.connectors.exchange:from_spoke",
+    "graph": "spokesync.connectors.graph:from_spoke",
 }
 
 

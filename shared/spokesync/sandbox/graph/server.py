@@ -247,6 +247,7 @@ class GraphServer:
         self.requests: collections.Counter[str] = collections.Counter()  # "graph", "batch", "token", "discovery"
         self.api_calls = 0  # Graph requests (a $batch counts once)
         self.sub_requests = 0  # requests executed, batch members included
+        self.response_violations: list[str] = []  # tests assert none
         self.notifications: list[dict[str, Any]] = []  # every notification POSTed (for tests)
         self.throttles: list[tuple[int, int, float, str | None]] = []  # [remaining, status, retry_after, path part]
         self.drop_notifications = 0
@@ -576,7 +577,7 @@ class GraphServer:
 
     # ------------------------------------------------------------ rendering
     def render(self, ev: Ev, tz_name: str = "UTC", occ: str | None = None, select: set[str] | None = None,
-               expand: dict[str, str | None] | None = None) -> dict[str, Any]:
+               expand: dict[str, set[str] | None] | None = None) -> dict[str, Any]:
         props = dict(ev.props)
         start, end, start_tz, end_tz = ev.start, ev.end, ev.start_tz, ev.end_tz
         kind = "singleInstance" if ev.recurrence is None else "seriesMaster"
@@ -639,7 +640,7 @@ class GraphServer:
         if "singleValueExtendedProperties" in expand:
             wanted = expand["singleValueExtendedProperties"]
             if not occ or kind == "exception":
-                props_out = [p for p in extended if wanted is None or p["id"].lower() == wanted.lower()]
+                props_out = [p for p in extended if wanted is None or p["id"].lower() in wanted]
                 if props_out:
                     out["singleValueExtendedProperties"] = props_out
         if "exceptionOccurrences" in expand and kind == "seriesMaster":
@@ -788,7 +789,12 @@ class GraphServer:
                 claims = self.authorize(headers)
                 status, out_headers, out = self._route(method, path, query, headers, body, claims)
             if self.strict and out is not None and status < 300:
-                self._check_response(path, method, out)
+                try:
+                    self._check_response(path, method, out)
+                except schema.SchemaViolation as exc:  # the sandbox drifted from the published description
+                    self.response_violations.append(str(exc))
+                    return 500, {"Content-Type": "application/json"}, GraphError(
+                        500, "InternalServerError", f"sandbox response violates the Graph schema: {exc}").body()
             return status, out_headers, out
         except GraphError as exc:
             return exc.status, {"Content-Type": "application/json", **exc.headers}, exc.body()
@@ -796,7 +802,8 @@ class GraphServer:
             return 400, {"Content-Type": "application/json"}, GraphError(400, "RequestBodyRead", exc.message).body()
 
     def _check_response(self, path: str, method: str, out: dict[str, Any]) -> None:
-        if path.endswith("/calendarView/delta") or path.endswith("/instances"):
+        if path.endswith("/calendarView/delta") or path.endswith("/instances") or (
+                path.endswith("/events") and method == "GET"):
             for item in out["value"]:
                 if "@removed" not in item:
                     schema.validate(item, "microsoft.graph.event", request=False)
@@ -853,6 +860,9 @@ class GraphServer:
             return 200, {**json_h, **applied}, self.delta(calendar, query, prefer, base)
         if rest[:1] != ["events"]:
             raise GraphError(400, "BadRequest", f"Resource not found for the segment '{rest[0] if rest else ''}'.")
+        if len(rest) == 1 and method == "GET":
+            return 200, json_h, self._list_events(calendar or mailbox.default_calendar, query, prefer, tz_name,
+                                                  f"{base}{path}")
         if len(rest) == 1:
             if method != "POST":
                 raise GraphError(405, "ErrorInvalidRequest", "The OData request is not supported.")
@@ -887,13 +897,31 @@ class GraphServer:
                 raise GraphError(400, "RequestBodyRead", "Empty Payload. JSON content expected.")
             schema.validate(body, "microsoft.graph.event")
             self._patch(ev, event_id, copy.deepcopy(body), headers.get("if-match"))
-            expand: dict[str, str | None] | None = {"singleValueExtendedProperties": None} \
+            expand: dict[str, set[str] | None] | None = {"singleValueExtendedProperties": None} \
                 if body.get("singleValueExtendedProperties") else None
             return 200, json_h, self.render(ev, tz_name, occ or None, expand=expand)
         if method == "DELETE":
             self._delete(ev, occ or None, headers.get("if-match"))
             return 204, {}, None
         raise GraphError(405, "ErrorInvalidRequest", "The OData request is not supported.")
+
+    def _list_events(self, calendar: Calendar, query: dict[str, str], prefer: dict[str, str], tz_name: str,
+                     url: str) -> dict[str, Any]:
+        """GET .../events: single events and series masters (never occurrences), paged with $top/$skip."""
+        top = int(query.get("$top") or prefer.get("odata.maxpagesize") or 10)
+        if not 1 <= top <= 1000:
+            raise GraphError(400, "ErrorInvalidParameter", "The value of $top must be between 1 and 1000.")
+        skip = int(query.get("$skip") or 0)
+        select = {s.strip() for s in query["$select"].split(",")} if query.get("$select") else None
+        expand = _parse_expand(query.get("$expand", ""))
+        events = sorted((e for e in self.events.values() if e.calendar is calendar and not e.deleted),
+                        key=lambda e: (e.created, e.id))
+        page = events[skip:skip + top]
+        out: dict[str, Any] = {"value": [self.render(e, tz_name, None, select, expand) for e in page]}
+        if skip + top < len(events):
+            rest = {k: v for k, v in query.items() if k != "$skip"}
+            out["@odata.nextLink"] = f"{url}?{urllib.parse.urlencode({**rest, '$skip': skip + top})}"
+        return out
 
     def _render_calendar(self, calendar: Calendar) -> dict[str, Any]:
         return {"id": calendar.id, "name": calendar.name, "color": "auto", "hexColor": "",
@@ -1053,14 +1081,12 @@ def _prefer(header: str) -> dict[str, str]:
     return out
 
 
-def _parse_expand(text: str) -> dict[str, str | None]:
-    out: dict[str, str | None] = {}
+def _parse_expand(text: str) -> dict[str, set[str] | None]:
+    """`a($filter=id eq 'x' or id eq 'y'),b` -> {"a": {"x", "y"}, "b": None} (ids normalised, lower case)."""
+    out: dict[str, set[str] | None] = {}
     for name, options in re.findall(r"(\w+)(?:\(([^()]*)\))?", text):
-        wanted = None
-        match = re.search(r"\$filter=id eq '([^']*)'", options or "")
-        if match:
-            wanted = _normal_prop_id(match.group(1))
-        out[name] = wanted
+        ids = re.findall(r"id eq '([^']*)'", options or "")
+        out[name] = {_normal_prop_id(i).lower() for i in ids} if ids else None
     return out
 
 
