@@ -67,3 +67,11 @@ def new_calendar(graph: GraphServer, shared_mailbox, request: pytest.FixtureRequ
 @pytest.fixture
 def connector(make_connector, new_calendar) -> GraphConnector:
     return make_connector(Target("user", SHARED, new_calendar.id))
+
+
+@pytest.fixture(autouse=True)
+def _responses_match_the_published_schema(graph: GraphServer) -> Iterator[None]:
+    """Every answer the sandbox gave during the test matched Graph's published description."""
+    graph.response_violations.clear()
+    yield
+    assert graph.response_violations == []

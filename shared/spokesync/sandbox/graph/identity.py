@@ -90,6 +90,7 @@ class Issuer:
         self.key = secrets.token_bytes(32)
         self.token_ttl_s = token_ttl_s
         self.issued = 0
+        self.last_assertion_error = ""
 
     def tenant(self, ref: str) -> Tenant | None:
         ref = ref.lower()
@@ -165,7 +166,8 @@ class Issuer:
         from cryptography import x509
 
         header = jwt.get_unverified_header(assertion)
-        sent = header.get("x5t#S256") or header.get("x5t")
+        # base64url, padded or not (MSAL pads; RFC 7515 does not): compare without padding
+        sent = str(header.get("x5t#S256") or header.get("x5t") or "").rstrip("=")
         for pem in app.certificates:
             sha1, sha256 = thumbprints(pem)
             if sent in (sha1, sha256):
@@ -177,6 +179,7 @@ class Issuer:
                     raise TokenError(401, "invalid_client", "AADSTS700024",
                                      "Client assertion is not within its valid time range.") from exc
                 except jwt.InvalidTokenError as exc:
+                    self.last_assertion_error = repr(exc)
                     raise TokenError(401, "invalid_client", "AADSTS700027",
                                      "Client assertion failed signature validation.") from exc
                 return

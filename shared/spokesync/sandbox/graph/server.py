@@ -1206,24 +1206,33 @@ class _Handler(BaseHTTPRequestHandler):
                 return
         with graph._lock:
             graph.api_calls += 1
-        if path == "/v1.0/$batch" and method == "POST":
-            graph.requests["batch"] += 1
-            self._send(*graph.batch(headers, body))
-            return
-        graph.requests["graph"] += 1
-        key = "/".join(parts[1:3]).lower()
+        is_batch = path == "/v1.0/$batch" and method == "POST"
+        if is_batch:
+            members = body.get("requests") if isinstance(body, dict) else None
+            urls = [str(r.get("url", "")) for r in members or [] if isinstance(r, dict)]
+            keys = {"/".join([p for p in urllib.parse.urlsplit(u).path.split("/") if p][:2]).lower() for u in urls}
+        else:
+            keys = {"/".join(parts[1:3]).lower()}
+        # Outlook's MailboxConcurrency: a $batch's members count against their mailbox too.
         with graph._lock:
-            graph._inflight[key] += 1
-            graph.max_concurrency_seen[key] = max(graph.max_concurrency_seen[key], graph._inflight[key])
-            over = graph._inflight[key] > MAILBOX_CONCURRENCY
+            for key in keys:
+                graph._inflight[key] += 1
+                graph.max_concurrency_seen[key] = max(graph.max_concurrency_seen[key], graph._inflight[key])
+            over = any(graph._inflight[key] > MAILBOX_CONCURRENCY for key in keys)
         try:
             if over:
                 busy = GraphError(429, "ApplicationThrottled", "Application is over its MailboxConcurrency limit.",
                                   {"Retry-After": "1"})
                 self._send(busy.status, {"Content-Type": "application/json", **busy.headers}, busy.body())
                 return
-            self._send(*graph.handle(method, self.path, headers, body))
+            if is_batch:
+                graph.requests["batch"] += 1
+                self._send(*graph.batch(headers, body))
+            else:
+                graph.requests["graph"] += 1
+                self._send(*graph.handle(method, self.path, headers, body))
         finally:
             with graph._lock:
-                graph._inflight[key] -= 1
+                for key in keys:
+                    graph._inflight[key] -= 1
 
