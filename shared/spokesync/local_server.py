@@ -130,6 +130,8 @@ def create_app(ctx: Context) -> Flask:
         return call("scheduler")
 
     @app.route("/push_webhook", methods=["GET", "POST"])
+    @app.route("/push_webhook/graph", methods=["GET", "POST"])
+    @app.route("/push_webhook/graph/lifecycle", methods=["GET", "POST"])
     def push_webhook() -> Any:
         return call("push_webhook")
 

@@ -146,15 +146,20 @@ def add_spoke(
 
 
 def start_push(ctx: Context, spoke: Spoke) -> str:
-    """Open the first push channel of a new Google spoke (when a webhook address is
+    """Open the first push channel of a new Google or Graph spoke (when a webhook address is
     configured). Best effort: the spoke works by polling meanwhile and channel renewal
     retries. Returns a note for the administrator when it could not be opened."""
-    if spoke.kind != "google" or not ctx.config.webhook_url:
+    if spoke.kind not in ("google", "graph") or not ctx.config.webhook_url:
         return ""
     try:
-        from spokesync.service import push
+        if spoke.kind == "graph":
+            from spokesync.service import graph_push
 
-        push.on_spoke_added(ctx, spoke)
+            graph_push.open_subscription(ctx, spoke)
+        else:
+            from spokesync.service import push
+
+            push.on_spoke_added(ctx, spoke)
     except Exception as err:  # noqa: BLE001 - see the docstring
         log.warning("could not open a push channel", extra={"spoke_id": spoke.id, "error": type(err).__name__})
         return f"push notifications not set up yet ({type(err).__name__}); polling until renewal succeeds"
@@ -204,6 +209,10 @@ def remove_spoke(ctx: Context, spoke_id: str) -> None:
             push.stop_channels(ctx, spoke)
         except ImportError:  # the Google connector is not installed in this build
             pass
+    elif spoke.kind == "graph":
+        from spokesync.service import graph_push
+
+        graph_push.stop_subscriptions(ctx, spoke)
     ctx.store.delete_spoke(spoke.id)
 
 

@@ -194,7 +194,7 @@ def handle_notification(ctx: Context, headers: Mapping[str, str]) -> Answer:
     # Compare a digest even when the channel is unknown, so timing says nothing.
     expected = channel.token_hash if channel is not None else token_hash(secrets.token_hex(16))
     token_ok = hmac.compare_digest(token_hash(token or ""), expected) and token is not None
-    if channel is None or not token_ok:
+    if channel is None or not token_ok or channel.resource_id.startswith("graph:"):
         return Answer(403 if channel is not None else 404, "unknown channel")
     if channel.expires_at <= ctx.clock.now():
         return Answer(404, "channel expired")

@@ -57,7 +57,12 @@ def renew_channels(ctx: Context, now: datetime | None = None) -> dict[str, int]:
         from spokesync.service import push
     except ImportError:  # a build without the Google connector
         return {"opened": 0, "stopped": 0, "failed": 0}
-    return push.renew_channels(ctx, now).to_dict()
+    out = push.renew_channels(ctx, now).to_dict()
+    from spokesync.service import graph_push
+
+    graph = graph_push.renew_subscriptions(ctx, now).to_dict()
+    out["graph_opened"], out["graph_renewed"], out["graph_failed"] = graph["opened"], graph["renewed"], graph["failed"]
+    return out
 
 
 def run_job(ctx: Context, job: str | None, now: datetime | None = None) -> dict[str, Any]:

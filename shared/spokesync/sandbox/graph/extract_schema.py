@@ -117,7 +117,7 @@ def extract(csdl: str, commit: str) -> dict[str, Any]:
                 else:
                     spec = {**ref(nav.get("Type", "")), "x-ms-navigationProperty": True}
                 properties[nav.get("Name", "")] = spec
-        out[key] = {"title": name, "type": "object", "x-ms-open-type": element.get("OpenType") == "true",
+        out[key] = {"title": name, "type": "object", "x-ms-open-type": any(c.get("OpenType") == "true" for c in chain),
                     "x-ms-base-types": [c.get("Name") for c in chain[1:]], "properties": properties}
     navs: dict[str, set[str]] = {}
     for name in ("user", "group", "calendar", "event"):

@@ -248,6 +248,7 @@ class GraphServer:
         self.api_calls = 0  # Graph requests (a $batch counts once)
         self.sub_requests = 0  # requests executed, batch members included
         self.response_violations: list[str] = []  # tests assert none
+        self.delivery_status: list[int] = []  # HTTP status of each notification POST
         self.notifications: list[dict[str, Any]] = []  # every notification POSTed (for tests)
         self.throttles: list[tuple[int, int, float, str | None]] = []  # [remaining, status, retry_after, path part]
         self.drop_notifications = 0
@@ -371,22 +372,36 @@ class GraphServer:
 
     # ------------------------------------------------------------ notifications
     def _deliver(self) -> None:
-        import requests
-
         while True:
             job = self._outbox.get()
             if job is None:
+                self._outbox.task_done()
                 return
-            url, body = job
-            if self.strict:
+            try:
+                self._post(*job)
+            finally:
+                self._outbox.task_done()
+
+    def wait_notifications(self) -> None:
+        """Block until every notification queued so far has been delivered (or dropped)."""
+        self._outbox.join()
+
+    def _post(self, url: str, body: dict[str, Any]) -> None:
+        import requests
+
+        if self.strict:
+            try:
                 schema.validate(body, "microsoft.graph.changeNotificationCollection", request=False)
-            with self._lock:
-                self.notifications.append(body)
-                if self.drop_notifications > 0:
-                    self.drop_notifications -= 1
-                    continue
-            with suppress(requests.RequestException):
-                requests.post(url, json=body, timeout=10)
+            except schema.SchemaViolation as exc:
+                self.response_violations.append(f"notification: {exc}")
+        with self._lock:
+            self.notifications.append(body)
+            if self.drop_notifications > 0:
+                self.drop_notifications -= 1
+                return
+        with suppress(requests.RequestException):
+            resp = requests.post(url, json=body, timeout=10)
+            self.delivery_status.append(resp.status_code)
 
     def _notify(self, ev: Ev, change: str) -> None:
         now = datetime.now(UTC)
