@@ -1,10 +1,11 @@
 """The `spokesync` command: hubs, spokes, syncs, status, and the local server.
 
     spokesync hub create NAME | hub list | hub remove HUB
-    spokesync spoke add HUB NAME --kind memory|google|exchange --address k=v ... [--credential ID]
+    spokesync spoke add HUB NAME --kind memory|google|exchange|graph --address k=v ... [--credential ID]
                         [--two-way] [--option k=v ...]
     spokesync spoke list [HUB] | spoke remove SPOKE | spoke options SPOKE k=v ...
     spokesync credential list | credential exchange --url URL --user USER [--mailbox ADDRESS] [--version 2016] [--auth ntlm]
+    spokesync credential graph --tenant T --client-id C --mailbox M [--group] [--certificate PEM --key PEM]
     spokesync sync SPOKE... | sync --all  [--dry-run]
     spokesync status | runs SPOKE | confirm SPOKE | refuse SPOKE | resume SPOKE [--clear-lease] | retry SPOKE
     spokesync serve [--host 127.0.0.1] [--port 8080] [--demo]
@@ -179,6 +180,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", default="2016", choices=["2010", "2013", "2016"])
     p.add_argument("--auth", default="ntlm", choices=["ntlm", "basic"])
 
+    p = cred.add_parser("graph", help="save a Microsoft 365 app credential, validated against one mailbox "
+                                      "(client secret from $SPOKESYNC_GRAPH_SECRET or a prompt, or a certificate)")
+    p.add_argument("--label", default="Microsoft 365")
+    p.add_argument("--tenant", required=True, help="Directory (tenant) ID or a verified domain")
+    p.add_argument("--client-id", required=True, help="Application (client) ID")
+    p.add_argument("--mailbox", required=True, help="a user or shared mailbox address, or a group id with --group")
+    p.add_argument("--group", action="store_true", help="the mailbox is a Microsoft 365 group")
+    p.add_argument("--certificate", help="PEM file of the certificate uploaded to the app registration")
+    p.add_argument("--key", help="PEM file of the certificate's private key")
+    p = cred.add_parser("graph-calendars", help="list the calendars of a mailbox or group")
+    p.add_argument("credential")
+    p.add_argument("--mailbox", required=True)
+    p.add_argument("--group", action="store_true")
+
     p = sub.add_parser("sync")
     p.add_argument("spokes", nargs="*")
     p.add_argument("--all", action="store_true")
@@ -242,6 +257,30 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         cred = exchange.save_credential(ctx, hubs.check_name(args.label.strip(), "credential label"), settings,
                                         password)
         _print(cred.to_dict())
+    elif cmd == "credential" and action == "graph":
+        from spokesync.connectors import graph
+
+        auth = "certificate" if args.certificate or args.key else "secret"
+        if auth == "certificate":
+            if not (args.certificate and args.key):
+                raise hubs.InvalidRequest("a certificate credential needs both --certificate and --key")
+            with open(args.certificate) as cert_file, open(args.key) as key_file:
+                secret = json.dumps({"private_key": key_file.read(), "certificate": cert_file.read()})
+        else:
+            secret = os.environ.get("SPOKESYNC_GRAPH_SECRET") or getpass.getpass("Client secret: ")
+        settings = {"tenant": args.tenant, "client_id": args.client_id, "auth": auth}
+        cred = graph.save_credential(ctx, args.label, settings, secret, mailbox=args.mailbox,
+                                     kind="group" if args.group else "user")
+        _print(cred.to_dict())
+    elif cmd == "credential" and action == "graph-calendars":
+        from spokesync.connectors import graph
+
+        credential = ctx.store.get_credential(args.credential)
+        if credential is None or credential.kind != "graph" or not credential.secret_name:
+            raise hubs.NotFound(f"no Microsoft 365 credential with id {args.credential}")
+        found = graph.list_calendars(credential.settings, ctx.secrets.get(credential.secret_name), ctx.config,
+                                     args.mailbox, "group" if args.group else "user")
+        _print([{"id": c.id, "name": c.name, "default": c.is_default} for c in found])
     elif cmd == "sync":
         ids = [s.id for s in hubs.list_spokes(ctx)] if args.all else [hubs.find_spoke(ctx, s).id for s in args.spokes]
         if not ids:

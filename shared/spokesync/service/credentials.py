@@ -122,6 +122,34 @@ def repair_exchange(ctx: Context, credential_id: str, password: str,
     return _get(ctx, credential_id), resumed
 
 
+# ------------------------------------------------------------ Microsoft 365
+
+
+def repair_graph(ctx: Context, credential_id: str, secret: str) -> tuple[CredentialRef, list[str]]:
+    """Validate a new client secret (or certificate) against a mailbox the credential's spokes use,
+    then store it as a new version of the same secret and resume the spokes.
+
+    Raises `ConnectorError` (nothing changed) when Microsoft Entra or Graph refuses it."""
+    from spokesync.connectors import graph
+
+    credential = _get(ctx, credential_id)
+    if credential.kind != "graph":
+        raise InvalidRequest("only Microsoft 365 credentials take a new client secret")
+    spokes = [s for s in ctx.store.list_spokes() if s.credential_id == credential_id]
+    target = graph.target_of(spokes[0].address) if spokes else None
+    if target is not None:
+        graph.validate(credential.settings, secret, ctx.config, target.mailbox, target.kind)
+    else:  # no spoke yet: signing in is all there is to check
+        graph.credential_for(graph.GraphSettings.from_dict(credential.settings), secret)
+        from spokesync.connectors.graph.client import GraphClient
+
+        GraphClient(graph.credential_for(graph.GraphSettings.from_dict(credential.settings), secret), ctx.config,
+                    "").token()
+    secret_name = ctx.secrets.put(credential.secret_name or f"graph-{credential_id}", secret)
+    resumed = _repaired(ctx, replace(credential, secret_name=secret_name))
+    return _get(ctx, credential_id), resumed
+
+
 # -------------------------------------------------------------- Google OAuth
 
 

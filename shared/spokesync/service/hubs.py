@@ -304,7 +304,7 @@ def retry_refused_writes(ctx: Context, spoke_id: str) -> Spoke:
 def spoke_status(ctx: Context, spoke: Spoke) -> dict[str, Any]:
     last = ctx.store.get_run(spoke.last_run_id) if spoke.last_run_id else None
     change = None if last is None or not last.idle else last_change(ctx, spoke)
-    channels = ctx.store.list_channels(spoke_id=spoke.id) if spoke.kind == "google" else []
+    channels = ctx.store.list_channels(spoke_id=spoke.id) if spoke.kind in ("google", "graph") else []
     return {
         "id": spoke.id,
         "hub_id": spoke.hub_id,

@@ -22,6 +22,7 @@ Routes (all under /api):
     GET    /runs/{id}
     GET    /credentials
     POST   /credentials/exchange {label, settings, password, require_public_folders}
+    POST   /credentials/graph {label, settings, secret | private_key + certificate, mailbox, mailbox_kind}
     POST   /credentials/google/service-account {label, key, subject}
     POST   /credentials/google/oauth/start {redirect_uri}
     POST   /credentials/google/oauth/finish {code, redirect_uri, label, account, state}
@@ -31,6 +32,8 @@ Routes (all under /api):
     DELETE /credentials/{id}
     GET    /credentials/{id}/calendars           Google calendar picker
     POST   /credentials/{id}/folders {parent, public}   Exchange folder browser
+    POST   /credentials/{id}/graph-calendars {mailbox, mailbox_kind}   Microsoft 365 calendar picker
+    POST   /credentials/{id}/graph-secret {secret | private_key + certificate}   repair: validate, store, resume
     GET    /openapi.json                         this API's OpenAPI 3.0 description
 """
 
@@ -214,6 +217,56 @@ def add_exchange_credential(ctx: Context, body: Any, query: Mapping[str, str]) -
     return 201, credential_view(credential)
 
 
+def _graph_secret(body: Mapping[str, Any], auth: str) -> str:
+    """The secret store's value for a Microsoft 365 credential: the client secret, or key and certificate."""
+    import json
+
+    if auth == "certificate":
+        return json.dumps({"private_key": _body_str(body, "private_key"), "certificate": _body_str(body, "certificate")})
+    return _body_str(body, "secret")
+
+
+def _mailbox_kind(body: Mapping[str, Any]) -> str:
+    kind = body.get("mailbox_kind", "user")
+    if kind not in ("user", "group"):
+        raise ApiError(400, "'mailbox_kind' must be 'user' (a user's or a shared mailbox) or 'group'")
+    return str(kind)
+
+
+def add_graph_credential(ctx: Context, body: Any, query: Mapping[str, str]) -> tuple[int, Payload]:
+    from spokesync.connectors import graph
+
+    settings = body.get("settings")
+    if not isinstance(settings, dict):
+        raise ApiError(400, "'settings' must be an object (tenant, client_id, auth)")
+    parsed = graph.GraphSettings.from_dict(settings)
+    credential = graph.save_credential(ctx, str(body.get("label") or ""), parsed.to_dict(),
+                                       _graph_secret(body, parsed.auth), mailbox=_body_str(body, "mailbox"),
+                                       kind=_mailbox_kind(body))
+    return 201, credential_view(credential)
+
+
+def graph_calendars(ctx: Context, body: Any, query: Mapping[str, str], credential_id: str) -> tuple[int, Payload]:
+    from spokesync.connectors import graph
+
+    credential = _credential(ctx, credential_id)
+    if credential.kind != "graph" or not credential.secret_name:
+        raise ApiError(400, "Microsoft 365 calendars can be listed for Microsoft 365 credentials only")
+    calendars = graph.list_calendars(credential.settings, ctx.secrets.get(credential.secret_name), ctx.config,
+                                     _body_str(body, "mailbox"), _mailbox_kind(body))
+    return 200, {"calendars": [{"id": c.id, "name": c.name, "is_default": c.is_default, "can_edit": c.can_edit}
+                               for c in calendars]}
+
+
+def repair_graph_secret(ctx: Context, body: Any, query: Mapping[str, str], credential_id: str) -> tuple[int, Payload]:
+    credential = _credential(ctx, credential_id)
+    if credential.kind != "graph":
+        raise ApiError(400, "only Microsoft 365 credentials take a new client secret or certificate")
+    secret = _graph_secret(body, str(credential.settings.get("auth") or "secret"))
+    credential, resumed = credential_repair.repair_graph(ctx, credential_id, secret)
+    return 200, {**_view(ctx, credential), "repaired": True, "resumed": resumed}
+
+
 def add_google_service_account(ctx: Context, body: Any, query: Mapping[str, str]) -> tuple[int, Payload]:
     from spokesync.connectors.google import auth as google_auth
 
@@ -316,6 +369,9 @@ _EXCHANGE_SETTINGS: dict[str, Any] = {"type": "object", "properties": {
     "ews_url": _STR, "username": _STR, "version": {"enum": ["2010", "2013", "2016"]},
     "auth_type": {"enum": ["NTLM", "basic", "OAuth 2.0"]}, "mailbox": _STR,
     "tenant_id": _STR, "client_id": _STR, "token_url": _STR, "public_folder_mailboxes": {"type": "boolean"}}}
+# Microsoft 365: an Entra app registration (Directory (tenant) ID, Application (client) ID, secret or certificate)
+_GRAPH_SETTINGS: dict[str, Any] = {"type": "object", "required": ["tenant", "client_id"], "properties": {
+    "tenant": _STR, "client_id": _STR, "auth": {"enum": ["secret", "certificate"]}}}
 _ERROR = {"type": "object", "properties": {"error": _STR}, "required": ["error"]}
 _FILTERS = {"type": "object", "properties": {
     "categories": {"type": "array", "items": _STR}, "subject_contains": _STR,
@@ -339,12 +395,19 @@ _BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/hubs"): {"type": "object", "required": ["name"], "properties": {
         "name": _STR, "object_type": {"enum": ["calendar", "contacts"]}}},
     ("POST", "/hubs/{id}/spokes"): {"type": "object", "required": ["name", "kind"], "properties": {
-        "name": _STR, "kind": {"enum": ["google", "exchange", "memory"]}, "address": _OBJ,
+        "name": _STR, "kind": {"enum": ["google", "exchange", "graph", "memory"]}, "address": _OBJ,
         "credential_id": _STR, "options": _OPTIONS}},
     ("PATCH", "/spokes/{id}/options"): _OPTIONS,
     ("POST", "/credentials/exchange"): {"type": "object", "required": ["settings", "password"], "properties": {
         "label": _STR, "password": _STR, "require_public_folders": {"type": "boolean"},
         "settings": _EXCHANGE_SETTINGS | {"required": ["ews_url"]}}},
+    ("POST", "/credentials/graph"): {"type": "object", "required": ["settings", "mailbox"], "properties": {
+        "label": _STR, "settings": _GRAPH_SETTINGS, "secret": _STR, "private_key": _STR, "certificate": _STR,
+        "mailbox": _STR, "mailbox_kind": {"enum": ["user", "group"]}}},
+    ("POST", "/credentials/{id}/graph-calendars"): {"type": "object", "required": ["mailbox"], "properties": {
+        "mailbox": _STR, "mailbox_kind": {"enum": ["user", "group"]}}},
+    ("POST", "/credentials/{id}/graph-secret"): {"type": "object", "properties": {
+        "secret": _STR, "private_key": _STR, "certificate": _STR}},
     ("POST", "/credentials/google/service-account"): {"type": "object", "required": ["key"], "properties": {
         "label": _STR, "key": {"oneOf": [_STR, _OBJ]}, "subject": _STR}},
     ("POST", "/credentials/google/oauth/start"): {"type": "object", "required": ["redirect_uri"], "properties": {
@@ -375,6 +438,9 @@ _SUMMARIES = {
     "google_reauth_start": "Repair Google credentials: start signing in again",
     "delete_credential": "Remove saved credentials", "google_calendars": "Calendars a Google credential can write",
     "exchange_folders": "One level of an Exchange folder tree", "openapi_document": "This description",
+    "add_graph_credential": "Validate and save Microsoft 365 (Graph) app credentials against one mailbox",
+    "graph_calendars": "Calendars of a Microsoft 365 mailbox or group (calendar picker)",
+    "repair_graph_secret": "Repair Microsoft 365 credentials: validate a new secret or certificate, store it, resume",
     "confirm_deletions": "Confirm a paused mass deletion", "cancel_deletions": "Refuse a paused mass deletion",
     "resume": "Resume a paused or failed spoke (409 while a run is marked as in progress)",
     "clear_run": "Resume a spoke and clear a run still marked as in progress (its process stopped or crashed)",
@@ -446,6 +512,7 @@ _TABLE: list[tuple[str, str, Handler]] = [
     ("GET", f"/runs/{_ID}", get_run),
     ("GET", "/credentials", list_credentials),
     ("POST", "/credentials/exchange", add_exchange_credential),
+    ("POST", "/credentials/graph", add_graph_credential),
     ("POST", "/credentials/google/service-account", add_google_service_account),
     ("POST", "/credentials/google/oauth/start", google_oauth_start),
     ("POST", "/credentials/google/oauth/finish", google_oauth_finish),
@@ -453,6 +520,8 @@ _TABLE: list[tuple[str, str, Handler]] = [
     ("GET", f"/credentials/{_ID}/calendars", google_calendars),
     ("POST", f"/credentials/{_ID}/folders", exchange_folders),
     ("POST", f"/credentials/{_ID}/exchange-password", repair_exchange_password),
+    ("POST", f"/credentials/{_ID}/graph-calendars", graph_calendars),
+    ("POST", f"/credentials/{_ID}/graph-secret", repair_graph_secret),
     ("POST", f"/credentials/{_ID}/google/reauth/start", google_reauth_start),
     ("GET", "/openapi.json", openapi_document),
 ]
