@@ -43,10 +43,11 @@ if TYPE_CHECKING:
 HERE = Path(__file__).resolve().parent
 SOURCES = {
     "google": "Google Calendar",
+    "m365": "Microsoft 365 (Exchange Online)",
     "exchange_public": "Exchange Server public folder",
     "exchange_mailbox": "Exchange Server mailbox folder",
 }
-KIND_OF_SOURCE = {"google": "google", "exchange_public": "exchange", "exchange_mailbox": "exchange"}
+KIND_OF_SOURCE = {"google": "google", "m365": "graph", "exchange_public": "exchange", "exchange_mailbox": "exchange"}
 SHOW_AS = ("busy", "free", "tentative", "oof", "working_elsewhere")
 ACTION_WORDS = {
     "hub_create": "add to the hub", "hub_update": "update in the hub", "hub_delete": "delete from the hub",
@@ -144,6 +145,9 @@ def spoke_kind(spoke: dict[str, Any]) -> str:
         return "Google Calendar"
     if spoke.get("kind") == "exchange":
         return "Exchange public folder" if spoke.get("address", {}).get("public") else "Exchange mailbox folder"
+    if spoke.get("kind") == "graph":
+        return "Microsoft 365 group calendar" if spoke.get("address", {}).get("kind") == "group" \
+            else "Microsoft 365 calendar"
     return str(spoke.get("kind", ""))
 
 
@@ -433,7 +437,8 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
     # ------------------------------------------------------------ step 3: credentials
 
     def wizard_args(**extra: str) -> dict[str, str]:
-        keep = {k: request.values.get(k, "") for k in ("source", "hub") if request.values.get(k)}
+        keep = {k: request.values.get(k, "") for k in ("source", "hub", "mailbox", "mailbox_kind")
+                if request.values.get(k)}
         keep.update({k: v for k, v in extra.items() if v})
         return keep
 
@@ -445,7 +450,7 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
 
     def credentials_page(source: str, status: int = 200, **values: Any) -> Response:
         _, payload = api("GET", "/credentials")
-        wanted = ("google_oauth", "google_service_account") if source == "google" else ("exchange",)
+        wanted = {"google": ("google_oauth", "google_service_account"), "m365": ("graph",)}.get(source, ("exchange",))
         saved = [c for c in payload["credentials"] if c["kind"] in wanted]
         return page("step_credentials.html", status, step=3, source=source, saved=saved, args=wizard_args(),
                     form=values.pop("form", {}), **values)
@@ -475,6 +480,35 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
                                     error=f"Validation failed: {payload.get('error', status)}")
         return page("step_validated.html", step=3, credential=payload, source=source,
                     args=wizard_args(credential=payload["id"]))
+
+    @app.post("/setup/new/credentials/graph")
+    def add_graph() -> Any:
+        """Microsoft 365: validated against the mailbox (or group) before anything is saved."""
+        source = source_arg()
+        form = {k: request.form.get(k, "").strip() for k in ("label", "tenant", "client_id", "auth", "mailbox",
+                                                            "mailbox_kind")}
+        auth = form["auth"] if form["auth"] in ("secret", "certificate") else "secret"
+        body: dict[str, Any] = {"label": form["label"], "mailbox": form["mailbox"],
+                                "mailbox_kind": form["mailbox_kind"] or "user",
+                                "settings": {"tenant": form["tenant"], "client_id": form["client_id"], "auth": auth}}
+        if auth == "certificate":
+            body.update(private_key=request.form.get("private_key", ""), certificate=request.form.get("certificate", ""))
+            missing = "" if body["private_key"] and body["certificate"] else \
+                "Paste the certificate and its private key (PEM)."
+        else:
+            body["secret"] = request.form.get("secret", "")
+            missing = "" if body["secret"] else "Enter the client secret (its Value, not its Secret ID)."
+        if not form["mailbox"]:
+            missing = "Enter the mailbox address (or the group's object id) whose calendar spokesync syncs."
+        if missing:
+            return credentials_page(source, 400, error=missing, form=form)
+        status, payload = api("POST", "/credentials/graph", body)
+        if status >= 400:
+            return credentials_page(source, 422 if status == 422 else 400, form=form,
+                                    error=f"Validation failed: {payload.get('error', status)}")
+        return page("step_validated.html", step=3, credential=payload, source=source,
+                    args=wizard_args(credential=payload["id"], mailbox=form["mailbox"],
+                                     mailbox_kind=body["mailbox_kind"]))
 
     @app.post("/setup/new/credentials/google/service-account")
     def add_service_account() -> Any:
@@ -556,6 +590,14 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
             status, payload = api("GET", f"/credentials/{credential_id}/calendars")
             return page("step_target.html", 200 if status < 400 else status, step=4, source=source, args=args,
                         calendars=payload.get("calendars", []), error=payload.get("error", ""))
+        if source == "m365":
+            mailbox = request.args.get("mailbox", "")
+            if not mailbox:  # saved credentials: which mailbox?
+                return page("step_target.html", step=4, source=source, args=args, calendars=[], ask_mailbox=True)
+            status, payload = api("POST", f"/credentials/{credential_id}/graph-calendars",
+                                  {"mailbox": mailbox, "mailbox_kind": request.args.get("mailbox_kind", "user")})
+            return page("step_target.html", 200 if status < 400 else status, step=4, source=source, args=args,
+                        calendars=payload.get("calendars", []), error=payload.get("error", ""))
         parent = request.args.get("parent") or None
         status, payload = api("POST", f"/credentials/{credential_id}/folders",
                               {"parent": parent, "public": source == "exchange_public"})
@@ -568,6 +610,9 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
     def target_address(source: str) -> dict[str, Any]:
         if source == "google":
             return {"calendar_id": request.values.get("calendar_id", "")}
+        if source == "m365":
+            return {"kind": request.values.get("mailbox_kind") or request.values.get("kind") or "user",
+                    "mailbox": request.values.get("mailbox", ""), "calendar_id": request.values.get("calendar_id", "")}
         return {"folder_id": request.values.get("folder_id", ""), "public": source == "exchange_public"}
 
     @app.route("/setup/new/create", methods=["GET", "POST"])
@@ -586,6 +631,12 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
             _, found = api("GET", f"/credentials/{fields['credential']}/calendars")
             fields["suggested"] = next((c["summary"] for c in found.get("calendars", [])
                                         if c["id"] == address["calendar_id"]), "")
+            values["name"] = values["name"] or fields["suggested"]
+        if not fields["suggested"] and source == "m365" and fields["credential"] and address["mailbox"]:
+            _, found = api("POST", f"/credentials/{fields['credential']}/graph-calendars",
+                           {"mailbox": address["mailbox"], "mailbox_kind": address["kind"]})
+            name = next((c["name"] for c in found.get("calendars", []) if c["id"] == address["calendar_id"]), "")
+            fields["suggested"] = f"{address['mailbox']} · {name}" if name else ""
             values["name"] = values["name"] or fields["suggested"]
         if request.method == "GET":
             return page("step_create.html", step=5, fields=fields, values=values, hubs=existing)
