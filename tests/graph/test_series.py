@@ -108,3 +108,17 @@ def test_a_rule_graph_cannot_hold_is_refused_with_a_reason(connector: GraphConne
     result = connector.create([NewItem("hub-hourly", weekly(recurrence=("RRULE:FREQ=HOURLY;COUNT=3",)))])[0]
     assert result.status == "error" and "Microsoft 365 cannot hold" in result.message
     assert connector.changes(None).items == []
+
+
+def test_an_override_removed_in_the_hub_reads_back_as_none(connector: GraphConnector) -> None:
+    from spokesync.ports import ItemUpdate
+
+    moved = Override(START + timedelta(weeks=1), Event(title="Special", start=START + timedelta(weeks=1),
+                                                       end=START + timedelta(weeks=1, hours=1),
+                                                       timezone="Europe/Berlin", location="Room 3"))
+    created = connector.create([NewItem("hub-revert", weekly(overrides=(moved,)))])[0]
+    updated = connector.update([ItemUpdate(created.spoke_item_id, created.version, weekly(), "hub-revert")])[0]
+    assert updated.status == "ok"
+    item = _only(connector)
+    assert item.event.overrides == () and item.version == updated.version
+    assert content_hash(item.event, mapping.FIELDS) == content_hash(weekly(), mapping.FIELDS)

@@ -37,6 +37,8 @@ PREFER_IMMUTABLE = 'IdType="ImmutableId"'
 
 _semaphores: dict[str, threading.BoundedSemaphore] = {}
 _semaphores_lock = threading.Lock()
+_apps: dict[str, Any] = {}  # msal applications by _app_key (never holds a secret as a key: a digest)
+_apps_lock = threading.Lock()
 
 
 def mailbox_semaphore(key: str) -> threading.BoundedSemaphore:
@@ -150,6 +152,10 @@ class GraphClient:
     # ------------------------------------------------------------ tokens
     def _msal(self) -> Any:
         if self._app is None:
+            key = self._app_key()
+            with _apps_lock:
+                self._app = _apps.get(key)
+        if self._app is None:
             import msal
 
             host = self.config.graph_authority_host.rstrip("/")
@@ -171,10 +177,28 @@ class GraphClient:
                                      "and try again") from None
         return self._app
 
+    def _app_key(self) -> str:
+        """One MSAL application (and its token cache) per authority, app and secret in this process:
+        runs reuse a token until MSAL renews it, instead of signing in for every run."""
+        import hashlib
+
+        c = self.credential
+        raw = "\0".join((self.config.graph_authority_host, self.config.graph_ca_bundle, c.tenant, c.client_id,
+                         c.secret, c.private_key_pem, c.certificate_pem))
+        return hashlib.sha256(raw.encode()).hexdigest()
+
+    def _remember(self) -> None:
+        if self._app is not None:
+            with _apps_lock:
+                _apps[self._app_key()] = self._app
+
     def token(self) -> str:
         result = self._msal().acquire_token_for_client(scopes=[GRAPH_SCOPE])
         if "access_token" not in result:
+            with _apps_lock:
+                _apps.pop(self._app_key(), None)
             raise describe_token_error(result, self.credential)
+        self._remember()
         return str(result["access_token"])
 
     def token_roles(self) -> set[str]:
@@ -226,6 +250,8 @@ class GraphClient:
                 continue
             if out.status == 401 and not refreshed and out.code == "InvalidAuthenticationToken":
                 refreshed = True
+                with _apps_lock:
+                    _apps.pop(self._app_key(), None)
                 self._app = None  # a token revoked early: sign in again once
                 continue
             return out

@@ -166,7 +166,9 @@ class GraphConnector:
         items = [found[i] for i in touched if i in found] + [found[i] for i in removed if i in found
                                                                and i not in touched]
         deleted = [i for i in ids if i not in found]
-        new_cursor = CURSOR + zlib.compress(json.dumps({**payload, "delta": link}, separators=(",", ":")).encode())
+        # Nothing new: keep the cursor as it was (the old delta link stays valid), so an idle run writes no cursor.
+        new_cursor = cursor if not raws else CURSOR + zlib.compress(
+            json.dumps({**payload, "delta": link}, separators=(",", ":")).encode())
         return ChangeSet(items=items, deleted=deleted, cursor=new_cursor, full=False)
 
     def _full(self) -> ChangeSet:

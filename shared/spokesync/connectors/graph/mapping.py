@@ -416,7 +416,10 @@ def graph_to_event(raw: dict[str, Any]) -> Event:
     for exc in raw.get("exceptionOccurrences") or []:
         original = _original(exc, tz, all_day)
         occurrence = replace(_plain(exc, tz, all_day), timezone=event.timezone, attendees=event.attendees)
-        overrides.append(Override(original, occurrence))
+        # Graph cannot turn an exception back into a plain occurrence: one that equals its
+        # occurrence (a reverted edit) is no exception.
+        if not same_occurrence(occurrence, _occurrence_at(event, original)):
+            overrides.append(Override(original, occurrence))
     cancelled: list[When] = []
     local_start = event.start
     for oid in raw.get("cancelledOccurrences") or []:
@@ -427,6 +430,13 @@ def graph_to_event(raw: dict[str, Any]) -> Event:
             assert isinstance(local_start, datetime)
             cancelled.append(datetime.combine(day, local_start.astimezone(tz).time(), tz))
     return replace(event, recurrence=(rule,), overrides=tuple(overrides), cancelled=tuple(cancelled))
+
+
+def _occurrence_at(series: Event, original: When) -> Event:
+    assert series.start is not None and series.end is not None
+    duration = series.end - series.start  # type: ignore[operator]
+    return replace(series, start=original, end=original + duration, recurrence=(), overrides=(), cancelled=(),
+                   modified=None)
 
 
 def same_occurrence(a: Event, b: Event) -> bool:
