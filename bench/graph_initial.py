@@ -16,7 +16,7 @@ from typing import Any
 from bench._common import peak_rss_mb
 from bench._graph import build, sync_until_done
 
-DEFAULT_N = 2000
+DEFAULT_N = 1000
 
 
 def _sync(n: int) -> dict[str, Any]:

@@ -246,6 +246,7 @@ class GraphServer:
         self.invitations: collections.Counter[str] = collections.Counter()  # mailbox address -> meeting requests
         self.requests: collections.Counter[str] = collections.Counter()  # "graph", "batch", "token", "discovery"
         self.api_calls = 0  # Graph requests (a $batch counts once)
+        self.event_writes = 0  # creates, updates and deletes of events (user edits included)
         self.sub_requests = 0  # requests executed, batch members included
         self.response_violations: list[str] = []  # tests assert none
         self.delivery_status: list[int] = []  # HTTP status of each notification POST
@@ -487,6 +488,7 @@ class GraphServer:
         self._check_recurrence(body.get("recurrence"))
         self._store_props(ev.props, body)
         self.events[ev.id] = ev
+        self.event_writes += 1
         self._invite(ev, ev.props)
         self._log(ev, "created")
         return ev, True
@@ -535,11 +537,13 @@ class GraphServer:
                 ev.exceptions.clear()
                 ev.cancelled.clear()
         ev.touch(now)
+        self.event_writes += 1
         self._invite(ev, ev.props if not occ else {**ev.props, **ev.exceptions[occ]})
         self._log(ev, "updated")
         return ev
 
     def _delete(self, ev: Ev, occ: str | None, if_match: str | None = None) -> None:
+        self.event_writes += 1
         if occ:
             if ev.recurrence is None or occ not in self._instance_stamps(ev) or occ in ev.cancelled:
                 raise not_found()
