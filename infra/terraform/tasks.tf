@@ -68,7 +68,7 @@ locals {
       body        = { job = "poll" }
     }
     renew_channels = {
-      description = "Renew Google push channels that expire soon"
+      description = "Renew Google push channels and Microsoft 365 subscriptions that expire soon"
       schedule    = var.sync.renew_schedule
       body        = { job = "renew_channels" }
     }

@@ -159,3 +159,30 @@ def test_transaction_id_suppresses_a_duplicate_create(connector: GraphConnector,
     second = connector.create([item])[0]
     assert first.spoke_item_id == second.spoke_item_id
     assert len(graph.events_in(new_calendar)) == 1
+
+
+def test_an_old_window_or_an_unreadable_cursor_asks_for_a_full_resync(make_connector, new_calendar) -> None:
+    from datetime import UTC
+
+    from spokesync.connectors.graph.connector import Target
+
+    clock = {"now": datetime(2027, 1, 1, tzinfo=UTC)}
+    connector = make_connector(Target("user", SHARED, new_calendar.id), now=lambda: clock["now"])
+    cursor = connector.changes(None).cursor
+    assert connector.changes(cursor).items == []
+    clock["now"] += timedelta(days=8)  # the window was anchored a week ago: renew it
+    with pytest.raises(FullResyncRequired, match="window"):
+        connector.changes(cursor)
+    with pytest.raises(FullResyncRequired):
+        connector.changes(b"G1not-zlib")
+    with pytest.raises(FullResyncRequired):
+        connector.changes(b"S1" + b"x")
+
+
+def test_every_request_asks_for_immutable_ids(connector: GraphConnector, graph: GraphServer) -> None:
+    before = graph.without_immutable_ids
+    created = connector.create(events(3))
+    connector.update([ItemUpdate(created[0].spoke_item_id, created[0].version, events(1)[0].event, "hub000")])
+    connector.changes(connector.changes(None).cursor)
+    connector.delete([ItemDelete(created[1].spoke_item_id, created[1].version)])
+    assert graph.without_immutable_ids == before

@@ -342,7 +342,9 @@ class RunRecord:
 
 @dataclass(frozen=True)
 class Channel:
-    """A Google push channel opened for a spoke."""
+    """A push channel opened for a spoke: a Google watch channel, or a Microsoft Graph
+    change-notification subscription (id = subscription id, resource_id "graph:<calendar path>",
+    token_hash = sha256 of its clientState)."""
 
     id: str
     spoke_id: str

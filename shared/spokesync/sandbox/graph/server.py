@@ -247,6 +247,7 @@ class GraphServer:
         self.requests: collections.Counter[str] = collections.Counter()  # "graph", "batch", "token", "discovery"
         self.api_calls = 0  # Graph requests (a $batch counts once)
         self.event_writes = 0  # creates, updates and deletes of events (user edits included)
+        self.without_immutable_ids = 0  # requests that did not say Prefer: IdType="ImmutableId"
         self.sub_requests = 0  # requests executed, batch members included
         self.response_violations: list[str] = []  # tests assert none
         self.delivery_status: list[int] = []  # HTTP status of each notification POST
@@ -799,6 +800,8 @@ class GraphServer:
         path = urllib.parse.unquote(parsed.path)
         path = path[len("/v1.0"):] if path.startswith("/v1.0") else path
         query = dict(urllib.parse.parse_qsl(parsed.query, keep_blank_values=True))
+        if 'idtype="immutableid"' not in headers.get("prefer", "").lower():
+            self.without_immutable_ids += 1  # Outlook ids then change when an item moves (immutable identifiers)
         try:
             with self._lock:
                 self.sub_requests += 1
