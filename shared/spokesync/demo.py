@@ -1,7 +1,7 @@
 """Demo mode: `spokesync serve --demo` with no accounts anywhere.
 
-Starts the local Google Calendar API server and the local EWS server in
-background threads, fills them with sample calendars and folders, and returns
+Starts the local Google Calendar API server, the local EWS server and the
+local Microsoft Graph server (with its identity platform) in background threads, fills them with sample calendars and folders, and returns
 the configuration that points spokesync at them: the wizard then connects to
 them exactly as it would to Google and to an Exchange server (OAuth consent,
 EWS validation, calendar picker, public-folder browser, push notifications to
@@ -25,6 +25,7 @@ from spokesync.config import Config
 if TYPE_CHECKING:
     from spokesync.sandbox.ews import EwsServer
     from spokesync.sandbox.google_calendar import Running
+    from spokesync.sandbox.graph import GraphServer
 
 DEMO_CLIENT_ID = "spokesync-demo"
 DEMO_CLIENT_SECRET = "demo-secret"
@@ -32,6 +33,10 @@ DEMO_GOOGLE_USER = "demo@example.com"
 DEMO_EWS_USER = "EXAMPLE\\demo"
 DEMO_EWS_PASSWORD = "Demo-Pass-1"
 DEMO_EWS_MAILBOX = "shared@example.com"  # the sandbox's mailbox (its primary SMTP address)
+DEMO_GRAPH_TENANT = "demo.onmicrosoft.com"
+DEMO_GRAPH_CLIENT_ID = "6a1f3c2e-0d4b-4e7a-9c58-2f1e8d7b6a50"
+DEMO_GRAPH_SECRET = "Demo~Graph.Secret-1"  # noqa: S105 - the local demo server's app secret
+DEMO_GRAPH_MAILBOX = "team@demo.onmicrosoft.com"
 
 
 @dataclass
@@ -41,6 +46,7 @@ class Demo:
     config: Config
     google: Running
     ews: EwsServer
+    graph: GraphServer | None = None
 
     @property
     def ews_url(self) -> str:
@@ -49,13 +55,19 @@ class Demo:
     def close(self) -> None:
         self.google.close()
         self.ews.stop()
+        if self.graph is not None:
+            self.graph.stop()
 
     def banner(self) -> str:
+        graph = (f"  Microsoft 365: tenant {DEMO_GRAPH_TENANT}   client id {DEMO_GRAPH_CLIENT_ID}\n"
+                 f"            client secret {DEMO_GRAPH_SECRET}   mailbox {DEMO_GRAPH_MAILBOX}\n"
+                 if self.graph is not None else "")
         return ("demo mode: sample Google calendars and Exchange folders are served locally.\n"
                 f"  Google: choose 'Sign in with Google' in the wizard (signs in as {DEMO_GOOGLE_USER})\n"
                 f"  Exchange: EWS URL {self.ews.url}\n"
                 f"            user {DEMO_EWS_USER}   password {DEMO_EWS_PASSWORD}   mailbox {DEMO_EWS_MAILBOX}"
                 "   version 2016 or later\n"
+                f"{graph}"
                 f"  demo hubs are kept in {Path(self.config.sqlite_file).parent} and start fresh each time")
 
 
@@ -87,6 +99,8 @@ def start_demo_servers(config: Config, *, host: str = "127.0.0.1", fresh_store: 
     gcal.add_demo_data(google.sandbox, user=DEMO_GOOGLE_USER, client_id=DEMO_CLIENT_ID,
                        client_secret=DEMO_CLIENT_SECRET)
     exchange = ews_sandbox.serve(host, 0, users={DEMO_EWS_USER: DEMO_EWS_PASSWORD}, sample=True)
+    # A Graph root already configured (tests pointing at their own server) is left alone.
+    graph = _start_graph(host) if config.graph_api_root == Config().graph_api_root else None
     changes: dict[str, Any] = {
         "google_api_root": google.url,
         "google_oauth_auth_uri": google.auth_uri,
@@ -98,11 +112,35 @@ def start_demo_servers(config: Config, *, host: str = "127.0.0.1", fresh_store: 
         # Push works locally: the sandbox POSTs notifications to the local webhook.
         "webhook_url": config.webhook_url or config.public_url.rstrip("/") + "/push_webhook",
     }
+    if graph is not None:
+        changes.update(graph_authority_host=graph.authority_host, graph_api_root=graph.graph_url,
+                       graph_ca_bundle=graph.ca_path)
     if fresh_store:
         changes.update(_fresh_demo_store(config))
-    demo = Demo(config=replace(config, **changes), google=google, ews=exchange)
+    demo = Demo(config=replace(config, **changes), google=google, ews=exchange, graph=graph)
     _RUNNING.append(demo)
     return demo
+
+
+def _start_graph(host: str) -> GraphServer:
+    """The local Microsoft 365: one tenant, one app (secret), a shared mailbox with a sample event."""
+    from datetime import UTC, datetime, timedelta
+
+    from spokesync.sandbox.graph import GraphServer
+
+    graph = GraphServer(host=host, strict=False).start()
+    tenant = graph.add_tenant(DEMO_GRAPH_TENANT)
+    graph.add_app(tenant, DEMO_GRAPH_CLIENT_ID, secret=DEMO_GRAPH_SECRET,
+                  roles=("Calendars.ReadWrite", "Group.ReadWrite.All"))
+    mailbox = graph.add_mailbox(DEMO_GRAPH_MAILBOX, "Team (shared mailbox)")
+    graph.add_mailbox("projects@demo.onmicrosoft.com", "Projects (group)", kind="group")
+    start = datetime.now(UTC).replace(hour=9, minute=0, second=0, microsecond=0) + timedelta(days=2)
+    graph.user_create(mailbox.default_calendar, {
+        "subject": "Team lunch", "location": {"displayName": "Canteen"},
+        "start": {"dateTime": start.strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "W. Europe Standard Time"},
+        "end": {"dateTime": (start + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S"),
+                "timeZone": "W. Europe Standard Time"}})
+    return graph
 
 
 def start_demo(config: Config) -> Config:
