@@ -101,3 +101,17 @@ def test_unknown_mailbox(graph: GraphServer, settings: GraphSettings) -> None:
 def test_missing_settings_say_which_field() -> None:
     with pytest.raises(ConnectorError, match="Directory \\(tenant\\) ID is missing"):
         GraphSettings.from_dict({"client_id": "x"})
+
+
+def test_graph_refusing_a_call_names_the_missing_permission(graph: GraphServer, tenant: Tenant) -> None:
+    """The same message when the token's roles cannot be read and Graph itself answers 403."""
+    from spokesync.connectors.graph import credential_for
+    from spokesync.connectors.graph.client import GraphClient
+    from spokesync.connectors.graph.connector import GraphConnector, Target
+
+    group = graph.add_mailbox("team-403@contoso.com", "Team", kind="group")
+    app = graph.add_app(tenant, secret="Cal-Only-2", roles=("Calendars.ReadWrite",))
+    client = GraphClient(credential_for(GraphSettings(tenant.id, app.client_id), "Cal-Only-2"), graph_config(graph),
+                         group.id)
+    with pytest.raises(CredentialBroken, match="admin consent missing.*Group.ReadWrite.All"):
+        GraphConnector(client, Target("group", group.id)).changes(None)

@@ -157,7 +157,7 @@ def list_calendars(settings: GraphSettings | dict[str, Any], secret: str, config
     client = _client(settings, secret, config, mailbox)
     roles = client.token_roles()
     needed = GROUPS_ROLE if kind == "group" else CALENDARS_ROLE
-    if needed not in roles:
+    if roles is not None and needed not in roles:
         raise CredentialBroken(f"admin consent missing: the app has no {needed} application permission"
                                f"{' (it has ' + ', '.join(sorted(roles)) + ')' if roles else ''}. In the app "
                                f"registration, add {needed} under API permissions (Microsoft Graph, Application "

@@ -201,8 +201,10 @@ class GraphClient:
         self._remember()
         return str(result["access_token"])
 
-    def token_roles(self) -> set[str]:
-        """The application permissions in the token (its `roles` claim), as granted by an administrator."""
+    def token_roles(self) -> set[str] | None:
+        """The application permissions in the token (its `roles` claim), as granted by an administrator;
+        None when the token cannot be read (Microsoft keeps the right to make tokens opaque: Graph's
+        own 403 then says what is missing)."""
         import base64
         import json
 
@@ -211,7 +213,9 @@ class GraphClient:
             payload = token.split(".")[1]
             claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
         except (IndexError, ValueError):
-            return set()
+            return None
+        if not isinstance(claims, dict):
+            return None
         return set(claims.get("roles") or [])
 
     # ------------------------------------------------------------ requests
