@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import uuid
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -98,7 +98,7 @@ def _failure(resp: Response, spoke_item_id: str = "") -> WriteResult:
 
 class GraphConnector:
     def __init__(self, client: GraphClient, target: Target, *, days_past: int | None = None,
-                 days_future: int | None = None, now: Any = None) -> None:
+                 days_future: int | None = None, now: Callable[[], datetime] | None = None) -> None:
         self.client = client
         self.target = target
         self.days_past = DEFAULT_DAYS_PAST if days_past is None else max(days_past, 1) + 1
@@ -228,7 +228,7 @@ class GraphConnector:
                 continue
             now = mapping.graph_to_event(raw)
             have = {mapping.original_key(o.original_start): o.event for o in now.overrides}
-            have_ids = {mapping.original_key(mapping._original(e, _tz(now), now.all_day)): str(e["id"])
+            have_ids = {mapping.original_key(mapping.original_of(e, _tz(now), now.all_day)): str(e["id"])
                         for e in raw.get("exceptionOccurrences") or []}
             cancelled_now = {mapping.original_key(c) for c in now.cancelled}
             want = {mapping.original_key(o.original_start): o for o in event.overrides}
@@ -270,7 +270,7 @@ class GraphConnector:
                     continue
                 for inst in resp.body.get("value") or []:
                     master_event = work[int(index_s)][1]
-                    original = mapping._original(inst, _tz(master_event), master_event.all_day)
+                    original = mapping.original_of(inst, _tz(master_event), master_event.all_day)
                     if mapping.original_key(original) == occ_key:
                         known[(int(index_s), occ_key)] = str(inst["id"])
         writes: list[dict[str, Any]] = []

@@ -390,7 +390,7 @@ def original_key(value: When) -> str:
     return value.isoformat()
 
 
-def _original(raw: dict[str, Any], tz: ZoneInfo, all_day: bool) -> When:
+def original_of(raw: dict[str, Any], tz: ZoneInfo, all_day: bool) -> When:
     text = str(raw.get("originalStart") or "")
     value = datetime.fromisoformat(text.replace("Z", "+00:00")[:32])
     if value.tzinfo is None:
@@ -414,7 +414,7 @@ def graph_to_event(raw: dict[str, Any]) -> Event:
     rule = recurrence_from_graph(recurrence, event.start, tz)
     overrides = []
     for exc in raw.get("exceptionOccurrences") or []:
-        original = _original(exc, tz, all_day)
+        original = original_of(exc, tz, all_day)
         occurrence = replace(_plain(exc, tz, all_day), timezone=event.timezone, attendees=event.attendees)
         # Graph cannot turn an exception back into a plain occurrence: one that equals its
         # occurrence (a reverted edit) is no exception.
