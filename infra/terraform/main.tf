@@ -107,6 +107,9 @@ locals {
     SPOKESYNC_EXCHANGE_ALLOWED_PORTS        = join(",", [for p in var.exchange.allowed_ports : tostring(p)])
     SPOKESYNC_GOOGLE_BACKOFF_S              = tostring(var.sync.google_backoff_s)
     SPOKESYNC_GOOGLE_RETRY_BUDGET_S         = tostring(var.sync.google_retry_budget_s)
+    SPOKESYNC_GRAPH_RETRY_BUDGET_S          = tostring(var.sync.graph_retry_budget_s)
+    SPOKESYNC_GRAPH_SUB_TTL_S               = tostring(var.sync.graph_sub_ttl_s)
+    SPOKESYNC_GRAPH_SUB_RENEW_BEFORE_S      = tostring(var.sync.graph_sub_renew_before_s)
     SPOKESYNC_TASKS_COALESCE_S              = tostring(var.queue.coalesce_s)
     SPOKESYNC_AUTH_MODE                     = "oidc"
     SPOKESYNC_ADMIN_EMAILS                  = join(",", var.setup_admin_emails)

@@ -213,6 +213,10 @@ variable "sync" {
     max_response_mb: the largest answer (after decompression) read from
     Exchange, Graph or Google; a bigger one fails the run with an error
     naming the server (a hostile or broken server cannot exhaust memory).
+    graph_retry_budget_s: total waiting a run spends on Microsoft Graph's
+    Retry-After. graph_sub_ttl_s / graph_sub_renew_before_s: lifetime of a
+    Microsoft 365 change-notification subscription (Outlook allows at most
+    4230 minutes) and how long before expiry the scheduler renews it.
   EOT
   type = object({
     run_budget_s                  = optional(number, 480)
@@ -227,6 +231,9 @@ variable "sync" {
     google_backoff_s              = optional(number, 1)
     google_retry_budget_s         = optional(number, 60)
     max_response_mb               = optional(number, 32)
+    graph_retry_budget_s          = optional(number, 60)
+    graph_sub_ttl_s               = optional(number, 252000)
+    graph_sub_renew_before_s      = optional(number, 43200)
   })
   default = {}
 

@@ -72,8 +72,8 @@ class Config:
     graph_api_root: str = "https://graph.microsoft.com/v1.0"
     graph_ca_bundle: str = ""  # a CA file for a local Graph server (tests, demo); empty: the system's
     graph_retry_budget_s: float = 60.0  # time a run may wait for Retry-After before it stops (Throttled)
-    graph_subscription_ttl_s: int = 4200 * 60  # Outlook resources allow at most 4230 minutes
-    graph_subscription_renew_before_s: int = 12 * 3600
+    graph_sub_ttl_s: int = 4200 * 60  # Outlook resources allow at most 4230 minutes
+    graph_sub_renew_before_s: int = 12 * 3600
     # --- Google Cloud
     gcp_project: str = ""
     gcp_location: str = ""
@@ -157,9 +157,8 @@ class Config:
             graph_api_root=get("GRAPH_API_ROOT", d.graph_api_root),
             graph_ca_bundle=get("GRAPH_CA_BUNDLE"),
             graph_retry_budget_s=float(get("GRAPH_RETRY_BUDGET_S", str(d.graph_retry_budget_s))),
-            graph_subscription_ttl_s=int(get("GRAPH_SUBSCRIPTION_TTL_S", str(d.graph_subscription_ttl_s))),
-            graph_subscription_renew_before_s=int(get("GRAPH_SUBSCRIPTION_RENEW_BEFORE_S",
-                                                      str(d.graph_subscription_renew_before_s))),
+            graph_sub_ttl_s=int(get("GRAPH_SUB_TTL_S", str(d.graph_sub_ttl_s))),
+            graph_sub_renew_before_s=int(get("GRAPH_SUB_RENEW_BEFORE_S", str(d.graph_sub_renew_before_s))),
             gcp_project=get("GCP_PROJECT", e.get("GOOGLE_CLOUD_PROJECT", "")),
             gcp_location=get("GCP_LOCATION"),
             firestore_database=get("FIRESTORE_DATABASE", d.firestore_database),

@@ -167,7 +167,7 @@ def test_renewal_before_expiry(ctx: Context, graph, request) -> None:
     spoke = add_graph_spoke(ctx, graph, f"renew-{request.node.name}")
     [channel] = ctx.store.list_channels(spoke.id)
     assert graph_push.renew_subscriptions(ctx).renewed == 0  # far from expiry: nothing to do
-    ctx.config = replace(ctx.config, graph_subscription_renew_before_s=ctx.config.graph_subscription_ttl_s + 3600)
+    ctx.config = replace(ctx.config, graph_sub_renew_before_s=ctx.config.graph_sub_ttl_s + 3600)
     report = graph_push.renew_subscriptions(ctx, ctx.clock.now() + timedelta(minutes=1))
     assert report.renewed == 1 and report.failed == 0
 

@@ -42,6 +42,9 @@ NOT_SET_IN_CLOUD = {
     "OIDC_CERTS_URL": "Google's signing keys (the default); overridden only by tests",
     "IAP_CERTS_URL": "IAP's signing keys (the default); overridden only by tests",
     "SECRET_MANAGER_ENDPOINT": "address of the local Secret Manager server in tests",
+    "GRAPH_API_ROOT": "points the Graph client at the local sandbox; production uses Microsoft's endpoint (the default)",
+    "GRAPH_AUTHORITY_HOST": "points MSAL at the local sandbox; production uses login.microsoftonline.com (the default)",
+    "GRAPH_CA_BUNDLE": "the local Graph sandbox's CA in tests; production trusts the system's CAs",
 }
 # Per function: variables one function does not need although the others get them.
 NOT_GIVEN_TO = {

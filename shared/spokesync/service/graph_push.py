@@ -80,7 +80,7 @@ def open_subscription(ctx: Context, spoke: Spoke) -> Channel:
         raise ValueError("SPOKESYNC_WEBHOOK_URL is not configured: push notifications need a public HTTPS address")
     connector: Any = ctx.connector(spoke)
     client_state = secrets.token_urlsafe(64)[:120]  # Graph allows 128 characters
-    expires = ctx.clock.now() + timedelta(seconds=ctx.config.graph_subscription_ttl_s)
+    expires = ctx.clock.now() + timedelta(seconds=ctx.config.graph_sub_ttl_s)
     sub_id, expires_at = connector.subscribe(notification_url(ctx), lifecycle_url(ctx), client_state, expires)
     channel = Channel(id=sub_id, spoke_id=spoke.id, resource_id=PREFIX + connector.target.calendar_path,
                       token_hash=state_hash(client_state), expires_at=expires_at, address=notification_url(ctx))
@@ -116,7 +116,7 @@ def renew_subscriptions(ctx: Context, now: datetime | None = None) -> RenewalRep
     """The scheduler's job: every Graph spoke keeps one live subscription, renewed before it expires
     (and at once after a `reauthorizationRequired`, which marks it expiring)."""
     now = now or ctx.clock.now()
-    horizon = now + timedelta(seconds=ctx.config.graph_subscription_renew_before_s)
+    horizon = now + timedelta(seconds=ctx.config.graph_sub_renew_before_s)
     report = RenewalReport()
     if not ctx.config.webhook_url:
         return report
@@ -136,7 +136,7 @@ def renew_subscriptions(ctx: Context, now: datetime | None = None) -> RenewalRep
                 if channel.expires_at > horizon and not channel.address.endswith(REAUTHORIZE):
                     continue
                 expires = _graph(ctx, spoke).renew(channel.id, now + timedelta(
-                    seconds=ctx.config.graph_subscription_ttl_s))
+                    seconds=ctx.config.graph_sub_ttl_s))
                 if expires is None:  # Graph no longer has it
                     ctx.store.delete_channel(channel.id)
                     open_subscription(ctx, spoke)
