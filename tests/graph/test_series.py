@@ -122,3 +122,14 @@ def test_an_override_removed_in_the_hub_reads_back_as_none(connector: GraphConne
     item = _only(connector)
     assert item.event.overrides == () and item.version == updated.version
     assert content_hash(item.event, mapping.FIELDS) == content_hash(weekly(), mapping.FIELDS)
+
+
+def test_the_written_rule_is_read_back_until_outlook_changes_the_pattern(connector: GraphConnector,
+                                                                         graph: GraphServer) -> None:
+    rule = "RRULE:FREQ=MONTHLY;BYMONTHDAY=15;UNTIL=20271231T225959Z"  # Graph keeps an end date, not an instant
+    created = connector.create([NewItem("hub-rule", weekly(recurrence=(rule,)))])[0]
+    assert _only(connector).event.recurrence == (rule,)
+    graph.user_edit(created.spoke_item_id, recurrence={
+        "pattern": {"type": "absoluteMonthly", "interval": 1, "dayOfMonth": 15},
+        "range": {"type": "numbered", "startDate": "2027-01-15", "numberOfOccurrences": 3}})
+    assert _only(connector).event.recurrence == ("RRULE:FREQ=MONTHLY;BYMONTHDAY=15;COUNT=3",)

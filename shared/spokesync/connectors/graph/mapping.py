@@ -24,12 +24,15 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from spokesync.connectors.exchange.mapping import HUB_ID_PROPERTY
+from spokesync.connectors.exchange.mapping import HUB_ID_PROPERTY, RULE_PROPERTY
 from spokesync.model.event import ALL_FIELDS, Attendee, Event, Override, When
 
 PS_PUBLIC_STRINGS = "{00020329-0000-0000-C000-000000000046}"
 HUB_ID_PROP = f"String {PS_PUBLIC_STRINGS} Name {HUB_ID_PROPERTY}"
 ATTENDEES_PROP = f"String {PS_PUBLIC_STRINGS} Name spokesync-attendees"
+# The RRULE line written with the series (the EWS connector's property): read back while Graph's
+# pattern is still the one it maps to, so re-spellings (UNTIL as a date, ...) are never written back.
+RULE_PROP = f"String {PS_PUBLIC_STRINGS} Name {RULE_PROPERTY}"
 
 # Fields Graph holds and returns as written. Left out as for EWS: timezone (Windows zones are
 # coarser than IANA), status, organizer (the mailbox), color, url, conference_url.
@@ -42,7 +45,8 @@ assert FIELDS <= ALL_FIELDS
 SELECT = ("subject,body,start,end,isAllDay,location,showAs,sensitivity,categories,isReminderOn,"
           "reminderMinutesBeforeStart,attendees,recurrence,type,seriesMasterId,originalStart,"
           "originalStartTimeZone,originalEndTimeZone,lastModifiedDateTime,cancelledOccurrences,transactionId")
-EXPAND = (f"singleValueExtendedProperties($filter=id eq '{HUB_ID_PROP}' or id eq '{ATTENDEES_PROP}'),"
+EXPAND = (f"singleValueExtendedProperties($filter=id eq '{HUB_ID_PROP}' or id eq '{ATTENDEES_PROP}' "
+          f"or id eq '{RULE_PROP}'),"
           "exceptionOccurrences")
 
 _SHOW_AS = {"busy": "busy", "free": "free", "tentative": "tentative", "oof": "oof",
@@ -155,8 +159,10 @@ def event_to_graph(event: Event, hub_id: str) -> dict[str, Any]:
     body["start"] = _write_time(event.start, event.all_day, zone_name)
     body["end"] = _write_time(event.end, event.all_day, zone_name)
     body["recurrence"] = recurrence_to_graph(event, zone_name)
+    rules = [line.strip() for line in event.recurrence if line.strip().upper().startswith("RRULE")]
     body["singleValueExtendedProperties"] = [{"id": HUB_ID_PROP, "value": hub_id},
-                                             {"id": ATTENDEES_PROP, "value": _attendees_json(event)}]
+                                             {"id": ATTENDEES_PROP, "value": _attendees_json(event)},
+                                             {"id": RULE_PROP, "value": rules[0] if rules else ""}]
     return body
 
 
@@ -412,6 +418,14 @@ def graph_to_event(raw: dict[str, Any]) -> Event:
     if not recurrence or event.start is None:
         return event
     rule = recurrence_from_graph(recurrence, event.start, tz)
+    written = extended(raw, RULE_PROP)
+    if written and written != rule:
+        try:
+            again = recurrence_to_graph(replace(event, recurrence=(written,)), zone_name)
+            if again is not None and recurrence_from_graph(again, event.start, tz) == rule:
+                rule = written  # the pattern is still the one our line maps to
+        except (UnsupportedEvent, ValueError, KeyError):
+            pass
     overrides = []
     for exc in raw.get("exceptionOccurrences") or []:
         original = original_of(exc, tz, all_day)
