@@ -186,3 +186,21 @@ def test_every_request_asks_for_immutable_ids(connector: GraphConnector, graph: 
     connector.changes(connector.changes(None).cursor)
     connector.delete([ItemDelete(created[1].spoke_item_id, created[1].version)])
     assert graph.without_immutable_ids == before
+
+
+def test_answers_are_size_capped(graph: GraphServer, settings, new_calendar) -> None:
+    from spokesync.connectors.graph import credential_for
+    from spokesync.connectors.graph.client import GraphClient
+    from spokesync.connectors.graph.connector import Target
+    from spokesync.http_limits import ResponseTooLarge
+    from tests.graph.conftest import SECRET, graph_config
+
+    config = replace(graph_config(graph), max_response_bytes=64 << 10)
+    small = GraphConnector(GraphClient(credential_for(settings, SECRET), config, SHARED),
+                           Target("user", SHARED, new_calendar.id))
+    for item in events(60):
+        graph.user_create(new_calendar, {"subject": item.event.title + " " + "x" * 2000,
+                                         "start": {"dateTime": "2027-01-04T09:00:00", "timeZone": "UTC"},
+                                         "end": {"dateTime": "2027-01-04T10:00:00", "timeZone": "UTC"}})
+    with pytest.raises(ResponseTooLarge, match=r"the server 127\.0\.0\.1 .*larger than"):
+        small.changes(None)

@@ -10,6 +10,8 @@
 - At most 4 requests are in flight per mailbox (Outlook's MailboxConcurrency limit), across
   every connector of this process.
 - `$batch` holds at most 20 requests (JSON batching); responses are matched by id, not order.
+- Every answer, msal's sign-in included, is bounded by `max_response_bytes` (`http_limits`): a hostile
+  server or proxy cannot make a run read an endless or inflating body.
 
 Error texts are for administrators and never include the secret.
 """
@@ -87,12 +89,22 @@ class Response:
 
 
 class _Session:
-    """A requests session whose CA bundle wins over REQUESTS_CA_BUNDLE (per-request `verify`)."""
+    """A requests session whose CA bundle wins over REQUESTS_CA_BUNDLE (per-request `verify`) and whose
+    answers are size-capped."""
 
-    def __init__(self, ca_bundle: str) -> None:
+    def __init__(self, ca_bundle: str, max_response_bytes: int) -> None:
         import requests
+        import requests.adapters
 
+        from spokesync.http_limits import CappedAdapterMixin
+
+        class CappedAdapter(CappedAdapterMixin, requests.adapters.HTTPAdapter):
+            pass
+
+        CappedAdapter.max_response_bytes = max_response_bytes
         self.session = requests.Session()
+        for prefix in ("https://", "http://"):
+            self.session.mount(prefix, CappedAdapter())
         self.verify: str | bool = ca_bundle or True
 
     def __getattr__(self, name: str) -> Any:
@@ -140,7 +152,7 @@ class GraphClient:
         self.credential = credential
         self.config = config
         self.api = config.graph_api_root.rstrip("/")
-        self.http = _Session(config.graph_ca_bundle)
+        self.http = _Session(config.graph_ca_bundle, config.max_response_bytes)
         self.mailbox = mailbox.lower()
         self.semaphore = mailbox_semaphore(f"{self.api}|{self.mailbox}")
         self.clock = clock
@@ -244,6 +256,8 @@ class GraphClient:
                     resp = self.http.request(method, self.url(path), json=body, headers=all_headers)
             except requests.RequestException as exc:
                 raise ConnectorError(f"could not reach Microsoft Graph ({type(exc).__name__})") from None
+            except ConnectorError:
+                raise  # ResponseTooLarge / UnreadableResponse name the server and say what to do
             try:
                 payload = resp.json() if resp.content else None
             except ValueError:
