@@ -28,6 +28,8 @@ class ChannelsMixin(SandboxState):
         if body.get("type") not in ("web_hook", "webhook"):
             raise ApiError(400, "invalid", "Invalid channel type.")
         scheme = urllib.parse.urlsplit(address).scheme
+        # "Webhook: Delivers notifications via HTTPS" (push guide); Google answers
+        # push.webhookUrlNotHttps otherwise. Plain http only by the explicit demo/test switch.
         if scheme != "https" and not (self.allow_http_webhooks and scheme == "http"):
             raise ApiError(400, "push.webhookUrlNotHttps", "WebHook callback must be HTTPS: " + address)
         token = body.get("token")

@@ -24,17 +24,37 @@ _JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 MAX_INSTANCES = 2500  # occurrences expanded for one series (Google caps too)
 
 
+# google.rpc canonical codes Google puts in `error.status` (the HTTP mapping of
+# google/rpc/code.proto); 410 and 412 have no canonical code of their own.
+_STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
+                 405: "INVALID_ARGUMENT", 409: "ALREADY_EXISTS", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL",
+                 503: "UNAVAILABLE"}
+
+
 class ApiError(Exception):
-    def __init__(self, status: int, reason: str, message: str, domain: str = "global") -> None:
+    """An error answered with Google's body: `error.code`, `message`, `status`
+    and `errors[{domain, reason, message, location, locationType}]`
+    ("Handle API errors", developers.google.com/calendar/api/guides/errors)."""
+
+    def __init__(self, status: int, reason: str, message: str, domain: str = "global", *,
+                 location: str | None = None, location_type: str | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.reason = reason
         self.message = message
         self.domain = domain
+        self.location = location
+        self.location_type = location_type
 
     def body(self) -> dict[str, Any]:
-        return {"error": {"errors": [{"domain": self.domain, "reason": self.reason, "message": self.message}],
-                          "code": self.status, "message": self.message}}
+        item: dict[str, Any] = {"domain": self.domain, "reason": self.reason, "message": self.message}
+        if self.location is not None:
+            item["location"] = self.location
+            item["locationType"] = self.location_type or "parameter"
+        error: dict[str, Any] = {"errors": [item], "code": self.status, "message": self.message}
+        if self.status in _STATUS_NAMES:
+            error["status"] = _STATUS_NAMES[self.status]
+        return {"error": error}
 
 
 def _now() -> datetime:

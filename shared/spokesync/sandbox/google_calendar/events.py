@@ -10,6 +10,7 @@ import itertools
 import json
 import re
 import secrets
+import urllib.parse
 from datetime import UTC, date, datetime
 from datetime import time as dtime
 from typing import Any
@@ -54,9 +55,12 @@ class EventsMixin(SandboxState):
                 if not re.match(r"^(RRULE|RDATE|EXDATE|EXRULE)[:;]", str(line), re.IGNORECASE):
                     raise ApiError(400, "invalid", "Invalid recurrence rule.")
             self._expand(body, limit=1)  # rejects rules dateutil cannot read
-        reminders = body.get("reminders") or {}
-        if len(reminders.get("overrides") or ()) > 5:
-            raise ApiError(400, "cannotUseMoreThanFiveReminders", "Cannot specify more than 5 override reminders.")
+        self._validate_reminders(body.get("reminders") or {})
+        source_url = (body.get("source") or {}).get("url")
+        if source_url is not None and urllib.parse.urlsplit(str(source_url)).scheme.lower() not in ("http", "https"):
+            # Event.source: "The URL scheme must be HTTP or HTTPS." (discovery document)
+            raise ApiError(400, "invalid", "Invalid value for: source.url", location="source.url",
+                           location_type="other")
         if body.get("visibility") not in (None, "default", "public", "private", "confidential"):
             raise ApiError(400, "invalid", "Invalid value for: visibility")
         if body.get("transparency") not in (None, "opaque", "transparent"):
@@ -66,6 +70,33 @@ class EventsMixin(SandboxState):
         for value in ((body.get("extendedProperties") or {}).get("private") or {}).values():
             if value is not None and len(str(value)) > 1024:
                 raise ApiError(400, "invalid", "Extended property value too long.")
+
+    @staticmethod
+    def _validate_reminders(reminders: dict[str, Any]) -> None:
+        overrides = reminders.get("overrides") or []
+        if reminders.get("useDefault") and overrides:
+            # Reported verbatim by Google (e.g. phw198/OutlookGoogleCalendarSync#666, openclaw/gogcli#97).
+            raise ApiError(400, "cannotUseDefaultRemindersAndSpecifyOverride",
+                           "Cannot specify both default reminders and overrides at the same time.", "calendar")
+        if len(overrides) > 5:
+            # Event.reminders.overrides: "The maximum number of override reminders is 5."
+            raise ApiError(400, "cannotUseMoreThanFiveReminders", "Cannot specify more than 5 override reminders.")
+        for n, reminder in enumerate(overrides):
+            where = f"reminders.overrides[{n}]"
+            if not isinstance(reminder, dict) or reminder.get("method") is None:
+                raise ApiError(400, "required", "Missing reminder method.", location=where + ".method",
+                               location_type="other")
+            if reminder.get("minutes") is None:
+                raise ApiError(400, "required", "Missing reminder minutes.", location=where + ".minutes",
+                               location_type="other")
+            if reminder["method"] not in ("email", "popup"):
+                # EventReminder.method: "email" or "popup" (discovery document).
+                raise ApiError(400, "invalid", "Invalid reminder method.", location=where + ".method",
+                               location_type="other")
+            if not 0 <= int(reminder["minutes"]) <= 40320:
+                # EventReminder.minutes: "Valid values are between 0 and 40320 (4 weeks in minutes)."
+                raise ApiError(400, "invalid", "Invalid value for: reminder minutes (0 to 40320).",
+                               location=where + ".minutes", location_type="other")
 
     def _insert(self, cal: Calendar, body: dict[str, Any], user: str) -> dict[str, Any]:
         event_id = body.get("id") or base64.b32hexencode(secrets.token_bytes(15)).decode().lower()
@@ -200,9 +231,20 @@ class EventsMixin(SandboxState):
         show_deleted = params.get("showDeleted") == "true"
         single = params.get("singleEvents") == "true"
         if sync_token:
+            # events.list `syncToken`: these parameters cannot be given with it, and
+            # "it is not allowed to set showDeleted to False" (discovery document).
             bad = [p for p in _NOT_WITH_SYNC_TOKEN if p in params]
             if bad:
-                raise ApiError(400, "invalid", f"Sync token cannot be used with parameter: {bad[0]}")
+                raise ApiError(400, "invalid", f"Sync token cannot be used with parameter: {bad[0]}",
+                               location=bad[0], location_type="parameter")
+            if params.get("showDeleted") == "false":
+                raise ApiError(400, "invalid", "Sync token cannot be used with showDeleted=false.",
+                               location="showDeleted", location_type="parameter")
+        if params.get("orderBy") == "startTime" and not single:
+            # orderBy "startTime": "only available when querying single events (i.e. the
+            # parameter singleEvents is True)" (discovery document); Google's answer:
+            raise ApiError(400, "badRequest", "The requested ordering is not available for the particular query.",
+                           location="orderBy", location_type="parameter")
         state: dict[str, Any]
         if page_token:
             try:

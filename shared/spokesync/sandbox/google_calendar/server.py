@@ -139,6 +139,7 @@ class GoogleCalendarSandbox(EventsMixin, ChannelsMixin, OAuthMixin, BatchMixin):
                 if fault is not None:
                     raise fault
                 user = self.user_for(headers.get("authorization"))
+                self._check_request(method, path, parsed.query, body)
                 status, payload, extra = self._route(method, path, params, multi, headers, body, user)
         except ApiError as exc:
             return exc.status, {"Content-Type": "application/json; charset=UTF-8"}, json.dumps(exc.body()).encode()
@@ -149,6 +150,24 @@ class GoogleCalendarSandbox(EventsMixin, ChannelsMixin, OAuthMixin, BatchMixin):
         if isinstance(payload, dict) and "etag" in payload:
             out_headers["ETag"] = payload["etag"]
         return status, out_headers, json.dumps(payload).encode()
+
+    @staticmethod
+    def _check_request(method: str, path: str, query: str, body: bytes) -> None:
+        """Hold the call to the discovery document (parameters and body schema)."""
+        from spokesync.sandbox.google_calendar.discovery import validator
+
+        checker = validator()
+        found = checker.method_for(method, path)
+        if found is None:
+            return  # no such method: routing answers 404
+        spec, _ = found
+        checker.check_parameters(spec, urllib.parse.parse_qs(query, keep_blank_values=True))
+        if spec.spec.get("request") is not None:
+            try:
+                value = json.loads(body or b"{}")
+            except ValueError as exc:
+                raise ApiError(400, "parseError", "Parse Error") from exc
+            checker.check_body(spec, value)
 
     def _count(self, name: str) -> None:
         self.stats.by_method[name] = self.stats.by_method.get(name, 0) + 1
@@ -367,8 +386,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8090)
     parser.add_argument("--demo", action="store_true", help="create sample calendars and an OAuth client")
     parser.add_argument("--no-auth", action="store_true", help="accept requests without a bearer token")
+    parser.add_argument("--allow-http-webhooks", action="store_true",
+                        help="accept push channels to http:// addresses (Google accepts https only)")
     args = parser.parse_args(argv)
-    sandbox = GoogleCalendarSandbox(require_auth=not args.no_auth)
+    sandbox = GoogleCalendarSandbox(require_auth=not args.no_auth, allow_http_webhooks=args.allow_http_webhooks)
     running = serve(args.port, sandbox)
     if args.demo:
         add_demo_data(sandbox)

@@ -29,7 +29,7 @@ class SandboxState:
 
     def __init__(self, *, require_auth: bool = True, max_channel_ttl_s: int = 30 * 86400,
                  default_channel_ttl_s: int = 604800, access_token_ttl_s: int = 3600,
-                 allow_http_webhooks: bool = True) -> None:
+                 allow_http_webhooks: bool = False) -> None:
         self.lock = threading.RLock()
         self.require_auth = require_auth
         self.max_channel_ttl_s = max_channel_ttl_s
