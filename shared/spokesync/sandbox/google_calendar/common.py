@@ -178,6 +178,8 @@ class Calendar:
     seq: int = 0
     epoch: int = 0  # bumped to invalidate all sync tokens (410)
     default_reminders: list[dict[str, Any]] = field(default_factory=lambda: [{"method": "popup", "minutes": 10}])
+    reserved_ids: set[str] = field(default_factory=set)  # purged tombstones: the ids stay taken
+    listed_by: set[str] = field(default_factory=set)  # service accounts that added it (calendarList.insert)
 
 
 @dataclass

@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime
 from datetime import time as dtime
 from typing import Any
 
+from spokesync.sandbox.google_calendar import rules
 from spokesync.sandbox.google_calendar.common import (
     _ID_RE,
     _INSTANCE_RE,
@@ -98,14 +99,20 @@ class EventsMixin(SandboxState):
                 raise ApiError(400, "invalid", "Invalid value for: reminder minutes (0 to 40320).",
                                location=where + ".minutes", location_type="other")
 
-    def _insert(self, cal: Calendar, body: dict[str, Any], user: str) -> dict[str, Any]:
+    def _insert(self, cal: Calendar, body: dict[str, Any], user: str, *, trusted: bool = False) -> dict[str, Any]:
+        """Insert through the API (`trusted`: Google's own or the user's UI, not held to API rules)."""
         event_id = body.get("id") or base64.b32hexencode(secrets.token_bytes(15)).decode().lower()
         if not _ID_RE.match(event_id):
             raise ApiError(400, "invalid", "Invalid resource id value.")
-        if event_id in cal.events:
+        # Ids stay taken after a delete, even once the tombstone is purged (FACTS.md,
+        # "Checked in 2026-12"; stackoverflow.com/questions/27542721).
+        if event_id in cal.events or event_id in cal.reserved_ids:
             raise ApiError(409, "duplicate", "The requested identifier already exists.")
         body = _strip_nulls(body)
         self._validate(body)
+        if not trusted:
+            rules.check_new_event_type(body, primary=cal.id == cal.owner)
+            rules.check_attendees(body, self.is_service_account(user))
         for key in _READ_ONLY:
             body.pop(key, None)
         now = _rfc3339(self.clock())
@@ -118,6 +125,7 @@ class EventsMixin(SandboxState):
             "eventType": "default", **body, "_ord": next(self._ord),
         }
         raw["id"] = event_id
+        rules.rewrite(raw, cal.id)
         cal.events[event_id] = raw
         self._touch(cal, raw)
         return raw
@@ -142,12 +150,17 @@ class EventsMixin(SandboxState):
         return None
 
     def _write(self, cal: Calendar, event_id: str, body: dict[str, Any], if_match: str | None,
-               replace_all: bool) -> dict[str, Any]:
+               replace_all: bool, user: str | None = None) -> dict[str, Any]:
+        """patch / update; `user` is the API principal (None: an edit in Google's own UI)."""
         raw = self._resolve(cal, event_id, materialize=False)
         if raw is None:
             raise ApiError(404, "notFound", "Not Found")
         if if_match and if_match != "*" and if_match != raw.get("etag"):
             raise ApiError(412, "conditionNotMet", "Precondition Failed")
+        if user is not None and raw.get("status") == "cancelled" and raw.get("_deleted_by_user"):
+            # An event the user deleted in Calendar cannot be updated back: 403
+            # (FACTS.md "Checked in 2026-12"; reported by sync tools, e.g. OGCS).
+            raise ApiError(403, "forbidden", "Forbidden")
         candidate = copy.deepcopy(raw)
         if replace_all:
             keep = {k: v for k, v in candidate.items() if k in _READ_ONLY or k.startswith("_")
@@ -161,13 +174,18 @@ class EventsMixin(SandboxState):
             candidate.pop("recurrence", None)
         if candidate.get("status") != "cancelled":
             self._validate(candidate)
+        if user is not None:
+            if "attendees" in body:
+                rules.check_attendees(body, self.is_service_account(user))
+            rules.check_update(raw, candidate, cal.id)
+        rules.rewrite(candidate, cal.id)
         if event_id not in cal.events:  # a generated occurrence becomes an exception
             candidate["_ord"] = next(self._ord)
         cal.events[event_id] = candidate
         self._touch(cal, candidate)
         return candidate
 
-    def _delete(self, cal: Calendar, event_id: str, if_match: str | None) -> None:
+    def _delete(self, cal: Calendar, event_id: str, if_match: str | None, *, by_user: bool = False) -> None:
         raw = self._resolve(cal, event_id, materialize=False)
         if raw is None:
             raise ApiError(404, "notFound", "Not Found")
@@ -178,6 +196,8 @@ class EventsMixin(SandboxState):
         raw = self._resolve(cal, event_id, materialize=True)
         assert raw is not None
         raw["status"] = "cancelled"
+        if by_user:
+            raw["_deleted_by_user"] = True
         self._touch(cal, raw)
         if raw.get("recurrence"):  # the whole series goes: its exceptions are cancelled too
             for other in cal.events.values():

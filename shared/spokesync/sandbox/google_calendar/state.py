@@ -183,3 +183,7 @@ class SandboxState:
     def handle(self, method: str, target: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
         """One API call (defined by the server class; batches call it per part)."""
         raise NotImplementedError
+
+    def is_service_account(self, principal: str) -> bool:
+        """The API principal is a service account acting as itself (no delegation)."""
+        return principal in self.service_accounts
