@@ -136,6 +136,13 @@ def credentials_for(credential: CredentialRef | None, secret_store: SecretStore,
     raise CredentialBroken(f"credential kind {credential.kind!r} cannot be used for Google Calendar")
 
 
+def can_set_attendees(credential: CredentialRef | None) -> bool:
+    """False for a service account acting as itself (no Workspace user to act as):
+    Google refuses attendees from it without domain-wide delegation."""
+    return not (credential is not None and credential.kind == KIND_SERVICE_ACCOUNT
+                and not credential.settings.get("subject"))
+
+
 def delete_credential_secret(credential: CredentialRef, secret_store: SecretStore) -> None:
     if credential.secret_name:
         secret_store.delete(credential.secret_name)
