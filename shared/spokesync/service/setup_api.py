@@ -30,6 +30,7 @@ Routes (all under /api):
     POST   /credentials/{id}/google/reauth/start {redirect_uri}       repair: sign in again
     DELETE /credentials/{id}
     GET    /credentials/{id}/calendars           Google calendar picker
+    POST   /credentials/{id}/calendars {calendar_id}   add a shared calendar to the list (calendarList.insert)
     POST   /credentials/{id}/folders {parent, public}   Exchange folder browser
     GET    /openapi.json                         this API's OpenAPI 3.0 description
 """
@@ -288,6 +289,16 @@ def google_calendars(ctx: Context, body: Any, query: Mapping[str, str], credenti
     return 200, {"calendars": google_auth.list_calendars(credential, ctx.secrets, ctx.config)}
 
 
+def add_google_calendar(ctx: Context, body: Any, query: Mapping[str, str], credential_id: str) -> tuple[int, Payload]:
+    from spokesync.connectors.google import auth as google_auth
+
+    credential = _credential(ctx, credential_id)
+    if not credential.kind.startswith("google"):
+        raise ApiError(400, "calendars can be added for Google credentials only")
+    calendar_id = _body_str(body, "calendar_id")
+    return 200, {"calendar": google_auth.add_calendar(credential, ctx.secrets, ctx.config, calendar_id)}
+
+
 def exchange_folders(ctx: Context, body: Any, query: Mapping[str, str], credential_id: str) -> tuple[int, Payload]:
     from spokesync.connectors import exchange
 
@@ -356,6 +367,8 @@ _BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "password": _STR, "settings": _EXCHANGE_SETTINGS}},
     ("POST", "/credentials/{id}/google/reauth/start"): {"type": "object", "required": ["redirect_uri"],
                                                         "properties": {"redirect_uri": _STR}},
+    ("POST", "/credentials/{id}/calendars"): {"type": "object", "required": ["calendar_id"], "properties": {
+        "calendar_id": _STR}},
     ("POST", "/credentials/{id}/folders"): {"type": "object", "properties": {
         "parent": _STR, "public": {"type": "boolean"}}},
 }
@@ -374,6 +387,7 @@ _SUMMARIES = {
     "repair_exchange_password": "Repair Exchange credentials: validate a new password, store it, resume the spokes",
     "google_reauth_start": "Repair Google credentials: start signing in again",
     "delete_credential": "Remove saved credentials", "google_calendars": "Calendars a Google credential can write",
+    "add_google_calendar": "Add a calendar shared with a Google credential to its calendar list",
     "exchange_folders": "One level of an Exchange folder tree", "openapi_document": "This description",
     "confirm_deletions": "Confirm a paused mass deletion", "cancel_deletions": "Refuse a paused mass deletion",
     "resume": "Resume a paused or failed spoke (409 while a run is marked as in progress)",
@@ -451,6 +465,7 @@ _TABLE: list[tuple[str, str, Handler]] = [
     ("POST", "/credentials/google/oauth/finish", google_oauth_finish),
     ("DELETE", f"/credentials/{_ID}", delete_credential),
     ("GET", f"/credentials/{_ID}/calendars", google_calendars),
+    ("POST", f"/credentials/{_ID}/calendars", add_google_calendar),
     ("POST", f"/credentials/{_ID}/folders", exchange_folders),
     ("POST", f"/credentials/{_ID}/exchange-password", repair_exchange_password),
     ("POST", f"/credentials/{_ID}/google/reauth/start", google_reauth_start),

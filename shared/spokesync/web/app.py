@@ -563,6 +563,19 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
                     folders=payload.get("folders", []), error=payload.get("error", ""), parent=parent,
                     parent_name=request.args.get("parent_name", ""))
 
+    @app.post("/setup/new/target/add")
+    def step_target_add() -> Any:
+        credential_id = request.form.get("credential", "")
+        args = wizard_args(credential=credential_id)
+        status, payload = api("POST", f"/credentials/{credential_id}/calendars",
+                              {"calendar_id": request.form.get("calendar_id", "")})
+        if status >= 400:
+            return go("/setup/new/target?" + urlencode(args), payload.get("error", "The calendar could not be added."))
+        calendar = payload["calendar"]
+        return go("/setup/new/create?" + urlencode({**args, "calendar_id": calendar["id"],
+                                                    "suggested": calendar["summary"]}),
+                  f"Added “{calendar['summary']}” to this account's calendar list.")
+
     # ------------------------------------------------------------ step 5: name and hub
 
     def target_address(source: str) -> dict[str, Any]:
