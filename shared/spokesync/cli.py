@@ -179,6 +179,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", default="2016", choices=["2010", "2013", "2016"])
     p.add_argument("--auth", default="ntlm", choices=["ntlm", "basic"])
 
+    p = sub.add_parser("selftest", help="check a credential against the real service in a scratch calendar it "
+                                         "creates and removes (touches nothing else)")
+    p.add_argument("credential", help="credential id or label")
+
     p = sub.add_parser("sync")
     p.add_argument("spokes", nargs="*")
     p.add_argument("--all", action="store_true")
@@ -242,6 +246,16 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         cred = exchange.save_credential(ctx, hubs.check_name(args.label.strip(), "credential label"), settings,
                                         password)
         _print(cred.to_dict())
+    elif cmd == "selftest":
+        from spokesync.service import selftest
+
+        wanted = args.credential
+        found = next((c for c in ctx.store.list_credentials() if wanted in (c.id, c.label)), None)
+        if found is None:
+            raise hubs.NotFound(f"no credential '{wanted}': `spokesync credential list` shows them")
+        report = selftest.run(ctx, found.id)
+        print(report.text())
+        return 0 if report.ok else 1
     elif cmd == "sync":
         ids = [s.id for s in hubs.list_spokes(ctx)] if args.all else [hubs.find_spoke(ctx, s).id for s in args.spokes]
         if not ids:

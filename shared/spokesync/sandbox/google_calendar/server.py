@@ -26,6 +26,7 @@ from spokesync.sandbox.google_calendar.common import (
     Fault,
     _b64,
     _when_json,
+    _zone,
 )
 from spokesync.sandbox.google_calendar.events import EventsMixin
 from spokesync.sandbox.google_calendar.oauth import OAuthMixin
@@ -226,6 +227,13 @@ class GoogleCalendarSandbox(EventsMixin, ChannelsMixin, OAuthMixin, BatchMixin):
             self._count("channels.stop")
             self._stop_channel(json_body(), user)
             return 204, None, {}
+        if parts == ["calendars"] and method == "POST":
+            self._count("calendars.insert")
+            return 200, self._calendar_insert(user, json_body()), {}
+        if len(parts) == 2 and parts[0] == "calendars" and method == "DELETE":
+            self._count("calendars.delete")
+            self._calendar_delete(user, parts[1])
+            return 204, None, {}
         if len(parts) >= 3 and parts[0] == "calendars" and parts[2] == "events":
             if len(parts) == 3 and method == "GET":
                 self._count("events.list")
@@ -264,6 +272,29 @@ class GoogleCalendarSandbox(EventsMixin, ChannelsMixin, OAuthMixin, BatchMixin):
                     self._delete(cal, event_id, headers.get("if-match"))
                     return 204, None, {}
         raise ApiError(404, "notFound", "Not Found")
+
+    def _calendar_insert(self, user: str, body: dict[str, Any]) -> dict[str, Any]:
+        """calendars.insert: a secondary calendar owned by the principal (`summary` required)."""
+        summary = str(body.get("summary") or "")
+        if not summary:
+            raise ApiError(400, "required", "Missing summary.", location="summary", location_type="other")
+        time_zone = str(body.get("timeZone") or "UTC")
+        _zone(time_zone)
+        calendar_id = f"c_{secrets.token_hex(16)}@group.calendar.google.com"
+        cal = self.add_calendar(calendar_id, user, summary, time_zone)
+        return {"kind": "calendar#calendar", "etag": f'"{abs(hash(cal.id)) % 10**12}"', "id": cal.id,
+                "summary": cal.summary, "timeZone": cal.time_zone}
+
+    def _calendar_delete(self, user: str, calendar_id: str) -> None:
+        """calendars.delete: secondary calendars only, by their owner ("Use calendars.clear for
+        primary calendars", discovery document)."""
+        cal = self._calendar(calendar_id, user, "owner")
+        if cal.id == cal.owner:
+            raise ApiError(400, "cannotDeletePrimaryCalendar", "Cannot delete primary calendar.", "calendar")
+        for channel in self.channels.values():
+            if channel.calendar_id == cal.id:
+                channel.stopped = True
+        del self.calendars[cal.id]
 
     def _calendar_list_entry(self, cal: Calendar, user: str, role: str) -> dict[str, Any]:
         item = {"kind": "calendar#calendarListEntry", "etag": f'"{abs(hash(cal.id)) % 10**12}"', "id": cal.id,
