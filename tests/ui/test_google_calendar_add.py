@@ -58,3 +58,25 @@ def test_a_calendar_shared_with_a_service_account_is_added_by_its_id(server: Loc
     assert query["calendar_id"] == SHARED and query["suggested"] == "Shared with the robot"
     listed = requests.get(server.url + f"/api/credentials/{credential_id}/calendars", headers=AUTH, timeout=30)
     assert [c["id"] for c in listed.json()["calendars"]] == [SHARED]
+
+
+def test_the_credentials_page_runs_the_self_test_and_shows_each_check(server: LocalSpokesync) -> None:
+    sandbox = server.demo.google.sandbox
+    key = sandbox.new_service_account_key("selftest-robot@project.iam.gserviceaccount.com", domain_wide=False)
+    created = requests.post(server.url + "/api/credentials/google/service-account", headers=AUTH,
+                            json={"label": "Self-test robot", "key": key}, timeout=30)
+    credential_id = created.json()["id"]
+    calendars_before = set(sandbox.calendars)
+    s = requests.Session()
+    token = csrf_of(s.get(server.url + "/setup/login").text)
+    s.post(server.url + "/setup/login", data={"csrf_token": token, "token": ADMIN_TOKEN, "next": "/setup/"})
+    listing = s.get(server.url + "/setup/credentials")
+    assert f'action="/setup/credentials/{credential_id}/selftest"' in listing.text
+    result = s.post(server.url + f"/setup/credentials/{credential_id}/selftest",
+                    data={"csrf_token": csrf_of(listing.text)})
+    assert result.status_code == 200
+    assert "Self-test of “Self-test robot”: all checks passed" in result.text
+    assert "Passed</strong>\n      · schema accepted" in result.text
+    assert "Not checked</strong>\n      · push channel" in result.text  # the demo's webhook is plain http
+    assert "The scratch calendar was removed." in result.text
+    assert set(sandbox.calendars) == calendars_before

@@ -31,6 +31,7 @@ Routes (all under /api):
     DELETE /credentials/{id}
     GET    /credentials/{id}/calendars           Google calendar picker
     POST   /credentials/{id}/calendars {calendar_id}   add a shared calendar to the list (calendarList.insert)
+    POST   /credentials/{id}/selftest            check the credential in a scratch calendar (spokesync selftest)
     POST   /credentials/{id}/folders {parent, public}   Exchange folder browser
     GET    /openapi.json                         this API's OpenAPI 3.0 description
 """
@@ -299,6 +300,15 @@ def add_google_calendar(ctx: Context, body: Any, query: Mapping[str, str], crede
     return 200, {"calendar": google_auth.add_calendar(credential, ctx.secrets, ctx.config, calendar_id)}
 
 
+def credential_selftest(ctx: Context, body: Any, query: Mapping[str, str], credential_id: str) -> tuple[int, Payload]:
+    from spokesync.service import selftest
+
+    credential = _credential(ctx, credential_id)
+    if not credential.kind.startswith("google"):
+        raise ApiError(400, "the self-test covers Google credentials so far")
+    return 200, selftest.run(ctx, credential_id).to_dict()
+
+
 def exchange_folders(ctx: Context, body: Any, query: Mapping[str, str], credential_id: str) -> tuple[int, Payload]:
     from spokesync.connectors import exchange
 
@@ -388,6 +398,7 @@ _SUMMARIES = {
     "google_reauth_start": "Repair Google credentials: start signing in again",
     "delete_credential": "Remove saved credentials", "google_calendars": "Calendars a Google credential can write",
     "add_google_calendar": "Add a calendar shared with a Google credential to its calendar list",
+    "credential_selftest": "Check a credential against the real service in a scratch calendar it removes",
     "exchange_folders": "One level of an Exchange folder tree", "openapi_document": "This description",
     "confirm_deletions": "Confirm a paused mass deletion", "cancel_deletions": "Refuse a paused mass deletion",
     "resume": "Resume a paused or failed spoke (409 while a run is marked as in progress)",
@@ -466,6 +477,7 @@ _TABLE: list[tuple[str, str, Handler]] = [
     ("DELETE", f"/credentials/{_ID}", delete_credential),
     ("GET", f"/credentials/{_ID}/calendars", google_calendars),
     ("POST", f"/credentials/{_ID}/calendars", add_google_calendar),
+    ("POST", f"/credentials/{_ID}/selftest", credential_selftest),
     ("POST", f"/credentials/{_ID}/folders", exchange_folders),
     ("POST", f"/credentials/{_ID}/exchange-password", repair_exchange_password),
     ("POST", f"/credentials/{_ID}/google/reauth/start", google_reauth_start),

@@ -388,6 +388,14 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
         _, payload = api("GET", "/credentials")
         return page("credentials.html", credentials=payload["credentials"])
 
+    @app.post("/setup/credentials/<credential_id>/selftest")
+    def credential_selftest(credential_id: str) -> Any:
+        status, payload = api("POST", f"/credentials/{credential_id}/selftest")
+        if status >= 400:
+            return go("/setup/credentials", f"The self-test could not run: {payload.get('error', status)}")
+        _, listed = api("GET", "/credentials")
+        return page("credentials.html", credentials=listed["credentials"], selftest=payload)
+
     @app.post("/setup/credentials/<credential_id>/remove")
     def remove_credential(credential_id: str) -> Any:
         return act("DELETE", f"/credentials/{credential_id}", "Credential removed.", back="/setup/credentials")
