@@ -369,6 +369,21 @@ class RealConnectorsMachine(RuleBasedStateMachine):
                          f"{e.get('location', '')} {e.get('recurrence', '')}")
         return "\n".join(lines)
 
+    @rule(side=st.sampled_from(SIDES), k=st.integers(0, 3))
+    def run_dies_after_kth_write(self, side: str, k: int) -> None:
+        """The run loses its server after k writes (5xx past the retry budget, a dropped
+        connection): what it wrote is on the server, its links are not all committed."""
+        if side == "google":
+            self.google.sandbox.inject(503, "backendError", 50, skip=k, method="POST", path_contains="/events")
+        else:
+            self.ews.inject("drop", "CreateItem", times=50)
+        try:
+            self._sync(side)
+        finally:
+            self.google.sandbox.faults.clear()
+            self.ews.clear_faults()
+        self.clock.advance(self.ctx.config.lease_ttl_s + 1)  # a lease left behind expires
+
     # ----------------------------------------------------------- the checks
     def _quiet_round(self) -> None:
         self.google.sandbox.faults.clear()
