@@ -66,11 +66,10 @@ HOURS = (0, 9, 13, 23)
 GOOGLE_WRITES = ("events.insert", "events.patch", "events.update", "events.delete")
 EWS_WRITES = ("CreateItem", "UpdateItem", "DeleteItem")
 LOGICAL = re.compile(r"^(item-\d+)")
-# A modified occurrence ends up in an Exchange public folder twice (as the exception and as a standalone
-# item that reaches Google as a duplicate): pinned by test_a_moved_google_occurrence_reaches_exchange_as_an_exception
-# (strict xfail). Until it is fixed the machine changes occurrences by cancelling them only; set
-# SPOKESYNC_MACHINE_MODIFIED_OCCURRENCES=1 to draw modifications too.
-MODIFIED_OCCURRENCES = os.environ.get("SPOKESYNC_MACHINE_MODIFIED_OCCURRENCES") == "1"
+# A modified occurrence once came back from a mailbox folder's SyncFolderItems as an item of its own
+# (imported as a standalone duplicate); pinned by test_a_moved_google_occurrence_reaches_exchange_as_an_exception.
+# The machine draws modifications and cancellations (SPOKESYNC_MACHINE_MODIFIED_OCCURRENCES=0: cancellations only).
+MODIFIED_OCCURRENCES = os.environ.get("SPOKESYNC_MACHINE_MODIFIED_OCCURRENCES", "1") == "1"
 
 _servers: dict[str, Any] = {}
 _names = itertools.count(1)
@@ -437,11 +436,6 @@ RealConnectorsMachine.TestCase.settings = settings(
 TestRealConnectorsMachine = RealConnectorsMachine.TestCase
 
 
-@pytest.mark.xfail(strict=True, reason="found by the real-connector machine, not fixed yet: a modified occurrence "
-                                       "of a Google series ends up in an Exchange public folder as the series' "
-                                       "exception and as a second, standalone item, which reaches Google as a "
-                                       "duplicate (the mailbox folder is right); see "
-                                       "docs/decisions/2026-12-01-google-ground-truth.md")
 def test_a_moved_google_occurrence_reaches_exchange_as_an_exception() -> None:
     machine = RealConnectorsMachine()
     try:
