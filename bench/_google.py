@@ -58,7 +58,7 @@ def fill(sandbox: GoogleCalendarSandbox, calendar_id: str, n: int) -> None:
 
 
 def build(n: int, *, with_hub: bool = True) -> Setup:
-    server = serve(0, GoogleCalendarSandbox())
+    server = serve(0, GoogleCalendarSandbox(allow_http_webhooks=True))
     sandbox = server.sandbox
     sandbox.add_client("bench", "bench-secret")
     sandbox.add_calendar(A, USER, "A", "Europe/Berlin")

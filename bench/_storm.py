@@ -60,7 +60,8 @@ class Counter:
 class Storm:
     def __init__(self, *, options: dict[str, Any] | None = None, workers: int = 2) -> None:
         self.tmp = tempfile.TemporaryDirectory(prefix="spokesync-storm-")
-        self.google: Running = serve_google(0, GoogleCalendarSandbox())
+        # Its webhook is the local http server: the explicit switch (Google itself takes https only).
+        self.google: Running = serve_google(0, GoogleCalendarSandbox(allow_http_webhooks=True))
         self.sandbox: GoogleCalendarSandbox = self.google.sandbox
         self.sandbox.add_client("storm", "storm-secret")
         self.sandbox.add_calendar(CALENDAR, USER, "Team", "Europe/Berlin")

@@ -20,3 +20,8 @@ if os.environ.get("CI"):
 from spokesync.sandbox.ews import EwsServer  # noqa: E402
 
 EwsServer.check_responses_default = True
+
+
+def pytest_addoption(parser):  # type: ignore[no-untyped-def]
+    parser.addoption("--live", action="store_true", default=False,
+                     help="also run the self-test against real accounts (tests/live; see docs/DEVELOPING.md)")

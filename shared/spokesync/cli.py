@@ -193,6 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("credential")
     p.add_argument("--mailbox", required=True)
     p.add_argument("--group", action="store_true")
+    p = sub.add_parser("selftest", help="check a credential against the real service in a scratch calendar it "
+                                         "creates and removes (touches nothing else)")
+    p.add_argument("credential", help="credential id or label")
 
     p = sub.add_parser("sync")
     p.add_argument("spokes", nargs="*")
@@ -281,6 +284,16 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         found = graph.list_calendars(credential.settings, ctx.secrets.get(credential.secret_name), ctx.config,
                                      args.mailbox, "group" if args.group else "user")
         _print([{"id": c.id, "name": c.name, "default": c.is_default} for c in found])
+    elif cmd == "selftest":
+        from spokesync.service import selftest
+
+        wanted = args.credential
+        found = next((c for c in ctx.store.list_credentials() if wanted in (c.id, c.label)), None)
+        if found is None:
+            raise hubs.NotFound(f"no credential '{wanted}': `spokesync credential list` shows them")
+        report = selftest.run(ctx, found.id)
+        print(report.text())
+        return 0 if report.ok else 1
     elif cmd == "sync":
         ids = [s.id for s in hubs.list_spokes(ctx)] if args.all else [hubs.find_spoke(ctx, s).id for s in args.spokes]
         if not ids:

@@ -95,7 +95,8 @@ def start_demo_servers(config: Config, *, host: str = "127.0.0.1", fresh_store: 
     from spokesync.sandbox import ews as ews_sandbox
     from spokesync.sandbox import google_calendar as gcal
 
-    google = gcal.serve(0, gcal.GoogleCalendarSandbox(), host=host)
+    # The demo's webhook is the local http server: allowed by this explicit switch only.
+    google = gcal.serve(0, gcal.GoogleCalendarSandbox(allow_http_webhooks=True), host=host)
     gcal.add_demo_data(google.sandbox, user=DEMO_GOOGLE_USER, client_id=DEMO_CLIENT_ID,
                        client_secret=DEMO_CLIENT_SECRET)
     exchange = ews_sandbox.serve(host, 0, users={DEMO_EWS_USER: DEMO_EWS_PASSWORD}, sample=True)

@@ -71,7 +71,7 @@ class Deployment:
 def deployment(firestore_emulator: FirestoreEmulator, secret_manager_server: SecretManagerServer,
                tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     log_dir = tmp_path_factory.mktemp("function-logs")
-    google = serve(0, GoogleCalendarSandbox())
+    google = serve(0, GoogleCalendarSandbox(allow_http_webhooks=True))  # local http webhook
     google.sandbox.add_client(CLIENT_ID, CLIENT_SECRET)
     google.sandbox.add_user(USER)
     google.sandbox.add_calendar(CALENDAR, USER, "Team", "Europe/Berlin")

@@ -23,7 +23,8 @@ _cal_ids = itertools.count(1)
 
 @pytest.fixture
 def gserver() -> Iterator[Running]:
-    running = serve(0, GoogleCalendarSandbox())
+    # The tests' webhook receivers are plain http on 127.0.0.1: the explicit switch.
+    running = serve(0, GoogleCalendarSandbox(allow_http_webhooks=True))
     running.sandbox.add_client(CLIENT_ID, CLIENT_SECRET)
     running.sandbox.add_user(USER)
     yield running

@@ -31,6 +31,8 @@ Routes (all under /api):
     POST   /credentials/{id}/google/reauth/start {redirect_uri}       repair: sign in again
     DELETE /credentials/{id}
     GET    /credentials/{id}/calendars           Google calendar picker
+    POST   /credentials/{id}/calendars {calendar_id}   add a shared calendar to the list (calendarList.insert)
+    POST   /credentials/{id}/selftest            check the credential in a scratch calendar (spokesync selftest)
     POST   /credentials/{id}/folders {parent, public}   Exchange folder browser
     POST   /credentials/{id}/graph-calendars {mailbox, mailbox_kind}   Microsoft 365 calendar picker
     POST   /credentials/{id}/graph-secret {secret | private_key + certificate}   repair: validate, store, resume
@@ -341,6 +343,25 @@ def google_calendars(ctx: Context, body: Any, query: Mapping[str, str], credenti
     return 200, {"calendars": google_auth.list_calendars(credential, ctx.secrets, ctx.config)}
 
 
+def add_google_calendar(ctx: Context, body: Any, query: Mapping[str, str], credential_id: str) -> tuple[int, Payload]:
+    from spokesync.connectors.google import auth as google_auth
+
+    credential = _credential(ctx, credential_id)
+    if not credential.kind.startswith("google"):
+        raise ApiError(400, "calendars can be added for Google credentials only")
+    calendar_id = _body_str(body, "calendar_id")
+    return 200, {"calendar": google_auth.add_calendar(credential, ctx.secrets, ctx.config, calendar_id)}
+
+
+def credential_selftest(ctx: Context, body: Any, query: Mapping[str, str], credential_id: str) -> tuple[int, Payload]:
+    from spokesync.service import selftest
+
+    credential = _credential(ctx, credential_id)
+    if not credential.kind.startswith("google"):
+        raise ApiError(400, "the self-test covers Google credentials so far")
+    return 200, selftest.run(ctx, credential_id).to_dict()
+
+
 def exchange_folders(ctx: Context, body: Any, query: Mapping[str, str], credential_id: str) -> tuple[int, Payload]:
     from spokesync.connectors import exchange
 
@@ -419,6 +440,8 @@ _BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "password": _STR, "settings": _EXCHANGE_SETTINGS}},
     ("POST", "/credentials/{id}/google/reauth/start"): {"type": "object", "required": ["redirect_uri"],
                                                         "properties": {"redirect_uri": _STR}},
+    ("POST", "/credentials/{id}/calendars"): {"type": "object", "required": ["calendar_id"], "properties": {
+        "calendar_id": _STR}},
     ("POST", "/credentials/{id}/folders"): {"type": "object", "properties": {
         "parent": _STR, "public": {"type": "boolean"}}},
 }
@@ -437,6 +460,8 @@ _SUMMARIES = {
     "repair_exchange_password": "Repair Exchange credentials: validate a new password, store it, resume the spokes",
     "google_reauth_start": "Repair Google credentials: start signing in again",
     "delete_credential": "Remove saved credentials", "google_calendars": "Calendars a Google credential can write",
+    "add_google_calendar": "Add a calendar shared with a Google credential to its calendar list",
+    "credential_selftest": "Check a credential against the real service in a scratch calendar it removes",
     "exchange_folders": "One level of an Exchange folder tree", "openapi_document": "This description",
     "add_graph_credential": "Validate and save Microsoft 365 (Graph) app credentials against one mailbox",
     "graph_calendars": "Calendars of a Microsoft 365 mailbox or group (calendar picker)",
@@ -518,6 +543,8 @@ _TABLE: list[tuple[str, str, Handler]] = [
     ("POST", "/credentials/google/oauth/finish", google_oauth_finish),
     ("DELETE", f"/credentials/{_ID}", delete_credential),
     ("GET", f"/credentials/{_ID}/calendars", google_calendars),
+    ("POST", f"/credentials/{_ID}/calendars", add_google_calendar),
+    ("POST", f"/credentials/{_ID}/selftest", credential_selftest),
     ("POST", f"/credentials/{_ID}/folders", exchange_folders),
     ("POST", f"/credentials/{_ID}/exchange-password", repair_exchange_password),
     ("POST", f"/credentials/{_ID}/graph-calendars", graph_calendars),

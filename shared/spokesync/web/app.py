@@ -392,6 +392,14 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
         _, payload = api("GET", "/credentials")
         return page("credentials.html", credentials=payload["credentials"])
 
+    @app.post("/setup/credentials/<credential_id>/selftest")
+    def credential_selftest(credential_id: str) -> Any:
+        status, payload = api("POST", f"/credentials/{credential_id}/selftest")
+        if status >= 400:
+            return go("/setup/credentials", f"The self-test could not run: {payload.get('error', status)}")
+        _, listed = api("GET", "/credentials")
+        return page("credentials.html", credentials=listed["credentials"], selftest=payload)
+
     @app.post("/setup/credentials/<credential_id>/remove")
     def remove_credential(credential_id: str) -> Any:
         return act("DELETE", f"/credentials/{credential_id}", "Credential removed.", back="/setup/credentials")
@@ -604,6 +612,19 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
         return page("step_target.html", 200 if status < 400 else status, step=4, source=source, args=args,
                     folders=payload.get("folders", []), error=payload.get("error", ""), parent=parent,
                     parent_name=request.args.get("parent_name", ""))
+
+    @app.post("/setup/new/target/add")
+    def step_target_add() -> Any:
+        credential_id = request.form.get("credential", "")
+        args = wizard_args(credential=credential_id)
+        status, payload = api("POST", f"/credentials/{credential_id}/calendars",
+                              {"calendar_id": request.form.get("calendar_id", "")})
+        if status >= 400:
+            return go("/setup/new/target?" + urlencode(args), payload.get("error", "The calendar could not be added."))
+        calendar = payload["calendar"]
+        return go("/setup/new/create?" + urlencode({**args, "calendar_id": calendar["id"],
+                                                    "suggested": calendar["summary"]}),
+                  f"Added “{calendar['summary']}” to this account's calendar list.")
 
     # ------------------------------------------------------------ step 5: name and hub
 

@@ -179,6 +179,10 @@ class ExchangeConnector:
                 continue
             if isinstance(found, Exception):
                 raise found
+            if getattr(found, "type", None) in ("Occurrence", "Exception"):
+                # a series' occurrence is part of its master (read with it), never an item of its own:
+                # a change feed that names one also names the master
+                continue
             masters.append((item_id, found))
         exception_ids = [occ.id for _, m in masters for occ in (m.modified_occurrences or ())]
         exceptions: dict[str, CalendarItem] = {}

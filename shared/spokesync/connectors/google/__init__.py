@@ -25,5 +25,7 @@ def from_spoke(spoke: Spoke, credential: CredentialRef | None, secrets: SecretSt
     calendar_id = str(spoke.address.get("calendar_id") or "")
     if not calendar_id:
         raise ValueError(f"Google spoke {spoke.id!r} has no calendar_id in its address")
+    from spokesync.connectors.google.auth import can_set_attendees
+
     client = GoogleClient(credentials_for(credential, secrets, config), config)
-    return GoogleCalendarConnector(client, calendar_id)
+    return GoogleCalendarConnector(client, calendar_id, can_set_attendees=can_set_attendees(credential))

@@ -136,6 +136,13 @@ def credentials_for(credential: CredentialRef | None, secret_store: SecretStore,
     raise CredentialBroken(f"credential kind {credential.kind!r} cannot be used for Google Calendar")
 
 
+def can_set_attendees(credential: CredentialRef | None) -> bool:
+    """False for a service account acting as itself (no Workspace user to act as):
+    Google refuses attendees from it without domain-wide delegation."""
+    return not (credential is not None and credential.kind == KIND_SERVICE_ACCOUNT
+                and not credential.settings.get("subject"))
+
+
 def delete_credential_secret(credential: CredentialRef, secret_store: SecretStore) -> None:
     if credential.secret_name:
         secret_store.delete(credential.secret_name)
@@ -158,3 +165,34 @@ def list_calendars(credential: CredentialRef, secret_store: SecretStore, config:
         page = resp.get("nextPageToken")
         if not page:
             return out
+
+
+def add_calendar(credential: CredentialRef, secret_store: SecretStore, config: Config,
+                 calendar_id: str) -> dict[str, Any]:
+    """Add a calendar shared with this credential to its calendar list
+    (`calendarList.insert`): a calendar shared with a service account is not in
+    its list until then, so the picker cannot offer it."""
+    from googleapiclient.errors import HttpError
+
+    from spokesync.connectors.google.client import GoogleClient, error_status
+    from spokesync.ports import ConnectorError
+
+    calendar_id = calendar_id.strip()
+    if not calendar_id or len(calendar_id) > 1024 or any(c.isspace() for c in calendar_id):
+        raise ConnectorError("Enter the calendar's id as Google shows it (Settings → Integrate calendar → "
+                             "Calendar ID), e.g. team@group.calendar.google.com.")
+    client = GoogleClient(credentials_for(credential, secret_store, config), config)
+    who = credential.settings.get("subject") or credential.settings.get("service_account") or \
+        credential.settings.get("account") or "this account"
+    try:
+        item = client.execute(client.service.calendarList().insert(body={"id": calendar_id}), "calendarList.insert")
+    except HttpError as exc:
+        if error_status(exc) in (403, 404):
+            raise ConnectorError(f"Google does not share the calendar {calendar_id} with {who}: in Google Calendar "
+                                 f"open its settings, share it with {who} with \"Make changes to events\", "
+                                 "then add it again.") from exc
+        raise ConnectorError(f"Google could not add the calendar {calendar_id} (error {error_status(exc)}); "
+                             "try again later.") from exc
+    return {"id": item["id"], "summary": item.get("summaryOverride") or item.get("summary", item["id"]),
+            "time_zone": item.get("timeZone", ""), "access_role": item.get("accessRole", ""),
+            "primary": bool(item.get("primary"))}

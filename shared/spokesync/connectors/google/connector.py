@@ -20,11 +20,13 @@ from typing import Any
 from spokesync.connectors.google.client import BatchOutcome, GoogleClient
 from spokesync.connectors.google.mapping import (
     FIELDS,
+    HUB_ID_KEY,
     Series,
     event_id_for,
     event_to_google,
     exception_plan,
     fold_series,
+    fresh_event_id,
     hub_id_of,
     series_version,
 )
@@ -42,6 +44,7 @@ from spokesync.ports import (
 )
 
 PAGE_SIZE = 2500
+FRESH_ID_ATTEMPTS = 5
 
 
 def _headers(request: Any, etag: str | None) -> Any:
@@ -50,19 +53,37 @@ def _headers(request: Any, etag: str | None) -> Any:
     return request
 
 
+# Refusals Google documents for events this calendar may not change (see
+# sandbox/google_calendar/rules.py for the sources), in plain words.
+_REFUSALS = {
+    "forbiddenForNonOrganizer": "Google accepts changes to this invitation only from its organiser: change it in "
+                                "the organiser's calendar, or undo the change on the other side",
+    "eventTypeRestriction": "Google does not let apps change this kind of event (birthday, Gmail, out-of-office, "
+                            "focus time or working location): change it in Google Calendar itself",
+    "forbiddenForServiceAccounts": "Google refused the attendees: a service account needs domain-wide delegation "
+                                   "to set attendees (add a Workspace user to act as in the credential)",
+}
+
+
 def _failure(outcome: BatchOutcome, spoke_item_id: str = "") -> WriteResult:
     if not outcome.done:
         return WriteResult("retry", spoke_item_id, message="Google Calendar rate limit: retried later")
     if outcome.status in (404, 410):
         return WriteResult("not_found", spoke_item_id)
+    refusal = next((_REFUSALS[r] for r in outcome.reasons if r in _REFUSALS), None)
+    if refusal is not None:
+        return WriteResult("error", spoke_item_id, message=refusal)
     reason = ", ".join(outcome.reasons) or str(outcome.status)
     return WriteResult("error", spoke_item_id, message=f"Google Calendar refused the write ({reason})")
 
 
 class GoogleCalendarConnector:
-    def __init__(self, client: GoogleClient, calendar_id: str) -> None:
+    def __init__(self, client: GoogleClient, calendar_id: str, *, can_set_attendees: bool = True) -> None:
         self.client = client
         self.calendar_id = calendar_id
+        # False for a service account acting as itself: Google refuses attendees
+        # (403 forbiddenForServiceAccounts), so they are held in a private property.
+        self.can_set_attendees = can_set_attendees
         self._events_resource: Any = None
         self.capabilities = Capabilities(incremental=True, snapshot_diff=False, push=True, batch_size=50,
                                          fields=FIELDS, deterministic_ids=True)
@@ -105,6 +126,9 @@ class GoogleCalendarConnector:
                 if not token:
                     raise ConnectorError("Google Calendar returned no sync token")
                 return raws, token
+
+    def _body(self, event: Event, hub_id: str | None) -> dict[str, Any]:
+        return event_to_google(event, hub_id, hold_attendees=not self.can_set_attendees)
 
     def _item(self, series: Series) -> SpokeItem:
         return SpokeItem(id=str(series.master["id"]), version=series_version(series), event=fold_series(series),
@@ -211,7 +235,8 @@ class GoogleCalendarConnector:
         """Write each series' instance events; a result only for items that failed."""
         requests: list[tuple[Hashable, Any]] = []
         for index, (master_id, event, current) in work.items():
-            for n, write in enumerate(exception_plan(master_id, event, current)):
+            for n, write in enumerate(exception_plan(master_id, event, current,
+                                                     hold_attendees=not self.can_set_attendees)):
                 if write.body is None:
                     req = self._events.delete(calendarId=self.calendar_id, eventId=write.instance_id,
                                               sendUpdates="none")
@@ -253,7 +278,7 @@ class GoogleCalendarConnector:
         results: list[WriteResult | None] = [None] * len(items)
         requests = []
         for index, new in enumerate(items):
-            body = {"id": event_id_for(new.hub_id), **event_to_google(new.event, new.hub_id)}
+            body = {"id": event_id_for(new.hub_id), **self._body(new.event, new.hub_id)}
             requests.append((index, self._events.insert(calendarId=self.calendar_id, body=body, sendUpdates="none")))
         outcomes = self.client.batch(requests)
         series_work: dict[int, tuple[str, Event, Series | None]] = {}
@@ -278,30 +303,42 @@ class GoogleCalendarConnector:
     def _resolve_duplicates(self, items: Sequence[NewItem], duplicates: dict[int, str],
                             results: list[WriteResult | None],
                             series_work: dict[int, tuple[str, Event, Series | None]]) -> None:
-        """A retried create: report the existing event, or bring back one deleted since."""
+        """A retried create: report the existing event, or bring back one deleted since.
+
+        Google keeps a deleted event's id: re-inserting it answers 409, and an
+        event the *user* deleted cannot be updated back (403); once purged it
+        answers 404 to `get` while the id stays taken. Then the item is created
+        under a fresh id, after looking for one made that way before (the hub
+        id in the private extended property), so a retry never duplicates it.
+        """
         got = self.client.batch([(i, self._events.get(calendarId=self.calendar_id, eventId=event_id))
                                  for i, event_id in duplicates.items()])
         undelete: list[tuple[Hashable, Any]] = []
         existing: dict[str, dict[str, Any] | None] = {}
+        fresh: list[int] = []
         for index, event_id in duplicates.items():
             outcome = got[index]
-            if not outcome.ok:
-                results[index] = _failure(outcome, event_id)
-            elif outcome.response.get("status") == "cancelled":
+            if outcome.ok and outcome.response.get("status") == "cancelled":
                 new = items[index]
-                body = {**event_to_google(new.event, new.hub_id), "status": "confirmed"}
+                body = {**self._body(new.event, new.hub_id), "status": "confirmed"}
                 if new.event.status == "tentative":
                     body["status"] = "tentative"
                 req = self._events.update(calendarId=self.calendar_id, eventId=event_id, body=body,
                                           sendUpdates="none")
                 undelete.append((index, _headers(req, outcome.response.get("etag"))))
-            else:
+            elif outcome.ok:
                 existing[event_id] = outcome.response
+            elif outcome.done and outcome.status == 404:
+                fresh.append(index)  # purged, the id stays reserved
+            else:
+                results[index] = _failure(outcome, event_id)
         if undelete:
             for key, outcome in self.client.batch(undelete).items():
                 index = int(key)  # type: ignore[call-overload]
                 new = items[index]
-                if not outcome.ok:
+                if outcome.done and outcome.status == 403 and not set(outcome.reasons) & set(_REFUSALS):
+                    fresh.append(index)  # deleted by the user: Google will not bring it back
+                elif not outcome.ok:
                     results[index] = _failure(outcome, event_id_for(new.hub_id))
                 elif new.event.overrides or new.event.cancelled:
                     series_work[index] = (event_id_for(new.hub_id), new.event, Series(outcome.response))
@@ -317,6 +354,49 @@ class GoogleCalendarConnector:
                     else:
                         results[index] = WriteResult("exists", event_id, series_version(series),
                                                      item=self._item(series))
+        for index in fresh:
+            self._create_fresh(index, items[index], results, series_work)
+
+    def _find_by_hub_id(self, hub_id: str) -> dict[str, Any] | None:
+        """A live master event carrying `hub_id` in its private extended property."""
+        resp = self.client.execute(self._events.list(
+            calendarId=self.calendar_id, privateExtendedProperty=f"{HUB_ID_KEY}={hub_id}", maxResults=50),
+            "events.list")
+        return next((e for e in resp.get("items", []) if not e.get("recurringEventId")
+                     and e.get("status") != "cancelled"), None)
+
+    def _create_fresh(self, index: int, new: NewItem, results: list[WriteResult | None],
+                      series_work: dict[int, tuple[str, Event, Series | None]]) -> None:
+        from googleapiclient.errors import HttpError
+
+        from spokesync.connectors.google.client import error_reasons, error_status
+
+        adopted = self._find_by_hub_id(new.hub_id)
+        if adopted is not None:
+            series = self._read_series({str(adopted["id"]): adopted}).get(str(adopted["id"]))
+            if series is not None:
+                results[index] = WriteResult("exists", str(adopted["id"]), series_version(series),
+                                             item=self._item(series))
+                return
+        for attempt in range(1, FRESH_ID_ATTEMPTS + 1):
+            event_id = fresh_event_id(new.hub_id, attempt)
+            try:
+                created = self.client.execute(self._events.insert(
+                    calendarId=self.calendar_id, body={"id": event_id, **self._body(new.event, new.hub_id)},
+                    sendUpdates="none"), "events.insert")
+            except HttpError as exc:
+                if error_status(exc) == 409:
+                    continue  # that id was used and deleted before: the next one
+                results[index] = _failure(BatchOutcome(status=error_status(exc),
+                                                       reasons=tuple(error_reasons(exc))), event_id)
+                return
+            if new.event.overrides or new.event.cancelled:
+                series_work[index] = (event_id, new.event, Series(created))
+            else:
+                results[index] = WriteResult("ok", event_id, str(created.get("etag", "")))
+            return
+        results[index] = WriteResult("error", event_id_for(new.hub_id),
+                                     message="Google keeps refusing to recreate this event (its ids are taken)")
 
     def _classify_precondition_failures(self, failed: dict[int, str], results: list[WriteResult | None]) -> None:
         """412: the event changed (conflict) or is gone (deleted since: not_found)."""
@@ -355,7 +435,7 @@ class GoogleCalendarConnector:
                 continue
             etag = str(prechecked[index].master.get("etag")) if index in prechecked else upd.version
             req = self._events.patch(calendarId=self.calendar_id, eventId=upd.spoke_item_id,
-                                     body=event_to_google(upd.event, upd.hub_id), sendUpdates="none")
+                                     body=self._body(upd.event, upd.hub_id), sendUpdates="none")
             requests.append((index, _headers(req, etag)))
         outcomes = self.client.batch(requests)
         conflicts: dict[int, str] = {}

@@ -31,6 +31,13 @@ SHOW_AS_KEY = "spokesyncShowAs"
 CATEGORIES_KEY = "spokesyncCategories"
 COLOR_KEY = "spokesyncColor"
 ATTENDEE_EXTRA_KEY = "spokesyncAttendees"
+# Attendees a service account without domain-wide delegation may not set (403
+# forbiddenForServiceAccounts) are held here instead, so nothing is lost:
+# JSON split over numbered keys (an extended property value holds ≤ 1024 chars).
+HELD_ATTENDEES_KEY = "spokesyncHeldAttendees"
+_HELD_CHUNK = 1000
+_HELD_MAX_CHUNKS = 30
+REMINDER_MAX_MINUTES = 40320  # EventReminder.minutes: 0 to 40320 (discovery document)
 
 # The Event fields this mapping writes and reads back faithfully.
 FIELDS = frozenset({
@@ -65,6 +72,12 @@ def event_id_for(hub_id: str) -> str:
     else:
         raw = hashlib.sha256(hub_id.encode()).digest()[:20]
     return base64.b32hexencode(raw).decode().rstrip("=").lower()
+
+
+def fresh_event_id(hub_id: str, attempt: int) -> str:
+    """The id to recreate an item under when Google keeps its first id reserved
+    (deleted by the user): still derived from the hub id, so a retry finds it."""
+    return event_id_for(hashlib.sha256(f"{hub_id}#{attempt}".encode()).hexdigest()[:32])
 
 
 def instance_suffix(original_start: When) -> str:
@@ -147,12 +160,29 @@ def _attendees_to_google(event: Event) -> tuple[list[dict[str, Any]], dict[str, 
     return out, extra
 
 
-def event_to_google(event: Event, hub_id: str | None = None, *, occurrence: bool = False) -> dict[str, Any]:
+def _held_attendees(attendees: list[dict[str, Any]], extra: dict[str, dict[str, str]]) -> dict[str, str | None]:
+    text = json.dumps({"attendees": attendees, "extra": extra}, sort_keys=True, separators=(",", ":")) \
+        if attendees else ""
+    chunks = [text[i:i + _HELD_CHUNK] for i in range(0, len(text), _HELD_CHUNK)]
+    if len(chunks) > _HELD_MAX_CHUNKS:
+        raise ValueError(f"too many attendees to keep in Google without delegation ({len(attendees)})")
+    return {f"{HELD_ATTENDEES_KEY}{n}": (chunks[n] if n < len(chunks) else None) for n in range(_HELD_MAX_CHUNKS)}
+
+
+def clamp_reminder(minutes: int) -> int:
+    """Google takes 0 to 40320 minutes (4 weeks): a longer reminder becomes 4 weeks, not a refused event."""
+    return max(0, min(REMINDER_MAX_MINUTES, int(minutes)))
+
+
+def event_to_google(event: Event, hub_id: str | None = None, *, occurrence: bool = False,
+                    hold_attendees: bool = False) -> dict[str, Any]:
     """The writable part of a Google event resource for `event`.
 
     Every managed field is present (explicit empty/None values clear it), so
     the body works for insert, update and patch alike. For an occurrence
-    (`occurrence=True`) recurrence is left out.
+    (`occurrence=True`) recurrence is left out. `hold_attendees`: the
+    credential may not set attendees (a service account without delegation):
+    they go to a private extended property instead of `attendees`.
     """
     recurring = bool(event.recurrence) and not occurrence
     zone_name = _zone_for_write(event, recurring)
@@ -172,7 +202,7 @@ def event_to_google(event: Event, hub_id: str | None = None, *, occurrence: bool
     if event.reminders is None:
         reminders = {"useDefault": True}
     else:
-        minutes = sorted(set(event.reminders))[:MAX_REMINDERS]
+        minutes = sorted({clamp_reminder(m) for m in event.reminders})[:MAX_REMINDERS]
         reminders = {"useDefault": False, "overrides": [{"method": "popup", "minutes": m} for m in minutes]}
     body: dict[str, Any] = {
         "summary": event.title,
@@ -189,6 +219,10 @@ def event_to_google(event: Event, hub_id: str | None = None, *, occurrence: bool
         "source": {"url": event.url, "title": event.title or event.url} if event.url else None,
         "extendedProperties": {"private": private},
     }
+    if hold_attendees:
+        private.update(_held_attendees(attendees, attendee_extra))
+        private[ATTENDEE_EXTRA_KEY] = None
+        del body["attendees"]  # leave Google's own list alone: setting it is refused
     if not occurrence:
         body["recurrence"] = [line for line in event.recurrence if line.strip()]
     return body
@@ -213,8 +247,15 @@ def _json_value(value: str | None, default: Any) -> Any:
 
 def _attendees_from_google(raw: dict[str, Any], private: dict[str, str]) -> tuple[Attendee, ...]:
     extra = _json_value(private.get(ATTENDEE_EXTRA_KEY), {})
+    attendees = raw.get("attendees") or ()
+    held_text = "".join(private.get(f"{HELD_ATTENDEES_KEY}{n}") or "" for n in range(_HELD_MAX_CHUNKS))
+    if held_text and not attendees:
+        held = _json_value(held_text, {})
+        if isinstance(held, dict):
+            attendees = held.get("attendees") or ()
+            extra = held.get("extra") or {}
     out = []
-    for a in raw.get("attendees") or ():
+    for a in attendees:
         email = a.get("email")
         if not email:
             continue
@@ -370,7 +411,8 @@ class ExceptionWrite:
     etag: str | None  # the existing exception's etag (If-Match), None for a generated instance
 
 
-def exception_plan(master_id: str, event: Event, current: Series | None) -> list[ExceptionWrite]:
+def exception_plan(master_id: str, event: Event, current: Series | None, *,
+                   hold_attendees: bool = False) -> list[ExceptionWrite]:
     """The instance writes that make Google's exceptions match `event`'s
     overrides and cancellations: new or changed overrides are patched,
     cancellations deleted, exceptions the hub no longer has reverted to the
@@ -400,7 +442,7 @@ def exception_plan(master_id: str, event: Event, current: Series | None) -> list
         have = current_overrides.get(key)
         if have is not None and key not in current_cancelled and same_occurrence(have.event, o.event):
             continue
-        body = occurrence_body(o.event, o.original_start, event)
+        body = occurrence_body(o.event, o.original_start, event, hold_attendees=hold_attendees)
         plan.append(ExceptionWrite(f"{master_id}_{key}", o.original_start, body, existing.get(key, {}).get("etag")))
     for key, raw in existing.items():
         if key in wanted:
@@ -410,17 +452,19 @@ def exception_plan(master_id: str, event: Event, current: Series | None) -> list
             continue  # already equal to the series
         original = parse_when(raw.get("originalStartTime"))
         assert original is not None
-        body = occurrence_body(occurrence_template(event, original), original, event)
+        body = occurrence_body(occurrence_template(event, original), original, event,
+                               hold_attendees=hold_attendees)
         plan.append(ExceptionWrite(f"{master_id}_{key}", original, body, raw.get("etag")))
     return plan
 
 
-def occurrence_body(occurrence: Event, original_start: When, master: Event) -> dict[str, Any]:
+def occurrence_body(occurrence: Event, original_start: When, master: Event, *,
+                    hold_attendees: bool = False) -> dict[str, Any]:
     occ = _occurrence_only(occurrence)
     if occ.start is None or occ.end is None:
         template = occurrence_template(master, original_start)
         occ = replace(occ, start=template.start, end=template.end)
-    body = event_to_google(occ, occurrence=True)
+    body = event_to_google(occ, occurrence=True, hold_attendees=hold_attendees)
     zone_name = master.timezone or _zone_for_write(master, True)
     body["originalStartTime"] = when_to_google(original_start, zone_name)
     return body

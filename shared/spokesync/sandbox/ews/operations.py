@@ -698,6 +698,12 @@ def sync_folder_items(store: Store, req: etree._Element) -> list[etree._Element]
     touched: dict[str, int] = {}
     for seq, item_id in store.log[folder.id]:
         if seq > since:
+            # A calendar folder's sync reports recurring masters and single items only: a change of an
+            # exception is a change of its master (which Exchange re-stamps), never an item of its own
+            # ("Recurrence patterns and time zones in EWS": exceptions are reached through the master).
+            current = store.items.get(item_id)
+            if current is not None and current.master_id:
+                continue
             touched[item_id] = seq
     ordered = sorted(touched.items(), key=lambda kv: kv[1])
     changes: list[tuple[str, str, int]] = []  # (kind, item id, seq)

@@ -1,0 +1,294 @@
+"""The self-test an administrator runs against a real account before trusting
+spokesync with a shared calendar.
+
+It works only in a scratch calendar it creates and removes at the end (also
+when a check fails), and touches nothing else. Each behaviour the product
+depends on is reported in plain words as passed, failed, or not checked (with
+the reason). Used by `spokesync selftest CREDENTIAL`, the credentials page and
+`pytest --live`.
+
+Google checks: the event schema accepted (every mapped field round-trips),
+create / update / delete with preconditions, the incremental feed (sync
+token), a push channel (when an https webhook address is configured), a
+recurrence round trip (day 31, an excluded date, across a DST change, a moved
+and a cancelled occurrence), exceptions returned by `events.list(iCalUID=…)`
+(the connector's assumption: master plus every exception, cancelled ones
+included), whether re-setting a recurrence keeps its exceptions, attendee
+handling for this credential, and the reminder limit.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal
+from zoneinfo import ZoneInfo
+
+from spokesync.ports import ConnectorError, CredentialBroken
+
+if TYPE_CHECKING:
+    from spokesync.bootstrap import Context
+    from spokesync.connectors.google.connector import GoogleCalendarConnector
+    from spokesync.model.hub import CredentialRef
+
+Outcome = Literal["passed", "failed", "not_checked"]
+SCRATCH_PREFIX = "spokesync self-test"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    outcome: Outcome
+    detail: str  # plain words: what happened, and what to do when it failed
+
+    def line(self) -> str:
+        mark = {"passed": "ok  ", "failed": "FAIL", "not_checked": "--  "}[self.outcome]
+        return f"{mark} {self.name}: {self.detail}"
+
+
+@dataclass
+class Report:
+    credential: str
+    scratch: str = ""
+    checks: list[Check] = field(default_factory=list)
+    cleaned_up: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.cleaned_up and all(c.outcome != "failed" for c in self.checks)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"credential": self.credential, "scratch": self.scratch, "ok": self.ok,
+                "cleaned_up": self.cleaned_up, "checks": [asdict(c) for c in self.checks]}
+
+    def text(self) -> str:
+        lines = [f"Self-test of credential '{self.credential}' in a scratch calendar it created"
+                 f"{f' ({self.scratch})' if self.scratch else ''}:"]
+        lines += ["  " + c.line() for c in self.checks]
+        lines.append("  The scratch calendar was removed." if self.cleaned_up else
+                     "  FAIL The scratch calendar could not be removed: delete it in Google Calendar "
+                     f"({SCRATCH_PREFIX} …).")
+        lines.append("All checks passed." if self.ok else "Some checks failed: see above.")
+        return "\n".join(lines)
+
+
+def run(ctx: Context, credential_id: str) -> Report:
+    credential = ctx.store.get_credential(credential_id)
+    if credential is None:
+        raise ConnectorError(f"no credential with id {credential_id}: list them with `spokesync credentials`")
+    if credential.kind.startswith("google"):
+        return run_google(ctx, credential)
+    raise ConnectorError(f"the self-test covers Google credentials so far; '{credential.label}' is "
+                         f"{credential.kind}")
+
+
+# ------------------------------------------------------------------ Google
+
+
+def run_google(ctx: Context, credential: CredentialRef, *, now: Callable[[], datetime] | None = None) -> Report:
+    from spokesync.connectors.google.auth import can_set_attendees, credentials_for
+    from spokesync.connectors.google.client import GoogleClient
+    from spokesync.connectors.google.connector import GoogleCalendarConnector
+
+    report = Report(credential.label)
+    client = GoogleClient(credentials_for(credential, ctx.secrets, ctx.config), ctx.config)
+    calendars = client.service.calendars()
+    summary = f"{SCRATCH_PREFIX} {uuid.uuid4().hex[:8]}"
+    try:
+        created = client.execute(calendars.insert(body={"summary": summary, "timeZone": "Europe/Berlin"}),
+                                 "calendars.insert")
+    except CredentialBroken:
+        raise
+    except Exception:  # noqa: BLE001 - reported in plain words
+        report.checks.append(Check("scratch calendar", "failed",
+                                   "Google refused to create a scratch calendar for this credential: give it the "
+                                   "calendar scope (https://www.googleapis.com/auth/calendar) and try again."))
+        report.cleaned_up = True  # nothing was created
+        return report
+    report.scratch = str(created["id"])
+    conn = GoogleCalendarConnector(client, report.scratch, can_set_attendees=can_set_attendees(credential))
+    start = (now or (lambda: datetime.now(ZoneInfo("Europe/Berlin"))))()
+    try:
+        for check in (_schema_and_preconditions, _incremental_feed, _recurrence_round_trip, _attendees,
+                      _reminder_limit, _push_channel):
+            try:
+                report.checks.extend(check(ctx, conn, start))
+            except CredentialBroken:
+                raise
+            except Exception as exc:  # noqa: BLE001 - one check failing must not stop the others or the clean-up
+                report.checks.append(Check(check.__name__.strip("_").replace("_", " "), "failed",
+                                           f"stopped with an unexpected answer from Google ({type(exc).__name__}); "
+                                           "run the self-test again, and report it if it repeats."))
+    finally:
+        try:
+            client.execute(calendars.delete(calendarId=report.scratch), "calendars.delete")
+            report.cleaned_up = True
+        except Exception:  # noqa: BLE001 - reported in the text
+            report.cleaned_up = False
+    return report
+
+
+def _event(start: datetime, title: str, **kw: Any) -> Any:
+    from spokesync.model.event import Event
+
+    start = start.replace(second=0, microsecond=0) + timedelta(days=7)
+    return Event(title=title, start=start, end=start + timedelta(hours=1), timezone="Europe/Berlin", **kw)
+
+
+def _same(a: Any, b: Any, names: frozenset[str]) -> bool:
+    from spokesync.model.event import content_hash
+
+    return content_hash(a, names) == content_hash(b, names)
+
+
+def _schema_and_preconditions(ctx: Context, conn: GoogleCalendarConnector, start: datetime) -> list[Check]:
+    from spokesync.connectors.google.mapping import FIELDS
+    from spokesync.ports import ItemDelete, ItemUpdate, NewItem
+
+    out: list[Check] = []
+    event = _event(start, "Self-test: every field", description="Plain text", location="Room 1",
+                   show_as="tentative", privacy="private", categories=("Blue",), color="5", reminders=(10, 30),
+                   url="https://example.com/selftest", status="tentative")
+    hub_id = uuid.uuid4().hex
+    [made] = conn.create([NewItem(hub_id, event)])
+    if made.status != "ok":
+        return [Check("schema accepted", "failed", f"Google refused a new event: {made.message or made.status}.")]
+    back = conn.read([made.spoke_item_id]).get(made.spoke_item_id)
+    fields = FIELDS - {"attendees", "overrides", "cancelled", "recurrence"}
+    if back is not None and _same(back.event, event, fields):
+        out.append(Check("schema accepted", "passed", "an event with every synced field was created and read "
+                                                      "back unchanged."))
+    else:
+        out.append(Check("schema accepted", "failed", "an event read back differently from how it was written: "
+                                                      "some field would change on every sync."))
+    if back is None:
+        return out
+    [stale] = conn.update([ItemUpdate(made.spoke_item_id, '"0"', replace(event, title="stale"), hub_id)])
+    [fresh] = conn.update([ItemUpdate(made.spoke_item_id, back.version, replace(event, title="fresh"), hub_id)])
+    [gone] = conn.delete([ItemDelete(made.spoke_item_id, fresh.version)])
+    [again] = conn.delete([ItemDelete(made.spoke_item_id, fresh.version)])
+    if stale.status == "conflict" and fresh.status == "ok" and gone.status == "ok" and again.status == "not_found":
+        out.append(Check("create / update / delete with preconditions", "passed",
+                         "a stale version was refused (412), the current one accepted, and a second delete "
+                         "reported the event gone."))
+    else:
+        out.append(Check("create / update / delete with preconditions", "failed",
+                         f"expected conflict/ok/ok/gone, got {stale.status}/{fresh.status}/{gone.status}/"
+                         f"{again.status}: edits made meanwhile could be overwritten."))
+    return out
+
+
+def _incremental_feed(ctx: Context, conn: GoogleCalendarConnector, start: datetime) -> list[Check]:
+    from spokesync.ports import NewItem
+
+    first = conn.changes(None)
+    [made] = conn.create([NewItem(uuid.uuid4().hex, _event(start, "Self-test: feed"))])
+    later = conn.changes(first.cursor)
+    seen = [i.id for i in later.items]
+    out = [Check("incremental feed", "passed" if made.spoke_item_id in seen and not later.full else "failed",
+                 "a change made after the first listing came back through the sync token." if made.spoke_item_id
+                 in seen else "the sync token did not return a new event: changes would be missed.")]
+    out.append(Check("sync-token expiry", "not_checked",
+                     "Google decides when a sync token expires (410); spokesync then lists everything again "
+                     "and reconciles. This cannot be forced on a real account."))
+    return out
+
+
+def _recurrence_round_trip(ctx: Context, conn: GoogleCalendarConnector, start: datetime) -> list[Check]:
+    from spokesync.connectors.google.mapping import FIELDS
+    from spokesync.model.event import Event, Override
+    from spokesync.ports import ItemUpdate, NewItem
+
+    berlin = ZoneInfo("Europe/Berlin")
+    year = start.year + 1
+    first = datetime(year, 1, 31, 9, 0, tzinfo=berlin)
+    # Monthly on day 31: January, March (after the DST change), May ...; March excluded by EXDATE-equivalent
+    # cancellation, May moved.
+    may = datetime(year, 5, 31, 9, 0, tzinfo=berlin)
+    series = Event(title="Self-test: day 31", start=first, end=first + timedelta(hours=1), timezone="Europe/Berlin",
+                   recurrence=("RRULE:FREQ=MONTHLY;BYMONTHDAY=31;COUNT=4",),
+                   overrides=(Override(may, Event(title="Self-test: day 31 (moved)", start=may + timedelta(hours=2),
+                                                  end=may + timedelta(hours=3), timezone="Europe/Berlin")),),
+                   cancelled=(datetime(year, 3, 31, 9, 0, tzinfo=berlin),))
+    hub_id = uuid.uuid4().hex
+    [made] = conn.create([NewItem(hub_id, series)])
+    out: list[Check] = []
+    if made.status != "ok":
+        return [Check("recurrence round trip", "failed", f"Google refused a monthly series: {made.message}.")]
+    back = conn.read([made.spoke_item_id]).get(made.spoke_item_id)
+    ok = back is not None and _same(back.event, series, FIELDS - {"attendees"})
+    out.append(Check("recurrence round trip (day 31, cancelled and moved occurrences, DST)",
+                     "passed" if ok else "failed",
+                     "the series read back with the same rule, moved occurrence and cancelled date." if ok else
+                     "the series read back differently: recurring events would be rewritten on every sync."))
+    raw = conn.client.execute(conn._events.get(calendarId=conn.calendar_id, eventId=made.spoke_item_id),
+                              "events.get")
+    listed = conn.client.execute(conn._events.list(calendarId=conn.calendar_id, iCalUID=raw.get("iCalUID"),
+                                                   showDeleted=True, maxResults=2500), "events.list")
+    ids = {str(e.get("id")) for e in listed.get("items", [])}
+    statuses = {str(e.get("status")) for e in listed.get("items", []) if e.get("recurringEventId")}
+    ok = made.spoke_item_id in ids and "cancelled" in statuses and len(ids) >= 3
+    out.append(Check("exceptions returned by iCalUID", "passed" if ok else "failed",
+                     "events.list(iCalUID) returned the series with its moved and cancelled occurrences." if ok
+                     else "events.list(iCalUID) did not return every exception: changed occurrences could be "
+                          "missed. Report this with your Google Workspace edition."))
+    if back is not None:
+        reset = replace(series, recurrence=("RRULE:FREQ=MONTHLY;BYMONTHDAY=31;COUNT=5",))
+        [upd] = conn.update([ItemUpdate(made.spoke_item_id, back.version, reset, hub_id)])
+        after = conn.read([made.spoke_item_id]).get(made.spoke_item_id)
+        kept = after is not None and len(after.event.overrides) == 1 and len(after.event.cancelled) == 1
+        out.append(Check("re-set recurrence keeps its exceptions", "passed" if upd.status == "ok" and kept
+                         else "failed",
+                         "after the rule changed, the moved and cancelled occurrences were still there." if kept
+                         else "changing the rule lost the exceptions: spokesync writes them again, "
+                              "but other apps may not."))
+    return out
+
+
+def _attendees(ctx: Context, conn: GoogleCalendarConnector, start: datetime) -> list[Check]:
+    from spokesync.model.event import Attendee
+    from spokesync.ports import NewItem
+
+    guest = Attendee("selftest-guest@example.com", "Self-test guest", "optional", "needs_action")
+    event = _event(start, "Self-test: attendees", attendees=(guest,))
+    [made] = conn.create([NewItem(uuid.uuid4().hex, event)])
+    back = conn.read([made.spoke_item_id]).get(made.spoke_item_id) if made.status == "ok" else None
+    if back is None or back.event.attendees != (guest,):
+        return [Check("attendee handling", "failed", f"attendees did not survive a round trip "
+                                                     f"({made.message or made.status}).")]
+    how = ("set on the Google event (no invitation is sent: spokesync writes with sendUpdates=none)"
+           if conn.can_set_attendees else
+           "kept in a private property: a service account without domain-wide delegation may not set "
+           "attendees in Google (add a Workspace user to act as, to show them in Google)")
+    return [Check("attendee handling", "passed", f"attendees are {how}.")]
+
+
+def _reminder_limit(ctx: Context, conn: GoogleCalendarConnector, start: datetime) -> list[Check]:
+    from spokesync.ports import NewItem
+
+    [made] = conn.create([NewItem(uuid.uuid4().hex, _event(start, "Self-test: long reminder",
+                                                           reminders=(60 * 24 * 40,)))])
+    back = conn.read([made.spoke_item_id]).get(made.spoke_item_id) if made.status == "ok" else None
+    ok = back is not None and back.event.reminders == (40320,)
+    return [Check("reminder limit", "passed" if ok else "failed",
+                  "a 40-day reminder was stored as Google's maximum of 4 weeks, not refused." if ok else
+                  "a reminder longer than 4 weeks was not handled: such events would fail to sync.")]
+
+
+def _push_channel(ctx: Context, conn: GoogleCalendarConnector, start: datetime) -> list[Check]:
+    address = ctx.config.webhook_url
+    if not address.startswith("https://"):
+        return [Check("push channel", "not_checked",
+                      "no https webhook address is configured (SPOKESYNC_WEBHOOK_URL); Google sends push "
+                      "notifications to https only, so spokesync polls.")]
+    channel_id = f"selftest-{uuid.uuid4().hex}"
+    resource_id, expiration_ms = conn.watch(channel_id, uuid.uuid4().hex, address, 3600)
+    stopped = conn.stop_channel(channel_id, resource_id)
+    ok = bool(resource_id) and expiration_ms > 0 and stopped
+    return [Check("push channel", "passed" if ok else "failed",
+                  "Google accepted a push channel to the webhook address and stopped it again." if ok else
+                  "Google did not open or stop a push channel: spokesync will poll instead.")]
+
+
