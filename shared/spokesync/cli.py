@@ -288,10 +288,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         from spokesync.service import selftest
 
         wanted = args.credential
-        found = next((c for c in ctx.store.list_credentials() if wanted in (c.id, c.label)), None)
-        if found is None:
+        chosen = next((c for c in ctx.store.list_credentials() if wanted in (c.id, c.label)), None)
+        if chosen is None:
             raise hubs.NotFound(f"no credential '{wanted}': `spokesync credential list` shows them")
-        report = selftest.run(ctx, found.id)
+        report = selftest.run(ctx, chosen.id)
         print(report.text())
         return 0 if report.ok else 1
     elif cmd == "sync":
