@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Literal
 
 from spokesync.engine import rules
-from spokesync.model.event import ALL_FIELDS, Event, content_hash, event_to_dict
+from spokesync.model.event import Event, event_to_dict
 from spokesync.model.hub import Conflict, HubItem, Link, SyncOptions
 from spokesync.ports import ChangeSet, SpokeItem
 
@@ -137,6 +137,8 @@ class PlanInput:
     restore: dict[str, SpokeItem] = field(default_factory=dict)
     # hub item ids an administrator confirmed for deletion (their tombstones say so)
     confirmed: frozenset[str] = frozenset()
+    # the run's content hashes: each event is hashed once per run (the runner shares it)
+    hashes: rules.HashMemo = field(default_factory=rules.HashMemo)
 
 
 Winner = Literal["hub", "spoke"]
@@ -188,12 +190,22 @@ class _Planner:
             hub_item_id=hub_item_id,
             spoke_item_id=item.id,
             spoke_version=item.version,
-            spoke_hash=rules.spoke_hash(item.event, self.compared(created_by_hub)),
+            spoke_hash=self.inp.hashes(item.event, self.compared(created_by_hub)),
             hub_version=hub_version,
             created_by_hub=created_by_hub,
         )
 
-    def hub_version_of(self, item_id: str, base: HubItem | None, event: Event | None, deleted: bool) -> HubItem:
+    def merged_hash(self, item: SpokeItem, merged: Event, names: frozenset[str]) -> str:
+        """The hub version's hash over the fields taken from the spoke copy: the copy's own hash
+        (computed once) when the merge copied those fields exactly."""
+        if rules.self_contained(names):
+            value = self.inp.hashes(item.event, names)
+            self.inp.hashes.seed(merged, names, value)
+            return value
+        return self.inp.hashes(merged, names)
+
+    def hub_version_of(self, item_id: str, base: HubItem | None, event: Event | None, deleted: bool,
+                       hash_: str = "") -> HubItem:
         version = (base.version if base else 0) + 1
         return HubItem(
             id=item_id,
@@ -201,7 +213,7 @@ class _Planner:
             version=version,
             seq=0,
             event=event,
-            hash="" if event is None else content_hash(event, ALL_FIELDS),
+            hash="" if event is None else hash_,
             origin_spoke_id=base.origin_spoke_id if base else self.inp.spoke_id,
             modified=(event.modified if event is not None and event.modified else self.inp.now),
             deleted=deleted,
@@ -221,6 +233,10 @@ class _Planner:
         if link is None:
             self.inbound_new(item)
         elif link.detached:
+            return
+        elif item.version and item.version == link.spoke_version:
+            # Unchanged since the link was written (the port's version changes with every change
+            # of the server's copy): our own write read back, or an item the feed repeats.
             return
         else:
             self.inbound_linked(item, link)
@@ -243,7 +259,7 @@ class _Planner:
         if hub is not None and not hub.deleted and item.hub_id not in self.links_by_hub:
             # Our own earlier write whose link was never committed (a crash): adopt it.
             names = self.compared(True)
-            same = rules.spoke_hash(item.event, names) == rules.spoke_hash(
+            same = self.inp.hashes(item.event, names) == self.inp.hashes(
                 rules.project(hub.event or Event(), self.opts, self.inp.fields, True), names)
             # version 0 when it holds older content: a failed update is then retried
             link = self.link_for(item, hub.id, hub.version if same else 0, True)
@@ -257,8 +273,9 @@ class _Planner:
         if not rules.belongs(item.event, self.opts, self.inp.now):
             return
         hub_id = self.inp.new_id()
-        event = rules.merge_inbound(None, item.event, self.exchanged())
-        new = self.hub_version_of(hub_id, None, event, deleted=False)
+        names = self.exchanged()  # == self.compared(False): the item is the spoke's own
+        event = rules.merge_inbound(None, item.event, names)
+        new = self.hub_version_of(hub_id, None, event, deleted=False, hash_=self.merged_hash(item, event, names))
         link = self.link_for(item, hub_id, new.version, created_by_hub=False)
         self.plan.hub.append(HubUpsert(new, 0, link))
         self.set_link(link, hub_id)
@@ -267,7 +284,7 @@ class _Planner:
     def inbound_linked(self, item: SpokeItem, link: Link) -> None:
         hub = self.inp.hub_items.get(link.hub_item_id)
         names = self.compared(link.created_by_hub)
-        new_hash = rules.spoke_hash(item.event, names)
+        new_hash = self.inp.hashes(item.event, names)
         if new_hash == link.spoke_hash:
             if item.version != link.spoke_version:  # the server rewrote it; no edit
                 moved = replace(link, spoke_version=item.version)
@@ -312,7 +329,7 @@ class _Planner:
 
     def take_spoke(self, item: SpokeItem, link: Link, hub: HubItem, names: frozenset[str]) -> None:
         event = rules.merge_inbound(None if hub.deleted else hub.event, item.event, names)
-        new = self.hub_version_of(hub.id, hub, event, deleted=False)
+        new = self.hub_version_of(hub.id, hub, event, deleted=False, hash_=self.merged_hash(item, event, names))
         new_link = self.link_for(item, hub.id, new.version, link.created_by_hub)
         self.plan.hub.append(HubUpsert(new, hub.version, new_link))
         self.set_link(new_link, hub.id)
@@ -356,7 +373,7 @@ class _Planner:
             return
         names = self.compared(link.created_by_hub)
         event = rules.merge_inbound(None, item.event, names)
-        back = self.hub_version_of(hub.id, hub, event, deleted=False)
+        back = self.hub_version_of(hub.id, hub, event, deleted=False, hash_=self.merged_hash(item, event, names))
         new_link = self.link_for(item, hub.id, back.version, link.created_by_hub)
         self.plan.hub.append(HubUpsert(back, hub.version, new_link, restore=True))
         self.set_link(new_link, hub.id)
@@ -403,7 +420,7 @@ class _Planner:
                 self.plan.links.append(LinkChange(replace(link, detached=True), hub.id))
             return
         event = rules.project(hub.event, self.opts, self.inp.fields, link.created_by_hub)
-        if rules.spoke_hash(event, self.compared(link.created_by_hub)) == link.spoke_hash:
+        if self.inp.hashes(event, self.compared(link.created_by_hub)) == link.spoke_hash:
             # the spoke already shows this content (e.g. a field it does not hold changed)
             self.plan.links.append(LinkChange(replace(link, hub_version=hub.version), hub.id))
             return

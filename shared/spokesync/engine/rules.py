@@ -92,6 +92,50 @@ def spoke_hash(event: Event, names: frozenset[str]) -> str:
     return content_hash(event, names)
 
 
+# Fields whose normalised values depend on each other (EXDATE lines and cancelled overrides fold
+# into `cancelled`): a copy restricted to a set of names hashes like its source only when the set
+# holds all of them or none.
+_ENTANGLED = frozenset({"recurrence", "cancelled", "overrides"})
+
+
+def self_contained(names: frozenset[str]) -> bool:
+    """Does `restrict(event, base, names)` hash over `names` exactly like `event`?"""
+    common = names & _ENTANGLED
+    return not common or common == _ENTANGLED
+
+
+class HashMemo:
+    """Content hashes within one run: each event is hashed once per set of names.
+
+    Keyed by the event object's identity (events are frozen); the memo keeps a
+    reference to each event so that an id is never reused while it lives. A
+    run's memo lives as long as the run: its inputs are in memory anyway."""
+
+    __slots__ = ("_memo", "calls")
+
+    def __init__(self) -> None:
+        self._memo: dict[int, tuple[Event, dict[frozenset[str], str]]] = {}
+        self.calls = 0  # content_hash calls made (the benchmark reports them)
+
+    def __call__(self, event: Event, names: frozenset[str]) -> str:
+        entry = self._memo.get(id(event))
+        if entry is None or entry[0] is not event:
+            entry = (event, {})
+            self._memo[id(event)] = entry
+        value = entry[1].get(names)
+        if value is None:
+            self.calls += 1
+            value = entry[1][names] = content_hash(event, names)
+        return value
+
+    def seed(self, event: Event, names: frozenset[str], value: str) -> None:
+        """Record a hash known without computing it (a copy of a hashed event over the same names)."""
+        entry = self._memo.get(id(event))
+        if entry is None or entry[0] is not event:
+            entry = self._memo[id(event)] = (event, {})
+        entry[1][names] = value
+
+
 # ------------------------------------------------------------ membership
 
 

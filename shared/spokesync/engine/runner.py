@@ -142,10 +142,12 @@ class Runner:
         self.store = ctx.store
         self.clock = ctx.clock
         self.budget_s = ctx.config.run_budget_s if budget_s is None else budget_s
+        self.hashes = rules.HashMemo()  # one per run: each event is hashed once
 
     # ---------------------------------------------------------------- entry
     def sync(self, spoke_id: str, reason: str = "manual", dry_run: bool = False) -> RunRecord:
         run = RunRecord(id=new_id(), spoke_id=spoke_id, hub_id="", started_at=self.clock.now())
+        self.hashes = rules.HashMemo()
         if dry_run:
             return self._dry_run(run)
         lease_id = run.id
@@ -297,11 +299,14 @@ class Runner:
         else:
             ids = [i.id for i in changes.items] + list(changes.deleted)
             links_by_spoke = store.links_by_spoke_items(spoke.id, ids) if ids else {}
+            # each link is read once: those of the changed items are known already
+            have = {link.hub_item_id: link for link in links_by_spoke.values()}
             wanted = [h.id for h in hub_changed] + [i.hub_id for i in changes.items if i.hub_id]
+            wanted = [i for i in dict.fromkeys(wanted) if i not in have]
             links_by_hub = store.links_by_hub_items(spoke.id, wanted) if wanted else {}
+            links_by_hub.update(have)
             live = -1  # counted only when a deletion needs the guard
-        needed = {link.hub_item_id for link in links_by_spoke.values()}
-        needed |= {i.hub_id for i in changes.items if i.hub_id}
+        needed = self._hub_items_needed(spoke, connector, changes, links_by_spoke)
         known = {h.id: h for h in hub_changed}
         missing = [i for i in needed if i not in known]
         hub_items = dict(known)
@@ -329,8 +334,37 @@ class Runner:
             links_by_hub=links_by_hub, now=self.clock.now(), new_id=new_id,
             refuse_deletions=spoke.refuse_deletions, restore=restore,
             confirmed=frozenset(spoke.confirmed_ids) if spoke.confirm_deletions else frozenset(),
+            hashes=self.hashes,
         )
         return inp, live
+
+    def _hub_items_needed(self, spoke: Spoke, connector: SpokeConnector, changes: ChangeSet,
+                          links_by_spoke: dict[str, Link]) -> set[str]:
+        """The hub items the plan will look at: those of spoke items that changed (an unchanged
+        copy — the same version, or the same content — needs only its link), of deletions, and
+        of unlinked items that carry a hub id (a retried create, an orphan)."""
+        fields = connector.capabilities.fields
+        needed: set[str] = set()
+        seen: set[str] = set()
+        for item in changes.items:
+            seen.add(item.id)
+            link = links_by_spoke.get(item.id)
+            if link is None:
+                if item.hub_id:
+                    needed.add(item.hub_id)
+                continue
+            if link.detached or (item.version and item.version == link.spoke_version):
+                continue
+            names = rules.compared_fields(spoke.options, fields, link.created_by_hub)
+            if self.hashes(item.event, names) != link.spoke_hash:
+                needed.add(link.hub_item_id)
+        for spoke_item_id in changes.deleted:
+            link = links_by_spoke.get(spoke_item_id)
+            if link is not None:
+                needed.add(link.hub_item_id)
+        if changes.full:
+            needed |= {link.hub_item_id for sid, link in links_by_spoke.items() if sid not in seen}
+        return needed
 
     def _plan(self, spoke: Spoke) -> _Planned:
         connector = self.ctx.connector(spoke)
@@ -514,18 +548,18 @@ class Runner:
                     continue
                 created = isinstance(action, SpokeCreate)
                 link = Link(spoke.id, hub_item.id, result.spoke_item_id or action.link.spoke_item_id,
-                            result.version, rules.spoke_hash(action.event, compared), hub_item.version,
+                            result.version, self.hashes(action.event, compared), hub_item.version,
                             created_by_hub=True if created else action.link.created_by_hub)
                 batch.link_upserts.append(link)
                 progress.counts["spoke_created" if created else "spoke_updated"] += 1
             elif result.status == "exists" and isinstance(action, SpokeCreate):
                 # A retried create: the item is there already (an earlier run crashed before
                 # committing its link). Link it, then bring it up to date in this run.
-                existing_hash = rules.spoke_hash(result.item.event, compared) if result.item else ""
+                existing_hash = self.hashes(result.item.event, compared) if result.item else ""
                 link = Link(spoke.id, hub_item.id, result.spoke_item_id, result.version, existing_hash,
                             hub_item.version, created_by_hub=True)
                 batch.link_upserts.append(link)
-                if existing_hash != rules.spoke_hash(action.event, compared):
+                if existing_hash != self.hashes(action.event, compared):
                     follow.append(SpokeUpdate(link, hub_item, action.event, result.version))
                     progress.unfinished[hub_item.seq] += 1
                     done_seqs.append(hub_item.seq)

@@ -224,7 +224,7 @@ class HubItem:
     version: int  # bumped on every change; links remember the version they hold
     seq: int  # hub sequence at the last change: "changed since" queries
     event: Event | None  # None for a tombstone
-    hash: str = ""
+    hash: str = ""  # content hash over the fields the writing spoke gave it (informational)
     origin_spoke_id: str = ""
     modified: datetime | None = None
     deleted: bool = False
