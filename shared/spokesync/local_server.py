@@ -163,7 +163,7 @@ class PollingLoop:
 
         while not self._stop.is_set():
             try:
-                scheduler.tick(self.ctx)
+                scheduler.tick(self.ctx, tick_s=self.interval_s)
             except Exception:  # noqa: BLE001 - the loop must survive one bad tick
                 log.exception("polling tick failed")
             self._stop.wait(self.interval_s)

@@ -221,3 +221,64 @@ def test_runs_that_change_nothing_share_one_record_and_the_history_keeps_the_res
     cal_a.on_read = None
     after = harness.sync(a)
     assert after.idle and after.runs == 1 and after.id not in (again.id, failed.id)
+
+
+def test_an_idle_poll_takes_no_lease_and_writes_nothing(harness: Harness) -> None:
+    store = harness.ctx.store
+    hub = harness.hub()
+    a, cal_a = harness.spoke(hub, "a")
+    b, cal_b = harness.spoke(hub, "b")
+    cal_a.user_create(ev("first"))
+    harness.settle()
+    harness.settle()  # each spoke has read back its own writes
+    records = len(store.list_runs(spoke_id=a.id, limit=100))
+    before = store.get_spoke(a.id)
+    writes = store.stats["writes"]
+    for reason in ("poll", "push", "hub_changed"):
+        run = harness.sync(a, reason=reason)
+        assert run.idle and run.reason == "nothing changed"
+    assert store.stats["writes"] == writes, "an idle poll wrote to the hub store"
+    assert store.get_spoke(a.id) == before and len(store.list_runs(spoke_id=a.id, limit=100)) == records
+    # a person's "sync now" still leaves a record (folded with the idle runs before it)
+    manual = harness.sync(a)
+    assert manual.idle and store.get_run(manual.id) is not None
+
+    # a change on either side is not idle: the poll takes the lease and does the work
+    cal_b.user_create(ev("second", day=3))
+    moved = harness.sync(b, reason="poll")
+    assert moved.counts["hub_created"] == 1 and store.get_run(moved.id) is not None
+    pulled = harness.sync(a, reason="poll")
+    assert pulled.counts["spoke_created"] == 1 and titles(cal_a) == ["first", "second"]
+    assert store.get_spoke(a.id).lease_owner is None  # type: ignore[union-attr]
+
+
+def test_a_poll_that_finds_a_change_uses_the_plan_it_made_and_reads_the_spoke_once(harness: Harness) -> None:
+    hub = harness.hub()
+    a, cal_a = harness.spoke(hub, "a")
+    cal_a.user_create(ev("first"))
+    calls = cal_a.api_calls
+    run = harness.sync(a, reason="poll")
+    assert run.counts["hub_created"] == 1
+    assert cal_a.api_calls - calls == 1  # one read: the plan made before the lease was still valid
+
+
+def test_idle_polls_come_once_per_interval_from_the_last_run_that_wrote(harness: Harness) -> None:
+    from spokesync.service import scheduler
+
+    hub = harness.hub()
+    a, cal_a = harness.spoke(hub, "a", poll_interval_s=300)
+    cal_a.user_create(ev("first"))
+    harness.sync(a)
+    spoke = harness.ctx.store.get_spoke(a.id)
+    assert spoke is not None and spoke.next_run_at is not None
+    due_at = spoke.next_run_at
+
+    def due(seconds: float) -> bool:
+        return [s.id for s in scheduler.due_spokes(harness.ctx, due_at + timedelta(seconds=seconds), tick_s=30)] == [a.id]
+
+    # ticks every 30 s; idle polls write no next_run_at, yet the spoke is due once per 300 s
+    assert not due(-10) and due(0) and due(29)
+    assert not any(due(t) for t in range(30, 300, 30))
+    assert due(300) and not due(330) and due(610)
+    # without a known tick period (the Cloud Scheduler job comes once per interval): every tick
+    assert [s.id for s in scheduler.due_spokes(harness.ctx, due_at + timedelta(seconds=60))] == [a.id]

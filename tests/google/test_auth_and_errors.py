@@ -128,3 +128,27 @@ def test_a_key_that_is_not_a_service_account_key_is_refused_plainly(secret_store
     with pytest.raises(ValueError):
         auth.save_service_account_credential(store, secret_store, "bad", "Bad", key)
     assert store.list_credentials() == []
+
+
+def test_runs_in_one_process_reuse_the_access_token_until_it_expires(gserver: Running, gconfig: Config,
+                                                                     secret_store, oauth_credential,
+                                                                     new_calendar) -> None:
+    import json
+
+    auth.forget_cached_credentials()
+    cal = new_calendar()
+    stats = gserver.sandbox.stats
+    first = connector_for(gconfig, oauth_credential, secret_store, cal)  # a run: a new connector
+    first.changes(None)
+    asked = stats.token_requests
+    assert asked >= 1
+    second = connector_for(gconfig, oauth_credential, secret_store, cal)  # the next run, same process
+    second.changes(None)
+    assert stats.token_requests == asked, "a second run asked for a new access token"
+    gserver.sandbox.expire_access_tokens()  # expired (or revoked) at Google: refreshed on the 401
+    third = connector_for(gconfig, oauth_credential, secret_store, cal)
+    assert third.changes(None).full and stats.token_requests == asked + 1
+    # a revoked refresh token still breaks the credential (Google revokes its access tokens too)
+    gserver.sandbox.revoke_refresh_token(json.loads(secret_store.get(oauth_credential.secret_name))["refresh_token"])
+    with pytest.raises(CredentialBroken):
+        connector_for(gconfig, oauth_credential, secret_store, cal).changes(None)

@@ -143,6 +143,7 @@ class Runner:
         self.clock = ctx.clock
         self.budget_s = ctx.config.run_budget_s if budget_s is None else budget_s
         self.hashes = rules.HashMemo()  # one per run: each event is hashed once
+        self._planned: _Planned | None = None  # made before the lease, still valid under it
 
     # ---------------------------------------------------------------- entry
     def sync(self, spoke_id: str, reason: str = "manual", dry_run: bool = False) -> RunRecord:
@@ -150,12 +151,25 @@ class Runner:
         self.hashes = rules.HashMemo()
         if dry_run:
             return self._dry_run(run)
+        peeked: tuple[Spoke, _Planned] | None = None
+        if reason not in RECORDED_REASONS:
+            peeked = self._peek(run)
+            if peeked is not None and _idle(peeked[1]):
+                # Nothing changed on either side since the spoke's cursors: no lease, no record,
+                # no write (docs/decisions/2026-12-01-idle-polls.md).
+                run.hub_id, run.status, run.finished_at = peeked[0].hub_id, "ok", self.clock.now()
+                run.reason = "nothing changed"
+                log.debug("idle poll", extra={"spoke_id": spoke_id, "run_id": run.id})
+                return run
         lease_id = run.id
         spoke = self.store.acquire_lease(spoke_id, lease_id, self.clock.now(), self.ctx.config.lease_ttl_s)
         if spoke is None:
             # Another run holds the lease; it saw the dirty flag we left and runs again.
             return self._skipped(run)
         run.hub_id = spoke.hub_id
+        # The plan made before the lease holds when no run moved the spoke in between (every run
+        # that commits also releases, which rewrites the record); else it is made again.
+        self._planned = peeked[1] if peeked is not None and _same_spoke(peeked[0], spoke) else None
         progress = _Progress()
         state, state_reason = "ok", ""
         stopped: BaseException | None = None
@@ -410,9 +424,26 @@ class Runner:
         return {"pending_deletions": verdict.deletions, "pending_ids": list(verdict.ids[:PENDING_IDS_MAX]),
                 "pending_items": details}
 
+    def _peek(self, run: RunRecord) -> tuple[Spoke, _Planned] | None:
+        """Plan without the lease (reads only): an idle poll ends here. None when the spoke is in
+        a state only a full run handles (held by a run, paused, an administrator's decision
+        waiting, a sync requested meanwhile) or reading failed (the full run reports it)."""
+        spoke = self.store.get_spoke(run.spoke_id)
+        now = self.clock.now()
+        if (spoke is None or spoke.state != "ok" or spoke.dirty or spoke.retry_attention
+                or spoke.confirm_deletions or spoke.refuse_deletions
+                or (spoke.lease_owner and spoke.lease_expires is not None and spoke.lease_expires > now)):
+            return None
+        try:
+            return spoke, self._plan(spoke)
+        except Exception:  # noqa: BLE001 - the run that follows meets the same failure and records it
+            log.debug("peek failed; running in full", extra={"spoke_id": spoke.id}, exc_info=True)
+            return None
+
     def _run(self, spoke: Spoke, run: RunRecord, progress: _Progress) -> None:
         deadline = self.clock.monotonic() + self.budget_s
-        planned = self._plan(spoke)
+        planned = self._planned if self._planned is not None else self._plan(spoke)
+        self._planned = None
         connector, changes, plan, live, hub_changed, previous_cursor, _ = planned
         verdict = self._guard(spoke, planned)
         if not verdict.ok:
@@ -633,6 +664,24 @@ def _title(action: SpokeCreate | SpokeUpdate | SpokeDelete) -> str:
         return event.title
     return action.hub_item.label.partition("\t")[0] or action.hub_item.id
 
+
+
+# Runs a person asked for: they always take the lease and leave a record (folded when idle).
+RECORDED_REASONS = frozenset({"manual", "initial", "confirmed", "refused", "credential_repaired", "retry"})
+
+
+def _idle(planned: _Planned) -> bool:
+    """Nothing to write anywhere: no hub change for the spoke, its feed's cursor unchanged, and a
+    plan without actions (a full listing repeats every item: idle when nothing in it moved)."""
+    plan = planned.plan
+    return (not planned.hub_changed and planned.changes.cursor == planned.previous_cursor
+            and not (plan.hub or plan.links or plan.spoke or plan.conflicts))
+
+
+def _same_spoke(before: Spoke, after: Spoke) -> bool:
+    """The spoke record is as it was, apart from the lease just taken."""
+    return replace(after, lease_owner=before.lease_owner, lease_expires=before.lease_expires,
+                   dirty=before.dirty) == before
 
 
 def _outcome(run: RunRecord) -> str:

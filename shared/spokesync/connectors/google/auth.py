@@ -11,8 +11,10 @@ Google and against the local sandbox.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets as pysecrets
+import threading
 import urllib.parse
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -111,16 +113,40 @@ def save_service_account_credential(store: Any, secret_store: SecretStore, crede
     return ref
 
 
+# google-auth credentials by (credential, secret digest, token endpoint, client): runs in one process
+# share one object, so an access token is asked for once and reused until it expires (google-auth
+# refreshes it then, and on a 401). A new secret (a new sign-in, a new key) is a new entry. The
+# tokens stay in this process's memory only.
+_CREDENTIALS: dict[tuple[str, ...], Any] = {}
+_CREDENTIALS_LOCK = threading.Lock()
+_CREDENTIALS_MAX = 256
+
+
 def credentials_for(credential: CredentialRef | None, secret_store: SecretStore, config: Config) -> Any:
-    """google-auth credentials for a saved credential (refreshed lazily on first use)."""
+    """google-auth credentials for a saved credential (refreshed lazily on first use, then cached)."""
     if credential is None or not credential.secret_name:
         raise CredentialBroken("the Google spoke has no credential")
     from spokesync.ports import SecretNotFound
 
     try:
-        raw = json.loads(secret_store.get(credential.secret_name))
+        text = secret_store.get(credential.secret_name)
+        raw = json.loads(text)
     except (SecretNotFound, KeyError) as exc:
         raise CredentialBroken(f"the secret of credential {credential.label!r} is missing") from exc
+    key = (credential.id, credential.kind, hashlib.sha256(text.encode()).hexdigest(), config.google_oauth_token_uri,
+           config.google_client_id, credential.settings.get("subject", ""))
+    with _CREDENTIALS_LOCK:
+        cached = _CREDENTIALS.get(key)
+    if cached is not None:
+        return cached
+    made = _make_credentials(credential, raw, config)
+    with _CREDENTIALS_LOCK:
+        if len(_CREDENTIALS) >= _CREDENTIALS_MAX:
+            _CREDENTIALS.clear()
+        return _CREDENTIALS.setdefault(key, made)
+
+
+def _make_credentials(credential: CredentialRef, raw: dict[str, Any], config: Config) -> Any:
     if credential.kind == KIND_OAUTH:
         from google.oauth2.credentials import Credentials
 
@@ -141,6 +167,12 @@ def can_set_attendees(credential: CredentialRef | None) -> bool:
     Google refuses attendees from it without domain-wide delegation."""
     return not (credential is not None and credential.kind == KIND_SERVICE_ACCOUNT
                 and not credential.settings.get("subject"))
+
+
+def forget_cached_credentials() -> None:
+    """Drop every cached access token (tests; a process that must sign in afresh)."""
+    with _CREDENTIALS_LOCK:
+        _CREDENTIALS.clear()
 
 
 def delete_credential_secret(credential: CredentialRef, secret_store: SecretStore) -> None:
