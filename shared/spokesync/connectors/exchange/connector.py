@@ -139,6 +139,9 @@ class ExchangeConnector:
         self._read_paths = {FieldPath(field=CalendarItem.get_field_by_fieldname(n)) for n in mapping.READ_FIELDS}
         self._hub_id_path = {FieldPath(field=CalendarItem.get_field_by_fieldname("spokesync_hub_id"))}
         self._routing: dict[str, str] | None = None
+        # hub id -> (item id, ChangeKey) of every item carrying one, when this run listed the whole
+        # folder: creates then need no FindItem lookup (the spoke's lease keeps other runs out).
+        self._listed: dict[str, tuple[str, str]] | None = None
 
     @contextmanager
     def _scope(self) -> Iterator[None]:
@@ -149,6 +152,9 @@ class ExchangeConnector:
                 self._routing = routing.discover(self.account, self.settings.ews_url, self.folder_id)
             with routing.headers(self._routing):
                 yield
+
+    def _remember_listing(self, items: dict[str, SpokeItem]) -> None:
+        self._listed = {i.hub_id: (i.id, i.version) for i in items.values() if i.hub_id}
 
     # ------------------------------------------------------------ listing
     def _list_ids(self) -> dict[str, str]:
@@ -218,6 +224,7 @@ class ExchangeConnector:
         current = self._list_ids()
         if previous is None:
             read = self._fetch(current)
+            self._remember_listing(read.items)
             return ChangeSet(list(read.items.values()), [], encode_cursor(CURSOR_SNAPSHOT, {"items": current}), True)
         changed = [i for i, ck in current.items() if previous.get(i) != ck]
         deleted = [i for i in previous if i not in current]
@@ -258,6 +265,7 @@ class ExchangeConnector:
         if payload is None:
             changed, _, state = self._sync_round(None)
             read = self._fetch(changed)
+            self._remember_listing(read.items)
             snapshot = {i.id: i.version for i in read.items.values()}
             return ChangeSet(list(read.items.values()), [],
                              encode_cursor(CURSOR_SYNC, {"state": state, "items": snapshot}), True)
@@ -313,7 +321,10 @@ class ExchangeConnector:
     def create(self, items: Sequence[NewItem]) -> list[WriteResult]:
         results: list[WriteResult | None] = [None] * len(items)
         with self._scope():
-            existing = self._find_hub_ids([n.hub_id for n in items])
+            if self._listed is not None:  # this run's own complete listing answers it
+                existing = {n.hub_id: self._listed[n.hub_id] for n in items if n.hub_id in self._listed}
+            else:
+                existing = self._find_hub_ids([n.hub_id for n in items])
             adopted = self._fetch([existing[n.hub_id][0] for n in items if n.hub_id in existing]).items
             to_create: list[tuple[int, CalendarItem]] = []
             for pos, new in enumerate(items):
@@ -336,6 +347,8 @@ class ExchangeConnector:
                     results[pos] = self._failure(outcome, "")
                 else:
                     results[pos] = WriteResult("ok", outcome.id, outcome.changekey)
+                    if self._listed is not None and items[pos].hub_id:
+                        self._listed[items[pos].hub_id] = (outcome.id, outcome.changekey)
                     event = items[pos].event
                     if event.overrides or event.cancelled or mapping.exdates(event):
                         series.append((pos, outcome.id, event))
