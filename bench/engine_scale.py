@@ -5,7 +5,10 @@ two-way spoke `a` through the hub into a two-way spoke `b`, then 1 % of the
 items edited in `a` and synced again, then an idle round. Reports wall time,
 hub store records read/written (the SQLite store counts them like Firestore
 bills documents), spoke API calls and item writes, and the cost per item, so
-that growth with N and with the number of changes shows.
+that growth with N and with the number of changes shows. Runs are started as
+polls (`reason="poll"`), as the scheduler and push notifications start them:
+an idle round then takes the idle path (no lease, no record). `content_hashes`
+counts `content_hash` calls (the engine's hashing), per phase.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from bench._common import peak_rss_mb
 from spokesync.bootstrap import build_context
 from spokesync.config import Config
 from spokesync.connectors import memory_registry
+from spokesync.engine import rules
 from spokesync.engine.runner import Runner
 from spokesync.model.event import Event
 from spokesync.ports import FakeClock
@@ -38,8 +42,20 @@ def _event(i: int, now: datetime) -> Event:
                  location=f"Room {i % 40}", categories=("team",), reminders=(10,), modified=now)
 
 
+_HASHES = [0]
+
+
+def _counting_hash(event: Any, names: Any) -> str:
+    _HASHES[0] += 1
+    return _content_hash(event, names)
+
+
+_content_hash = rules.content_hash
+
+
 def _phase(store: SqliteHubStore, cals: list[Any], fn: Any) -> dict[str, Any]:
     store.stats.clear()
+    _HASHES[0] = 0
     calls, writes = sum(c.api_calls for c in cals), sum(c.writes for c in cals)
     started = time.perf_counter()
     runs = fn()
@@ -49,11 +65,20 @@ def _phase(store: SqliteHubStore, cals: list[Any], fn: Any) -> dict[str, Any]:
         "hub_writes": store.stats["writes"],
         "api_calls": sum(c.api_calls for c in cals) - calls,
         "spoke_writes": sum(c.writes for c in cals) - writes,
+        "content_hashes": _HASHES[0],
         "runs": runs,
     }
 
 
 def measure(n: int) -> dict[str, Any]:
+    rules.content_hash = _counting_hash  # type: ignore[assignment]
+    try:
+        return _measure(n)
+    finally:
+        rules.content_hash = _content_hash  # type: ignore[assignment]
+
+
+def _measure(n: int) -> dict[str, Any]:
     memory_registry.CALENDARS.clear()
     with tempfile.TemporaryDirectory() as tmp:
         clock = FakeClock(datetime(2026, 3, 1, 8, tzinfo=UTC))
@@ -70,7 +95,7 @@ def measure(n: int) -> dict[str, Any]:
             cal_a.user_create(_event(i, clock.now()))
 
         def sync_all() -> list[str]:
-            statuses = [Runner(ctx).sync(a.id).status, Runner(ctx).sync(b.id).status]
+            statuses = [Runner(ctx).sync(a.id, reason="poll").status, Runner(ctx).sync(b.id, reason="poll").status]
             queue.drain()
             return statuses
 
@@ -88,7 +113,10 @@ def measure(n: int) -> dict[str, Any]:
     memory_registry.CALENDARS.clear()
     return {
         "n": n,
-        "initial": {**initial, "ms_per_item": round(initial["wall_s"] * 1000 / n, 3)},
+        "initial": {**initial, "ms_per_item": round(initial["wall_s"] * 1000 / n, 3),
+                    "hub_reads_per_item": round(initial["hub_reads"] / n, 3),
+                    "hub_writes_per_item": round(initial["hub_writes"] / n, 3),
+                    "content_hashes_per_item": round(initial["content_hashes"] / n, 3)},
         "settle": settle,
         "changed_1pct": {**one_pct, "changed": changed, "ms_per_change": round(one_pct["wall_s"] * 1000 / changed, 3)},
         "idle": idle,
