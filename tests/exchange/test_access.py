@@ -184,3 +184,23 @@ def test_two_401s_in_a_row_mark_the_credential_broken(ews: EwsServer, settings: 
             exchange.validate(settings, PASSWORD, local_config())
     finally:
         ews.unauthorized_next = 0
+
+
+def test_an_ntlm_authenticated_connection_stays_authenticated_as_on_iis(ews: EwsServer, public_connector) -> None:  # type: ignore[no-untyped-def]
+    import http.client
+    import urllib.parse
+
+    public_connector.changes(None)  # the handshake happens here (or earlier, on a pooled connection)
+    ews.reset_counts()
+    start = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    public_connector.create([NewItem(f"h{i}", Event(title=f"e{i}", start=start, end=start + timedelta(hours=1)))
+                             for i in range(8)])
+    public_connector.changes(None)
+    assert ews.calls() >= 3 and ews.http_requests == ews.calls(), dict(ews.requests)  # one request each
+    # a new connection without a handshake is refused, as IIS refuses it
+    url = urllib.parse.urlsplit(ews.url)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+    conn.request("POST", url.path, body=b"<x/>", headers={"Content-Type": "text/xml"})
+    answer = conn.getresponse()
+    assert answer.status == 401 and "NTLM" in (answer.getheader("WWW-Authenticate") or "")
+    conn.close()

@@ -123,7 +123,11 @@ class EwsServer:
         self.http_requests = 0
         self.faults: list[Fault] = []
         self._replays: dict[str, list[bytes]] = {}
-        self.unauthorized_next = 0  # answer the next n authenticated EWS requests with 401 (load)
+        # answer the next n authenticated EWS requests with 401 (load). A refused request on a kept-alive
+        # connection makes the client authenticate again on a new one: the 401 that counts is the one
+        # after a completed handshake, the answer the client sees.
+        self.unauthorized_next = 0
+        self.auth_generation = 0  # bumped when a password changes (see set_password)
         self.last_headers: dict[str, str] = {}
         self._lock = threading.Lock()
         self._ntlm_file = self._write_ntlm_users()
@@ -187,6 +191,10 @@ class EwsServer:
         return path
 
     def set_password(self, username: str, password: str) -> None:
+        # Connections NTLM authenticated before stop counting as authenticated: a run comes minutes
+        # after the one before, past IIS's idle connection timeout (<limits connectionTimeout>,
+        # 2 minutes by default), so it connects and authenticates afresh, with the new password.
+        self.auth_generation += 1
         self.users.accounts[username] = password
         os.unlink(self._ntlm_file)
         self._ntlm_file = self._write_ntlm_users()
@@ -516,6 +524,7 @@ class _Handler(BaseHTTPRequestHandler):
     # the default: "IIS Configuration Reference, Windows Authentication <windowsAuthentication>"),
     # so a client sends its next requests without a new handshake. One handler per connection.
     _ntlm_user_ok = False
+    _ntlm_generation = 0
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet, tests run many requests
         pass
@@ -567,7 +576,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         with self.ews._lock:
             unauthorized = self.ews.unauthorized_next > 0
-            self.ews.unauthorized_next -= 1 if unauthorized else 0
+            handshake = bool(self.headers.get("Authorization"))
+            self.ews.unauthorized_next -= 1 if unauthorized and handshake else 0
         if unauthorized:
             # Exchange answers a good credential with 401 now and then when it wants clients to slow down
             # (exchangelib's FaultTolerance retries every 401 for that reason); the connection is closed
@@ -624,7 +634,8 @@ class _Handler(BaseHTTPRequestHandler):
             return False
         if scheme in ("ntlm", "negotiate") and "NTLM" in self.ews.auth:
             return self._ntlm_step(scheme, token)
-        if not header and self._ntlm_user_ok and "NTLM" in self.ews.auth:
+        if (not header and self._ntlm_user_ok and self._ntlm_generation == self.ews.auth_generation
+                and "NTLM" in self.ews.auth):
             return True  # this connection completed an NTLM handshake
         self._send(401, b"", self._challenge(), "text/html")
         return False
@@ -658,6 +669,7 @@ class _Handler(BaseHTTPRequestHandler):
             ok = False
         self._ntlm = None
         self._ntlm_user_ok = ok
+        self._ntlm_generation = self.ews.auth_generation
         if not ok:
             self._send(401, b"", self._challenge(), "text/html")
         return ok
