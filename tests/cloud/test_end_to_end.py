@@ -247,7 +247,13 @@ def test_the_same_task_delivered_twice_at_once_leaves_one_run(deployment: Deploy
         t.start()
     for t in threads:
         t.join()
-    assert sorted(a["status"] for a in answers) == ["ok", "skipped"], answers
+    # one delivery runs the sync; the other either finds the lease taken (skipped, and the holder runs again)
+    # or, planning without the lease (idle fast path), arrives after the first committed and finds nothing to do
+    worked = [a for a in answers if a["status"] == "ok" and a["counts"].get("hub_created")]
+    others = [a for a in answers if a not in worked]
+    assert len(worked) == 1 and len(others) == 1, answers
+    assert others[0]["status"] == "skipped" or (
+        others[0]["status"] == "ok" and not any(others[0]["counts"].values())), answers
     new_runs = [r for r in d.store.list_runs(spoke_id=hub["exchange"], limit=100) if r.id not in runs_before]
     assert len([r for r in new_runs if r.reason != "hub_changed" and r.counts.get("hub_created")]) == 1
     # the skipped delivery flagged the spoke dirty: a follow-up run is queued; all settle with no duplicates
