@@ -164,6 +164,8 @@ class RealConnectorsMachine(RuleBasedStateMachine):
                                     {"kind": "user", "mailbox": GRAPH_MAILBOX, "calendar_id": self.graph_calendar.id},
                                     graph_cred.id, options),
         }
+        # Google guests copied to Microsoft 365 must not turn into meeting requests from the shared mailbox.
+        self.invitations = self.graph.invitations[GRAPH_MAILBOX]
         self.counter = itertools.count(1)
         self.created: set[str] = set()  # logical ids users created
         self.deleted: set[str] = set()  # logical ids a user deleted somewhere
@@ -564,6 +566,7 @@ class RealConnectorsMachine(RuleBasedStateMachine):
         assert all(n == 1 for n in graph_titles.values()), f"duplicates in Microsoft 365: {graph_titles}"
         assert set(graph_titles) == set(masters), "Microsoft 365 and Google hold different items"
         assert self.graph.response_violations == [], self.graph.response_violations
+        assert self.graph.invitations[GRAPH_MAILBOX] == self.invitations, "Microsoft 365 sent meeting requests"
         assert self.created - self.deleted <= set(masters), "an item nobody deleted was lost"
         writes, versions = self._writes(), self._hub_versions()
         for side in SIDES:
