@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +17,7 @@ from spokesync.ports import Clock, SystemClock
 
 if TYPE_CHECKING:
     from spokesync.model.hub import Spoke
-    from spokesync.ports import HubStore, SecretStore, SpokeConnector, SyncTask, TaskQueue
+    from spokesync.ports import HubStore, RunProgress, SecretStore, SpokeConnector, SyncTask, TaskQueue
 
 # backend -> (store, secrets, queue) factories, each "module:callable(config, ctx)".
 BACKENDS: dict[str, tuple[str, str, str]] = {
@@ -45,6 +46,18 @@ class Context:
     store: HubStore = field(init=False)
     secrets: SecretStore = field(init=False)
     queue: TaskQueue = field(init=False)
+    # Progress of the runs going on in this process: the CLI's progress bar listens, the
+    # local dashboard reads `live_runs` (spoke id -> latest report) for running spokes.
+    progress_listeners: list[Callable[[RunProgress], None]] = field(default_factory=list)
+    live_runs: dict[str, RunProgress] = field(default_factory=dict)
+
+    def run_progress(self, progress: RunProgress) -> None:
+        if progress.phase == "done":
+            self.live_runs.pop(progress.spoke_id, None)
+        else:
+            self.live_runs[progress.spoke_id] = progress
+        for listener in list(self.progress_listeners):
+            listener(progress)
 
     def connector(self, spoke: Spoke) -> SpokeConnector:
         from spokesync.connectors.registry import connector_for

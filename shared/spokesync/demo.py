@@ -11,10 +11,17 @@ The sandboxes keep their data in memory, so every demo start is a fresh
 demo: its hubs live in `<data_dir>/demo/` and that directory's hub store and
 secrets are cleared at start (a previous demo's spokes would point at
 servers that no longer exist). Real hubs in `<data_dir>` are never touched.
+
+The CLI sees the same demo with `spokesync --demo ...`: a running demo writes
+`<data_dir>/demo/settings.json` (the sample servers' addresses, the demo store,
+the server's process id) and `cli_config` reads it back. Without `--demo` the CLI
+opens the real hubs only, so a demo spoke is never synced against Google's real
+API, and with `--demo` it refuses to start when no demo server is running.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -72,6 +79,57 @@ class Demo:
 
 
 _RUNNING: list[Demo] = []
+
+SETTINGS_FILE = "settings.json"
+# The Config fields a demo changes: what the CLI needs to reach the same sample servers and store.
+_SHARED = ("google_api_root", "google_oauth_auth_uri", "google_oauth_token_uri", "google_client_id",
+           "google_client_secret", "exchange_allow_http", "exchange_allowed_cidrs", "webhook_url",
+           "sqlite_path", "secret_file")
+
+
+class DemoNotRunning(Exception):
+    """`spokesync --demo` without a running demo server."""
+
+
+def settings_path(config: Config) -> Path:
+    return Path(config.data_dir) / "demo" / SETTINGS_FILE
+
+
+def write_settings(demo: Demo, pid: int | None = None) -> Path:
+    """Where the CLI finds this demo (only sample-server values: the demo's client secret is public)."""
+    path = settings_path(demo.config)
+    data: dict[str, Any] = {name: getattr(demo.config, name) for name in _SHARED}
+    data["exchange_allowed_cidrs"] = list(demo.config.exchange_allowed_cidrs)
+    data.update(pid=os.getpid() if pid is None else pid, ews_url=demo.ews.url)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(data, handle, indent=2)
+    return path
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: it exists
+        return True
+    return True
+
+
+def cli_config(config: Config) -> Config:
+    """The configuration of the running demo, for `spokesync --demo`."""
+    path = settings_path(config)
+    start = "Start it with `spokesync serve --demo` (in another terminal), then run this command again."
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        raise DemoNotRunning(f"no demo is running for {config.data_dir}. {start}") from None
+    if not isinstance(data, dict) or not _alive(int(data.get("pid", 0) or 0)):
+        raise DemoNotRunning(f"the demo server that used {config.data_dir} has stopped. {start}")
+    changes: dict[str, Any] = {name: data[name] for name in _SHARED if name in data}
+    changes["exchange_allowed_cidrs"] = tuple(changes.get("exchange_allowed_cidrs", ()))
+    return replace(config, **changes)
 
 
 def _fresh_demo_store(config: Config) -> dict[str, Any]:
@@ -147,7 +205,9 @@ def _start_graph(host: str) -> GraphServer:
 def start_demo(config: Config) -> Config:
     """What `spokesync serve --demo` calls: start the sandboxes, say how to use them."""
     demo = start_demo_servers(config)
+    write_settings(demo)
     print(demo.banner(), flush=True)
+    print("  the CLI sees this demo with `spokesync --demo ...` (e.g. `spokesync --demo status`)", flush=True)
     return demo.config
 
 

@@ -297,6 +297,22 @@ class RunSettings(Protocol):
     def quota_retry_s(self) -> int: ...
 
 
+@dataclass(frozen=True)
+class RunProgress:
+    """How far a running sync is: what the CLI's progress bar and the dashboard show.
+
+    phase: "reading" (the spoke's changes and the hub's), "writing" (into the hub, then the
+    spoke; `done` of `total` planned writes), "done". Rates are the reader's business."""
+
+    spoke_id: str
+    run_id: str
+    phase: Literal["reading", "writing", "done"]
+    done: int = 0
+    total: int = 0
+    into_hub: int = 0
+    into_spoke: int = 0
+
+
 class RunContext(Protocol):
     """What the engine's runner is given: stores, clock, queue, connectors, and a way
     to report a refused credential. The engine imports nothing above the ports;
@@ -311,6 +327,9 @@ class RunContext(Protocol):
     def connector(self, spoke: Spoke) -> SpokeConnector: ...
     def credential_broken(self, credential_id: str, reason: str) -> None:
         """The credential was refused: mark it (and every spoke using it) as needing repair."""
+        ...
+    def run_progress(self, progress: RunProgress) -> None:
+        """A run reports how far it is (after reading, after each write batch, at the end)."""
         ...
 
 

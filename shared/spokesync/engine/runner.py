@@ -16,7 +16,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from spokesync.engine import rules
 from spokesync.engine.planner import (
@@ -56,6 +56,7 @@ from spokesync.ports import (
     LeaseLost,
     NewItem,
     QuotaExceeded,
+    RunProgress,
     SpokeConnector,
     SpokeItem,
     SyncTask,
@@ -130,6 +131,8 @@ class _Progress:
     attention_add: dict[str, dict[str, object]] = field(default_factory=dict)  # hub item id -> refused write
     attention_clear: set[str] = field(default_factory=set)  # hub item ids written fine this run
     confirmed: frozenset[str] = frozenset()  # hub item ids an administrator confirmed for deletion
+    done: int = 0  # planned writes made (progress reports)
+    total: int = 0
 
 
 def new_id() -> str:
@@ -253,6 +256,7 @@ class Runner:
         if spoke.retry_attention and run.status == "ok":
             changes["retry_attention"] = False
         dirty = self.store.release_lease(spoke.id, lease_id, **changes)
+        self._report(replace(run, spoke_id=spoke.id), progress, "done")
         if follow_up:
             self._follow_up(spoke, run, progress, dirty)
         log.info("sync run finished", extra={"spoke_id": spoke.id, "hub_id": spoke.hub_id, "run_id": run.id,
@@ -442,6 +446,7 @@ class Runner:
 
     def _run(self, spoke: Spoke, run: RunRecord, progress: _Progress) -> None:
         deadline = self.clock.monotonic() + self.budget_s
+        self._report(run, progress, "reading")
         planned = self._planned if self._planned is not None else self._plan(spoke)
         self._planned = None
         connector, changes, plan, live, hub_changed, previous_cursor, _ = planned
@@ -454,6 +459,8 @@ class Runner:
         progress.counts["conflicts"] = len(plan.conflicts)
         progress.unfinished.update(a.hub_item.seq for a in plan.spoke)
         progress.top_seq = max([plan.max_seq, spoke.hub_cursor] + [h.seq for h in hub_changed])
+        progress.total += len(plan.hub) + len(plan.links) + len(plan.spoke)
+        self._report(run, progress, "writing")
         inbound_done = False
         try:
             self._apply_hub(spoke, run, plan, progress, deadline)
@@ -494,6 +501,13 @@ class Runner:
         self._apply_spoke(spoke, run, connector, plan, progress, deadline)
         return inp.hub_changed
 
+    def _report(self, run: RunRecord, progress: _Progress, phase: Literal["reading", "writing", "done"]) -> None:
+        counts = progress.counts
+        self.ctx.run_progress(RunProgress(
+            run.spoke_id, run.id, phase, progress.done, max(progress.total, progress.done),
+            into_hub=sum(counts.get(k, 0) for k in ("hub_created", "hub_updated", "hub_deleted", "hub_restored")),
+            into_spoke=sum(counts.get(k, 0) for k in ("spoke_created", "spoke_updated", "spoke_deleted"))))
+
     # --------------------------------------------------------------- inbound
     def _check_time(self, deadline: float) -> None:
         if _STOPPING.is_set():
@@ -532,6 +546,8 @@ class Runner:
                     progress.hub_changed = True
                     if action.item.deleted and action.expected_version and not action.item.confirmed:
                         progress.budget_hub += 1
+            progress.done += len(chunk)
+            self._report(run, progress, "writing")
 
     # -------------------------------------------------------------- outbound
     def _apply_spoke(self, spoke: Spoke, run: RunRecord, connector: SpokeConnector, plan: Plan,
@@ -543,7 +559,9 @@ class Runner:
         for c_chunk in iter_batches(creates, size):
             self._check_time(deadline)
             results = connector.create([NewItem(a.hub_item.id, a.event) for a in c_chunk])
-            updates.extend(self._settle(spoke, run, progress, connector.capabilities.fields, c_chunk, results))
+            follow = self._settle(spoke, run, progress, connector.capabilities.fields, c_chunk, results)
+            updates.extend(follow)
+            progress.total += len(follow)
         for u_chunk in iter_batches(updates, size):
             self._check_time(deadline)
             results = connector.update([ItemUpdate(a.link.spoke_item_id, a.version, a.event, a.hub_item.id)
@@ -627,6 +645,8 @@ class Runner:
             progress.unfinished[seq] -= 1
         if len(batch):
             self.store.commit(batch, self.clock.now())
+        progress.done += len(actions)
+        self._report(run, progress, "writing")
         return follow
 
 

@@ -13,7 +13,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from spokesync.engine.runner import window_deletions
-from spokesync.model.hub import Hub, RunRecord, Spoke, SyncOptions
+from spokesync.model.hub import CredentialRef, Hub, RunRecord, Spoke, SyncOptions
 from spokesync.ports import SyncTask
 
 if TYPE_CHECKING:
@@ -95,6 +95,22 @@ def delete_hub(ctx: Context, hub_id: str) -> None:
     ctx.store.delete_hub(hub_id)
 
 
+# ------------------------------------------------------------ credentials
+
+
+def find_credential(ctx: Context, ref: str) -> CredentialRef:
+    """A saved credential by id or by its label (the CLI accepts either)."""
+    credential = ctx.store.get_credential(ref)
+    if credential is not None:
+        return credential
+    matches = [c for c in ctx.store.list_credentials() if c.label == ref]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise InvalidRequest(f"several credentials are labelled '{ref}': use the id (spokesync credential list)")
+    raise NotFound(f"no saved credential named or numbered '{ref}' (spokesync credential list shows them)")
+
+
 # ----------------------------------------------------------------- spokes
 
 
@@ -136,13 +152,47 @@ def add_spoke(
         raise InvalidRequest(f"unknown spoke kind '{kind}'; choose one of {', '.join(kinds())}")
     if credential_id is not None and ctx.store.get_credential(credential_id) is None:
         raise InvalidRequest(f"no saved credential with id {credential_id}")
-    for other in ctx.store.list_spokes():
-        if other.kind == kind and other.address == address and other.hub_id == hub.id:
+    for other in ctx.store.list_spokes(hub.id):
+        if other.kind == kind and other.address == address:
             raise InvalidRequest(f"this calendar is already a spoke of hub '{hub.name}' ('{other.name}')")
+        if other.name.casefold() == name.casefold():
+            raise InvalidRequest(f"hub '{hub.name}' already has a spoke named '{other.name}': choose another name")
     spoke = Spoke(id=_id(), hub_id=hub.id, name=name, kind=kind, credential_id=credential_id,
                   address=dict(address), options=options_from(options), next_run_at=ctx.clock.now())
     ctx.store.put_spoke(spoke)
     return spoke
+
+
+def check_address(ctx: Context, kind: str, address: dict[str, Any], credential_id: str | None) -> str:
+    """Ask the server whether the address names a calendar this credential can open, before a spoke
+    is saved (a wrong folder id is refused now, not at the first sync). Returns the calendar's name.
+    Kinds whose connector cannot check (memory) pass."""
+    from spokesync.connectors.registry import connector_for, kinds
+    from spokesync.ports import ConnectorError
+
+    if kind not in kinds():
+        raise InvalidRequest(f"unknown spoke kind '{kind}'; choose one of {', '.join(kinds())}")
+    needed = {"google": "calendar_id", "exchange": "folder_id"}.get(kind)
+    if needed and not address.get(needed):
+        raise InvalidRequest(f"a {kind} spoke needs --address {needed}=... "
+                             f"({'spokesync calendars' if kind == 'google' else 'spokesync folders'} CREDENTIAL "
+                             "lists them)")
+    if needed and not credential_id:
+        raise InvalidRequest(f"a {kind} spoke needs --credential (spokesync credential list)")
+    credential = ctx.store.get_credential(credential_id) if credential_id else None
+    probe = Spoke(id="check", hub_id="", name="new spoke", kind=kind, credential_id=credential_id,
+                  address=dict(address))
+    try:
+        connector = connector_for(probe, credential, ctx.secrets, ctx.config)
+    except ValueError as err:
+        raise InvalidRequest(str(err)) from None
+    check = getattr(connector, "check", None)
+    if check is None:
+        return ""
+    try:
+        return str(check())
+    except ConnectorError as err:
+        raise InvalidRequest(str(err)) from None
 
 
 def start_push(ctx: Context, spoke: Spoke) -> str:

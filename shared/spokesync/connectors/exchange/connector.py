@@ -153,6 +153,30 @@ class ExchangeConnector:
             with routing.headers(self._routing):
                 yield
 
+    def check(self) -> str:
+        """The folder's name, after one GetFolder call: refuses an address that is not a calendar folder
+        this account can open (before a spoke is saved, not at its first sync)."""
+        from exchangelib.services import GetFolder
+
+        try:
+            found = list(GetFolder(account=self.account).call(
+                folders=[self.folder], additional_fields={FieldPath(field=Folder.get_field_by_fieldname(n))
+                                                          for n in ("name", "folder_class")}, shape=ID_ONLY))
+        except Exception as exc:  # noqa: BLE001 - translated into the administrator's words
+            raise describe(exc, self.settings) from exc
+        folder = found[0] if found else None
+        if folder is None or isinstance(folder, Exception):
+            if folder is not None and type(folder).__name__ in ("ErrorInvalidIdMalformed", "ErrorFolderNotFound",
+                                                               "ErrorItemNotFound", "ErrorInvalidIdNotAnItemAttachmentId"):
+                raise ConnectorError(f"there is no Exchange folder with id '{self.folder_id}' that "
+                                     f"{self.settings.account_name} can open: pick one from `spokesync folders`")
+            raise describe(folder or ConnectorError("no answer"), self.settings)
+        folder_class = getattr(folder, "folder_class", None) or ""
+        if folder_class and not folder_class.startswith("IPF.Appointment"):
+            raise ConnectorError(f"'{folder.name}' is not a calendar folder (it holds {folder_class}): "
+                                 "pick a calendar folder")
+        return str(folder.name or self.folder_id)
+
     def _remember_listing(self, items: dict[str, SpokeItem]) -> None:
         self._listed = {i.hub_id: (i.id, i.version) for i in items.values() if i.hub_id}
 

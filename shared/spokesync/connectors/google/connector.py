@@ -95,6 +95,20 @@ class GoogleCalendarConnector:
             self._events_resource = self.client.service.events()
         return self._events_resource
 
+    def check(self) -> str:
+        """Refuses a calendar id this account cannot open, before a spoke is saved (one events.list call)."""
+        from googleapiclient.errors import HttpError
+
+        try:
+            self.client.execute(self._events.list(calendarId=self.calendar_id, maxResults=1), "checking the calendar")
+        except HttpError as exc:
+            if exc.resp.status in (403, 404):
+                raise ConnectorError(f"there is no Google calendar '{self.calendar_id}' this account can open: "
+                                     "pick one from `spokesync calendars`") from None
+            raise ConnectorError(f"Google Calendar refused to show '{self.calendar_id}' (HTTP {exc.resp.status}); "
+                                 "try again later") from None
+        return self.calendar_id
+
     # ---------------------------------------------------------------- reading
 
     def _list(self, sync_token: str | None) -> tuple[list[dict[str, Any]], str]:
