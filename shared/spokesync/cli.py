@@ -117,13 +117,15 @@ class ProgressLine:
         if progress.phase == "done":
             self.finish()
             return
+        first = self.write_started is None
         if self.write_started is None:
             self.write_started = now
         total, done = progress.total, progress.done
         if total == 0:
             self._line(f"{self.name}: nothing to write")
             return
-        rate = done / (now - self.write_started) if now > self.write_started and done else 0.0
+        seconds = now - self.write_started
+        rate = done / seconds if seconds >= 0.5 and done else 0.0  # shorter: no meaningful rate
         share = done / total
         rate_words = f", {rate:,.0f} items/s" if rate else ""
         if self.tty:
@@ -131,7 +133,7 @@ class ProgressLine:
             filled = int(width * share)
             bar = "#" * filled + "-" * (width - filled)
             text = f"{self.name}: [{bar}] {done:,}/{total:,} items ({share:.0%}){rate_words}"
-            if now - self.last_draw >= 0.1 or done >= total:
+            if first or now - self.last_draw >= 0.1 or done >= total:
                 self._line(text)
             return
         quarter = int(share * 4)

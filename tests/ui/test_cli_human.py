@@ -1,0 +1,203 @@
+"""The CLI as people read it: tables, a progress line, one-line summaries, plain messages,
+and the same data as JSON with --json. Exchange commands run against the demo's local
+EWS server (the real exchangelib client); `--demo` finds the running demo's settings."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from spokesync import cli
+from spokesync.config import Config
+from spokesync.connectors import memory_registry
+from spokesync.demo import DEMO_EWS_PASSWORD, DEMO_EWS_USER, Demo, start_demo_servers, stop_all, write_settings
+from spokesync.model.event import Event
+from spokesync.ports import RunProgress
+
+KEY = "k" * 43 + "="
+
+
+def ev(title: str, day: int = 0) -> Event:
+    start = datetime(2026, 12, 1, 9, tzinfo=UTC) + timedelta(days=day)
+    return Event(title=title, start=start, end=start + timedelta(hours=1))
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.setenv("SPOKESYNC_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("SPOKESYNC_SECRET_KEY", KEY)
+    memory_registry.CALENDARS.clear()
+    yield tmp_path
+    memory_registry.CALENDARS.clear()
+
+
+def out_of(capsys: pytest.CaptureFixture[str], *argv: str, code: int = 0) -> tuple[str, str]:
+    assert cli.main(list(argv)) == code
+    captured = capsys.readouterr()
+    return captured.out, captured.err
+
+
+def test_tables_summaries_and_json_for_memory_spokes(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out, _ = out_of(capsys, "hub", "create", "Team")
+    assert out.startswith("created hub 'Team'")
+    out_of(capsys, "spoke", "add", "Team", "office", "--kind", "memory", "--address", "calendar=a", "--two-way")
+    out_of(capsys, "spoke", "add", "Team", "home", "--kind", "memory", "--address", "calendar=b", "--two-way")
+    _, err = out_of(capsys, "spoke", "add", "Team", "Office", "--kind", "memory", "--address", "calendar=c", code=2)
+    assert "already has a spoke named 'office': choose another name" in err
+    for i in range(40):
+        memory_registry.calendar("a").user_create(ev(f"meeting {i}", i))
+
+    out, err = out_of(capsys, "sync", "office")
+    assert "office: reading changes ..." in err
+    assert "office: 40 of 40 items written (100%)" in err  # progress lines when not on a terminal
+    assert out.startswith("office: done in ") and ": 40 into the hub, 0 into the spoke, 0 conflicts, 0 errors" in out
+    assert "ran 1 follow-up sync of spokes whose hub changed" in out
+
+    out, _ = out_of(capsys, "status")
+    lines = out.splitlines()
+    assert lines[0] == "Hub 'Team': 40 items, 2 spokes"
+    assert lines[1].split() == ["SPOKE", "KIND", "DIRECTION", "STATE", "ITEMS", "LAST", "RUN", "NEXT", "RUN"]
+    office = next(line for line in lines if line.startswith("office "))
+    assert "two-way" in office and " 40 " in office and "done, now" in office and "(in 5 minutes)" in office
+    assert "{" not in out  # no JSON in the human output
+    status = json.loads(out_of(capsys, "status", "--json")[0])
+    assert status[0]["items"] == 40 and {s["name"] for s in status[0]["spokes"]} == {"office", "home"}
+    assert json.loads(out_of(capsys, "--json", "status")[0]) == status
+
+    out, _ = out_of(capsys, "hub", "list")
+    assert out.splitlines()[0].split() == ["HUB", "TYPE", "ITEMS", "SPOKES", "ID"]
+    assert out.splitlines()[2].split()[:4] == ["Team", "calendar", "40", "2"]
+    assert json.loads(out_of(capsys, "hub", "list", "--json")[0])[0]["name"] == "Team"
+    out, _ = out_of(capsys, "spoke", "list", "Team")
+    assert out.splitlines()[0].split() == ["SPOKE", "HUB", "KIND", "ADDRESS", "DIRECTION", "STATE", "ID"]
+    assert any(line.startswith("home ") and "calendar=b" in line for line in out.splitlines())
+    assert [s["name"] for s in json.loads(out_of(capsys, "spoke", "list", "--json")[0])] == ["office", "home"]
+    out, _ = out_of(capsys, "credential", "list")
+    assert out.startswith("No credentials yet.")
+    assert json.loads(out_of(capsys, "credential", "list", "--json")[0]) == []
+
+    # a conflict (both sides edited) and a preview of what a sync would do
+    office = memory_registry.calendar("a")
+    home = memory_registry.calendar("b")
+    target = next(i for i in office.items.values() if i.event.title == "meeting 3")
+    office.user_update(target.id, replace(target.event, title="meeting 3 (office)"))
+    copy = next(i for i in home.items.values() if i.event.title == "meeting 3")
+    home.user_update(copy.id, replace(copy.event, title="meeting 3 (home)"))
+    home.user_create(ev("dentist", 2))
+    out, _ = out_of(capsys, "sync", "home", "--dry-run")
+    assert out.splitlines()[0] == "home: preview (dry run): nothing was written"
+    assert "  add to the hub: 1\n    - dentist" in out and "update in the hub: 1" in out
+    preview = json.loads(out_of(capsys, "sync", "home", "--dry-run", "--json")[0])
+    assert {step["title"] for step in preview["spokes"][0]["plan"]} >= {"dentist"}
+    out_of(capsys, "sync", "home", "office")
+    out, _ = out_of(capsys, "runs", "office")
+    header = out.splitlines()[0].split()
+    assert header == ["STARTED", "RESULT", "INTO", "HUB", "INTO", "SPOKE", "CONFLICTS", "ERRORS"]
+    assert "conflict: meeting 3 (" in out  # the conflict is named by its title
+    runs = json.loads(out_of(capsys, "runs", "office", "--json")[0])
+    assert sum(len(r["conflicts"]) for r in runs) == 1
+
+
+def test_progress_bar_on_a_terminal_redraws_one_line() -> None:
+    stream = io.StringIO()
+    line = cli.ProgressLine("Big folder", stream, tty=True)
+    line(RunProgress("s", "r", "reading"))
+    line(RunProgress("s", "r", "writing", 0, 4000))
+    line.last_draw = 0.0
+    line(RunProgress("s", "r", "writing", 4000, 4000, into_hub=4000))
+    line.write_started = (line.write_started or 0.0) - 2.0  # two seconds of writing so far
+    line.last_draw = 0.0
+    line(RunProgress("s", "r", "writing", 4000, 8000, into_hub=4000))
+    line(RunProgress("s", "r", "done", 8000, 8000))
+    text = stream.getvalue()
+    assert "4,000/8,000 items (50%), " in text and " items/s" in text  # the rate, once there is one
+    assert "\n" not in text  # one line, redrawn in place
+    assert "\rBig folder: reading changes ..." in text.replace("\x1b[2K", "")
+    assert "Big folder: [------------------------] 0/4,000 items (0%)" in text
+    assert "Big folder: [########################] 4,000/4,000 items (100%)" in text
+    assert text.endswith("\r\x1b[2K")  # cleared before the summary line
+
+
+def test_every_subcommand_has_a_one_line_description(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    text = capsys.readouterr().out
+    for command in ("hub", "spoke", "credential", "folders", "calendars", "sync", "status", "runs", "confirm",
+                    "refuse", "resume", "retry", "serve"):
+        assert any(line.strip().startswith(command + " ") and len(line.split()) > 2 for line in text.splitlines()), \
+            command
+    assert "exit codes: 0 done; 1 a sync failed or is paused" in text
+    with pytest.raises(SystemExit) as usage:
+        cli.main(["spoke", "frobnicate"])
+    assert usage.value.code == 2 and "see: spokesync spoke --help" in capsys.readouterr().err
+
+
+@pytest.fixture
+def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Demo]:
+    monkeypatch.setenv("SPOKESYNC_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("SPOKESYNC_SECRET_KEY", KEY)
+    monkeypatch.setenv("SPOKESYNC_EXCHANGE_PASSWORD", DEMO_EWS_PASSWORD)
+    running = start_demo_servers(Config(data_dir=str(tmp_path), secret_key=KEY))
+    write_settings(running)  # what `spokesync serve --demo` does: this process is the demo server
+    yield running
+    stop_all()
+
+
+def test_the_cli_sees_the_running_demo_and_checks_addresses(demo: Demo, capsys: pytest.CaptureFixture[str]) -> None:
+    _, err = out_of(capsys, "--demo", "spoke", "list", code=0)
+    out, _ = out_of(capsys, "--demo", "credential", "exchange", "--url", demo.ews_url, "--user", DEMO_EWS_USER,
+                    "--version", "2019", "--label", "Demo Exchange")
+    assert out.startswith("saved Exchange credential 'Demo Exchange'")
+    out, _ = out_of(capsys, "--demo", "credential", "list")
+    assert "Demo Exchange" in out and "Exchange" in out and "EXAMPLE\\demo" in out and " ok " in out
+    out, _ = out_of(capsys, "--demo", "folders", "Demo Exchange")
+    assert out.splitlines()[0].split() == ["FOLDER", "TYPE", "SUBFOLDERS", "ID"]
+    assert any(line.startswith("Company ") for line in out.splitlines())
+    out, _ = out_of(capsys, "--demo", "folders", "Demo Exchange", "Company")
+    assert any(line.startswith("Company/Holidays ") and " calendar " in line for line in out.splitlines())
+    _, err = out_of(capsys, "--demo", "folders", "Demo Exchange", "Company/Nope", code=2)
+    assert "no folder 'Nope' in Company (there: Contacts, Holidays, Meeting rooms)" in err
+    holidays = next(f for f in json.loads(out_of(capsys, "--demo", "folders", "Demo Exchange", "Company",
+                                                 "--json")[0]) if f["name"] == "Holidays")
+
+    out_of(capsys, "--demo", "hub", "create", "Team")
+    _, err = out_of(capsys, "--demo", "spoke", "add", "Team", "Holidays", "--kind", "exchange", "--credential",
+                    "Demo Exchange", "--address", "folder_id=BOGUS", "public=true", code=2)
+    assert "there is no Exchange folder with id 'BOGUS'" in err and "spokesync folders" in err
+    assert "Traceback" not in err and "Error" not in err
+    _, err = out_of(capsys, "--demo", "spoke", "add", "Team", "Holidays", "--kind", "exchange", "--credential",
+                    "Nobody", "--address", f"folder_id={holidays['id']}", code=2)
+    assert "no saved credential named or numbered 'Nobody'" in err
+    out, _ = out_of(capsys, "--demo", "spoke", "add", "Team", "Holidays", "--kind", "exchange", "--credential",
+                    "Demo Exchange", "--address", f"folder_id={holidays['id']}", "public=true")
+    assert out.startswith("added spoke 'Holidays' (Exchange, into the hub)")
+    out, _ = out_of(capsys, "--demo", "sync", "Holidays")
+    assert "Holidays: done in " in out and ": 2 into the hub" in out
+
+    # without --demo the CLI opens the real hubs (none here): never the demo's spokes
+    out, _ = out_of(capsys, "status")
+    assert out.startswith("No hubs yet.")
+    out, _ = out_of(capsys, "--demo", "status")
+    assert out.startswith("Hub 'Team': 2 items, 1 spoke")
+
+
+def test_demo_flag_without_a_running_demo_says_how_to_start_one(
+        demo: Demo, capsys: pytest.CaptureFixture[str]) -> None:
+    finished = subprocess.run([sys.executable, "-c", "pass"], check=True)
+    assert finished.returncode == 0
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    write_settings(demo, pid=dead.pid)
+    _, err = out_of(capsys, "--demo", "status", code=2)
+    assert "the demo server that used" in err and "has stopped" in err and "spokesync serve --demo" in err
+    (Path(demo.config.data_dir) / "demo" / "settings.json").unlink()
+    _, err = out_of(capsys, "--demo", "status", code=2)
+    assert "no demo is running" in err and "spokesync serve --demo" in err
