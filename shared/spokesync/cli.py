@@ -561,9 +561,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:  # noqa: C901 - one bran
             options["direction"] = "two_way"
         credential_id = hubs.find_credential(ctx, args.credential).id if args.credential else None
         hub = hubs.find_hub(ctx, args.hub)
-        address = _pairs(args.address)
-        hubs.check_address(ctx, args.kind, address, credential_id)
-        spoke = hubs.add_spoke(ctx, hub.id, args.name, args.kind, address, credential_id, options)
+        spoke = hubs.add_spoke(ctx, hub.id, args.name, args.kind, _pairs(args.address), credential_id, options,
+                               check=True)
         note = hubs.start_push(ctx, spoke)
         if note:
             print(f"note: {note}", file=sys.stderr)

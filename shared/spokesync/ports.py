@@ -97,19 +97,33 @@ class FullResyncRequired(Exception):
 
 
 class ConnectorError(Exception):
-    """A spoke-level failure with a message an administrator understands."""
+    """A spoke-level failure with a message an administrator understands, and a stable
+    `code` for scripts (the API's `code` field; the words may change, the code does not)."""
+
+    code = "service_error"
+
+    def __init__(self, message: str = "", code: str | None = None) -> None:
+        super().__init__(message)
+        if code:
+            self.code = code
 
 
 class CredentialBroken(ConnectorError):
     """The credential was refused (wrong password, revoked token)."""
 
+    code = "credential_refused"
+
 
 class QuotaExceeded(ConnectorError):
     """The service refuses work for hours: pause the spoke with this reason."""
 
+    code = "quota_exceeded"
+
 
 class Throttled(ConnectorError):
     """Rate limited past the run's budget: stop cleanly, continue later."""
+
+    code = "throttled"
 
     def __init__(self, message: str, retry_after_s: float = 60.0) -> None:
         super().__init__(message)

@@ -152,7 +152,12 @@ def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Demo]:
 
 
 def test_the_cli_sees_the_running_demo_and_checks_addresses(demo: Demo, capsys: pytest.CaptureFixture[str]) -> None:
-    _, err = out_of(capsys, "--demo", "spoke", "list", code=0)
+    out, _ = out_of(capsys, "--demo", "spoke", "list")
+    assert out.startswith("No spokes yet.")
+    closed = demo.ews_url.rsplit(":", 1)[0] + ":1/EWS/Exchange.asmx"  # nothing listens on port 1
+    _, err = out_of(capsys, "--demo", "credential", "exchange", "--url", closed, "--user", DEMO_EWS_USER, code=2)
+    assert err.startswith("spokesync: host unreachable: nothing answers on 127.0.0.1 port 1 (is the address right")
+    assert "Reraised" not in err and "Errno" not in err and "Pool" not in err
     out, _ = out_of(capsys, "--demo", "credential", "exchange", "--url", demo.ews_url, "--user", DEMO_EWS_USER,
                     "--version", "2019", "--label", "Demo Exchange")
     assert out.startswith("saved Exchange credential 'Demo Exchange'")

@@ -30,12 +30,18 @@ def check_name(value: str, what: str) -> str:
 
     problem = name_problem(value, what)
     if problem:
-        raise InvalidRequest(problem)
+        raise InvalidRequest(problem, "invalid_name", "label" if "label" in what else "name")
     return value
 
 
 class InvalidRequest(ValueError):
-    """The request is wrong in a way the administrator can fix."""
+    """The request is wrong in a way the administrator can fix: `code` names the problem for
+    scripts (the API's `code`), `field` the form field it is about."""
+
+    def __init__(self, message: str, code: str = "invalid_request", field: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.field = field
 
 
 class NotFound(KeyError):
@@ -53,14 +59,14 @@ def _id() -> str:
 def create_hub(ctx: Context, name: str, object_type: str = "calendar") -> Hub:
     name = (name or "").strip()
     if not name:
-        raise InvalidRequest("a hub needs a name")
+        raise InvalidRequest("Enter a name for the hub.", "missing_field", "name")
     check_name(name, "hub name")
     if object_type not in ("calendar", "contacts"):
         raise InvalidRequest("object type must be 'calendar' or 'contacts'")
     if object_type == "contacts":
         raise InvalidRequest("contacts hubs are not supported yet; only calendars can be synced")
     if any(h.name == name for h in ctx.store.list_hubs()):
-        raise InvalidRequest(f"a hub named '{name}' already exists")
+        raise InvalidRequest(f"A hub named '{name}' already exists: choose another name.", "duplicate_name", "name")
     hub = Hub(id=_id(), name=name, object_type="calendar")
     ctx.store.put_hub(hub)
     return hub
@@ -123,12 +129,12 @@ def options_from(raw: dict[str, Any] | None, base: SyncOptions | None = None) ->
         elif key in merged:
             merged[key] = value
         else:
-            raise InvalidRequest(f"unknown sync option '{key}'")
+            raise InvalidRequest(f"unknown sync option '{key}'", "unknown_option", "options")
     try:
         options = SyncOptions.from_dict(merged)
         options.validate()
     except (TypeError, ValueError) as err:
-        raise InvalidRequest(str(err)) from None
+        raise InvalidRequest(str(err), "invalid_option", "options") from None
     return options
 
 
@@ -140,25 +146,33 @@ def add_spoke(
     address: dict[str, Any],
     credential_id: str | None = None,
     options: dict[str, Any] | None = None,
+    check: bool = False,
 ) -> Spoke:
+    """Add a spoke. With `check` (the CLI, the API) its address is first asked of the server
+    (`check_address`), after the cheap checks of name, kind and duplicates."""
     from spokesync.connectors.registry import kinds
 
     hub = get_hub(ctx, hub_id)
     name = (name or "").strip()
     if not name:
-        raise InvalidRequest("a spoke needs a name")
+        raise InvalidRequest("Enter a name for the spoke.", "missing_field", "name")
     check_name(name, "spoke name")
     if kind not in kinds():
         raise InvalidRequest(f"unknown spoke kind '{kind}'; choose one of {', '.join(kinds())}")
     if credential_id is not None and ctx.store.get_credential(credential_id) is None:
-        raise InvalidRequest(f"no saved credential with id {credential_id}")
+        raise InvalidRequest(f"no saved credential with id {credential_id}", "not_found", "credential_id")
     for other in ctx.store.list_spokes(hub.id):
         if other.kind == kind and other.address == address:
-            raise InvalidRequest(f"this calendar is already a spoke of hub '{hub.name}' ('{other.name}')")
+            raise InvalidRequest(f"this calendar is already a spoke of hub '{hub.name}' ('{other.name}')",
+                                 "duplicate_spoke", "address")
         if other.name.casefold() == name.casefold():
-            raise InvalidRequest(f"hub '{hub.name}' already has a spoke named '{other.name}': choose another name")
+            raise InvalidRequest(f"hub '{hub.name}' already has a spoke named '{other.name}': choose another name",
+                                 "duplicate_name", "name")
+    parsed = options_from(options)
+    if check:
+        check_address(ctx, kind, address, credential_id)
     spoke = Spoke(id=_id(), hub_id=hub.id, name=name, kind=kind, credential_id=credential_id,
-                  address=dict(address), options=options_from(options), next_run_at=ctx.clock.now())
+                  address=dict(address), options=parsed, next_run_at=ctx.clock.now())
     ctx.store.put_spoke(spoke)
     return spoke
 
@@ -192,7 +206,8 @@ def check_address(ctx: Context, kind: str, address: dict[str, Any], credential_i
     try:
         return str(check())
     except ConnectorError as err:
-        raise InvalidRequest(str(err)) from None
+        raise InvalidRequest(str(err), "address_refused" if err.code == "service_error" else err.code,
+                             "address") from None
 
 
 def start_push(ctx: Context, spoke: Spoke) -> str:

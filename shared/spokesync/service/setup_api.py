@@ -60,10 +60,31 @@ Handler = Callable[..., tuple[int, Payload]]
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str) -> None:
+    """An error for the API's caller: `detail` in plain words, a stable `code`, and the `field`
+    of the request it is about (the web form highlights that field)."""
+
+    def __init__(self, status: int, message: str, code: str = "invalid_request", field: str = "") -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.code = code
+        self.field = field
+
+
+def error_body(message: str, code: str, field: str = "") -> dict[str, Any]:
+    """Every API error's shape: `detail` and `code` (`error` repeats `detail` for older clients)."""
+    body: dict[str, Any] = {"error": message, "detail": message, "code": code}
+    if field:
+        body["field"] = field
+    return body
+
+
+# What a missing or wrong field is, in the words of the form that sends it.
+FIELD_WORDS = {
+    "name": "a name", "label": "a label", "password": "the password", "ews_url": "the EWS address",
+    "username": "the user name", "kind": "the kind of calendar", "code": "the sign-in code",
+    "state": "the sign-in state", "key": "the service account key", "redirect_uri": "the return address",
+}
 
 
 def _body_str(body: Mapping[str, Any], name: str, required: bool = True) -> str:
@@ -71,7 +92,10 @@ def _body_str(body: Mapping[str, Any], name: str, required: bool = True) -> str:
     if value is None and not required:
         return ""
     if not isinstance(value, str) or (required and not value.strip()):
-        raise ApiError(400, f"'{name}' is required and must be a string")
+        what = FIELD_WORDS.get(name, f"'{name}'")
+        if value is not None and not isinstance(value, str):
+            raise ApiError(400, f"{what[0].upper()}{what[1:]} must be text.", "invalid_field", name)
+        raise ApiError(400, f"Enter {what}.", "missing_field", name)
     return value
 
 
@@ -79,7 +103,7 @@ def _label(body: Mapping[str, Any], default: str) -> str:
     """A credential's label: a string, bounded, printable (hubs.check_name)."""
     value = body.get("label")
     if value is not None and not isinstance(value, str):
-        raise ApiError(400, "'label' must be a string")
+        raise ApiError(400, "A label must be text.", "invalid_field", "label")
     return hubs.check_name((value or "").strip() or default, "credential label")
 
 
@@ -92,7 +116,7 @@ def _limit(query: Mapping[str, str]) -> int:
     try:
         return max(1, min(200, int(query.get("limit", "20"))))
     except ValueError:
-        raise ApiError(400, "limit must be a whole number") from None
+        raise ApiError(400, "The limit must be a whole number, e.g. 20.", "invalid_field", "limit") from None
 
 
 # ------------------------------------------------------------------ handlers
@@ -132,13 +156,14 @@ def hub_runs(ctx: Context, body: Any, query: Mapping[str, str], hub_id: str) -> 
 def add_spoke(ctx: Context, body: Any, query: Mapping[str, str], hub_id: str) -> tuple[int, Payload]:
     address = body.get("address") or {}
     if not isinstance(address, dict):
-        raise ApiError(400, "'address' must be an object")
+        raise ApiError(400, "The address must be an object, e.g. {\"calendar_id\": \"...\"}.", "invalid_field", "address")
     options = body.get("options")
     if options is not None and not isinstance(options, dict):
-        raise ApiError(400, "'options' must be an object")
+        raise ApiError(400, "The options must be an object of option names and values.", "invalid_field", "options")
     credential_id = body.get("credential_id")
     spoke = hubs.add_spoke(ctx, hub_id, _body_str(body, "name"), _body_str(body, "kind"), address,
-                           credential_id=credential_id if isinstance(credential_id, str) else None, options=options)
+                           credential_id=credential_id if isinstance(credential_id, str) else None, options=options,
+                           check=True)
     push_note = hubs.start_push(ctx, spoke)
     out = hubs.spoke_status(ctx, spoke)
     if push_note:
@@ -186,7 +211,7 @@ def spoke_runs(ctx: Context, body: Any, query: Mapping[str, str], spoke_id: str)
 def get_run(ctx: Context, body: Any, query: Mapping[str, str], run_id: str) -> tuple[int, Payload]:
     run = ctx.store.get_run(run_id)
     if run is None:
-        raise ApiError(404, f"no run with id {run_id}")
+        raise ApiError(404, f"No run with id {run_id}.", "not_found")
     return 200, hubs.run_summary(run)
 
 
@@ -196,7 +221,7 @@ def get_run(ctx: Context, body: Any, query: Mapping[str, str], run_id: str) -> t
 def _credential(ctx: Context, credential_id: str) -> CredentialRef:
     credential = ctx.store.get_credential(credential_id)
     if credential is None:
-        raise ApiError(404, f"no credential with id {credential_id}")
+        raise ApiError(404, f"No saved credential with id {credential_id}.", "not_found")
     return credential
 
 
@@ -213,9 +238,14 @@ def add_exchange_credential(ctx: Context, body: Any, query: Mapping[str, str]) -
 
     settings = body.get("settings")
     if not isinstance(settings, dict):
-        raise ApiError(400, "'settings' must be an object (ews_url, username, version, auth_type)")
-    credential = exchange.save_credential(ctx, _label(body, ""), settings, _body_str(body, "password"),
-                                          require_public_folders=bool(body.get("require_public_folders")))
+        raise ApiError(400, "The settings must be an object (ews_url, username, version, auth_type).", "invalid_field",
+                       "settings")
+    password = _body_str(body, "password")
+    try:
+        credential = exchange.save_credential(ctx, _label(body, ""), settings, password,
+                                              require_public_folders=bool(body.get("require_public_folders")))
+    except ConnectorError as err:
+        raise ApiError(422, str(err), err.code, CREDENTIAL_FIELDS.get(err.code, "")) from None
     return 201, credential_view(credential)
 
 
@@ -269,12 +299,20 @@ def repair_graph_secret(ctx: Context, body: Any, query: Mapping[str, str], crede
     return 200, {**_view(ctx, credential), "repaired": True, "resumed": resumed}
 
 
+# Which field of the Exchange credential form a validation failure is about (by its code).
+CREDENTIAL_FIELDS = {
+    "tls_failure": "ews_url", "host_unreachable": "ews_url", "not_ews": "ews_url", "connection_dropped": "ews_url",
+    "url_refused": "ews_url", "autodiscover_failed": "ews_url", "wrong_password": "password",
+    "credential_refused": "password", "wrong_version": "version",
+}
+
+
 def add_google_service_account(ctx: Context, body: Any, query: Mapping[str, str]) -> tuple[int, Payload]:
     from spokesync.connectors.google import auth as google_auth
 
     key = body.get("key")
     if not isinstance(key, (str, dict)):
-        raise ApiError(400, "'key' must be the service account's JSON key")
+        raise ApiError(400, "Paste the service account's JSON key (the file Google Cloud downloads).", "invalid_field", "key")
     credential = google_auth.save_service_account_credential(
         ctx.store, ctx.secrets, "cred-" + uuid.uuid4().hex[:12], _label(body, "Google service account"),
         key, subject=body.get("subject") or "")
@@ -312,7 +350,8 @@ def repair_exchange_password(ctx: Context, body: Any, query: Mapping[str, str],
                              credential_id: str) -> tuple[int, Payload]:
     settings = body.get("settings")
     if settings is not None and not isinstance(settings, dict):
-        raise ApiError(400, "'settings' must be an object (ews_url, username, version, auth_type, mailbox)")
+        raise ApiError(400, "The settings must be an object (ews_url, username, version, auth_type, mailbox).",
+                       "invalid_field", "settings")
     credential, resumed = credential_repair.repair_exchange(ctx, credential_id, _body_str(body, "password"),
                                                             settings)
     return 200, {**_view(ctx, credential), "repaired": True, "resumed": resumed}
@@ -327,7 +366,8 @@ def delete_credential(ctx: Context, body: Any, query: Mapping[str, str], credent
     credential = _credential(ctx, credential_id)
     users = [s.name for s in ctx.store.list_spokes() if s.credential_id == credential_id]
     if users:
-        raise ApiError(409, f"credential '{credential.label}' is used by spokes: {', '.join(users)}")
+        raise ApiError(409, f"Credential '{credential.label}' is still used by spokes: {', '.join(users)}. Remove "
+                       "those spokes first.", "credential_in_use")
     if credential.secret_name:
         ctx.secrets.delete(credential.secret_name)
     ctx.store.delete_credential(credential_id)
@@ -339,7 +379,7 @@ def google_calendars(ctx: Context, body: Any, query: Mapping[str, str], credenti
 
     credential = _credential(ctx, credential_id)
     if not credential.kind.startswith("google"):
-        raise ApiError(400, "calendars can be listed for Google credentials only")
+        raise ApiError(400, "Calendars can be listed for Google credentials only.", "wrong_credential_kind")
     return 200, {"calendars": google_auth.list_calendars(credential, ctx.secrets, ctx.config)}
 
 
@@ -367,7 +407,7 @@ def exchange_folders(ctx: Context, body: Any, query: Mapping[str, str], credenti
 
     credential = _credential(ctx, credential_id)
     if credential.kind != "exchange" or not credential.secret_name:
-        raise ApiError(400, "folders can be browsed for Exchange credentials only")
+        raise ApiError(400, "Folders can be browsed for Exchange credentials only.", "wrong_credential_kind")
     parent = body.get("parent") if isinstance(body.get("parent"), str) else None
     folders = exchange.browse(credential.settings, ctx.secrets.get(credential.secret_name), ctx.config,
                               parent=parent, public=bool(body.get("public", True)))
@@ -393,7 +433,12 @@ _EXCHANGE_SETTINGS: dict[str, Any] = {"type": "object", "properties": {
 # Microsoft 365: an Entra app registration (Directory (tenant) ID, Application (client) ID, secret or certificate)
 _GRAPH_SETTINGS: dict[str, Any] = {"type": "object", "required": ["tenant", "client_id"], "properties": {
     "tenant": _STR, "client_id": _STR, "auth": {"enum": ["secret", "certificate"]}}}
-_ERROR = {"type": "object", "properties": {"error": _STR}, "required": ["error"]}
+_ERROR = {"type": "object", "properties": {
+    "detail": {**_STR, "description": "what is wrong and what to do, in plain words"},
+    "code": {**_STR, "description": "a stable code for scripts (e.g. missing_field, not_found, tls_failure)"},
+    "field": {**_STR, "description": "the request field the error is about, when there is one"},
+    "error": {**_STR, "description": "the same text as detail (kept for older clients)"}},
+    "required": ["error", "detail", "code"]}
 _FILTERS = {"type": "object", "properties": {
     "categories": {"type": "array", "items": _STR}, "subject_contains": _STR,
     "show_as": {"type": "array", "items": {"enum": ["busy", "free", "tentative", "oof", "working_elsewhere"]}},
@@ -557,7 +602,7 @@ ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [(m, re.compile(f"^/api{p}$
 
 def handle(ctx: Context, method: str, path: str, body: Any = None,
            query: Mapping[str, str] | None = None) -> tuple[int, Payload]:
-    """Route one request; every error becomes a JSON `{"error": ...}` with its status."""
+    """Route one request; every error becomes JSON `{"detail", "code", "error"[, "field"]}` with its status."""
     path = "/" + path.strip("/")
     if not path.startswith("/api"):
         path = "/api" + path
@@ -570,21 +615,21 @@ def handle(ctx: Context, method: str, path: str, body: Any = None,
             allowed.append(route_method)
             continue
         if method.upper() in ("POST", "PATCH") and body is not None and not isinstance(body, dict):
-            return 400, {"error": "the request body must be a JSON object"}
+            return 400, error_body("The request body must be a JSON object.", "invalid_body")
         try:
             return handler(ctx, body or {}, query or {}, *match.groups())
         except ApiError as err:
-            return err.status, {"error": err.message}
+            return err.status, error_body(err.message, err.code, err.field)
         except hubs.NotFound as err:
-            return 404, {"error": str(err)}
+            return 404, error_body(str(err), "not_found")
         except hubs.LeaseHeld as err:
-            return 409, {"error": str(err)}
+            return 409, error_body(str(err), "run_in_progress")
         except hubs.InvalidRequest as err:
-            return 400, {"error": str(err)}
+            return 400, error_body(str(err), getattr(err, "code", "invalid_request"), getattr(err, "field", ""))
         except ConnectorError as err:  # validation / picker failures the admin can act on
-            return 422, {"error": str(err)}
+            return 422, error_body(str(err), err.code)
         except ValueError as err:
-            return 400, {"error": str(err)}
+            return 400, error_body(str(err), "invalid_request")
     if allowed:
-        return 405, {"error": f"method not allowed; use {', '.join(sorted(set(allowed)))}"}
-    return 404, {"error": f"no such endpoint: {method.upper()} {path}"}
+        return 405, error_body(f"Method not allowed here; use {', '.join(sorted(set(allowed)))}.", "method_not_allowed")
+    return 404, error_body(f"No such endpoint: {method.upper()} {path}.", "no_such_endpoint")

@@ -319,7 +319,7 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
     def act(method: str, path: str, ok: str, back: str = "/setup/", body: dict[str, Any] | None = None) -> Any:
         status, payload = api(method, path, body)
         if status >= 400:
-            return go(back, f"Could not do that: {payload.get('error', status)}")
+            return go(back, f"Could not do that: {payload.get('detail', status)}")
         return go(back, ok.format(**payload) if isinstance(payload, dict) else ok)
 
     @app.post("/setup/spokes/<spoke_id>/sync")
@@ -365,7 +365,7 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
 
         status, payload = api("POST", f"/spokes/{spoke_id}/dry-run")
         if status >= 400:
-            return go("/setup/", f"Could not preview: {payload.get('error', status)}")
+            return go("/setup/", f"Could not preview: {payload.get('detail', status)}")
         spoke = hubs.spoke_status(_ctx(), hubs.get_spoke(_ctx(), spoke_id))
         return page("preview.html", run=payload, spoke=spoke)
 
@@ -414,7 +414,7 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
         status, payload = api("POST", f"/credentials/{credential_id}/exchange-password",
                               {"password": password, "settings": settings})
         if status >= 400:
-            return go("/setup/credentials", f"Repair failed, nothing was changed: {payload.get('error', status)}")
+            return go("/setup/credentials", f"Repair failed, nothing was changed: {payload.get('detail', status)}")
         return go("/setup/credentials", f"Credential '{payload['label']}' repaired; "
                                         f"{len(payload['resumed'])} spoke(s) resumed and queued for a sync.")
 
@@ -424,7 +424,7 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
         status, payload = api("POST", f"/credentials/{credential_id}/google/reauth/start",
                               {"redirect_uri": redirect_uri()})
         if status >= 400:
-            return go("/setup/credentials", f"Google sign-in is not available: {payload.get('error', status)}")
+            return go("/setup/credentials", f"Google sign-in is not available: {payload.get('detail', status)}")
         resp = make_response(redirect(payload["url"], code=303))
         set_cookie(resp, security.OAUTH_COOKIE, ".".join((payload["state"], _b64(""), _b64(""))), samesite="Lax",
                    max_age=security.OAUTH_TTL_S)
@@ -481,11 +481,12 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
         body = {"label": form["label"], "password": request.form.get("password", ""),
                 "require_public_folders": source == "exchange_public", "settings": settings}
         if not body["password"]:
-            return credentials_page(source, 400, error="Enter the password.", form=form)
+            return credentials_page(source, 400, error="Enter the password.", error_field="password", form=form)
         status, payload = api("POST", "/credentials/exchange", body)
         if status >= 400:
             return credentials_page(source, 422 if status == 422 else 400, form=form,
-                                    error=f"Validation failed: {payload.get('error', status)}")
+                                    error=f"Validation failed: {payload.get('detail', status)}",
+                                    error_field=payload.get("field", ""))
         return page("step_validated.html", step=3, credential=payload, source=source,
                     args=wizard_args(credential=payload["id"]))
 
@@ -513,7 +514,7 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
         status, payload = api("POST", "/credentials/graph", body)
         if status >= 400:
             return credentials_page(source, 422 if status == 422 else 400, form=form,
-                                    error=f"Validation failed: {payload.get('error', status)}")
+                                    error=f"Validation failed: {payload.get('detail', status)}")
         return page("step_validated.html", step=3, credential=payload, source=source,
                     args=wizard_args(credential=payload["id"], mailbox=form["mailbox"],
                                      mailbox_kind=body["mailbox_kind"]))
@@ -525,7 +526,7 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
                 "key": request.form.get("key", ""), "subject": request.form.get("subject", "").strip()}
         status, payload = api("POST", "/credentials/google/service-account", body)
         if status >= 400:
-            return credentials_page(source, 400, sa_error=f"The key was not accepted: {payload.get('error', status)}",
+            return credentials_page(source, 400, sa_error=f"The key was not accepted: {payload.get('detail', status)}",
                                     form={"sa_label": body["label"], "subject": body["subject"]})
         return go("/setup/new/target?" + urlencode(wizard_args(credential=payload["id"])),
                   f"Saved service account credential '{payload['label']}'.")
@@ -540,7 +541,7 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
         status, payload = api("POST", "/credentials/google/oauth/start", {"redirect_uri": redirect_uri()})
         if status >= 400:
             return credentials_page("google", 400, oauth_error=f"Google sign-in is not available: "
-                                                             f"{payload.get('error', status)}")
+                                                             f"{payload.get('detail', status)}")
         resp = make_response(redirect(payload["url"], code=303))
         value = ".".join((payload["state"], _b64(label), _b64(request.form.get("hub", ""))))
         set_cookie(resp, security.OAUTH_COOKIE, value, samesite="Lax", max_age=security.OAUTH_TTL_S)
@@ -566,7 +567,7 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
                                   {"code": request.args["code"], "redirect_uri": redirect_uri(), "label": label})
             if status >= 400:
                 resp = go("/setup/new/credentials?" + urlencode(back),
-                          f"Google sign-in failed: {payload.get('error', status)}")
+                          f"Google sign-in failed: {payload.get('detail', status)}")
             else:
                 resp = go("/setup/new/target?" + urlencode({**back, "credential": payload["id"]}),
                           f"Signed in: saved credential '{payload['label']}'.")
@@ -581,7 +582,7 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
                               {"code": request.args["code"], "redirect_uri": redirect_uri(), "state": state})
         if status >= 400:
             return go("/setup/credentials", f"Google sign-in failed, nothing was changed: "
-                                            f"{payload.get('error', status)}")
+                                            f"{payload.get('detail', status)}")
         return go("/setup/credentials", f"Signed in again: credential '{payload['label']}' repaired; "
                                         f"{len(payload['resumed'])} spoke(s) resumed and queued for a sync.")
 
@@ -597,7 +598,7 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
         if source == "google":
             status, payload = api("GET", f"/credentials/{credential_id}/calendars")
             return page("step_target.html", 200 if status < 400 else status, step=4, source=source, args=args,
-                        calendars=payload.get("calendars", []), error=payload.get("error", ""))
+                        calendars=payload.get("calendars", []), error=payload.get("detail", ""))
         if source == "m365":
             mailbox = request.args.get("mailbox", "")
             if not mailbox:  # saved credentials: which mailbox?
@@ -605,12 +606,12 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
             status, payload = api("POST", f"/credentials/{credential_id}/graph-calendars",
                                   {"mailbox": mailbox, "mailbox_kind": request.args.get("mailbox_kind", "user")})
             return page("step_target.html", 200 if status < 400 else status, step=4, source=source, args=args,
-                        calendars=payload.get("calendars", []), error=payload.get("error", ""))
+                        calendars=payload.get("calendars", []), error=payload.get("detail", ""))
         parent = request.args.get("parent") or None
         status, payload = api("POST", f"/credentials/{credential_id}/folders",
                               {"parent": parent, "public": source == "exchange_public"})
         return page("step_target.html", 200 if status < 400 else status, step=4, source=source, args=args,
-                    folders=payload.get("folders", []), error=payload.get("error", ""), parent=parent,
+                    folders=payload.get("folders", []), error=payload.get("detail", ""), parent=parent,
                     parent_name=request.args.get("parent_name", ""))
 
     @app.post("/setup/new/target/add")
@@ -666,7 +667,7 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
         if hub_id == "__new__" or not hub_id:
             status, payload = api("POST", "/hubs", {"name": values["hub_name"]})
             if status >= 400:
-                error = f"The hub could not be created: {payload.get('error', status)}"
+                error = f"The hub could not be created: {payload.get('detail', status)}"
             else:
                 hub_id = payload["id"]
         if not error:
@@ -674,7 +675,7 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
                 "name": values["name"], "kind": KIND_OF_SOURCE[source], "address": address,
                 "credential_id": fields["credential"] or None})
             if status >= 400:
-                error = f"The spoke could not be created: {payload.get('error', status)}"
+                error = f"The spoke could not be created: {payload.get('detail', status)}"
                 if values["hub_id"] in ("__new__", ""):
                     api("DELETE", f"/hubs/{hub_id}")  # do not leave an empty hub behind
             else:
@@ -742,7 +743,7 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
                 if status < 400:
                     return go("/setup/", f"Sync options of '{spoke['name']}' saved."
                               + (" Press 'Sync now' to run the first sync." if wizard else ""))
-                error = str(payload.get("error", status))
+                error = str(payload.get("detail", status))
         return page("options.html", 400 if error else 200, step=6 if wizard else None, spoke=spoke, hub=hub,
                     options=spoke["options"], wizard=wizard, error=error)
 

@@ -35,8 +35,14 @@ _WRITES = ("POST", "PUT", "PATCH", "DELETE")
 Answer = tuple[str, int, dict[str, str]]
 
 
+_CODES = {400: "bad_request", 401: "sign_in_required", 403: "not_allowed", 413: "body_too_large",
+          415: "json_required", 421: "wrong_host"}
+
+
 def _error(message: str, status: int, **headers: str) -> Answer:
-    return json.dumps({"error": message}), status, {**_JSON, **headers}
+    """The API's error shape (setup_api.error_body): detail, a stable code, error for older clients."""
+    code = _CODES.get(status, "refused")
+    return json.dumps({"error": message, "detail": message, "code": code}), status, {**_JSON, **headers}
 
 
 def too_large() -> str:

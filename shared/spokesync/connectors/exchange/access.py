@@ -5,6 +5,7 @@ into messages an administrator understands (never containing the password).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +17,8 @@ from spokesync.config import Config
 from spokesync.connectors.exchange import guard
 from spokesync.connectors.exchange.guard import UrlRefused, check_url  # noqa: F401 - re-exported
 from spokesync.ports import ConnectorError, CredentialBroken, Throttled
+
+log = logging.getLogger("spokesync.exchange")
 
 VERSIONS = {"2010": (14, 3), "2013": (15, 0), "2016": (15, 1)}
 VERSION_LABELS = {"2010": "Exchange 2010", "2013": "Exchange 2013", "2016": "Exchange 2016 or later"}
@@ -276,37 +279,39 @@ def describe(exc: BaseException, settings: ExchangeSettings) -> ConnectorError:
         return oauth
     if isinstance(exc, NotEws):
         return ConnectorError(f"this server answers but is not EWS: {settings.ews_url} gave HTTP {exc.status}; "
-                              "the EWS URL usually ends in /EWS/Exchange.asmx")
+                              "the EWS URL usually ends in /EWS/Exchange.asmx", code="not_ews")
     if isinstance(exc, e.UnauthorizedError):
         if settings.auth_type == "OAuth 2.0":
             return CredentialBroken(f"access token refused: {host} did not accept the token of application "
                                     f"{settings.client_id}; grant it the Exchange Web Services application "
                                     "permission (full_access_as_app) with administrator consent")
-        return CredentialBroken(f"wrong user or password: {host} refused the credentials of {settings.username}")
+        return CredentialBroken(f"wrong user or password: {host} refused the credentials of {settings.username}",
+                                code="wrong_password")
     if isinstance(exc, e.AutoDiscoverFailed):
         return ConnectorError(f"autodiscover failed for {settings.smtp_address}: no Autodiscover service answered "
-                              "for that e-mail domain; enter the EWS URL instead")
+                              "for that e-mail domain; enter the EWS URL instead", code="autodiscover_failed")
     if isinstance(exc, e.RateLimitError):
         return Throttled(f"{host} is throttling requests (asked to wait {exc.wait:.0f} s); the sync continues later",
                          retry_after_s=float(exc.wait or 60))
     if isinstance(exc, (e.ErrorServerBusy, e.ErrorInternalServerTransientError)):
         wait = float(getattr(exc, "back_off", None) or 60)
-        return Throttled(f"{host} is busy ({type(exc).__name__}); the sync continues later", retry_after_s=wait)
+        return Throttled(f"{host} is busy; the sync continues later by itself", retry_after_s=wait)
     if isinstance(exc, (e.ErrorInvalidSchemaVersionForMailboxVersion, e.ErrorInvalidServerVersion,
                         e.ErrorIncorrectSchemaVersion)):
         return ConnectorError(f"wrong version: {host} does not accept {VERSION_LABELS[settings.version]} requests; "
-                              "choose the server's Exchange version")
+                              "choose the server's Exchange version", code="wrong_version")
     if isinstance(exc, e.ErrorNonExistentMailbox):
         address = settings.mailbox or settings.username
         return ConnectorError(f"no such mailbox: {host} has no mailbox with the address {address}; "
-                              "enter the mailbox's primary SMTP address")
+                              "enter the mailbox's primary SMTP address", code="no_such_mailbox")
     if isinstance(exc, e.ErrorSchemaValidation):
         return ConnectorError(f"{host} refused a request spokesync sent as not matching the Exchange schema; "
-                              "this is a spokesync bug: report it with the server's Exchange version")
+                              "this is a spokesync bug: report it with the server's Exchange version", code="schema_refused")
     if isinstance(exc, e.ErrorFolderNotFound):
-        return ConnectorError("the Exchange folder no longer exists (deleted or moved, or the user lost access to it)")
+        return ConnectorError("the Exchange folder no longer exists (deleted or moved, or the user lost access to it)",
+                              code="folder_not_found")
     if isinstance(exc, e.ErrorAccessDenied):
-        return ConnectorError(f"access denied: {settings.account_name} may not open this folder")
+        return ConnectorError(f"access denied: {settings.account_name} may not open this folder", code="access_denied")
     if isinstance(exc, e.RedirectError):
         return ConnectorError(f"{host} answered with a redirect to {exc.url}; spokesync does not follow redirects: "
                               "enter the final EWS URL")
@@ -314,34 +319,46 @@ def describe(exc: BaseException, settings: ExchangeSettings) -> ConnectorError:
         text = str(exc)
         if any(s in text for s in _DROPPED):
             return ConnectorError(f"connection problem: {host} closed the connection without answering "
-                                  "(a proxy, load balancer or the server dropped it); the sync tries again later")
+                                  "(a proxy, load balancer or the server dropped it); the sync tries again later",
+                                  code="connection_dropped")
         if "timed out" in text.lower() or "timeout" in text.lower():
             return ConnectorError(f"host unreachable: {host} did not answer in time (a firewall may drop the "
-                                  "connection, or the server is down)")
+                                  "connection, or the server is down)", code="host_unreachable")
         return ConnectorError(f"host unreachable: no connection to {host} (the connection was refused or there "
-                              "is no route to it: check the host name and port, and that the server is running)")
+                              "is no route to it: check the host name and port, and that the server is running)",
+                              code="host_unreachable")
     if isinstance(exc, e.SOAPError) and "ErrorPublicFolderOperationFailed" in str(exc):
         # (exchangelib has no class for this code)
         return ConnectorError(f"{host} refused a public-folder request that was not routed to its public folder "
-                              "mailbox: switch on the several-public-folder-mailboxes setting of the credential")
+                              "mailbox: switch on the several-public-folder-mailboxes setting of the credential",
+                              code="public_folder_routing")
     if isinstance(exc, (e.SOAPError, e.MalformedResponseError)):
         return ConnectorError(f"this server answers but is not EWS: {settings.ews_url} did not answer like "
-                              "Exchange Web Services; the EWS URL usually ends in /EWS/Exchange.asmx")
+                              "Exchange Web Services; the EWS URL usually ends in /EWS/Exchange.asmx", code="not_ews")
     if isinstance(exc, e.ResponseMessageError):
-        return ConnectorError(f"Exchange error: {type(exc).__name__}: {str(exc)[:200]}")
+        return ConnectorError(f"Exchange error: the server refused the request ({type(exc).__name__}); "
+                              "check the folder and the account's permissions, then try again", code="exchange_refused")
     if isinstance(exc, e.TransportError):
         text = str(exc)
+        if "wrong_version_number" in text.lower() or "wrong version number" in text.lower():
+            port = urlsplit(settings.ews_url).port or 443
+            return ConnectorError(f"TLS failure talking to {host}: port {port} does not speak https (TLS); the "
+                                  "address may need another port, or http:// for a test server", code="tls_failure")
         if "hostname" in text.lower() and "match" in text.lower():
             return ConnectorError(f"TLS failure talking to {host}: its certificate is issued for another name; "
-                                  "use the name on the certificate in the EWS URL")
+                                  "use the name on the certificate in the EWS URL", code="tls_failure")
         if "SSL" in text or "certificate" in text.lower():
             return ConnectorError(f"TLS failure talking to {host}: its certificate is not trusted (self-signed, "
                                   "expired or from an unknown authority); install the issuing CA or fix the "
-                                  "certificate")
-        return ConnectorError(f"host unreachable: no connection to {host} (check the host name and port)")
+                                  "certificate", code="tls_failure")
+        return ConnectorError(f"host unreachable: no connection to {host} (check the host name and port)",
+                              code="host_unreachable")
     if isinstance(exc, e.EWSError):
-        return ConnectorError(f"Exchange error: {type(exc).__name__}: {str(exc)[:200]}")
-    return ConnectorError(f"Exchange request failed: {type(exc).__name__}: {str(exc)[:200]}")
+        return ConnectorError(f"Exchange error: the server answered with {type(exc).__name__}; try again later, "
+                              "and if it keeps happening ask the Exchange administrator", code="exchange_refused")
+    log.warning("unexpected Exchange failure", extra={"error": type(exc).__name__})
+    return ConnectorError("Exchange request failed unexpectedly; try again, and if it keeps failing run the "
+                          "server with -v and look at its log", code="exchange_failed")
 
 
 _DROPPED = ("RemoteDisconnected", "Connection aborted", "ConnectionResetError", "Connection reset", "BadStatusLine")
@@ -375,11 +392,12 @@ def _describe_oauth(exc: BaseException, settings: ExchangeSettings) -> Connector
         text = template.format(client=settings.client_id, tenant=settings.tenant_id, error=exc.error)
         return CredentialBroken(f"{text}" + (f": {detail}" if detail else ""))
     if isinstance(exc, requests.exceptions.SSLError):
-        return ConnectorError(f"TLS failure talking to the OAuth token URL {token_host}: {str(exc)[:200]}")
+        return ConnectorError(f"TLS failure talking to the OAuth token URL {token_host}: no trusted secure "
+                              "connection (check the URL and its certificate)", code="tls_failure")
     if isinstance(exc, requests.exceptions.RequestException) and exc.request is not None \
             and exc.request.url and exc.request.url.startswith(settings.oauth_token_url):
-        return ConnectorError(f"host unreachable: no connection to the OAuth token URL {token_host} "
-                              f"({str(exc)[:160]})")
+        return ConnectorError(f"host unreachable: no connection to the OAuth token URL {token_host}; check the "
+                              "URL and the network", code="host_unreachable")
     return None
 
 

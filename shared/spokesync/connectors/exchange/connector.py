@@ -169,12 +169,12 @@ class ExchangeConnector:
             if folder is not None and type(folder).__name__ in ("ErrorInvalidIdMalformed", "ErrorFolderNotFound",
                                                                "ErrorItemNotFound", "ErrorInvalidIdNotAnItemAttachmentId"):
                 raise ConnectorError(f"there is no Exchange folder with id '{self.folder_id}' that "
-                                     f"{self.settings.account_name} can open: pick one from `spokesync folders`")
+                                     f"{self.settings.account_name} can open: pick one from `spokesync folders`", code="address_not_found")
             raise describe(folder or ConnectorError("no answer"), self.settings)
         folder_class = getattr(folder, "folder_class", None) or ""
         if folder_class and not folder_class.startswith("IPF.Appointment"):
             raise ConnectorError(f"'{folder.name}' is not a calendar folder (it holds {folder_class}): "
-                                 "pick a calendar folder")
+                                 "pick a calendar folder", code="not_a_calendar")
         return str(folder.name or self.folder_id)
 
     def _remember_listing(self, items: dict[str, SpokeItem]) -> None:

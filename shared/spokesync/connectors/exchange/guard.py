@@ -39,6 +39,8 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 class UrlRefused(ConnectorError):
     """The EWS URL points somewhere spokesync must not connect to (SSRF guard)."""
 
+    code = "url_refused"
+
 
 def resolve(host: str, port: int) -> list[str]:
     """The addresses `host` resolves to, in the resolver's order. Tests replace this function
@@ -94,9 +96,11 @@ def checked_addresses(host: str, port: int, allowed: tuple[Network, ...] | None 
     try:
         addresses = resolve(host, port)
     except socket.gaierror as exc:
-        raise ConnectorError(f"host unreachable: the name {host!r} does not resolve ({exc.strerror})") from exc
+        raise ConnectorError(f"host unreachable: the name {host!r} does not resolve; check the spelling of the "
+                             "address", code="host_unreachable") from exc
     if not addresses:
-        raise ConnectorError(f"host unreachable: the name {host!r} does not resolve")
+        raise ConnectorError(f"host unreachable: the name {host!r} does not resolve; check the spelling of the "
+                             "address", code="host_unreachable")
     for address in addresses:
         reason = refusal(host, address, allowed)
         if reason:

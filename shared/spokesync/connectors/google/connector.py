@@ -104,7 +104,7 @@ class GoogleCalendarConnector:
         except HttpError as exc:
             if exc.resp.status in (403, 404):
                 raise ConnectorError(f"there is no Google calendar '{self.calendar_id}' this account can open: "
-                                     "pick one from `spokesync calendars`") from None
+                                     "pick one from `spokesync calendars`", code="address_not_found") from None
             raise ConnectorError(f"Google Calendar refused to show '{self.calendar_id}' (HTTP {exc.resp.status}); "
                                  "try again later") from None
         return self.calendar_id
