@@ -101,8 +101,15 @@ def test_a_newcomer_builds_a_two_way_hub_in_the_browser(local: LocalSpokesync, p
     page.click("summary")  # advanced settings open
     shot("step6-sync-options")
     page.click("#save-options")
-    assert page.url == local.url + "/setup/"
+    # step 7: the first sync runs at once; the page follows it to its result, then leads to the dashboard
+    assert "/first-sync" in page.url
     assert "Sync options of 'Holidays (Exchange)' saved" in page.inner_text("#flash")
+    page.wait_for_selector("#sync-phase:has-text('First sync done')")
+    assert "2 into the hub, 0 into the spoke, 0 conflicts" in page.inner_text("#sync-phase")
+    assert "now share 2 items" in page.inner_text("#sync-phase")
+    shot("step7-first-sync")
+    page.click("#to-dashboard")
+    assert page.url == local.url + "/setup/"
 
     # -- Google calendar through OAuth, joining the hub
     page.click("section[data-hub=Team] >> text=Add a spoke")
@@ -122,6 +129,14 @@ def test_a_newcomer_builds_a_two_way_hub_in_the_browser(local: LocalSpokesync, p
     page.click("text=Create the spoke")
     page.check("input[name=two_way]")
     page.click("#save-options")
+    page.wait_for_selector("#sync-phase:has-text('First sync done')")
+    # (its first poll may have brought its items in already: the result names what the hub now shares)
+    assert "into the spoke, 0 conflicts. The spoke and the hub now share 4 items." in page.inner_text("#sync-phase")
+    shot("step7-first-sync-google")
+    page.click("#to-dashboard")
+    wait_for(lambda: not local.ctx.queue.pending()  # type: ignore[attr-defined]
+             and all(s.lease_owner is None for s in local.ctx.store.list_spokes()), what="follow-ups to finish")
+    page.goto(local.url + "/setup/")
     shot("dashboard-before-sync")
 
     # -- step 7: Sync hub now
@@ -144,7 +159,9 @@ def test_a_newcomer_builds_a_two_way_hub_in_the_browser(local: LocalSpokesync, p
         change = re.search(r"last change .*?: (\d+) into the hub, (\d+) into the spoke", row)
         assert last is not None and (sum(map(int, last.groups())) > 0 or change is not None), row
         assert change is None or sum(map(int, change.groups())) > 0, row
-    assert "expires" in page.inner_text("tr[data-spoke='Team (Google)']")  # push channel open
+    assert "push: changes arrive at once" in page.inner_text("tr[data-spoke='Team (Google)']")  # channel open
+    assert "public folders cannot notify: checked every 5 minutes" in page.inner_text(
+        "tr[data-spoke='Holidays (Exchange)']")
     shot("dashboard-after-sync")
 
     # run history: each spoke sent its two events in and received the other two

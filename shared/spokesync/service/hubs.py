@@ -391,12 +391,24 @@ def spoke_status(ctx: Context, spoke: Spoke) -> dict[str, Any]:
         "run_started_by": spoke.lease_owner,
         "run_mark_expires_at": None if spoke.lease_expires is None else spoke.lease_expires.isoformat(),
         "linked_items": ctx.store.count_links(spoke.id),
+        # how far a run going on in this process is (the local server; None elsewhere or when idle)
+        "progress": _live(ctx, spoke.id),
+        "checked_every_s": spoke.options.poll_interval_s,
+        "push": spoke.kind == "google" and bool(channels),
         "last_run": None if last is None else run_summary(last),
         # Most polls change nothing: the latest run that moved something, when it is not the last one.
         "last_change": None if change is None else run_summary(change),
         "next_run_at": None if spoke.next_run_at is None else spoke.next_run_at.isoformat(),
         "push_channel_expires_at": max((c.expires_at for c in channels), default=None),
     }
+
+
+def _live(ctx: Context, spoke_id: str) -> dict[str, Any] | None:
+    live = getattr(ctx, "live_runs", {}).get(spoke_id)
+    if live is None:
+        return None
+    return {"run_id": live.run_id, "phase": live.phase, "done": live.done, "total": live.total,
+            "into_hub": live.into_hub, "into_spoke": live.into_spoke}
 
 
 _INTO_HUB = ("hub_created", "hub_updated", "hub_deleted", "hub_restored")  # run counts of writes into the hub

@@ -33,6 +33,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlencode, urlsplit
 
+from markupsafe import Markup
+
 from spokesync.web import security
 
 if TYPE_CHECKING:
@@ -49,10 +51,16 @@ SOURCES = {
 }
 KIND_OF_SOURCE = {"google": "google", "m365": "graph", "exchange_public": "exchange", "exchange_mailbox": "exchange"}
 SHOW_AS = ("busy", "free", "tentative", "oof", "working_elsewhere")
+SHOW_AS_WORDS = {"busy": "busy", "free": "free", "tentative": "tentative", "oof": "out of office",
+                 "working_elsewhere": "working elsewhere"}
 ACTION_WORDS = {
     "hub_create": "add to the hub", "hub_update": "update in the hub", "hub_delete": "delete from the hub",
     "spoke_create": "create in this spoke", "spoke_update": "update in this spoke",
     "spoke_delete": "delete from this spoke", "conflict": "conflict",
+}
+RUN_WORDS = {
+    "ok": "done", "failed": "failed", "paused": "paused", "continued": "continuing", "skipped": "skipped",
+    "interrupted": "stopped before the end", "dry_run": "preview", "running": "running",
 }
 STATE_WORDS = {
     "ok": "OK", "running": "running", "failed": "last run failed", "paused": "paused",
@@ -119,25 +127,31 @@ def _parse_time(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def when(value: Any) -> str:
-    """'2026-11-23 19:53 UTC (in 4 min)' from an ISO time or a datetime."""
+def when(value: Any) -> Markup:
+    """'<time datetime=...>2026-11-23 19:53 UTC</time> (in 4 minutes)': the page's script shows the time
+    in the browser's zone (with the zone's name); without the script it reads in UTC, named."""
+    from spokesync import display
+
     moment = _parse_time(value)
     if moment is None:
-        return "—"
+        return Markup("—")
     moment = moment.astimezone(UTC)
-    delta = (moment - datetime.now(UTC)).total_seconds()
-    ago = abs(delta)
-    if ago < 60:
-        rel = "now"
-    elif ago < 3600:
-        rel = f"{int(ago // 60)} min"
-    elif ago < 86400 * 2:
-        rel = f"{int(ago // 3600)} h"
-    else:
-        rel = f"{int(ago // 86400)} days"
-    if rel != "now":
-        rel = f"in {rel}" if delta > 0 else f"{rel} ago"
-    return f"{moment:%Y-%m-%d %H:%M} UTC ({rel})"
+    rel = display.relative(moment, datetime.now(UTC))
+    return Markup('<time datetime="{}">{} UTC</time> (<span class="relative">{}</span>)').format(
+        moment.isoformat(), f"{moment:%Y-%m-%d %H:%M}", rel)
+
+
+def checked_every(spoke: dict[str, Any]) -> str:
+    """How a spoke without push learns of changes, in words."""
+    from spokesync import display
+
+    every = display.interval(spoke.get("checked_every_s") or spoke.get("options", {}).get("poll_interval_s", 300))
+    if spoke.get("kind") == "exchange":
+        what = "public folders" if spoke.get("address", {}).get("public") else "mailbox folders"
+        return f"{what} cannot notify: checked {every}"
+    if spoke.get("kind") == "google":
+        return f"no push channel yet: checked {every}"
+    return f"checked {every}"
 
 
 def spoke_kind(spoke: dict[str, Any]) -> str:
@@ -174,7 +188,8 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
     app = Flask("spokesync.web", template_folder=str(HERE / "templates"), static_folder=str(HERE / "static"),
                 static_url_path="/setup/static")
     app.jinja_env.globals.update(SOURCES=SOURCES, SHOW_AS=SHOW_AS, ACTION_WORDS=ACTION_WORDS,
-                                 STATE_WORDS=STATE_WORDS, spoke_kind=spoke_kind)
+                                 STATE_WORDS=STATE_WORDS, RUN_WORDS=RUN_WORDS, spoke_kind=spoke_kind,
+                                 SHOW_AS_WORDS=SHOW_AS_WORDS, checked_every=checked_every)
     app.jinja_env.filters["when"] = when
     app.config["MAX_CONTENT_LENGTH"] = security.MAX_BODY_BYTES
 
@@ -315,6 +330,42 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
 
         ctx = _ctx()
         return page("dashboard.html", hubs=hubs.status(ctx))
+
+    @app.get("/setup/live")
+    def live() -> Any:
+        """What the dashboard's script polls: each spoke's state, its running sync's progress, its last
+        run (a new id means new runs to show), in the words the page uses. JSON, read-only."""
+        from flask import jsonify
+
+        from spokesync.service import hubs
+
+        ctx = _ctx()
+        spokes: dict[str, Any] = {}
+        for hub in hubs.status(ctx):
+            for s in hub["spokes"]:
+                last = s["last_run"] or {}
+                spokes[s["id"]] = {
+                    "name": s["name"], "hub_id": hub["id"], "state": s["state"],
+                    "state_words": STATE_WORDS.get(s["state"], s["state"]) + (" (running)" if s["running"] else ""),
+                    "running": s["running"], "progress": s["progress"], "linked_items": s["linked_items"],
+                    "last_run_id": last.get("id"), "last_run_finished_at": last.get("finished_at"),
+                    "last_run": None if not last else {
+                        "status": last["status"], "words": RUN_WORDS.get(last["status"], last["status"]),
+                        "into_hub": last["into_hub"], "into_spoke": last["into_spoke"],
+                        "conflicts": len(last["conflicts"]), "errors": last["errors"][:3],
+                        "reason": last["reason"], "finished_at": last.get("finished_at")},
+                }
+        resp = jsonify({"spokes": spokes, "hub_items": {h["id"]: h["items"] for h in hubs.status(ctx)}})
+        resp.headers["Cache-Control"] = "no-store"
+        return resp
+
+    @app.get("/setup/spokes/<spoke_id>/first-sync")
+    def first_sync(spoke_id: str) -> Any:
+        """Wizard step 7: the first sync runs (queued when the options were saved); the page follows it."""
+        status, spoke = api("GET", f"/spokes/{spoke_id}")
+        if status >= 400:
+            abort(404)
+        return page("first_sync.html", step=7, spoke=spoke, after=request.args.get("after", ""))
 
     def act(method: str, path: str, ok: str, back: str = "/setup/", body: dict[str, Any] | None = None) -> Any:
         status, payload = api(method, path, body)
@@ -740,9 +791,13 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
                 error = str(err)
             else:
                 status, payload = api("PATCH", f"/spokes/{spoke_id}/options", changes)
+                if status < 400 and wizard:  # step 7: the first sync, followed on its own page
+                    after = datetime.now(UTC).isoformat()
+                    api("POST", f"/spokes/{spoke_id}/sync")
+                    return go(f"/setup/spokes/{spoke_id}/first-sync?" + urlencode({"after": after}),
+                              f"Sync options of '{spoke['name']}' saved.")
                 if status < 400:
-                    return go("/setup/", f"Sync options of '{spoke['name']}' saved."
-                              + (" Press 'Sync now' to run the first sync." if wizard else ""))
+                    return go("/setup/", f"Sync options of '{spoke['name']}' saved.")
                 error = str(payload.get("detail", status))
         return page("options.html", 400 if error else 200, step=6 if wizard else None, spoke=spoke, hub=hub,
                     options=spoke["options"], wizard=wizard, error=error)
