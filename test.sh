@@ -27,6 +27,17 @@ if [ ! -x /usr/bin/chromium ]; then
     sudo -n apt-get update -qq && sudo -n env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
   fi
 fi
+# axe-core (npm) for the browser tests' accessibility check, injected into pages by Playwright.
+if [ ! -f tests/ui/axe/node_modules/axe-core/axe.min.js ]; then
+  if ! command -v npm >/dev/null; then
+    if [ "$(id -u)" = 0 ]; then
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null
+    elif command -v sudo >/dev/null; then
+      sudo -n apt-get update -qq && sudo -n env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null
+    fi
+  fi
+  (cd tests/ui/axe && npm install --no-audit --no-fund --silent)
+fi
 command -v java >/dev/null || echo "warning: no java: the Firestore emulator tests need Java 17" >&2
 
 .venv/bin/ruff check .

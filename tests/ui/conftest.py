@@ -29,6 +29,22 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-sync", "--no-first-run"]
 ADMIN_TOKEN = "ui-test-admin-token-0123456789"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "ui"
+AXE = Path(__file__).resolve().parent / "axe" / "node_modules" / "axe-core" / "axe.min.js"  # ./test.sh installs it
+
+
+def axe_violations(page: Any) -> list[str]:
+    """axe-core's serious and critical violations on the page as it is now ("rule: where, why").
+    The script goes in through the DevTools protocol (page.evaluate), so the page's own CSP stays on."""
+    if not AXE.exists():
+        pytest.fail(f"{AXE} is missing: ./test.sh installs axe-core (npm install in tests/ui/axe)")
+    if not page.evaluate("typeof window.axe !== 'undefined'"):
+        page.evaluate(AXE.read_text())
+    found = page.evaluate("""async () => {
+        const result = await window.axe.run(document, {resultTypes: ["violations"]});
+        return result.violations.filter(v => v.impact === "serious" || v.impact === "critical")
+            .map(v => v.id + ": " + v.nodes.map(n => n.target.join(" ")).slice(0, 3).join(", ") + " - " + v.help);
+    }""")
+    return list(found)
 
 
 

@@ -12,13 +12,14 @@ screenshot of every step goes to test-artifacts/ui/.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
 
 from spokesync.demo import DEMO_EWS_MAILBOX, DEMO_EWS_PASSWORD, DEMO_EWS_USER
 from tests.helpers import wait_for
-from tests.ui.conftest import ADMIN_TOKEN, LocalSpokesync
+from tests.ui.conftest import ADMIN_TOKEN, LocalSpokesync, axe_violations
 
 GOOGLE_CALENDAR = "team@group.calendar.google.com"
 
@@ -26,12 +27,18 @@ GOOGLE_CALENDAR = "team@group.calendar.google.com"
 
 
 class Shots:
+    """A screenshot of each step (test artifacts), and axe-core's accessibility check of the same page."""
+
     def __init__(self, page: Any, folder: Path) -> None:
         self.page, self.folder, self.n = page, folder, 0
+        self.violations: dict[str, list[str]] = {}
 
     def __call__(self, name: str) -> None:
         self.n += 1
         self.page.screenshot(path=str(self.folder / f"{self.n:02d}-{name}.png"), full_page=True)
+        found = axe_violations(self.page)
+        if found:
+            self.violations[name] = found
 
 
 def google_titles(local: LocalSpokesync) -> list[str]:
@@ -204,3 +211,15 @@ def test_a_newcomer_builds_a_two_way_hub_in_the_browser(local: LocalSpokesync, p
     shot("credentials")
     body = page.content()
     assert "Demo Exchange" in body and DEMO_EWS_PASSWORD not in body and "1//" not in body
+
+    # every page of the walk: no serious or critical accessibility violation (axe-core)
+    page.goto(local.url + "/setup/")
+    page.click("tr[data-spoke='Holidays (Exchange)'] >> text=Sync options")
+    shot("sync-options-page")
+    # phone width: the dashboard fits (no sideways scrolling), the spoke rows stack
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(local.url + "/setup/")
+    shot("dashboard-phone")
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    (artifacts / "accessibility.json").write_text(json.dumps(shot.violations, indent=2))  # kept with the shots
+    assert shot.violations == {}, shot.violations
