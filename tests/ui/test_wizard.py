@@ -183,15 +183,27 @@ def test_a_newcomer_builds_a_two_way_hub_in_the_browser(local: LocalSpokesync, p
         totals[spoke][1] += into_spoke
     assert totals == {"Holidays (Exchange)": [2, 2], "Team (Google)": [2, 2]}, totals
     shot("run-history")
+    changed = " ".join(page.locator("details.changed-items").all_text_contents())  # titles of what changed
+    assert page.locator("details.changed-items").count() > 0 and any(t in changed for t in expected), changed
+    page.select_option("#run-filter", "problems")
+    page.click("form.filters button")
+    assert "show=problems" in page.url and "No such runs." in page.inner_text("table.runs")
 
     # a Google change reaches Exchange through a push notification to the local webhook
     from datetime import UTC, datetime, timedelta
 
+    # ... while the dashboard is open: it shows the new run by itself (its script polls /setup/live)
+    page.goto(local.url + "/setup/")
+    row = "tr[data-spoke='Holidays (Exchange)']"
+    before_push = page.get_attribute(row, "data-last-run")
     start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
     local.demo.google.sandbox.user_insert(GOOGLE_CALENDAR, {
         "summary": "Pushed from Google", "start": {"dateTime": start.isoformat()},
         "end": {"dateTime": (start + timedelta(hours=1)).isoformat()}})
     wait_for(lambda: "Pushed from Google" in exchange_titles(local, holidays), what="the push to reach Exchange")
+    page.wait_for_selector(f"{row}:not([data-last-run='{before_push}'])", timeout=30_000)
+    assert "1 into the spoke" in page.inner_text(row) or "last change" in page.inner_text(row)
+    shot("dashboard-updated-itself")
 
     # preview: nothing left to change
     wait_for(lambda: all(s.lease_owner is None for s in local.ctx.store.list_spokes()), what="runs to finish")

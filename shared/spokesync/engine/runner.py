@@ -38,6 +38,7 @@ from spokesync.model.hub import (
     ATTENTION_MAX,
     PENDING_DETAILS_MAX,
     PENDING_IDS_MAX,
+    RUN_ITEMS_MAX,
     HubItem,
     Link,
     RunRecord,
@@ -131,6 +132,7 @@ class _Progress:
     attention_add: dict[str, dict[str, object]] = field(default_factory=dict)  # hub item id -> refused write
     attention_clear: set[str] = field(default_factory=set)  # hub item ids written fine this run
     confirmed: frozenset[str] = frozenset()  # hub item ids an administrator confirmed for deletion
+    items: list[dict[str, object]] = field(default_factory=list)  # the first changed items, by title
     done: int = 0  # planned writes made (progress reports)
     total: int = 0
 
@@ -212,7 +214,7 @@ class Runner:
             state, state_reason = "failed", run.reason
         # (a crash — the process dying — leaves the lease to expire: nothing below runs)
         run.finished_at = self.clock.now()
-        run.counts, run.errors = progress.counts, progress.errors[:50]
+        run.counts, run.errors, run.items = progress.counts, progress.errors[:50], progress.items[:RUN_ITEMS_MAX]
         if run.status == "running":
             run.status = "ok"
         if stopped is not None:
@@ -544,6 +546,7 @@ class Runner:
                         "hub_created" if action.expected_version == 0 else "hub_updated")
                     progress.counts[key] = progress.counts.get(key, 0) + 1
                     progress.hub_changed = True
+                    _note(progress, key, action.item)
                     if action.item.deleted and action.expected_version and not action.item.confirmed:
                         progress.budget_hub += 1
             progress.done += len(chunk)
@@ -592,6 +595,7 @@ class Runner:
                 if isinstance(action, SpokeDelete):
                     batch.link_deletes.append(hub_item.id)
                     progress.counts["spoke_deleted"] += 1
+                    _note(progress, "spoke_deleted", hub_item)
                     if not hub_item.confirmed and hub_item.id not in progress.confirmed:
                         progress.budget_spoke += 1
                     continue
@@ -601,6 +605,7 @@ class Runner:
                             created_by_hub=True if created else action.link.created_by_hub)
                 batch.link_upserts.append(link)
                 progress.counts["spoke_created" if created else "spoke_updated"] += 1
+                _note(progress, "spoke_created" if created else "spoke_updated", hub_item, action.event.title)
             elif result.status == "exists" and isinstance(action, SpokeCreate):
                 # A retried create: the item is there already (an earlier run crashed before
                 # committing its link). Link it, then bring it up to date in this run.
@@ -702,6 +707,15 @@ def _same_spoke(before: Spoke, after: Spoke) -> bool:
     """The spoke record is as it was, apart from the lease just taken."""
     return replace(after, lease_owner=before.lease_owner, lease_expires=before.lease_expires,
                    dirty=before.dirty) == before
+
+
+def _note(progress: _Progress, action: str, item: HubItem, title: str | None = None) -> None:
+    """Name a changed item in the run record (the first RUN_ITEMS_MAX of them)."""
+    if len(progress.items) >= RUN_ITEMS_MAX:
+        return
+    if title is None:
+        title = item.event.title if item.event is not None else item.label.partition("\t")[0]
+    progress.items.append({"action": action, "title": title or "(no title)", "hub_item_id": item.id})
 
 
 def _outcome(run: RunRecord) -> str:

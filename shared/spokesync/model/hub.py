@@ -303,6 +303,9 @@ class Conflict:
         return asdict(self)
 
 
+RUN_ITEMS_MAX = 50  # changed items a run record names (the counts hold the rest)
+
+
 @dataclass
 class RunRecord:
     id: str
@@ -317,6 +320,8 @@ class RunRecord:
     conflicts: list[dict[str, Any]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     plan: list[dict[str, Any]] | None = None  # dry runs only
+    # What changed, by title: the first RUN_ITEMS_MAX writes ({"action": "hub_created", "title": ...}).
+    items: list[dict[str, Any]] = field(default_factory=list)
     runs: int = 1  # how many runs in a row this record stands for (> 1 only for runs that changed nothing)
 
     @property

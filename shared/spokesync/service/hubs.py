@@ -437,6 +437,7 @@ def run_summary(run: RunRecord) -> dict[str, Any]:
         "counts": counts,
         "conflicts": run.conflicts,
         "errors": run.errors,
+        "items": run.items,
     }
 
 

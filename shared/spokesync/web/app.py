@@ -58,6 +58,11 @@ ACTION_WORDS = {
     "spoke_create": "create in this spoke", "spoke_update": "update in this spoke",
     "spoke_delete": "delete from this spoke", "conflict": "conflict",
 }
+ITEM_WORDS = {
+    "hub_created": "added to the hub", "hub_updated": "updated in the hub", "hub_deleted": "deleted from the hub",
+    "hub_restored": "restored in the hub", "spoke_created": "added to the spoke",
+    "spoke_updated": "updated in the spoke", "spoke_deleted": "deleted from the spoke",
+}
 RUN_WORDS = {
     "ok": "done", "failed": "failed", "paused": "paused", "continued": "continuing", "skipped": "skipped",
     "interrupted": "stopped before the end", "dry_run": "preview", "running": "running",
@@ -188,7 +193,7 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
     app = Flask("spokesync.web", template_folder=str(HERE / "templates"), static_folder=str(HERE / "static"),
                 static_url_path="/setup/static")
     app.jinja_env.globals.update(SOURCES=SOURCES, SHOW_AS=SHOW_AS, ACTION_WORDS=ACTION_WORDS,
-                                 STATE_WORDS=STATE_WORDS, RUN_WORDS=RUN_WORDS, spoke_kind=spoke_kind,
+                                 STATE_WORDS=STATE_WORDS, RUN_WORDS=RUN_WORDS, ITEM_WORDS=ITEM_WORDS, spoke_kind=spoke_kind,
                                  SHOW_AS_WORDS=SHOW_AS_WORDS, checked_every=checked_every)
     app.jinja_env.filters["when"] = when
     app.config["MAX_CONTENT_LENGTH"] = security.MAX_BODY_BYTES
@@ -422,21 +427,42 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
 
     @app.get("/setup/spokes/<spoke_id>/runs")
     def spoke_runs(spoke_id: str) -> Any:
-        status, payload = api("GET", f"/spokes/{spoke_id}/runs", query={"limit": "50"})
+        status, payload = api("GET", f"/spokes/{spoke_id}/runs", query={"limit": "200"})
         if status >= 400:
             abort(status)
         _, spoke = api("GET", f"/spokes/{spoke_id}")
-        return page("runs.html", runs=payload["runs"], title=f"Run history of spoke {spoke['name']}",
-                    names={spoke["id"]: spoke["name"]})
+        return runs_page(payload["runs"], f"Run history of spoke {spoke['name']}", {spoke["id"]: spoke["name"]})
 
     @app.get("/setup/hubs/<hub_id>/runs")
     def hub_runs(hub_id: str) -> Any:
-        status, payload = api("GET", f"/hubs/{hub_id}/runs", query={"limit": "50"})
+        status, payload = api("GET", f"/hubs/{hub_id}/runs", query={"limit": "200"})
         if status >= 400:
             abort(status)
         _, hub = api("GET", f"/hubs/{hub_id}")
-        return page("runs.html", runs=payload["runs"], title=f"Run history of hub {hub['name']}",
-                    names={s["id"]: s["name"] for s in hub["spokes"]})
+        return runs_page(payload["runs"], f"Run history of hub {hub['name']}", {s["id"]: s["name"] for s in hub["spokes"]})
+
+    RUNS_PER_PAGE = 25
+
+    def runs_page(runs: list[dict[str, Any]], title: str, names: dict[str, str]) -> Response:
+        """Run history: a filter (everything / problems / changes), pages of 25, and runs with
+        problems (errors, failures, conflicts) listed before the others on each page."""
+        show = request.args.get("show", "all")
+        problems = [r for r in runs if r["errors"] or r["conflicts"] or r["status"] in ("failed", "paused", "interrupted")]
+        if show == "problems":
+            runs = problems
+        elif show == "changes":
+            runs = [r for r in runs if r["into_hub"] or r["into_spoke"] or r["conflicts"]]
+        try:
+            number = max(1, int(request.args.get("page", "1")))
+        except ValueError:
+            number = 1
+        pages = max(1, -(-len(runs) // RUNS_PER_PAGE))
+        number = min(number, pages)
+        shown = runs[(number - 1) * RUNS_PER_PAGE: number * RUNS_PER_PAGE]
+        flagged = {id(r) for r in problems}
+        shown = [r for r in shown if id(r) in flagged] + [r for r in shown if id(r) not in flagged]
+        return page("runs.html", runs=shown, title=title, names=names, show=show, page_number=number, pages=pages,
+                    problems=len(problems), base=request.path)
 
     @app.get("/setup/credentials")
     def credentials() -> Any:
