@@ -211,6 +211,11 @@ def start_demo(config: Config) -> Config:
     return demo.config
 
 
+def running_for(config: Config) -> Demo | None:
+    """The demo this process runs for `config` (the web UI's banner and pre-filled sample values)."""
+    return next((d for d in _RUNNING if d.config.google_api_root == config.google_api_root), None)
+
+
 def stop_all() -> None:
     while _RUNNING:
         _RUNNING.pop().close()

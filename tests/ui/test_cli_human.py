@@ -79,7 +79,7 @@ def test_tables_summaries_and_json_for_memory_spokes(data_dir: Path, capsys: pyt
     out, _ = out_of(capsys, "spoke", "list", "Team")
     assert out.splitlines()[0].split() == ["SPOKE", "HUB", "KIND", "ADDRESS", "DIRECTION", "STATE", "ID"]
     assert any(line.startswith("home ") and "calendar=b" in line for line in out.splitlines())
-    assert [s["name"] for s in json.loads(out_of(capsys, "spoke", "list", "--json")[0])] == ["office", "home"]
+    assert sorted(s["name"] for s in json.loads(out_of(capsys, "spoke", "list", "--json")[0])) == ["home", "office"]
     out, _ = out_of(capsys, "credential", "list")
     assert out.startswith("No credentials yet.")
     assert json.loads(out_of(capsys, "credential", "list", "--json")[0]) == []
@@ -206,3 +206,13 @@ def test_demo_flag_without_a_running_demo_says_how_to_start_one(
     (Path(demo.config.data_dir) / "demo" / "settings.json").unlink()
     _, err = out_of(capsys, "--demo", "status", code=2)
     assert "no demo is running" in err and "spokesync serve --demo" in err
+
+
+def test_the_demo_calendars_are_dated_relative_to_today(demo: Demo) -> None:
+    from zoneinfo import ZoneInfo
+
+    today = datetime.now(ZoneInfo("Europe/Berlin")).date()
+    events = {e["summary"]: e for e in demo.google.sandbox.live_events("team@group.calendar.google.com")}
+    standup = datetime.fromisoformat(events["Team standup"]["start"]["dateTime"]).date()
+    assert standup == today - timedelta(days=today.weekday())  # this week's Monday
+    assert events["Offsite"]["start"]["date"] == (today + timedelta(days=8)).isoformat()

@@ -76,6 +76,10 @@ def test_a_newcomer_builds_a_two_way_hub_in_the_browser(local: LocalSpokesync, p
     page.check("input[value=exchange_public]")
     shot("step2-source")
     page.click("text=Next")
+    # demo mode says so, and the sample server's values are filled in
+    assert "Demo: the Google calendars and Exchange folders here are sample" in page.inner_text(".demo-banner")
+    assert page.input_value("input[name=ews_url]") == local.demo.ews_url
+    assert page.input_value("input[name=username]") == DEMO_EWS_USER
     page.fill("input[name=label]", "Demo Exchange")
     page.fill("input[name=ews_url]", local.demo.ews_url)
     page.fill("input[name=username]", DEMO_EWS_USER)

@@ -223,10 +223,21 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
 
     app.jinja_env.globals["csrf_token"] = csrf_token
 
+    def demo_values() -> dict[str, str] | None:
+        """In demo mode: the sample servers' values, for the banner and the pre-filled forms."""
+        from spokesync import demo
+
+        running = demo.running_for(_ctx().config)
+        if running is None:
+            return None
+        # (never the password: pages carry no secret, not even the demo's)
+        return {"ews_url": running.ews_url, "ews_user": demo.DEMO_EWS_USER, "google_user": demo.DEMO_GOOGLE_USER}
+
     def page(template: str, status: int = 200, **values: Any) -> Response:
         flash = request.cookies.get(cookie(security.FLASH_COOKIE))
         resp = make_response(render_template(template, flash=_unb64(flash) if flash else "",
-                                             signed_in=getattr(g, "admin", None), **values), status)
+                                             signed_in=getattr(g, "admin", None), demo=demo_values(), **values),
+                             status)
         if flash:
             resp.delete_cookie(cookie(security.FLASH_COOKIE), path="/", secure=secure(), httponly=True,
                                samesite="Strict")

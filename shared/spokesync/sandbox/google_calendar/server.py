@@ -450,13 +450,18 @@ def add_demo_data(sandbox: GoogleCalendarSandbox, user: str = "demo@example.com"
     sandbox.add_calendar(user, user, "Demo (primary)", "Europe/Berlin")
     sandbox.add_calendar("team@group.calendar.google.com", user, "Team", "Europe/Berlin")
     sandbox.add_calendar("office@group.calendar.google.com", user, "Office", "Europe/Berlin")
-    monday = datetime(2026, 3, 2, 9, 0, tzinfo=ZoneInfo("Europe/Berlin"))
+    # Dated relative to today, so that the demo always shows this week's events (and a coming offsite).
+    today = datetime.now(ZoneInfo("Europe/Berlin")).date()
+    week_start = today - timedelta(days=today.weekday())
+    monday = datetime(week_start.year, week_start.month, week_start.day, 9, 0, tzinfo=ZoneInfo("Europe/Berlin"))
+    offsite = today + timedelta(days=8)
     sandbox.user_insert("team@group.calendar.google.com", {
         "summary": "Team standup", "start": _when_json(monday, "Europe/Berlin"),
         "end": _when_json(monday + timedelta(minutes=15), "Europe/Berlin"),
         "recurrence": ["RRULE:FREQ=WEEKLY;BYDAY=MO,WE,FR;COUNT=30"]})
     sandbox.user_insert("team@group.calendar.google.com", {
-        "summary": "Offsite", "start": {"date": "2026-03-10"}, "end": {"date": "2026-03-12"},
+        "summary": "Offsite", "start": {"date": offsite.isoformat()},
+        "end": {"date": (offsite + timedelta(days=2)).isoformat()},
         "transparency": "transparent"})
     sandbox.user_insert("office@group.calendar.google.com", {
         "summary": "Fire drill", "location": "Lobby", "start": _when_json(monday + timedelta(days=3, hours=2),
