@@ -198,7 +198,8 @@ class _Planner:
     def merged_hash(self, item: SpokeItem, merged: Event, names: frozenset[str]) -> str:
         """The hub version's hash over the fields taken from the spoke copy: the copy's own hash
         (computed once) when the merge copied those fields exactly."""
-        if rules.self_contained(names):
+        stamped = bool(self.opts.spoke_category) and self.opts.spoke_category in item.event.categories
+        if rules.self_contained(names) and not stamped:  # (a stamp is removed by the merge: hash afresh)
             value = self.inp.hashes(item.event, names)
             self.inp.hashes.seed(merged, names, value)
             return value
@@ -274,7 +275,7 @@ class _Planner:
             return
         hub_id = self.inp.new_id()
         names = self.exchanged()  # == self.compared(False): the item is the spoke's own
-        event = rules.merge_inbound(None, item.event, names)
+        event = rules.merge_inbound(None, item.event, names, self.opts)
         new = self.hub_version_of(hub_id, None, event, deleted=False, hash_=self.merged_hash(item, event, names))
         link = self.link_for(item, hub_id, new.version, created_by_hub=False)
         self.plan.hub.append(HubUpsert(new, 0, link))
@@ -328,7 +329,7 @@ class _Planner:
             self.set_link(kept, hub.id)
 
     def take_spoke(self, item: SpokeItem, link: Link, hub: HubItem, names: frozenset[str]) -> None:
-        event = rules.merge_inbound(None if hub.deleted else hub.event, item.event, names)
+        event = rules.merge_inbound(None if hub.deleted else hub.event, item.event, names, self.opts)
         new = self.hub_version_of(hub.id, hub, event, deleted=False, hash_=self.merged_hash(item, event, names))
         new_link = self.link_for(item, hub.id, new.version, link.created_by_hub)
         self.plan.hub.append(HubUpsert(new, hub.version, new_link))
@@ -372,7 +373,7 @@ class _Planner:
             self.set_link(None, hub.id)
             return
         names = self.compared(link.created_by_hub)
-        event = rules.merge_inbound(None, item.event, names)
+        event = rules.merge_inbound(None, item.event, names, self.opts)
         back = self.hub_version_of(hub.id, hub, event, deleted=False, hash_=self.merged_hash(item, event, names))
         new_link = self.link_for(item, hub.id, back.version, link.created_by_hub)
         self.plan.hub.append(HubUpsert(back, hub.version, new_link, restore=True))

@@ -39,6 +39,8 @@ def compared_fields(options: SyncOptions, capabilities: frozenset[str], created_
     the spoke is the user's own and is never replaced by a placeholder.
     """
     names = exchanged_fields(options, capabilities)
+    if created_by_hub and options.meetings_as_appointments:
+        names -= OPTIONAL_FIELDS["attendees"]  # the copy holds none: its (lack of) people is no edit
     if created_by_hub and options.privacy_mode == "busy_only":
         return names & PLACEHOLDER_FIELDS
     if created_by_hub and options.privacy_mode == "private":
@@ -54,9 +56,13 @@ def _blank_optional(event: Event, names: frozenset[str]) -> Event:
 def project(event: Event, options: SyncOptions, capabilities: frozenset[str], created_by_hub: bool) -> Event:
     """What the hub writes into this spoke for `event`."""
     names = exchanged_fields(options, capabilities)
+    if created_by_hub and options.meetings_as_appointments:
+        names -= OPTIONAL_FIELDS["attendees"]
     out = _blank_optional(event, names)
     if not created_by_hub:
         return out
+    if options.spoke_category and "categories" in names:
+        out = replace(out, categories=tuple(sorted({*out.categories, options.spoke_category})))
     if options.privacy_mode == "private":
         return replace(out, privacy="private")
     if options.privacy_mode == "busy_only":
@@ -81,8 +87,13 @@ def project(event: Event, options: SyncOptions, capabilities: frozenset[str], cr
     return out
 
 
-def merge_inbound(hub_event: Event | None, spoke_event: Event, names: frozenset[str]) -> Event:
-    """The hub's new version: the spoke's values for `names`, the hub's for the rest."""
+def merge_inbound(hub_event: Event | None, spoke_event: Event, names: frozenset[str],
+                  options: SyncOptions | None = None) -> Event:
+    """The hub's new version: the spoke's values for `names`, the hub's for the rest. The spoke's
+    own category stamp (`spoke_category`) stays in the spoke."""
+    if options is not None and options.spoke_category and options.spoke_category in spoke_event.categories:
+        spoke_event = replace(spoke_event, categories=tuple(c for c in spoke_event.categories
+                                                            if c != options.spoke_category))
     base = hub_event if hub_event is not None else Event()
     merged = restrict(spoke_event, base, names)
     return replace(merged, modified=spoke_event.modified)

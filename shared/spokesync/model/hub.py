@@ -73,6 +73,13 @@ class SyncOptions:
     deletion_window_h: int = 24
     # Polling interval for spokes without push (seconds).
     poll_interval_s: int = 300
+    # CiraHub's two calendar options (docs/decisions/2026-12-01-for-people.md):
+    # "categorize data in spoke": this category is stamped on the items the hub creates in this
+    # spoke (and never carried back into the hub); "" for none.
+    spoke_category: str = ""
+    # "sync meetings as appointments": the copies the hub creates here carry no attendees and no
+    # organiser, so nobody becomes an organiser or gets mail; the hub keeps the meeting's people.
+    meetings_as_appointments: bool = False
 
     @property
     def two_way(self) -> bool:
@@ -110,6 +117,10 @@ class SyncOptions:
             raise ValueError("deletion_window_h must be a whole number of hours from 1 to 2160 (90 days)")
         if self.poll_interval_s < 30:
             raise ValueError("poll_interval_s must be at least 30 seconds")
+        if not isinstance(self.spoke_category, str) or len(self.spoke_category) > 255:
+            raise ValueError("spoke_category must be text of at most 255 characters (or empty for none)")
+        if not isinstance(self.meetings_as_appointments, bool):
+            raise ValueError("meetings_as_appointments must be true or false")
 
 
 @dataclass(frozen=True)

@@ -804,6 +804,8 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
             "sync_reminders": bool(f.get("sync_reminders")),
             "privacy_mode": f.get("privacy_mode", "as_is"),
             "placeholder_title": f.get("placeholder_title", "").strip() or "Busy",
+            "spoke_category": f.get("spoke_category", "").strip(),
+            "meetings_as_appointments": bool(f.get("meetings_as_appointments")),
             "deletions": f.get("deletions", "propagate"),
             "conflict_policy": f.get("conflict_policy", "latest"),
             "max_delete_share": share / 100.0,

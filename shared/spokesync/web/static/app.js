@@ -119,6 +119,11 @@ document.addEventListener("submit", function (event) {
     localTimes(document);
     var note = document.getElementById("live-note");
     if (note) { dashboard(note); }
+    var options = document.getElementById("options-form");
+    var twoWay = options && options.querySelector("input[name=two_way]");
+    if (twoWay) {  // options for copies the hub creates show only when the hub may create copies
+      twoWay.addEventListener("change", function () { options.classList.toggle("to-hub-only", !twoWay.checked); });
+    }
     var card = document.getElementById("first-sync");
     if (card) { firstSync(card); }
   });
