@@ -18,7 +18,7 @@ import pytest
 from spokesync import cli
 from spokesync.config import Config
 from spokesync.connectors import memory_registry
-from spokesync.demo import DEMO_EWS_PASSWORD, DEMO_EWS_USER, Demo, start_demo_servers, stop_all, write_settings
+from spokesync.demo import DEMO_EWS_MAILBOX, DEMO_EWS_PASSWORD, DEMO_EWS_USER, Demo, start_demo_servers, stop_all, write_settings
 from spokesync.model.event import Event
 from spokesync.ports import RunProgress
 
@@ -155,11 +155,12 @@ def test_the_cli_sees_the_running_demo_and_checks_addresses(demo: Demo, capsys: 
     out, _ = out_of(capsys, "--demo", "spoke", "list")
     assert out.startswith("No spokes yet.")
     closed = demo.ews_url.rsplit(":", 1)[0] + ":1/EWS/Exchange.asmx"  # nothing listens on port 1
-    _, err = out_of(capsys, "--demo", "credential", "exchange", "--url", closed, "--user", DEMO_EWS_USER, code=2)
-    assert err.startswith("spokesync: host unreachable: nothing answers on 127.0.0.1 port 1 (is the address right")
+    _, err = out_of(capsys, "--demo", "credential", "exchange", "--url", closed, "--user", DEMO_EWS_USER,
+                    "--mailbox", DEMO_EWS_MAILBOX, code=2)
+    assert err.startswith("spokesync: host unreachable: no connection to 127.0.0.1 (the connection was refused")
     assert "Reraised" not in err and "Errno" not in err and "Pool" not in err
     out, _ = out_of(capsys, "--demo", "credential", "exchange", "--url", demo.ews_url, "--user", DEMO_EWS_USER,
-                    "--version", "2019", "--label", "Demo Exchange")
+                    "--mailbox", DEMO_EWS_MAILBOX, "--version", "2019", "--label", "Demo Exchange")
     assert out.startswith("saved Exchange credential 'Demo Exchange'")
     out, _ = out_of(capsys, "--demo", "credential", "list")
     assert "Demo Exchange" in out and "Exchange" in out and "EXAMPLE\\demo" in out and " ok " in out

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from spokesync.demo import DEMO_EWS_PASSWORD, DEMO_EWS_USER
+from spokesync.demo import DEMO_EWS_MAILBOX, DEMO_EWS_PASSWORD, DEMO_EWS_USER
 from spokesync.service.setup_api import handle
 from tests.ui.conftest import ADMIN_TOKEN, LocalSpokesync, start_local
 
@@ -65,7 +65,8 @@ def closed_port() -> int:
 def exchange_credential(server: LocalSpokesync, url: str, password: str = DEMO_EWS_PASSWORD) -> requests.Response:
     return requests.post(server.url + "/api/credentials/exchange", headers=JSON, timeout=60, json={
         "label": "x", "password": password,
-        "settings": {"ews_url": url, "username": DEMO_EWS_USER, "version": "2016", "auth_type": "NTLM"}})
+        "settings": {"ews_url": url, "username": DEMO_EWS_USER, "mailbox": DEMO_EWS_MAILBOX, "version": "2016",
+                     "auth_type": "NTLM"}})
 
 
 def clean(text: str) -> None:
@@ -74,9 +75,9 @@ def clean(text: str) -> None:
 
 
 @pytest.mark.parametrize(("case", "code", "words"), [
-    ("not_exchange", "not_ews", "answers, but not as Exchange Web Services; check the address"),
+    ("not_exchange", "not_ews", "this server answers but is not EWS"),
     ("https_to_http", "tls_failure", "does not speak https (TLS)"),
-    ("closed_port", "host_unreachable", "nothing answers on 127.0.0.1 port"),
+    ("closed_port", "host_unreachable", "the connection was refused or there is no route to it"),
     ("wrong_password", "wrong_password", "wrong user or password"),
 ])
 def test_exchange_validation_failures_are_plain_and_name_their_field(
@@ -102,10 +103,11 @@ def test_the_web_form_highlights_the_field_and_keeps_the_values(server: LocalSpo
     s.post(server.url + "/setup/login", data={"csrf_token": token.group(1), "token": ADMIN_TOKEN})
     url = f"http://127.0.0.1:{not_exchange}/EWS/Exchange.asmx"
     form = {"csrf_token": token.group(1), "source": "exchange_public", "label": "Office", "ews_url": url,
-            "username": DEMO_EWS_USER, "password": DEMO_EWS_PASSWORD, "version": "2016", "auth_type": "NTLM"}
+            "username": DEMO_EWS_USER, "mailbox": DEMO_EWS_MAILBOX, "password": DEMO_EWS_PASSWORD, "version": "2016",
+            "auth_type": "NTLM"}
     page = s.post(server.url + "/setup/new/credentials/exchange", data=form, headers={"Origin": server.url})
     assert page.status_code == 422
-    assert "answers, but not as Exchange Web Services" in page.text
+    assert "this server answers but is not EWS" in page.text
     field = re.search(r'<input name="ews_url"[^>]*>', page.text)
     assert field and 'aria-invalid="true"' in field.group(0) and f'value="{url}"' in field.group(0)
     assert 'aria-invalid="true"' not in re.search(r'<input name="username"[^>]*>', page.text).group(0)  # type: ignore[union-attr]
