@@ -18,7 +18,15 @@ import pytest
 from spokesync import cli
 from spokesync.config import Config
 from spokesync.connectors import memory_registry
-from spokesync.demo import DEMO_EWS_MAILBOX, DEMO_EWS_PASSWORD, DEMO_EWS_USER, Demo, start_demo_servers, stop_all, write_settings
+from spokesync.demo import (
+    DEMO_EWS_MAILBOX,
+    DEMO_EWS_PASSWORD,
+    DEMO_EWS_USER,
+    Demo,
+    start_demo_servers,
+    stop_all,
+    write_settings,
+)
 from spokesync.model.event import Event
 from spokesync.ports import RunProgress
 
