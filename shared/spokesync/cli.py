@@ -604,7 +604,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:  # noqa: C901 - one bran
                   "(Google: sign in through the web wizard)")
         else:
             kinds = {"google_oauth": "Google sign-in", "google_service_account": "Google service account",
-                     "exchange": "Exchange"}
+                     "exchange": "Exchange", "graph": "Microsoft 365 app"}
             print(display.table([[c.label, kinds.get(c.kind, c.kind), _credential_account(c),
                                   f"needs repair: {c.broken_reason}" if c.broken_reason else "ok", c.id]
                                  for c in creds], ["CREDENTIAL", "KIND", "ACCOUNT", "STATE", "ID"]))

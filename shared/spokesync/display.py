@@ -29,7 +29,7 @@ RUN_WORDS = {
     "running": "running",
 }
 
-KIND_WORDS = {"google": "Google Calendar", "exchange": "Exchange", "memory": "memory (test)"}
+KIND_WORDS = {"google": "Google Calendar", "exchange": "Exchange", "graph": "Microsoft 365", "memory": "memory (test)"}
 
 PLAN_WORDS = {
     "hub_create": "add to the hub",

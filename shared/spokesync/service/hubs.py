@@ -187,6 +187,8 @@ def check_address(ctx: Context, kind: str, address: dict[str, Any], credential_i
     if kind not in kinds():
         raise InvalidRequest(f"unknown spoke kind '{kind}'; choose one of {', '.join(kinds())}")
     needed = {"google": "calendar_id", "exchange": "folder_id"}.get(kind)
+    if needed is None:
+        return ""  # kinds whose connector has no check (memory; graph's wizard picks from the mailbox's calendars)
     if needed and not address.get(needed):
         raise InvalidRequest(f"a {kind} spoke needs --address {needed}=... "
                              f"({'spokesync calendars' if kind == 'google' else 'spokesync folders'} CREDENTIAL "
