@@ -673,13 +673,13 @@ def run(args: argparse.Namespace, ctx: Context) -> int:  # noqa: C901 - one bran
             raise hubs.NotFound(f"'{credential.label}' is not a Microsoft 365 credential (spokesync credential list)")
         found = graph.list_calendars(credential.settings, ctx.secrets.get(credential.secret_name), ctx.config,
                                      args.mailbox, "group" if args.group else "user")
-        rows = [{"id": c.id, "name": c.name, "default": c.is_default} for c in found]
+        rows: list[dict[str, Any]] = [{"id": c.id, "name": c.name, "default": c.is_default} for c in found]
         if as_json:
             _print(rows)
         elif not rows:
             print("This mailbox has no calendar this app may open.")
         else:
-            print(display.table([[r["name"] + (" (default)" if r["default"] else ""), r["id"]] for r in rows],
+            print(display.table([[str(r["name"]) + (" (default)" if r["default"] else ""), r["id"]] for r in rows],
                                 ["CALENDAR", "ID"]))
     elif cmd == "selftest":
         from spokesync.service import selftest
