@@ -90,7 +90,12 @@ def test_cli_saves_a_credential_and_lists_calendars(ctx: Context, settings, monk
                                           settings.client_id, "--mailbox", SHARED])
     assert cli.run(args, ctx) == 0
     [cred] = ctx.store.list_credentials()
-    assert SECRET not in capsys.readouterr().out
-    args = cli.build_parser().parse_args(["credential", "graph-calendars", cred.id, "--mailbox", SHARED])
+    out = capsys.readouterr().out
+    assert SECRET not in out and out.startswith("saved Microsoft 365 credential")
+    args = cli.build_parser().parse_args(["credential", "graph-calendars", cred.id, "--mailbox", SHARED, "--json"])
     assert cli.run(args, ctx) == 0
     assert '"default": true' in capsys.readouterr().out
+    args = cli.build_parser().parse_args(["credential", "graph-calendars", cred.label, "--mailbox", SHARED])
+    assert cli.run(args, ctx) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split() == ["CALENDAR", "ID"] and any("(default)" in line for line in table[2:])
