@@ -120,24 +120,12 @@ def api(method: str, path: str, body: dict[str, Any] | None = None,
 # ------------------------------------------------------------------ helpers for templates
 
 
-def _parse_time(value: Any) -> datetime | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    try:
-        parsed = datetime.fromisoformat(str(value))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 def when(value: Any) -> Markup:
     """'<time datetime=...>2026-11-23 19:53 UTC</time> (in 4 minutes)': the page's script shows the time
     in the browser's zone (with the zone's name); without the script it reads in UTC, named."""
     from spokesync import display
 
-    moment = _parse_time(value)
+    moment = display.parse_time(value)
     if moment is None:
         return Markup("—")
     moment = moment.astimezone(UTC)
