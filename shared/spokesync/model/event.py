@@ -14,7 +14,7 @@ import html
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, date, datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -350,12 +350,3 @@ def event_from_dict(raw: dict[str, Any]) -> Event:
         conference_url=raw.get("conference_url", ""),
         modified=None if not modified else datetime.fromisoformat(modified),
     )
-
-
-@dataclass(frozen=True)
-class Contact:
-    """Placeholder for the contacts object type (its own issue): hubs already
-    carry an object type so contacts can join without a schema change."""
-
-    display_name: str = ""
-    emails: tuple[str, ...] = field(default_factory=tuple)
