@@ -6,7 +6,7 @@ The engine only ever talks to these; no cloud SDK is imported here.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -49,6 +49,10 @@ class Capabilities:
     # Event fields the spoke stores and returns faithfully (see model.event).
     fields: frozenset[str]
     deterministic_ids: bool = False  # the spoke item id is derived from the hub id
+    # List fields with fixed slots on this spoke (contacts: Exchange holds three
+    # e-mail addresses, see model.contact.SLOT_LIMITS_EXCHANGE); what does not fit
+    # stays in the hub and is never erased by this spoke.
+    limits: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
