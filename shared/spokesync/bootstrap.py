@@ -65,6 +65,11 @@ class Context:
         credential = self.store.get_credential(spoke.credential_id) if spoke.credential_id else None
         return connector_for(spoke, credential, self.secrets, self.config)  # type: ignore[no-any-return]
 
+    def object_type(self, spoke: Spoke) -> str:
+        from spokesync.connectors.registry import object_type_of
+
+        return object_type_of(spoke.kind)
+
     def credential_broken(self, credential_id: str, reason: str) -> None:
         from spokesync.service.credentials import mark_broken
 

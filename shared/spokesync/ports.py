@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from spokesync.model.event import Event
 from spokesync.model.hub import Channel, CredentialRef, Hub, HubItem, Link, RunRecord, Spoke
+from spokesync.model.item import Item
 
 # ------------------------------------------------------------------ connector
 
@@ -23,7 +23,7 @@ class SpokeItem:
 
     id: str
     version: str  # etag / change key: changes whenever the server's copy changes
-    event: Event
+    event: Item  # an Event (calendar spokes) or a Contact (contacts spokes)
     # The hub item id this item carries (Google extendedProperties.private,
     # an Exchange PublicStrings property): how a create retried after a crash
     # is recognised instead of duplicated.
@@ -58,14 +58,14 @@ class Capabilities:
 @dataclass(frozen=True)
 class NewItem:
     hub_id: str
-    event: Event
+    event: Item  # an Event (calendar spokes) or a Contact (contacts spokes)
 
 
 @dataclass(frozen=True)
 class ItemUpdate:
     spoke_item_id: str
     version: str  # precondition: write only if the spoke still holds this version
-    event: Event
+    event: Item  # an Event (calendar spokes) or a Contact (contacts spokes)
     hub_id: str
 
 
@@ -343,6 +343,9 @@ class RunContext(Protocol):
     @property
     def config(self) -> RunSettings: ...
     def connector(self, spoke: Spoke) -> SpokeConnector: ...
+    def object_type(self, spoke: Spoke) -> str:
+        """The object type ("calendar", "contacts") of the spoke's kind, which is its hub's."""
+        ...
     def credential_broken(self, credential_id: str, reason: str) -> None:
         """The credential was refused: mark it (and every spoke using it) as needing repair."""
         ...

@@ -1,7 +1,9 @@
 """An in-memory spoke: a change-logged dict of items behind the SpokeConnector port.
 
 Used by the engine's tests, the state-machine test and the `engine_scale`
-benchmark. It behaves like a well-behaved server (versions change on every
+benchmark; it holds calendar events or contacts alike (`memory_contacts`
+spokes pass contact fields, and fixed slots like Exchange's three e-mail
+addresses as `limits`: what does not fit is not stored, as on such a server). It behaves like a well-behaved server (versions change on every
 write, preconditions are checked, creates with a known hub id are idempotent)
 and can be told to misbehave: fail a write, crash after the k-th write, read
 as empty, or forget its change feed.
@@ -11,10 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from spokesync.model.event import ALL_FIELDS, Event
+from spokesync.model.contact import Contact, fit
+from spokesync.model.event import ALL_FIELDS
+from spokesync.model.item import Item
 from spokesync.ports import (
     Capabilities,
     ChangeSet,
@@ -59,7 +63,7 @@ class MemoryCalendar:
         self.seq += 1
         self.log.append((self.seq, item_id))
 
-    def user_create(self, event: Event, item_id: str | None = None) -> SpokeItem:
+    def user_create(self, event: Item, item_id: str | None = None) -> SpokeItem:
         item_id = item_id or f"{self.name}-u{next(self._ids)}"
         item = SpokeItem(item_id, f"v{next(self._versions)}", event, None)
         self.items[item_id] = item
@@ -67,7 +71,7 @@ class MemoryCalendar:
         self._touch(item_id)
         return item
 
-    def user_update(self, item_id: str, event: Event) -> SpokeItem:
+    def user_update(self, item_id: str, event: Item) -> SpokeItem:
         item = replace(self.items[item_id], event=event, version=f"v{next(self._versions)}")
         self.items[item_id] = item
         self._touch(item_id)
@@ -78,7 +82,7 @@ class MemoryCalendar:
         self.deleted.add(item_id)
         self._touch(item_id)
 
-    def events(self) -> list[Event]:
+    def events(self) -> list[Item]:
         return [item.event for item in self.items.values()]
 
     def _count_write(self) -> None:
@@ -109,6 +113,7 @@ class MemoryConnector:
         fields: frozenset[str] = ALL_FIELDS,
         batch_size: int = 50,
         full_listing: bool = False,
+        limits: Mapping[str, int] | None = None,
     ) -> None:
         self.calendar = calendar
         # full_listing: behave like a snapshot-diff spoke that always lists everything
@@ -120,7 +125,13 @@ class MemoryConnector:
             batch_size=batch_size,
             fields=fields,
             deterministic_ids=True,
+            limits=dict(limits or {}),
         )
+
+    def _stored(self, item: Item) -> Item:
+        """What the server keeps of a written item: a contact's lists cut to its fixed slots."""
+        limits = dict(self.capabilities.limits)
+        return fit(item, limits) if limits and isinstance(item, Contact) else item
 
     def changes(self, cursor: bytes | None) -> ChangeSet:
         cal = self.calendar
@@ -163,7 +174,7 @@ class MemoryConnector:
                 existing = cal.items[item_id]
                 results.append(WriteResult("exists", item_id, existing.version, item=existing))
                 continue
-            item = SpokeItem(item_id, f"v{next(cal._versions)}", new.event, new.hub_id)
+            item = SpokeItem(item_id, f"v{next(cal._versions)}", self._stored(new.event), new.hub_id)
             cal.items[item_id] = item
             cal.deleted.discard(item_id)
             cal._touch(item_id)
@@ -184,7 +195,7 @@ class MemoryConnector:
             elif current.version != upd.version:
                 results.append(WriteResult("conflict", upd.spoke_item_id, current.version))
             else:
-                item = SpokeItem(upd.spoke_item_id, f"v{next(cal._versions)}", upd.event, upd.hub_id)
+                item = SpokeItem(upd.spoke_item_id, f"v{next(cal._versions)}", self._stored(upd.event), upd.hub_id)
                 cal.items[upd.spoke_item_id] = item
                 cal._touch(upd.spoke_item_id)
                 cal._count_write()

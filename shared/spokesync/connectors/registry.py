@@ -24,11 +24,34 @@ _KINDS: dict[str, str | Factory] = {
     "google": "spokesync.connectors.google:from_spoke",
     "exchange": "spokesync.connectors.exchange:from_spoke",
     "graph": "spokesync.connectors.graph:from_spoke",
+    "memory_contacts": "spokesync.connectors.memory_registry:contacts_from_spoke",
+    "google_contacts": "spokesync.connectors.google.contacts:from_spoke",
+    "exchange_contacts": "spokesync.connectors.exchange.contacts:from_spoke",
+    "graph_contacts": "spokesync.connectors.graph.contacts:from_spoke",
+}
+# The object type each kind holds: a spoke must hold its hub's (a hub holds one object type).
+_OBJECT_TYPES: dict[str, str] = {
+    "memory": "calendar", "google": "calendar", "exchange": "calendar", "graph": "calendar",
+    "memory_contacts": "contacts", "google_contacts": "contacts", "exchange_contacts": "contacts",
+    "graph_contacts": "contacts",
 }
 
 
-def register(kind: str, factory: str | Factory) -> None:
+def register(kind: str, factory: str | Factory, object_type: str | None = None) -> None:
     _KINDS[kind] = factory
+    if object_type is not None:
+        _OBJECT_TYPES[kind] = object_type
+
+
+def object_type_of(kind: str) -> str:
+    """"calendar" or "contacts": what a spoke of this kind holds (unknown kinds: "calendar",
+    as every kind registered before contacts existed)."""
+    return _OBJECT_TYPES.get(kind, "calendar")
+
+
+def kinds_for(object_type: str) -> list[str]:
+    """The spoke kinds that can join a hub of this object type."""
+    return sorted(k for k in _KINDS if object_type_of(k) == object_type)
 
 
 def kinds() -> list[str]:

@@ -15,14 +15,15 @@ and applies the plan. Rules (see docs/decisions/2026-11-23-sync-semantics.md):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Literal
 
 from spokesync.engine import rules
-from spokesync.model.event import Event, event_to_dict
+from spokesync.engine.kinds import CALENDAR, ItemKind
 from spokesync.model.hub import Conflict, HubItem, Link, SyncOptions
+from spokesync.model.item import Item
 from spokesync.ports import ChangeSet, SpokeItem
 
 
@@ -43,19 +44,21 @@ class LinkChange:
     link: Link | None
     hub_item_id: str
     drop: bool = False
+    matched: bool = False  # an item already on both sides, linked instead of copied
+    title: str = ""
 
 
 @dataclass(frozen=True)
 class SpokeCreate:
     hub_item: HubItem
-    event: Event  # the projection written into the spoke
+    event: Item  # the projection written into the spoke
 
 
 @dataclass(frozen=True)
 class SpokeUpdate:
     link: Link
     hub_item: HubItem
-    event: Event
+    event: Item
     version: str  # precondition: the spoke copy's version
 
 
@@ -76,6 +79,10 @@ class Plan:
     conflicts: list[Conflict] = field(default_factory=list)
     # hub seq of each outbound action's item: the hub cursor may not pass an unfinished one
     max_seq: int = 0
+    kind: ItemKind = CALENDAR  # the hub's item kind: how the plan names its items
+    # spoke items that match several hub items (or a hub item matched by several of them):
+    # left unlinked until an administrator decides (docs/decisions/2026-12-01-matching.md)
+    ambiguous: list[dict[str, object]] = field(default_factory=list)
 
     @property
     def hub_deletes(self) -> int:
@@ -100,21 +107,27 @@ class Plan:
     def describe(self) -> list[dict[str, object]]:
         """The plan in words, for dry runs."""
         out: list[dict[str, object]] = []
+        title = self.kind.title
         for h in self.hub:
             kind = "hub_delete" if h.item.deleted else ("hub_create" if h.expected_version == 0 else "hub_update")
             out.append({"action": kind, "hub_item_id": h.item.id,
-                        "title": "" if h.item.event is None else h.item.event.title})
+                        "title": "" if h.item.event is None else title(h.item.event)})
         for s in self.spoke:
             if isinstance(s, SpokeCreate):
-                out.append({"action": "spoke_create", "hub_item_id": s.hub_item.id, "title": s.event.title})
+                out.append({"action": "spoke_create", "hub_item_id": s.hub_item.id, "title": title(s.event)})
             elif isinstance(s, SpokeUpdate):
                 out.append({"action": "spoke_update", "hub_item_id": s.hub_item.id,
-                            "spoke_item_id": s.link.spoke_item_id, "title": s.event.title})
+                            "spoke_item_id": s.link.spoke_item_id, "title": title(s.event)})
             else:
                 out.append({"action": "spoke_delete", "hub_item_id": s.hub_item.id,
                             "spoke_item_id": s.link.spoke_item_id})
         for c in self.conflicts:
             out.append({"action": "conflict", "hub_item_id": c.hub_item_id, "kind": c.kind, "winner": c.winner})
+        for link in self.links:
+            if link.matched and link.link is not None:
+                out.append({"action": "match", "hub_item_id": link.hub_item_id,
+                            "spoke_item_id": link.link.spoke_item_id, "title": link.title})
+        out.extend({"action": "ambiguous_match", **a} for a in self.ambiguous)
         return out
 
 
@@ -139,12 +152,18 @@ class PlanInput:
     confirmed: frozenset[str] = frozenset()
     # the run's content hashes: each event is hashed once per run (the runner shares it)
     hashes: rules.HashMemo = field(default_factory=rules.HashMemo)
+    # the hub's item kind (by its object type) and the spoke's fixed slots (Capabilities.limits)
+    kind: ItemKind = CALENDAR
+    limits: Mapping[str, int] = field(default_factory=dict)
+    # matching instead of duplicating: live hub items this spoke has no link to, which its
+    # unlinked items are matched against (given on the spoke's first sync when matching is on)
+    match_candidates: list[HubItem] | None = None
 
 
 Winner = Literal["hub", "spoke"]
 
 
-def _conflict_winner(policy: str, spoke_id: str, hub_item: HubItem, spoke_event: Event) -> Winner:
+def _conflict_winner(policy: str, spoke_id: str, hub_item: HubItem, spoke_event: Item) -> Winner:
     if policy == "hub":
         return "hub"
     if policy.startswith("spoke:"):
@@ -155,19 +174,12 @@ def _conflict_winner(policy: str, spoke_id: str, hub_item: HubItem, spoke_event:
     return "hub"
 
 
-def _label(event: Event) -> str:
-    start = event.start.isoformat() if event.start is not None else ""
-    return f"{event.title}\t{start}"
-
-
-def _dump(event: Event | None) -> dict[str, object] | None:
-    return None if event is None else event_to_dict(event)
-
-
 class _Planner:
     def __init__(self, inp: PlanInput) -> None:
         self.inp = inp
-        self.plan = Plan()
+        self.kind = inp.kind
+        self.plan = Plan(kind=inp.kind)
+        self.matching: dict[str, list[str]] | None = None  # spoke item id -> matching hub item ids
         self.opts = inp.options
         self.two_way = inp.options.two_way
         self.keep_deletions = inp.options.deletions == "keep"
@@ -179,10 +191,21 @@ class _Planner:
 
     # ------------------------------------------------------------ helpers
     def compared(self, created_by_hub: bool) -> frozenset[str]:
-        return rules.compared_fields(self.opts, self.inp.fields, created_by_hub)
+        return self.kind.compared_fields(self.opts, self.inp.fields, created_by_hub)
 
     def exchanged(self) -> frozenset[str]:
-        return rules.exchanged_fields(self.opts, self.inp.fields)
+        return self.kind.exchanged_fields(self.opts, self.inp.fields)
+
+    def project(self, item: Item | None, created_by_hub: bool) -> Item:
+        """What the hub writes into this spoke for `item`."""
+        return self.kind.project(item if item is not None else self.kind.blank(), self.opts, self.inp.fields,
+                                 created_by_hub, self.inp.limits)
+
+    def merge(self, hub: Item | None, spoke: Item, names: frozenset[str]) -> Item:
+        return self.kind.merge_inbound(hub, spoke, names, self.opts, self.inp.limits)
+
+    def _dump(self, item: Item | None) -> dict[str, object] | None:
+        return None if item is None else self.kind.to_dict(item)
 
     def link_for(self, item: SpokeItem, hub_item_id: str, hub_version: int, created_by_hub: bool) -> Link:
         return Link(
@@ -195,17 +218,17 @@ class _Planner:
             created_by_hub=created_by_hub,
         )
 
-    def merged_hash(self, item: SpokeItem, merged: Event, names: frozenset[str]) -> str:
+    def merged_hash(self, item: SpokeItem, merged: Item, names: frozenset[str]) -> str:
         """The hub version's hash over the fields taken from the spoke copy: the copy's own hash
         (computed once) when the merge copied those fields exactly."""
         stamped = bool(self.opts.spoke_category) and self.opts.spoke_category in item.event.categories
-        if rules.self_contained(names) and not stamped:  # (a stamp is removed by the merge: hash afresh)
+        if self.kind.merge_is_copy(names, self.inp.limits) and not stamped:  # (a stamp is removed by the merge: hash afresh)
             value = self.inp.hashes(item.event, names)
             self.inp.hashes.seed(merged, names, value)
             return value
         return self.inp.hashes(merged, names)
 
-    def hub_version_of(self, item_id: str, base: HubItem | None, event: Event | None, deleted: bool,
+    def hub_version_of(self, item_id: str, base: HubItem | None, event: Item | None, deleted: bool,
                        hash_: str = "") -> HubItem:
         version = (base.version if base else 0) + 1
         return HubItem(
@@ -219,7 +242,7 @@ class _Planner:
             modified=(event.modified if event is not None and event.modified else self.inp.now),
             deleted=deleted,
             confirmed=deleted and item_id in self.inp.confirmed,
-            label=_label(base.event) if deleted and base is not None and base.event is not None else "",
+            label=self.kind.label(base.event) if deleted and base is not None and base.event is not None else "",
         )
 
     def set_link(self, link: Link | None, hub_item_id: str) -> None:
@@ -227,6 +250,9 @@ class _Planner:
             self.links_by_hub.pop(hub_item_id, None)
         else:
             self.links_by_hub[hub_item_id] = link
+
+    def match(self, item: SpokeItem) -> bool:
+        return False
 
     # ------------------------------------------------------------ inbound
     def inbound_item(self, item: SpokeItem) -> None:
@@ -260,22 +286,22 @@ class _Planner:
         if hub is not None and not hub.deleted and item.hub_id not in self.links_by_hub:
             # Our own earlier write whose link was never committed (a crash): adopt it.
             names = self.compared(True)
-            same = self.inp.hashes(item.event, names) == self.inp.hashes(
-                rules.project(hub.event or Event(), self.opts, self.inp.fields, True), names)
+            same = self.inp.hashes(item.event, names) == self.inp.hashes(self.project(hub.event, True), names)
             # version 0 when it holds older content: a failed update is then retried
             link = self.link_for(item, hub.id, hub.version if same else 0, True)
             self.plan.links.append(LinkChange(link, hub.id))
             self.set_link(link, hub.id)
             self.handled.add(hub.id)
             if not same and self.two_way:  # it holds an older version: bring it up to date
-                event = rules.project(hub.event or Event(), self.opts, self.inp.fields, True)
-                self.plan.spoke.append(SpokeUpdate(link, hub, event, item.version))
+                self.plan.spoke.append(SpokeUpdate(link, hub, self.project(hub.event, True), item.version))
             return
-        if not rules.belongs(item.event, self.opts, self.inp.now):
+        if not self.kind.belongs(item.event, self.opts, self.inp.now):
+            return
+        if self.matching is not None and self.match(item):
             return
         hub_id = self.inp.new_id()
         names = self.exchanged()  # == self.compared(False): the item is the spoke's own
-        event = rules.merge_inbound(None, item.event, names, self.opts)
+        event = self.merge(None, item.event, names)
         new = self.hub_version_of(hub_id, None, event, deleted=False, hash_=self.merged_hash(item, event, names))
         link = self.link_for(item, hub_id, new.version, created_by_hub=False)
         self.plan.hub.append(HubUpsert(new, 0, link))
@@ -299,7 +325,7 @@ class _Planner:
             self.inbound_new(replace(item, hub_id=None))
             return
         self.handled.add(hub.id)
-        if not rules.passes_filters(item.event, self.opts):
+        if not self.kind.passes_filters(item.event, self.opts):
             # Edited out of this spoke's share: un-share it (or just let go, when deletions stay local).
             self.inbound_deleted(link, hub, reason_filtered=True)
             return
@@ -318,7 +344,7 @@ class _Planner:
         if winner == "spoke":
             self.take_spoke(item, link, hub, merged_names)
         elif self.two_way:
-            event = rules.project(hub.event or Event(), self.opts, self.inp.fields, link.created_by_hub)
+            event = self.project(hub.event, link.created_by_hub)
             current = replace(link, spoke_version=item.version, spoke_hash=new_hash)
             self.plan.spoke.append(SpokeUpdate(current, hub, event, item.version))
             self.set_link(current, hub.id)
@@ -329,9 +355,21 @@ class _Planner:
             self.set_link(kept, hub.id)
 
     def take_spoke(self, item: SpokeItem, link: Link, hub: HubItem, names: frozenset[str]) -> None:
-        event = rules.merge_inbound(None if hub.deleted else hub.event, item.event, names, self.opts)
+        event = self.merge(None if hub.deleted else hub.event, item.event, names)
         new = self.hub_version_of(hub.id, hub, event, deleted=False, hash_=self.merged_hash(item, event, names))
         new_link = self.link_for(item, hub.id, new.version, link.created_by_hub)
+        if self.inp.limits and self.two_way:
+            # A spoke with fixed slots: the hub kept what did not fit (a fourth e-mail address), and
+            # what fits changed with the edit (one of three was removed: the fourth now fits).
+            # Give the spoke the new projection; the link keeps the old hub version until written.
+            projected = self.project(event, link.created_by_hub)
+            if self.inp.hashes(projected, names) != new_link.spoke_hash:
+                kept = replace(new_link, hub_version=hub.version)
+                self.plan.hub.append(HubUpsert(new, hub.version, kept))
+                self.set_link(kept, hub.id)
+                self.plan.spoke.append(SpokeUpdate(kept, replace(new, seq=hub.seq), projected, item.version))
+                self.plan.max_seq = max(self.plan.max_seq, hub.seq)
+                return
         self.plan.hub.append(HubUpsert(new, hub.version, new_link))
         self.set_link(new_link, hub.id)
 
@@ -345,7 +383,7 @@ class _Planner:
             self.plan.links.append(LinkChange(None, hub.id, drop=True))
             self.set_link(None, hub.id)
             if self.two_way and hub.event is not None:
-                self.plan.spoke.append(SpokeCreate(hub, rules.project(hub.event, self.opts, self.inp.fields, True)))
+                self.plan.spoke.append(SpokeCreate(hub, self.project(hub.event, True)))
             return
         if self.keep_deletions:
             detached = replace(link, detached=True)
@@ -357,8 +395,8 @@ class _Planner:
             self.record(hub, None, "delete_edit", "hub")
             self.plan.links.append(LinkChange(None, hub.id, drop=True))
             self.set_link(None, hub.id)
-            if self.two_way and hub.event is not None and rules.passes_filters(hub.event, self.opts):
-                self.plan.spoke.append(SpokeCreate(hub, rules.project(hub.event, self.opts, self.inp.fields, True)))
+            if self.two_way and hub.event is not None and self.kind.passes_filters(hub.event, self.opts):
+                self.plan.spoke.append(SpokeCreate(hub, self.project(hub.event, True)))
             return
         tomb = self.hub_version_of(hub.id, hub, None, deleted=True)
         self.plan.hub.append(HubUpsert(tomb, hub.version, None, drop_link=True))
@@ -373,7 +411,7 @@ class _Planner:
             self.set_link(None, hub.id)
             return
         names = self.compared(link.created_by_hub)
-        event = rules.merge_inbound(None, item.event, names, self.opts)
+        event = self.merge(None, item.event, names)
         back = self.hub_version_of(hub.id, hub, event, deleted=False, hash_=self.merged_hash(item, event, names))
         new_link = self.link_for(item, hub.id, back.version, link.created_by_hub)
         self.plan.hub.append(HubUpsert(back, hub.version, new_link, restore=True))
@@ -386,8 +424,8 @@ class _Planner:
             kind=kind,
             policy=self.opts.conflict_policy,
             winner=winner,
-            hub_version=_dump(hub.event),
-            spoke_version=None if item is None else _dump(item.event),
+            hub_version=self._dump(hub.event),
+            spoke_version=None if item is None else self._dump(item.event),
         ))
 
     # ----------------------------------------------------------- outbound
@@ -407,10 +445,10 @@ class _Planner:
                 else:
                     self.plan.spoke.append(SpokeDelete(link, hub))
             return
-        member = rules.passes_filters(hub.event, self.opts)
+        member = self.kind.passes_filters(hub.event, self.opts)
         if link is None:
-            if member and rules.in_window(hub.event, self.opts, self.inp.now):
-                self.plan.spoke.append(SpokeCreate(hub, rules.project(hub.event, self.opts, self.inp.fields, True)))
+            if member and self.kind.in_window(hub.event, self.opts, self.inp.now):
+                self.plan.spoke.append(SpokeCreate(hub, self.project(hub.event, True)))
             return
         if link.hub_version == hub.version:
             return
@@ -420,7 +458,7 @@ class _Planner:
             else:
                 self.plan.links.append(LinkChange(replace(link, detached=True), hub.id))
             return
-        event = rules.project(hub.event, self.opts, self.inp.fields, link.created_by_hub)
+        event = self.project(hub.event, link.created_by_hub)
         if self.inp.hashes(event, self.compared(link.created_by_hub)) == link.spoke_hash:
             # the spoke already shows this content (e.g. a field it does not hold changed)
             self.plan.links.append(LinkChange(replace(link, hub_version=hub.version), hub.id))

@@ -6,8 +6,10 @@ Pure functions of (event, options, capabilities, now).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 from spokesync.model.event import ALL_FIELDS, OPTIONAL_FIELDS, Event, Override, content_hash, restrict
 from spokesync.model.hub import SyncOptions
@@ -122,13 +124,15 @@ class HashMemo:
     reference to each event so that an id is never reused while it lives. A
     run's memo lives as long as the run: its inputs are in memory anyway."""
 
-    __slots__ = ("_memo", "calls")
+    __slots__ = ("_memo", "calls", "hash_fn")
 
-    def __init__(self) -> None:
-        self._memo: dict[int, tuple[Event, dict[frozenset[str], str]]] = {}
+    def __init__(self, hash_fn: Callable[[Any, frozenset[str]], str] | None = None) -> None:
+        self._memo: dict[int, tuple[Any, dict[frozenset[str], str]]] = {}
         self.calls = 0  # content_hash calls made (the benchmark reports them)
+        # the item kind's hash (`ItemKind.content_hash`); None: calendar events' `content_hash`
+        self.hash_fn = hash_fn
 
-    def __call__(self, event: Event, names: frozenset[str]) -> str:
+    def __call__(self, event: Any, names: frozenset[str]) -> str:
         entry = self._memo.get(id(event))
         if entry is None or entry[0] is not event:
             entry = (event, {})
@@ -136,10 +140,10 @@ class HashMemo:
         value = entry[1].get(names)
         if value is None:
             self.calls += 1
-            value = entry[1][names] = content_hash(event, names)
+            value = entry[1][names] = (self.hash_fn or content_hash)(event, names)
         return value
 
-    def seed(self, event: Event, names: frozenset[str], value: str) -> None:
+    def seed(self, event: Any, names: frozenset[str], value: str) -> None:
         """Record a hash known without computing it (a copy of a hashed event over the same names)."""
         entry = self._memo.get(id(event))
         if entry is None or entry[0] is not event:

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from spokesync.engine import rules
+from spokesync.engine.kinds import CALENDAR, ItemKind, kind_for
 from spokesync.engine.planner import (
     DeletionBudget,
     GuardVerdict,
@@ -44,6 +45,7 @@ from spokesync.model.hub import (
     RunRecord,
     Spoke,
 )
+from spokesync.model.item import title as item_title
 from spokesync.ports import (
     ChangeSet,
     CommitBatch,
@@ -148,6 +150,7 @@ class Runner:
         self.clock = ctx.clock
         self.budget_s = ctx.config.run_budget_s if budget_s is None else budget_s
         self.hashes = rules.HashMemo()  # one per run: each event is hashed once
+        self.kind: ItemKind = CALENDAR  # the hub's item kind, set when the spoke is read
         self._planned: _Planned | None = None  # made before the lease, still valid under it
 
     # ---------------------------------------------------------------- entry
@@ -308,8 +311,16 @@ class Runner:
             log.info("full resync required", extra={"spoke_id": spoke.id})
             return connector.changes(None), cursor
 
+    def _use_kind(self, spoke: Spoke) -> ItemKind:
+        """The kind of the spoke's hub items: the spoke's object type, which the service keeps equal
+        to its hub's (a hub holds one object type), known without reading the hub."""
+        self.kind = kind_for(self.ctx.object_type(spoke))
+        self.hashes.hash_fn = self.kind.content_hash
+        return self.kind
+
     def _inputs(self, spoke: Spoke, connector: SpokeConnector, changes: ChangeSet) -> tuple[PlanInput, int]:
         store = self.store
+        kind = self._use_kind(spoke)
         hub_changed = store.hub_items_since(spoke.hub_id, spoke.hub_cursor) if spoke.options.two_way else []
         if changes.full:
             all_links = store.list_links(spoke.id)
@@ -354,7 +365,7 @@ class Runner:
             links_by_hub=links_by_hub, now=self.clock.now(), new_id=new_id,
             refuse_deletions=spoke.refuse_deletions, restore=restore,
             confirmed=frozenset(spoke.confirmed_ids) if spoke.confirm_deletions else frozenset(),
-            hashes=self.hashes,
+            hashes=self.hashes, kind=kind, limits=dict(connector.capabilities.limits),
         )
         return inp, live
 
@@ -375,7 +386,7 @@ class Runner:
                 continue
             if link.detached or (item.version and item.version == link.spoke_version):
                 continue
-            names = rules.compared_fields(spoke.options, fields, link.created_by_hub)
+            names = self.kind.compared_fields(spoke.options, fields, link.created_by_hub)
             if self.hashes(item.event, names) != link.spoke_hash:
                 needed.add(link.hub_item_id)
         for spoke_item_id in changes.deleted:
@@ -421,8 +432,7 @@ class Runner:
             known = planned.hub_items.get(hub_item_id) or tombs.get(hub_item_id)
             title, start = "", ""
             if known is not None and known.event is not None:
-                title = known.event.title
-                start = known.event.start.isoformat() if known.event.start is not None else ""
+                title, _, start = self.kind.label(known.event).partition("\t")
             elif known is not None and known.label:
                 title, _, start = known.label.partition("\t")
             details.append({"hub_item_id": hub_item_id, "title": title, "start": start,
@@ -586,8 +596,8 @@ class Runner:
         done_seqs: list[int] = []
         for action, result in zip(actions, results, strict=True):
             hub_item: HubItem = action.hub_item
-            compared = rules.compared_fields(spoke.options, fields, True if isinstance(action, SpokeCreate)
-                                             else action.link.created_by_hub)
+            compared = self.kind.compared_fields(spoke.options, fields, True if isinstance(action, SpokeCreate)
+                                                 else action.link.created_by_hub)
             if result.status in ("ok", "exists", "not_found"):
                 progress.attention_clear.add(hub_item.id)
             if result.status == "ok":
@@ -605,7 +615,7 @@ class Runner:
                             created_by_hub=True if created else action.link.created_by_hub)
                 batch.link_upserts.append(link)
                 progress.counts["spoke_created" if created else "spoke_updated"] += 1
-                _note(progress, "spoke_created" if created else "spoke_updated", hub_item, action.event.title)
+                _note(progress, "spoke_created" if created else "spoke_updated", hub_item, item_title(action.event))
             elif result.status == "exists" and isinstance(action, SpokeCreate):
                 # A retried create: the item is there already (an earlier run crashed before
                 # committing its link). Link it, then bring it up to date in this run.
@@ -686,7 +696,7 @@ _VERB = {"SpokeCreate": "create", "SpokeUpdate": "update", "SpokeDelete": "delet
 def _title(action: SpokeCreate | SpokeUpdate | SpokeDelete) -> str:
     event = action.hub_item.event
     if event is not None:
-        return event.title
+        return item_title(event)
     return action.hub_item.label.partition("\t")[0] or action.hub_item.id
 
 
@@ -714,7 +724,7 @@ def _note(progress: _Progress, action: str, item: HubItem, title: str | None = N
     if len(progress.items) >= RUN_ITEMS_MAX:
         return
     if title is None:
-        title = item.event.title if item.event is not None else item.label.partition("\t")[0]
+        title = item_title(item.event) if item.event is not None else item.label.partition("\t")[0]
     progress.items.append({"action": action, "title": title or "(no title)", "hub_item_id": item.id})
 
 

@@ -10,9 +10,8 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from typing import Any, Literal, TypeVar
 
-from spokesync.model.event import Event, event_from_dict, event_to_dict
+from spokesync.model.item import Item, ObjectType, item_from_dict, item_to_dict
 
-ObjectType = Literal["calendar", "contacts"]
 Direction = Literal["to_hub", "two_way"]
 PrivacyMode = Literal["as_is", "private", "busy_only"]
 Deletions = Literal["propagate", "keep"]
@@ -28,23 +27,44 @@ def _from_dict(cls: type[T], raw: dict[str, Any]) -> T:
 
 @dataclass(frozen=True)
 class Filters:
-    categories: tuple[str, ...] = ()  # item must carry one of these (empty: any)
+    """A spoke's conditions: an item is shared with the spoke only when it meets every one.
+
+    Both kinds: `categories` (calendar categories; contacts: Exchange categories / Google
+    contact groups) — the item carries one of these (empty: any).
+    Calendar only: `subject_contains`, `show_as` (allowed busy statuses), `exclude_all_day`,
+    `exclude_private`.
+    Contacts only: `has_email` (the contact has an e-mail address); `companies` / `email_domains`
+    (the contact's company is one of these, or one of its e-mail addresses is in one of these
+    domains: either identifies the organisation; empty: any).
+    The service refuses a condition that means nothing for the hub's object type."""
+
+    categories: tuple[str, ...] = ()
     subject_contains: str = ""
-    show_as: tuple[str, ...] = ()  # allowed busy statuses (empty: any)
+    show_as: tuple[str, ...] = ()
     exclude_all_day: bool = False
     exclude_private: bool = False
+    has_email: bool = False
+    companies: tuple[str, ...] = ()
+    email_domains: tuple[str, ...] = ()
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Filters:
         raw = dict(raw)
-        raw["categories"] = tuple(raw.get("categories", ()))
-        raw["show_as"] = tuple(raw.get("show_as", ()))
+        for name in ("categories", "show_as", "companies", "email_domains"):
+            raw[name] = tuple(raw.get(name, ()))
         return _from_dict(cls, raw)
 
 
 @dataclass(frozen=True)
 class SyncOptions:
-    """Per-spoke options; every one is honoured by the planner."""
+    """Per-spoke options; every one is honoured by the planner.
+
+    Some mean something for one object type only (the service refuses the others for a hub of
+    the other type: `spokesync.engine.kinds.*_OPTIONS`, docs/decisions/2026-12-01-contact-options.md):
+    calendar: the date window, `sync_description/location/attendees/reminders`, `privacy_mode`,
+    `placeholder_title`, `meetings_as_appointments`; contacts: `sync_notes`, `sync_birthday`
+    (birthday and anniversary), `sync_photo`. Both: direction, filters (see `Filters`), deletions,
+    conflict policy, the deletion budget, polling, `spoke_category`, `match_existing`."""
 
     # "Allow the hub to create and sync items in this spoke": two_way.
     direction: Direction = "to_hub"
@@ -80,6 +100,15 @@ class SyncOptions:
     # "sync meetings as appointments": the copies the hub creates here carry no attendees and no
     # organiser, so nobody becomes an organiser or gets mail; the hub keeps the meeting's people.
     meetings_as_appointments: bool = False
+    # Contacts: which optional fields travel to and from this spoke ("which fields travel").
+    sync_notes: bool = True
+    sync_birthday: bool = True  # birthday and anniversary
+    sync_photo: bool = True
+    # Matching instead of duplicating (docs/decisions/2026-12-01-matching.md): when this spoke
+    # first syncs, its items that are already in the hub (contacts: the same e-mail address, else
+    # the same name and phone; calendars: the same title, start and end) are linked, not copied.
+    # None: the object type's default (on for contacts, off for calendars).
+    match_existing: bool | None = None
 
     @property
     def two_way(self) -> bool:
@@ -119,8 +148,19 @@ class SyncOptions:
             raise ValueError("poll_interval_s must be at least 30 seconds")
         if not isinstance(self.spoke_category, str) or len(self.spoke_category) > 255:
             raise ValueError("spoke_category must be text of at most 255 characters (or empty for none)")
-        if not isinstance(self.meetings_as_appointments, bool):
-            raise ValueError("meetings_as_appointments must be true or false")
+        for name in ("meetings_as_appointments", "sync_notes", "sync_birthday", "sync_photo"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false")
+        if self.match_existing is not None and not isinstance(self.match_existing, bool):
+            raise ValueError("match_existing must be true, false or empty (the default for the object type)")
+        f = self.filters
+        if not isinstance(f.has_email, bool):
+            raise ValueError("filters.has_email must be true or false")
+        for name in ("companies", "email_domains"):
+            if not all(isinstance(v, str) and v.strip() for v in getattr(f, name)):
+                raise ValueError(f"filters.{name} must be a list of non-empty texts")
+        if any("@" in d.strip().lstrip("@") or "." not in d for d in f.email_domains):
+            raise ValueError("filters.email_domains must be domain names such as example.com (without a name@)")
 
 
 @dataclass(frozen=True)
@@ -234,7 +274,7 @@ class HubItem:
     hub_id: str
     version: int  # bumped on every change; links remember the version they hold
     seq: int  # hub sequence at the last change: "changed since" queries
-    event: Event | None  # None for a tombstone
+    event: Item | None  # an Event or a Contact (the hub's object type); None for a tombstone
     hash: str = ""  # content hash over the fields the writing spoke gave it (informational)
     origin_spoke_id: str = ""
     modified: datetime | None = None
@@ -252,7 +292,7 @@ class HubItem:
             "hub_id": self.hub_id,
             "version": self.version,
             "seq": self.seq,
-            "event": None if self.event is None else event_to_dict(self.event),
+            "event": None if self.event is None else item_to_dict(self.event),
             "hash": self.hash,
             "origin_spoke_id": self.origin_spoke_id,
             "modified": None if self.modified is None else self.modified.isoformat(),
@@ -267,7 +307,7 @@ class HubItem:
             hub_id=raw["hub_id"],
             version=int(raw["version"]),
             seq=int(raw["seq"]),
-            event=None if raw.get("event") is None else event_from_dict(raw["event"]),
+            event=None if raw.get("event") is None else item_from_dict(raw["event"]),
             hash=raw.get("hash", ""),
             origin_spoke_id=raw.get("origin_spoke_id", ""),
             modified=None if not modified else (

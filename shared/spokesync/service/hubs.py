@@ -62,12 +62,11 @@ def create_hub(ctx: Context, name: str, object_type: str = "calendar") -> Hub:
         raise InvalidRequest("Enter a name for the hub.", "missing_field", "name")
     check_name(name, "hub name")
     if object_type not in ("calendar", "contacts"):
-        raise InvalidRequest("object type must be 'calendar' or 'contacts'")
-    if object_type == "contacts":
-        raise InvalidRequest("contacts hubs are not supported yet; only calendars can be synced")
+        raise InvalidRequest("Choose what the hub syncs: 'calendar' or 'contacts'.", "invalid_object_type",
+                             "object_type")
     if any(h.name == name for h in ctx.store.list_hubs()):
         raise InvalidRequest(f"A hub named '{name}' already exists: choose another name.", "duplicate_name", "name")
-    hub = Hub(id=_id(), name=name, object_type="calendar")
+    hub = Hub(id=_id(), name=name, object_type="contacts" if object_type == "contacts" else "calendar")
     ctx.store.put_hub(hub)
     return hub
 
@@ -120,8 +119,34 @@ def find_credential(ctx: Context, ref: str) -> CredentialRef:
 # ----------------------------------------------------------------- spokes
 
 
-def options_from(raw: dict[str, Any] | None, base: SyncOptions | None = None) -> SyncOptions:
-    """Options from request data, on top of `base`; validated."""
+_OBJECT_WORDS = {"calendar": "a calendar", "contacts": "a contacts"}
+
+
+def options_from(raw: dict[str, Any] | None, base: SyncOptions | None = None,
+                 object_type: str = "calendar") -> SyncOptions:
+    """Options from request data, on top of `base`; validated for the hub's object type.
+
+    An option (or filter) that means nothing for the object type — the date window on a contacts
+    spoke, `sync_photo` on a calendar spoke — is refused when the request gives it a value other
+    than its default (code `option_not_for_object_type`); sent at its default (a form that posts
+    every field) it is accepted and does nothing (docs/decisions/2026-12-01-contact-options.md)."""
+    from spokesync.engine.kinds import kind_for
+    from spokesync.model.hub import Filters
+
+    kind = kind_for(object_type)
+    defaults, default_filters = SyncOptions().to_dict(), SyncOptions().to_dict()["filters"]
+    for key, value in (raw or {}).items():
+        if key == "filters" and isinstance(value, dict):
+            for fkey, fvalue in value.items():
+                if (fkey in default_filters and fkey not in kind.filter_names
+                        and Filters.from_dict({fkey: fvalue}) != Filters()):
+                    raise InvalidRequest(f"the condition '{fkey}' is for {_other(object_type)} hubs; "
+                                         f"this is {_OBJECT_WORDS[object_type]} hub: leave it empty",
+                                         "option_not_for_object_type", "options")
+        elif key in defaults and key not in kind.option_names and value != defaults[key]:
+            raise InvalidRequest(f"the option '{key}' is for {_other(object_type)} hubs; this is "
+                                 f"{_OBJECT_WORDS[object_type]} hub: leave it out", "option_not_for_object_type",
+                                 "options")
     merged = (base or SyncOptions()).to_dict()
     for key, value in (raw or {}).items():
         if key == "filters" and isinstance(value, dict):
@@ -136,6 +161,22 @@ def options_from(raw: dict[str, Any] | None, base: SyncOptions | None = None) ->
     except (TypeError, ValueError) as err:
         raise InvalidRequest(str(err), "invalid_option", "options") from None
     return options
+
+
+def _other(object_type: str) -> str:
+    return "calendar" if object_type == "contacts" else "contacts"
+
+
+def check_object_type(hub: Hub, kind: str) -> None:
+    """A hub holds one object type: a spoke's kind must hold the same (code `object_type_mismatch`)."""
+    from spokesync.connectors.registry import kinds_for, object_type_of
+
+    held = object_type_of(kind)
+    if held != hub.object_type:
+        raise InvalidRequest(
+            f"Hub '{hub.name}' syncs {hub.object_type}, but a '{kind}' spoke holds {held}: add it to a "
+            f"{held} hub, or choose a {hub.object_type} source here ({', '.join(kinds_for(hub.object_type))}).",
+            "object_type_mismatch", "kind")
 
 
 def add_spoke(
@@ -159,16 +200,18 @@ def add_spoke(
     check_name(name, "spoke name")
     if kind not in kinds():
         raise InvalidRequest(f"unknown spoke kind '{kind}'; choose one of {', '.join(kinds())}")
+    check_object_type(hub, kind)
     if credential_id is not None and ctx.store.get_credential(credential_id) is None:
         raise InvalidRequest(f"no saved credential with id {credential_id}", "not_found", "credential_id")
     for other in ctx.store.list_spokes(hub.id):
         if other.kind == kind and other.address == address:
-            raise InvalidRequest(f"this calendar is already a spoke of hub '{hub.name}' ('{other.name}')",
+            what = "contacts folder" if hub.object_type == "contacts" else "calendar"
+            raise InvalidRequest(f"this {what} is already a spoke of hub '{hub.name}' ('{other.name}')",
                                  "duplicate_spoke", "address")
         if other.name.casefold() == name.casefold():
             raise InvalidRequest(f"hub '{hub.name}' already has a spoke named '{other.name}': choose another name",
                                  "duplicate_name", "name")
-    parsed = options_from(options)
+    parsed = options_from(options, object_type=hub.object_type)
     if check:
         check_address(ctx, kind, address, credential_id)
     spoke = Spoke(id=_id(), hub_id=hub.id, name=name, kind=kind, credential_id=credential_id,
@@ -258,7 +301,8 @@ def list_spokes(ctx: Context, hub_id: str | None = None) -> list[Spoke]:
 
 def set_options(ctx: Context, spoke_id: str, changes: dict[str, Any]) -> Spoke:
     spoke = get_spoke(ctx, spoke_id)
-    options = options_from(changes, spoke.options)
+    hub = ctx.store.get_hub(spoke.hub_id)
+    options = options_from(changes, spoke.options, hub.object_type if hub is not None else "calendar")
     if options.conflict_policy.startswith("spoke:"):
         named = options.conflict_policy.split(":", 1)[1]
         if named not in {s.id for s in ctx.store.list_spokes(spoke.hub_id)}:

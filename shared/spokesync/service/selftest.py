@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
 
+from spokesync.model.item import as_event
 from spokesync.ports import ConnectorError, CredentialBroken
 
 if TYPE_CHECKING:
@@ -238,7 +239,7 @@ def _recurrence_round_trip(ctx: Context, conn: GoogleCalendarConnector, start: d
         reset = replace(series, recurrence=("RRULE:FREQ=MONTHLY;BYMONTHDAY=31;COUNT=5",))
         [upd] = conn.update([ItemUpdate(made.spoke_item_id, back.version, reset, hub_id)])
         after = conn.read([made.spoke_item_id]).get(made.spoke_item_id)
-        kept = after is not None and len(after.event.overrides) == 1 and len(after.event.cancelled) == 1
+        kept = after is not None and len(as_event(after.event).overrides) == 1 and len(as_event(after.event).cancelled) == 1
         out.append(Check("re-set recurrence keeps its exceptions", "passed" if upd.status == "ok" and kept
                          else "failed",
                          "after the rule changed, the moved and cancelled occurrences were still there." if kept
@@ -255,7 +256,7 @@ def _attendees(ctx: Context, conn: GoogleCalendarConnector, start: datetime) -> 
     event = _event(start, "Self-test: attendees", attendees=(guest,))
     [made] = conn.create([NewItem(uuid.uuid4().hex, event)])
     back = conn.read([made.spoke_item_id]).get(made.spoke_item_id) if made.status == "ok" else None
-    if back is None or back.event.attendees != (guest,):
+    if back is None or as_event(back.event).attendees != (guest,):
         return [Check("attendee handling", "failed", f"attendees did not survive a round trip "
                                                      f"({made.message or made.status}).")]
     how = ("set on the Google event (no invitation is sent: spokesync writes with sendUpdates=none)"
@@ -271,7 +272,7 @@ def _reminder_limit(ctx: Context, conn: GoogleCalendarConnector, start: datetime
     [made] = conn.create([NewItem(uuid.uuid4().hex, _event(start, "Self-test: long reminder",
                                                            reminders=(60 * 24 * 40,)))])
     back = conn.read([made.spoke_item_id]).get(made.spoke_item_id) if made.status == "ok" else None
-    ok = back is not None and back.event.reminders == (40320,)
+    ok = back is not None and as_event(back.event).reminders == (40320,)
     return [Check("reminder limit", "passed" if ok else "failed",
                   "a 40-day reminder was stored as Google's maximum of 4 weeks, not refused." if ok else
                   "a reminder longer than 4 weeks was not handled: such events would fail to sync.")]

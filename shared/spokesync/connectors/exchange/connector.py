@@ -44,6 +44,7 @@ from spokesync.connectors.exchange import mapping, routing, timezones
 from spokesync.connectors.exchange.access import ExchangeSettings, describe, translated
 from spokesync.connectors.exchange.recurrence import UnsupportedRecurrence
 from spokesync.model.event import Event
+from spokesync.model.item import as_event
 from spokesync.ports import (
     Capabilities,
     ChangeSet,
@@ -359,7 +360,7 @@ class ExchangeConnector:
                 if any(n.hub_id == new.hub_id for _, n in ((p, items[p]) for p, _ in to_create)):
                     continue  # the same hub id twice in one batch: the first one wins
                 try:
-                    to_create.append((pos, self._new_item(new.event, new.hub_id)))
+                    to_create.append((pos, self._new_item(as_event(new.event), new.hub_id)))
                 except (UnsupportedRecurrence, ValueError) as exc:
                     results[pos] = WriteResult("error", message=f"Exchange cannot hold this event: {exc}")
             svc = CreateItem(account=self.account, chunk_size=self.batch_size)
@@ -373,7 +374,7 @@ class ExchangeConnector:
                     results[pos] = WriteResult("ok", outcome.id, outcome.changekey)
                     if self._listed is not None and items[pos].hub_id:
                         self._listed[items[pos].hub_id] = (outcome.id, outcome.changekey)
-                    event = items[pos].event
+                    event = as_event(items[pos].event)
                     if event.overrides or event.cancelled or mapping.exdates(event):
                         series.append((pos, outcome.id, event))
             if series:
@@ -463,7 +464,7 @@ class ExchangeConnector:
             pending: list[tuple[int, CalendarItem]] = []
             for pos, upd in enumerate(items):
                 try:
-                    item = self._new_item(upd.event, upd.hub_id, id=upd.spoke_item_id, changekey=upd.version)
+                    item = self._new_item(as_event(upd.event), upd.hub_id, id=upd.spoke_item_id, changekey=upd.version)
                 except (UnsupportedRecurrence, ValueError) as exc:
                     results[pos] = WriteResult("error", upd.spoke_item_id, message=f"Exchange cannot hold this event: {exc}")
                     continue
@@ -480,7 +481,7 @@ class ExchangeConnector:
                     continue
                 new_id, new_ck = outcome
                 results[pos] = WriteResult("ok", new_id or item.id, new_ck)
-                event = items[pos].event
+                event = as_event(items[pos].event)
                 if event.overrides or event.cancelled or mapping.exdates(event):
                     series.append((pos, new_id or item.id, event))
             if series:

@@ -31,6 +31,7 @@ from spokesync.connectors.google.mapping import (
     series_version,
 )
 from spokesync.model.event import Event
+from spokesync.model.item import as_event
 from spokesync.ports import (
     Capabilities,
     ChangeSet,
@@ -292,7 +293,7 @@ class GoogleCalendarConnector:
         results: list[WriteResult | None] = [None] * len(items)
         requests = []
         for index, new in enumerate(items):
-            body = {"id": event_id_for(new.hub_id), **self._body(new.event, new.hub_id)}
+            body = {"id": event_id_for(new.hub_id), **self._body(as_event(new.event), new.hub_id)}
             requests.append((index, self._events.insert(calendarId=self.calendar_id, body=body, sendUpdates="none")))
         outcomes = self.client.batch(requests)
         series_work: dict[int, tuple[str, Event, Series | None]] = {}
@@ -301,8 +302,9 @@ class GoogleCalendarConnector:
             outcome = outcomes[index]
             event_id = event_id_for(new.hub_id)
             if outcome.ok:
-                if new.event.overrides or new.event.cancelled:
-                    series_work[index] = (event_id, new.event, Series(outcome.response))
+                event = as_event(new.event)
+                if event.overrides or event.cancelled:
+                    series_work[index] = (event_id, event, Series(outcome.response))
                 else:
                     results[index] = WriteResult("ok", event_id, str(outcome.response.get("etag", "")))
             elif outcome.status == 409:
@@ -334,8 +336,8 @@ class GoogleCalendarConnector:
             outcome = got[index]
             if outcome.ok and outcome.response.get("status") == "cancelled":
                 new = items[index]
-                body = {**self._body(new.event, new.hub_id), "status": "confirmed"}
-                if new.event.status == "tentative":
+                body = {**self._body(as_event(new.event), new.hub_id), "status": "confirmed"}
+                if as_event(new.event).status == "tentative":
                     body["status"] = "tentative"
                 req = self._events.update(calendarId=self.calendar_id, eventId=event_id, body=body,
                                           sendUpdates="none")
@@ -396,7 +398,7 @@ class GoogleCalendarConnector:
             event_id = fresh_event_id(new.hub_id, attempt)
             try:
                 created = self.client.execute(self._events.insert(
-                    calendarId=self.calendar_id, body={"id": event_id, **self._body(new.event, new.hub_id)},
+                    calendarId=self.calendar_id, body={"id": event_id, **self._body(as_event(new.event), new.hub_id)},
                     sendUpdates="none"), "events.insert")
             except HttpError as exc:
                 if error_status(exc) == 409:
@@ -404,8 +406,9 @@ class GoogleCalendarConnector:
                 results[index] = _failure(BatchOutcome(status=error_status(exc),
                                                        reasons=tuple(error_reasons(exc))), event_id)
                 return
-            if new.event.overrides or new.event.cancelled:
-                series_work[index] = (event_id, new.event, Series(created))
+            event = as_event(new.event)
+            if event.overrides or event.cancelled:
+                series_work[index] = (event_id, event, Series(created))
             else:
                 results[index] = WriteResult("ok", event_id, str(created.get("etag", "")))
             return
@@ -449,7 +452,7 @@ class GoogleCalendarConnector:
                 continue
             etag = str(prechecked[index].master.get("etag")) if index in prechecked else upd.version
             req = self._events.patch(calendarId=self.calendar_id, eventId=upd.spoke_item_id,
-                                     body=self._body(upd.event, upd.hub_id), sendUpdates="none")
+                                     body=self._body(as_event(upd.event), upd.hub_id), sendUpdates="none")
             requests.append((index, _headers(req, etag)))
         outcomes = self.client.batch(requests)
         conflicts: dict[int, str] = {}

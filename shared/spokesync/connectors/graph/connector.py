@@ -36,6 +36,7 @@ from typing import Any
 from spokesync.connectors.graph import mapping
 from spokesync.connectors.graph.client import GraphClient, Response
 from spokesync.model.event import Event
+from spokesync.model.item import as_event
 from spokesync.ports import (
     Capabilities,
     ChangeSet,
@@ -326,7 +327,7 @@ class GraphConnector:
         requests: list[dict[str, Any]] = []
         for index, new in enumerate(items):
             try:
-                body = mapping.event_to_graph(new.event, new.hub_id)
+                body = mapping.event_to_graph(as_event(new.event), new.hub_id)
             except mapping.UnsupportedEvent as exc:
                 results[index] = WriteResult("error", message=f"not written to Microsoft 365: {exc}")
                 continue
@@ -340,7 +341,7 @@ class GraphConnector:
                 results[index] = _failure(resp)
                 continue
             event_id = str(resp.body["id"])
-            event = items[index].event
+            event = as_event(items[index].event)
             if event.overrides or event.cancelled:
                 series[index] = (event_id, event)
             else:
@@ -372,7 +373,7 @@ class GraphConnector:
             if results[index] is not None:
                 continue
             try:
-                body = mapping.event_to_graph(upd.event, upd.hub_id)
+                body = mapping.event_to_graph(as_event(upd.event), upd.hub_id)
             except mapping.UnsupportedEvent as exc:
                 results[index] = WriteResult("error", upd.spoke_item_id, message=f"not written to Microsoft 365: {exc}")
                 continue
@@ -387,8 +388,8 @@ class GraphConnector:
                 conflicts.append(index)
             elif not resp.ok or not isinstance(resp.body, dict):
                 results[index] = _failure(resp, upd.spoke_item_id)
-            elif upd.event.recurrence:
-                series[index] = (upd.spoke_item_id, upd.event)
+            elif as_event(upd.event).recurrence:
+                series[index] = (upd.spoke_item_id, as_event(upd.event))
             else:
                 results[index] = WriteResult("ok", upd.spoke_item_id, str(resp.body.get("@odata.etag") or ""))
         self._classify(items, conflicts, results)
