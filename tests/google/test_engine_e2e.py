@@ -208,3 +208,29 @@ def test_rate_limits_in_the_middle_of_a_batch_converge_on_the_next_run(harness: 
     b = harness.content("b@group.calendar.google.com")
     assert len(b) == 60 and len(sb.live_events("b@group.calendar.google.com")) == 60
     assert harness.content("a@group.calendar.google.com") == b
+
+
+def test_an_edited_copy_of_an_invitation_is_not_written_into_it_and_the_run_says_so(harness: GoogleHarness) -> None:
+    """Invitations are read into the hub but never written: the edit made in the other calendar stays
+    there, the invitation stays as it is (no refused write), and the run names it in words."""
+    sb = harness.sandbox
+    a, b = "a@group.calendar.google.com", "b@group.calendar.google.com"
+    spoke_a = harness.add(a)
+    harness.add(b)
+    start, end = timed(5, 11)
+    invite = sb.user_invite(a, {"summary": "Board meeting", "start": start, "end": end}, organizer="boss@example.org")
+    harness.settle()
+    copy = next(e for e in sb.live_events(b) if e.get("summary") == "Board meeting")
+    sb.user_patch(b, copy["id"], {"summary": "Board meeting (moved room)"})
+    patches = sb.stats.by_method.get("events.patch", 0)
+    harness.settle()
+    assert sb.event(a, invite["id"])["summary"] == "Board meeting"  # type: ignore[index]
+    assert sb.stats.by_method.get("events.patch", 0) == patches  # nothing was sent to the invitation
+    runs = harness.ctx.store.list_runs(spoke_a.id, limit=10)
+    said = [r for r in runs if any("Board meeting (moved room)" in e and "invitation from another organiser" in e
+                                   and "stays as it is" in e for e in r.errors)]
+    assert said, [(r.status, r.errors) for r in runs]
+    assert all(r.status == "ok" for r in runs), [(r.status, r.reason) for r in runs]
+    writes = harness.writes()
+    harness.settle()
+    assert harness.writes() == writes, "the refused item is not retried unchanged"

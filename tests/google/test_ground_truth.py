@@ -93,18 +93,58 @@ def test_reminders_beyond_four_weeks_are_clamped_not_refused(gserver: Running, n
     assert sorted(r["minutes"] for r in stored["reminders"]["overrides"]) == [15, 40320]
 
 
-def test_an_invitation_is_read_but_an_edit_of_it_is_refused_in_plain_words(gserver: Running, make_connector) -> None:
+def _timed(summary: str) -> dict:
+    return {"summary": summary, "start": {"dateTime": START.isoformat(), "timeZone": "Europe/Berlin"},
+            "end": {"dateTime": (START + timedelta(hours=1)).isoformat(), "timeZone": "Europe/Berlin"}}
+
+
+def test_an_invitation_is_read_but_never_written_and_the_run_says_so(gserver: Running, make_connector) -> None:
     gserver.sandbox.add_calendar(USER, USER)
-    invite = gserver.sandbox.user_invite(USER, {"summary": "Their meeting",
-                                                "start": {"dateTime": START.isoformat(), "timeZone": "Europe/Berlin"},
-                                                "end": {"dateTime": (START + timedelta(hours=1)).isoformat(),
-                                                        "timeZone": "Europe/Berlin"}}, organizer="boss@example.org")
+    invite = gserver.sandbox.user_invite(USER, _timed("Their meeting"), organizer="boss@example.org")
     conn = make_connector(USER)
     [item] = conn.changes(None).items
     assert item.event.title == "Their meeting"
+    # what Google does with an edit of it (the connector must not depend on this refusal)
+    raw = conn.client.service.events().patch(calendarId=USER, eventId=invite["id"], body={"summary": "X"})
+    try:
+        raw.execute()
+        raise AssertionError("the strict server accepted an edit of an invitation")
+    except Exception as exc:  # googleapiclient HttpError
+        assert "forbiddenForNonOrganizer" in str(getattr(exc, "content", b"")), exc
+    calls = gserver.sandbox.stats.api_calls
     [result] = conn.update([ItemUpdate(item.id, item.version, meeting(title="Renamed"), HUB_ID)])
-    assert result.status == "error" and "organiser" in result.message and "403" not in result.message
+    assert gserver.sandbox.stats.api_calls == calls  # nothing was sent
+    assert result.status == "error" and result.message.startswith("not changed in Google: this is an invitation")
+    assert "stays as it is" in result.message and "403" not in result.message
     assert gserver.sandbox.event(USER, invite["id"])["summary"] == "Their meeting"  # type: ignore[index]
+    assert conn.read([item.id])[item.id].version == item.version  # the marker survives a read
+    # removing the copy from this calendar is allowed, and passed through
+    [gone] = conn.delete([ItemDelete(item.id, item.version)])
+    assert gone.status == "ok", gone.message
+
+
+def test_an_invitation_whose_organiser_lets_guests_modify_is_written(gserver: Running, make_connector) -> None:
+    gserver.sandbox.add_calendar(USER, USER)
+    invite = gserver.sandbox.user_invite(USER, {**_timed("Open meeting"), "guestsCanModify": True},
+                                         organizer="boss@example.org")
+    conn = make_connector(USER)
+    [item] = conn.changes(None).items
+    [result] = conn.update([ItemUpdate(item.id, item.version, meeting(title="Renamed"), HUB_ID)])
+    assert result.status == "ok", result.message
+    assert gserver.sandbox.event(USER, invite["id"])["summary"] == "Renamed"  # type: ignore[index]
+
+
+def test_special_event_types_are_read_but_never_written(gserver: Running, make_connector) -> None:
+    gserver.sandbox.add_calendar(USER, USER)
+    gmail = gserver.sandbox.user_insert(USER, {**_timed("Flight"), "eventType": "fromGmail"})
+    conn = make_connector(USER)
+    [item] = conn.changes(None).items
+    assert item.event.title == "Flight"
+    calls = gserver.sandbox.stats.api_calls
+    [result] = conn.update([ItemUpdate(item.id, item.version, meeting(title="Not a flight"), HUB_ID)])
+    assert gserver.sandbox.stats.api_calls == calls
+    assert result.status == "error" and "kind of event" in result.message and "stays as it is" in result.message
+    assert gserver.sandbox.event(USER, gmail["id"])["summary"] == "Flight"  # type: ignore[index]
 
 
 def test_google_rewrites_of_attendees_and_html_do_not_read_as_changes(gserver: Running, new_calendar,

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from spokesync.connectors.google.client import BatchOutcome, GoogleClient
@@ -64,6 +65,40 @@ _REFUSALS = {
     "forbiddenForServiceAccounts": "Google refused the attendees: a service account needs domain-wide delegation "
                                    "to set attendees (add a Workspace user to act as in the credential)",
 }
+
+
+# Events this calendar may not change, by what they are (read from Google; the sandbox's
+# rules.py cites the sources): their versions carry a marker, so that a later run knows without a
+# read that the event is not to be written ("ro:<kind>:<version>").
+_READ_ONLY_PREFIX = "ro:"
+SPECIAL_EVENT_TYPES = frozenset({"birthday", "fromGmail", "workingLocation", "outOfOffice", "focusTime"})
+_KEPT = {
+    "invitation": "not changed in Google: this is an invitation from another organiser, and Google accepts "
+                  "changes to it only from its organiser. The Google copy stays as it is; change the event in the "
+                  "organiser's calendar to change it everywhere",
+    "type": "not changed in Google: Google does not let apps change this kind of event (birthday, Gmail, "
+            "out-of-office, focus time or working location). The Google copy stays as it is; change it in Google "
+            "Calendar itself",
+}
+
+
+def read_only_kind(raw: dict[str, Any], calendar_id: str) -> str | None:
+    """'invitation', 'type' (a special eventType) or None (this calendar may change the event)."""
+    if (raw.get("eventType") or "default") in SPECIAL_EVENT_TYPES:
+        return "type"
+    organizer = raw.get("organizer") or {}
+    email = str(organizer.get("email") or "")
+    if email and not organizer.get("self") and email.lower() != calendar_id.lower() and not raw.get("guestsCanModify"):
+        return "invitation"
+    return None
+
+
+def _split_version(version: str) -> tuple[str | None, str]:
+    """(read-only kind or None, the version Google's precondition compares)."""
+    if version.startswith(_READ_ONLY_PREFIX):
+        kind, _, rest = version[len(_READ_ONLY_PREFIX):].partition(":")
+        return kind, rest
+    return None, version
 
 
 def _failure(outcome: BatchOutcome, spoke_item_id: str = "") -> WriteResult:
@@ -146,7 +181,11 @@ class GoogleCalendarConnector:
         return event_to_google(event, hub_id, hold_attendees=not self.can_set_attendees)
 
     def _item(self, series: Series) -> SpokeItem:
-        return SpokeItem(id=str(series.master["id"]), version=series_version(series), event=fold_series(series),
+        version = series_version(series)
+        kind = read_only_kind(series.master, self.calendar_id)
+        if kind is not None:  # read into the hub, never written back (see update)
+            version = f"{_READ_ONLY_PREFIX}{kind}:{version}"
+        return SpokeItem(id=str(series.master["id"]), version=version, event=fold_series(series),
                          hub_id=hub_id_of(series.master))
 
     def changes(self, cursor: bytes | None) -> ChangeSet:
@@ -444,7 +483,15 @@ class GoogleCalendarConnector:
 
     def update(self, items: Sequence[ItemUpdate]) -> list[WriteResult]:
         results: list[WriteResult | None] = [None] * len(items)
-        series_versions = {i: (u.spoke_item_id, u.version) for i, u in enumerate(items) if not u.version.startswith('"')}
+        for index, upd in enumerate(items):
+            kind, _ = _split_version(upd.version)
+            if kind is not None:
+                # Invitations and special event types are not written: Google would refuse it
+                # (403 forbiddenForNonOrganizer / eventType restrictions). Nothing is sent; the item
+                # stays as it is, and the run lists it with this sentence.
+                results[index] = WriteResult("error", upd.spoke_item_id, message=_KEPT.get(kind, _KEPT["type"]))
+        series_versions = {i: (u.spoke_item_id, u.version) for i, u in enumerate(items)
+                           if results[i] is None and not u.version.startswith('"')}
         prechecked = self._precheck_series(series_versions, results)
         requests = []
         for index, upd in enumerate(items):
@@ -476,6 +523,8 @@ class GoogleCalendarConnector:
         return [r if r is not None else WriteResult("error", message="no result") for r in results]
 
     def delete(self, items: Sequence[ItemDelete]) -> list[WriteResult]:
+        # Deleting an invitation's copy is allowed (it leaves this calendar only): the marker is dropped.
+        items = [replace(d, version=_split_version(d.version)[1]) for d in items]
         results: list[WriteResult | None] = [None] * len(items)
         series_versions = {i: (d.spoke_item_id, d.version) for i, d in enumerate(items) if not d.version.startswith('"')}
         prechecked = self._precheck_series(series_versions, results)
