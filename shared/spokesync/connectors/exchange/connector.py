@@ -22,6 +22,7 @@ import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from exchangelib import CalendarItem, EWSTimeZone
@@ -386,28 +387,84 @@ class ExchangeConnector:
         return [r for r in results if r is not None]
 
     def _apply_exceptions(self, series: list[tuple[int, str, Event]], results: list[WriteResult | None]) -> None:
-        """Modified and cancelled occurrences of freshly written series: one UpdateItem and one
-        DeleteItem for the whole batch (occurrences addressed by master id + instance index)."""
+        """Modified and cancelled occurrences of freshly written series, addressed by their real ItemIds.
+
+        The master's pattern as the server holds it (one GetItem) gives each occurrence's InstanceIndex on
+        Exchange's semantics (`recurrence.exchange_dates`: day 31 on the last day of shorter months, 29
+        February on the 28th); one GetItem of those OccurrenceItemIds returns the occurrences with their own
+        ItemIds and ChangeKeys, checked against the wanted original start; one UpdateItem and one DeleteItem
+        for the whole batch then use those ids. Occurrences the master already lists as deleted are not
+        deleted again."""
+        from zoneinfo import ZoneInfo
+
+        from spokesync.connectors.exchange import recurrence as rec
+
+        paths = {FieldPath(field=CalendarItem.get_field_by_fieldname(n))
+                 for n in ("recurrence", "start", "deleted_occurrences")}
+        svc = GetItem(account=self.account, chunk_size=self.batch_size)
+        ids = [master_id for _, master_id, _ in series]
+        masters = {i: m for i, m in zip(ids, svc.call(items=[ItemId(i) for i in ids], additional_fields=paths,
+                                                         shape=ID_ONLY), strict=True)}
+        # (pos, override event or None for a cancellation, wanted local day, zone) per occurrence looked up
+        wanted: list[tuple[int, Event | None, Any, Any]] = []
+        lookups: list[OccurrenceItemId] = []
+        for pos, master_id, event in series:
+            master = masters.get(master_id)
+            if isinstance(master, Exception) or master is None or master.recurrence is None:
+                results[pos] = WriteResult("error", master_id, message="Exchange did not keep this event's "
+                                           "recurrence, so its changed occurrences could not be written")
+                continue
+            tz = ZoneInfo(mapping.ews_zone(event.timezone, event.start).key)
+
+            def day_of(value: Any, tz: Any = tz) -> Any:
+                return value.astimezone(tz).date() if isinstance(value, datetime) else value
+
+            deleted = {day_of(d.start) for d in (master.deleted_occurrences or ())}
+            todo: list[tuple[Event | None, Any]] = [(o.event, o.original_start) for o in event.overrides]
+            todo += [(None, c) for c in (*event.cancelled, *mapping.exdates(event))]
+            if not todo:
+                continue
+            days = rec.exchange_dates(master.recurrence, until=max(day_of(w) for _, w in todo))
+            for override, original in todo:
+                day = day_of(original)
+                if day in deleted:
+                    continue  # already deleted in Exchange (a cancellation), nothing to change (an override)
+                if day not in days:
+                    if override is not None:
+                        results[pos] = WriteResult("error", master_id,
+                                                   message="an override is not an occurrence of the series")
+                    continue
+                wanted.append((pos, override, day, tz))
+                lookups.append(OccurrenceItemId(id=master_id, instance_index=days.index(day) + 1))
         updates: list[tuple[CalendarItem, list[str]]] = []
         update_pos: list[int] = []
-        deletes: list[OccurrenceItemId] = []
-        for pos, master_id, event in series:
-            for override in event.overrides:
-                index = mapping.instance_index(event, override.original_start)
-                if index is None:
-                    results[pos] = WriteResult("error", master_id, message="an override is not an occurrence of the series")
+        deletes: list[ItemId] = []
+        if lookups:
+            found_paths = {FieldPath(field=CalendarItem.get_field_by_fieldname(n)) for n in ("start", "original_start")}
+            found_all = list(svc.call(items=lookups, additional_fields=found_paths, shape=ID_ONLY))
+            for (pos, override, day, tz), found in zip(wanted, found_all, strict=True):
+                master_id = next(m for p, m, _ in series if p == pos)
+                if isinstance(found, ews_errors.ErrorCalendarOccurrenceIsDeletedFromRecurrence):
                     continue
-                values = mapping.item_values(replace(override.event, recurrence=(), timezone=event.timezone),
+                if isinstance(found, Exception):
+                    raise found
+                start = found.original_start or found.start
+                if start is None or (start.astimezone(tz).date() if isinstance(start, datetime) else start) != day:
+                    # never write into the wrong occurrence
+                    results[pos] = WriteResult("error", master_id, message=(
+                        f"Exchange's occurrence of this series for {day:%d %B %Y} could not be found; its change "
+                        "was not written"))
+                    continue
+                if override is None:
+                    deletes.append(ItemId(found.id, found.changekey))
+                    continue
+                event = next(e for p, _, e in series if p == pos)
+                values = mapping.item_values(replace(override, recurrence=(), timezone=event.timezone),
                                              occurrence=True)
-                occ = CalendarItem(account=self.account, folder=self.folder,
-                                   _id=OccurrenceItemId(id=master_id, instance_index=index), **values)
+                occ = CalendarItem(account=self.account, folder=self.folder, id=found.id, changekey=found.changekey,
+                                   **values)
                 updates.append((occ, mapping.OCCURRENCE_WRITE_FIELDS))
                 update_pos.append(pos)
-            # EXDATE lines become deleted occurrences (dropping them would bring the occurrences back)
-            for cancelled in (*event.cancelled, *mapping.exdates(event)):
-                index = mapping.instance_index(event, cancelled)
-                if index is not None:
-                    deletes.append(OccurrenceItemId(id=master_id, instance_index=index))
         if updates:
             outcomes = UpdateItem(account=self.account, chunk_size=self.batch_size).call(
                 items=updates, conflict_resolution="AutoResolve", message_disposition="SaveOnly",

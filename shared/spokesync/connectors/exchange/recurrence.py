@@ -329,3 +329,61 @@ def same_series(a: EwsRecurrence, b: EwsRecurrence) -> bool:
         return bool(a.boundary.number == b.boundary.number)
     return True
 
+
+
+def exchange_dates(recurrence: EwsRecurrence, until: date, limit: int = 5000) -> list[date]:
+    """Occurrence days of an EWS pattern as Exchange counts them (for the 1-based InstanceIndex of an
+    `OccurrenceItemId`), from the pattern's StartDate to `until`. Microsoft's pattern reference:
+    a DayOfMonth past a month's end falls on its last day (29 February on the 28th in other years);
+    DayOfWeekIndex Last is the month's last such day; intervals count from the StartDate's day, week
+    (by FirstDayOfWeek) or month; EndDate includes its day; NumberOfOccurrences counts occurrences.
+    Written for this, by walking the calendar: not the RRULE mapping, and not dateutil."""
+    import calendar as cal
+
+    pattern, boundary = recurrence.pattern, recurrence.boundary
+    first = boundary.start.date() if isinstance(boundary.start, datetime) else boundary.start
+    end: date | None = None
+    count = 0
+    if isinstance(boundary, EndDatePattern):
+        end = boundary.end.date() if isinstance(boundary.end, datetime) else boundary.end
+    elif isinstance(boundary, NumberedPattern):
+        count = int(boundary.number)
+    interval = int(getattr(pattern, "interval", 1) or 1)
+
+    def nth(day: date, weekday: int, week_number: int) -> date | None:
+        wanted = {DAYS.index(d) for d in _GROUPS[weekday]} if weekday in _GROUPS else {weekday - 1}
+        last = cal.monthrange(day.year, day.month)[1]
+        matches = [date(day.year, day.month, d) for d in range(1, last + 1)
+                   if date(day.year, day.month, d).weekday() in wanted]
+        if week_number == 5:
+            return matches[-1]
+        return matches[week_number - 1] if week_number - 1 < len(matches) else None
+
+    week_origin = first
+    if isinstance(pattern, WeeklyPattern):
+        fdow = (pattern.first_day_of_week or 1) - 1
+        week_origin = first - timedelta(days=(first.weekday() - fdow) % 7)
+        weekdays = {d - 1 for d in _weekday_ints(pattern.weekdays)}
+    out: list[date] = []
+    day = first
+    while day <= until and len(out) < limit and (not count or len(out) < count) and (end is None or day <= end):
+        months = (day.year - first.year) * 12 + day.month - first.month
+        last_day = cal.monthrange(day.year, day.month)[1]
+        if isinstance(pattern, DailyPattern):
+            hit = (day - first).days % interval == 0
+        elif isinstance(pattern, WeeklyPattern):
+            hit = day.weekday() in weekdays and ((day - week_origin).days // 7) % interval == 0
+        elif isinstance(pattern, AbsoluteMonthlyPattern):
+            hit = months % interval == 0 and day.day == min(int(pattern.day_of_month), last_day)
+        elif isinstance(pattern, RelativeMonthlyPattern):
+            hit = months % interval == 0 and day == nth(day, int(pattern.weekday), int(pattern.week_number))
+        elif isinstance(pattern, AbsoluteYearlyPattern):
+            hit = day.month == int(pattern.month) and day.day == min(int(pattern.day_of_month), last_day)
+        elif isinstance(pattern, RelativeYearlyPattern):
+            hit = day.month == int(pattern.month) and day == nth(day, int(pattern.weekday), int(pattern.week_number))
+        else:
+            raise UnsupportedRecurrence(f"unsupported EWS pattern {type(pattern).__name__}")
+        if hit:
+            out.append(day)
+        day += timedelta(days=1)
+    return out

@@ -115,6 +115,9 @@ class EwsServer:
         self.version = version
         self.max_find_page = max_find_page
         self.requests: collections.Counter[str] = collections.Counter()
+        # operations that addressed an occurrence by master id + InstanceIndex (tests check where the
+        # connector relies on an index instead of the occurrence's own ItemId)
+        self.occurrence_index_requests: collections.Counter[str] = collections.Counter()
         # (operation, violation) of every request refused with ErrorSchemaValidation
         self.schema_violations: list[tuple[str, str]] = []
         # tests: every answer is validated against the schema too; a violation becomes an HTTP 500
@@ -302,6 +305,7 @@ class EwsServer:
     def reset_counts(self) -> None:
         with self._lock:
             self.requests.clear()
+            self.occurrence_index_requests.clear()
             self.paths.clear()
             self.http_requests = 0
 
@@ -335,6 +339,8 @@ class EwsServer:
         operation = etree.QName(request).localname
         with self._lock:
             self.requests[operation] += 1
+            if request.find(f".//{{{T}}}OccurrenceItemId") is not None:
+                self.occurrence_index_requests[operation] += 1
         requested = None
         if header is not None:
             rsv = header.find(f"{{{T}}}RequestServerVersion")
