@@ -219,3 +219,42 @@ def test_a_utc_definition_reads_as_utc(ews: EwsServer, public_connector: Exchang
                            tz="tzone://Microsoft/Utc", tz_xml=_definition("tzone-microsoft-utc.xml"))
     read = public_connector.read([item.id])[item.id]
     assert read.event.timezone in ("UTC", "Etc/UTC") and read.event.start == start
+
+
+def test_a_secondary_address_is_resolved_to_the_primary_one_at_validation(ews: EwsServer, tmp_path) -> None:
+    """ResolveNames (Microsoft's reference: an address with "smtp:" matches proxy addresses too): the
+    credential keeps the mailbox's primary SMTP address, which the later requests need."""
+    from spokesync.bootstrap import build_context
+    from spokesync.connectors.exchange import save_credential
+
+    ews.store.add_mailbox("team-calendar@example.com", "Team calendar", proxies=("calendar@example.com",))
+    settings = ExchangeSettings(ews_url=ews.url, username="sync", mailbox="calendar@example.com")
+    ews.reset_counts()
+    result = validate(settings, PASSWORD, local_config())
+    assert result.mailbox == "team-calendar@example.com"
+    assert ews.calls("ResolveNames") == 2  # as entered (primary addresses only), then as smtp:
+    ctx = build_context(local_config(data_dir=str(tmp_path), secret_key="a2V5LWZvci10ZXN0cy1vbmx5LTMyLWJ5dGVzLWxvbmc="))
+    ref = save_credential(ctx, "team", settings.to_dict(), PASSWORD)
+    assert ref.settings["mailbox"] == "team-calendar@example.com"
+
+
+def test_an_address_matching_several_mailboxes_is_refused_in_words(ews: EwsServer) -> None:
+    ews.store.add_mailbox("sales-emea@example.com", "Sales EMEA", proxies=("sales@example.com.de",))
+    ews.store.add_mailbox("sales-apac@example.com", "Sales APAC", proxies=("sales@example.com.au",))
+    settings = ExchangeSettings(ews_url=ews.url, username="sync", mailbox="sales@example.com")
+    with pytest.raises(ConnectorError, match="matches several mailboxes .*sales-apac@example.com, "
+                                             "sales-emea@example.com.*enter the primary SMTP address"):
+        validate(settings, PASSWORD, local_config())
+
+
+def test_resolve_names_answers_as_microsofts_reference_shows(ews: EwsServer) -> None:
+    from exchangelib.errors import ErrorNameResolutionNoResults
+
+    connector_settings = ExchangeSettings(ews_url=ews.url, username="sync", mailbox="shared@example.com")
+    from spokesync.connectors.exchange.access import make_account
+
+    protocol = make_account(connector_settings, PASSWORD, local_config()).protocol
+    [none] = protocol.resolve_names(["nobody-at-all@example.com"])
+    assert isinstance(none, ErrorNameResolutionNoResults)
+    [one] = protocol.resolve_names(["shared@example.com"])
+    assert (one.email_address, one.mailbox_type, one.routing_type) == ("shared@example.com", "Mailbox", "SMTP")

@@ -113,6 +113,10 @@ def repair_exchange(ctx: Context, credential_id: str, password: str,
     parsed = ExchangeSettings.from_dict({**credential.settings, **changes})
     public = any(s.credential_id == credential_id and s.address.get("public") for s in ctx.store.list_spokes())
     result = exchange.validate(parsed, password, ctx.config, require_public_folders=public)
+    if result.mailbox and result.mailbox != parsed.smtp_address:  # the directory's primary address
+        from dataclasses import replace as _replace
+
+        parsed = _replace(parsed, mailbox=result.mailbox)
     # Validation passed: a new version of the same secret, then the reference.
     secret_name = ctx.secrets.put(credential.secret_name or f"exchange-{credential_id}", password)
     stored = {**credential.settings, **parsed.to_dict(), "server_version": result.server_version,

@@ -62,6 +62,7 @@ class ValidationResult:
     server_version: str  # e.g. "15.1.2507.6"
     public_folders: bool
     public_folders_reason: str = ""
+    mailbox: str = ""  # the mailbox's primary SMTP address as the server's directory resolved it
 
 
 def validate(settings: ExchangeSettings | dict[str, Any], password: str, config: Config,
@@ -74,6 +75,12 @@ def validate(settings: ExchangeSettings | dict[str, Any], password: str, config:
     if isinstance(settings, dict):
         settings = ExchangeSettings.from_dict(settings)
     account = make_account(settings, password, config, budget_s=10.0)
+    primary = _resolve_mailbox(account, settings)
+    if primary != settings.smtp_address:
+        from dataclasses import replace
+
+        settings = replace(settings, mailbox=primary)
+        account = make_account(settings, password, config, budget_s=10.0)
     try:
         calendar = account.calendar  # GetFolder(calendar): authentication, version, EWS itself
         del calendar
@@ -95,7 +102,37 @@ def validate(settings: ExchangeSettings | dict[str, Any], password: str, config:
         public_ok, reason = False, f"no access to public folders: {describe(exc, settings)}"
         if require_public_folders:
             raise ConnectorError(reason) from exc
-    return ValidationResult(server_version=str(build), public_folders=public_ok, public_folders_reason=reason)
+    return ValidationResult(server_version=str(build), public_folders=public_ok, public_folders_reason=reason,
+                            mailbox=settings.smtp_address)
+
+
+def _resolve_mailbox(account: Any, settings: ExchangeSettings) -> str:
+    """The primary SMTP address of the mailbox entered (ResolveNames; Microsoft's reference: without a
+    routing type an address is matched against primary addresses only, with "smtp:" against every proxy
+    address too). An address the directory does not know is returned as entered: the GetFolder that
+    follows then answers ErrorNonExistentMailbox, said in words ("no such mailbox")."""
+    from exchangelib import errors as e
+    from exchangelib.properties import Mailbox
+
+    entered = settings.smtp_address
+    for query in (entered, f"smtp:{entered}"):
+        try:
+            found = account.protocol.resolve_names([query])
+        except (e.ErrorAccessDenied, e.ErrorInvalidOperation, e.ErrorNameResolutionNoResults):
+            return entered  # a directory we may not search: the GetFolder check stays
+        except Exception as exc:
+            raise describe(exc, settings) from exc
+        boxes = [b for b in found if isinstance(b, Mailbox) and b.email_address]
+        exact = [b for b in boxes if b.email_address.lower() == entered.lower()]
+        if exact:
+            return str(exact[0].email_address)
+        if len(boxes) == 1:
+            return str(boxes[0].email_address)
+        if len(boxes) > 1:
+            names = ", ".join(sorted(str(b.email_address) for b in boxes)[:5])
+            raise ConnectorError(f"the address {entered} matches several mailboxes ({names}): enter the primary "
+                                 "SMTP address of the one to sync", code="ambiguous_mailbox")
+    return entered
 
 
 def _routed_public_root(account: Any, settings: ExchangeSettings) -> None:
@@ -129,6 +166,10 @@ def save_credential(ctx: Any, label: str, settings: dict[str, Any], password: st
     credential_id = "cred-" + uuid.uuid4().hex[:12]
     secret_name = ctx.secrets.put(f"exchange-{credential_id}", password)
     # The hub store keeps the settings only; the password (or OAuth client secret) is in the SecretStore.
+    if result.mailbox and result.mailbox != parsed.smtp_address:  # the directory's primary address
+        from dataclasses import replace
+
+        parsed = replace(parsed, mailbox=result.mailbox)
     stored = {**parsed.to_dict(), "server_version": result.server_version, "public_folders": result.public_folders}
     credential = CredentialRef(id=credential_id, kind="exchange", label=label or parsed.username or parsed.smtp_address,
                                secret_name=secret_name, settings=stored)

@@ -293,22 +293,6 @@ def item_to_event(item: CalendarItem, exceptions: dict[str, CalendarItem] | None
     return event
 
 
-def instance_index(event: Event, original_start: When) -> int | None:
-    """1-based index of an occurrence in the series (how EWS addresses occurrences)."""
-    rules = [line for line in event.recurrence if line.strip().upper().startswith("RRULE")]
-    if not rules or event.start is None:
-        return None
-    tz = ZoneInfo(ews_zone(event.timezone, event.start).key)
-    starts = rec.series_starts(rules[0], event.start, tz)
-    for i, when in enumerate(starts, start=1):
-        if isinstance(when, datetime) and isinstance(original_start, datetime):
-            if when.astimezone(UTC) == original_start.astimezone(UTC):
-                return i
-        elif not isinstance(when, datetime) and not isinstance(original_start, datetime) and when == original_start or isinstance(when, datetime) and not isinstance(original_start, datetime) and when.date() == original_start:
-            return i
-    return None
-
-
 def exdates(event: Event) -> list[When]:
     """The occurrences the series' EXDATE lines remove (Google keeps them in `recurrence`): Exchange
     holds them as deleted occurrences. Values: UTC (`...Z`), local in TZID (or the event's zone), dates."""

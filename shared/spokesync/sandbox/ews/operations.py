@@ -771,6 +771,33 @@ def convert_id(store: Store, req: etree._Element) -> list[etree._Element]:
     return out
 
 
+def resolve_names(store: Store, req: etree._Element) -> list[etree._Element]:
+    """Microsoft's ResolveNames operation reference (docs/web-service-reference/resolvenames-operation.md):
+    one entry per request; no match: ResponseClass Error, ErrorNameResolutionNoResults "No results were
+    found."; one: Success; several: ResponseClass Warning, ErrorNameResolutionMultipleResults "Multiple
+    results were found." with the candidates (at most 100). Directory entries only (no Contacts folder)."""
+    entry = req.find(m("UnresolvedEntry"))
+    found = store.resolve_names(entry.text or "" if entry is not None else "")[:100]
+    if not found:
+        return [message("ResolveNames", "ErrorNameResolutionNoResults", "No results were found.")]
+    msg = message("ResolveNames")
+    if len(found) > 1:
+        msg = etree.Element(m("ResolveNamesResponseMessage"), ResponseClass="Warning")
+        sub(msg, m("MessageText"), "Multiple results were found.")
+        sub(msg, m("ResponseCode"), "ErrorNameResolutionMultipleResults")
+        sub(msg, m("DescriptiveLinkKey"), "0")
+    resolutions = sub(msg, m("ResolutionSet"))
+    resolutions.set("TotalItemsInView", str(len(found)))
+    resolutions.set("IncludesLastItemInRange", "true")
+    for name, primary in found:
+        box = sub(sub(resolutions, t("Resolution")), t("Mailbox"))
+        sub(box, t("Name"), name)
+        sub(box, t("EmailAddress"), primary)
+        sub(box, t("RoutingType"), "SMTP")
+        sub(box, t("MailboxType"), "Mailbox")
+    return [msg]
+
+
 OPERATIONS: dict[str, Callable[..., list[etree._Element]]] = {
     "GetFolder": get_folder,
     "FindFolder": find_folder,
@@ -781,6 +808,7 @@ OPERATIONS: dict[str, Callable[..., list[etree._Element]]] = {
     "SyncFolderItems": sync_folder_items,
     "ConvertId": convert_id,
     "PerformReminderAction": perform_reminder_action,
+    "ResolveNames": resolve_names,
 }
 
 __all__ = ["OPERATIONS", "SoapFault", "find_item", "utc_now"]

@@ -124,6 +124,8 @@ class Store:
         self.mailbox = mailbox
         # the primary SMTP addresses that have a mailbox here (others: ErrorNonExistentMailbox)
         self.mailboxes: set[str] = {mailbox.lower()}
+        # the directory ResolveNames searches: primary SMTP address -> (display name, proxy addresses)
+        self.directory: dict[str, tuple[str, tuple[str, ...]]] = {mailbox.lower(): ("Shared calendar", ())}
         self.folders: dict[str, Folder] = {}
         self.items: dict[str, Item] = {}
         self.seq = 0
@@ -148,6 +150,32 @@ class Store:
         DistinguishedFolderId's Mailbox, the impersonated user, X-AnchorMailbox)."""
         if address.strip().lower() not in self.mailboxes:
             raise EwsError("ErrorNonExistentMailbox", "The SMTP address has no mailbox associated with it.")
+
+    def add_mailbox(self, primary: str, name: str = "", proxies: tuple[str, ...] = ()) -> None:
+        """A mailbox in the directory: `proxies` are its other (secondary) SMTP addresses."""
+        with self.lock:
+            self.mailboxes.add(primary.lower())
+            self.directory[primary.lower()] = (name or primary.split("@")[0], tuple(p.lower() for p in proxies))
+
+    def resolve_names(self, entry: str) -> list[tuple[str, str]]:
+        """(display name, primary address) of the directory entries an UnresolvedEntry matches.
+
+        Microsoft's ResolveNames operation reference: without a routing type the entry is matched against
+        the primary SMTP address (not the proxy addresses); with a prefix such as "smtp:" it is matched
+        partially against each proxy address; names match display names and aliases that start with them
+        (ambiguous name resolution)."""
+        text = entry.strip().lower()
+        out = []
+        for primary, (name, proxies) in sorted(self.directory.items()):
+            if text.startswith("smtp:"):
+                hit = any(a.startswith(text[5:]) for a in (primary, *proxies))
+            elif "@" in text:
+                hit = primary == text
+            else:
+                hit = any(w.startswith(text) for w in (*name.lower().split(), name.lower(), primary.split("@")[0]))
+            if hit:
+                out.append((name, primary))
+        return out
 
     # ----------------------------------------------------------------- ids
     def _new_id(self, prefix: str) -> str:
