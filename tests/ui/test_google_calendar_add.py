@@ -80,3 +80,27 @@ def test_the_credentials_page_runs_the_self_test_and_shows_each_check(server: Lo
     assert "Not checked</strong>\n      · push channel" in result.text  # the demo's webhook is plain http
     assert "The scratch calendar was removed." in result.text
     assert set(sandbox.calendars) == calendars_before
+
+
+def test_the_credentials_page_runs_the_exchange_self_test(server: LocalSpokesync) -> None:
+    from spokesync.demo import DEMO_EWS_MAILBOX, DEMO_EWS_PASSWORD, DEMO_EWS_USER
+
+    ews = server.demo.ews
+    created = requests.post(server.url + "/api/credentials/exchange", headers=AUTH, timeout=30, json={
+        "label": "Exchange self-test", "password": DEMO_EWS_PASSWORD,
+        "settings": {"ews_url": ews.url, "username": DEMO_EWS_USER, "mailbox": DEMO_EWS_MAILBOX}})
+    assert created.status_code == 201, created.text
+    credential_id = created.json()["id"]
+    folders_before = set(ews.store.folders)
+    s = requests.Session()
+    token = csrf_of(s.get(server.url + "/setup/login").text)
+    s.post(server.url + "/setup/login", data={"csrf_token": token, "token": ADMIN_TOKEN, "next": "/setup/"})
+    listing = s.get(server.url + "/setup/credentials")
+    assert f'action="/setup/credentials/{credential_id}/selftest"' in listing.text
+    result = s.post(server.url + f"/setup/credentials/{credential_id}/selftest",
+                    data={"csrf_token": csrf_of(listing.text)})
+    assert result.status_code == 200
+    assert "Self-test of “Exchange self-test”: all checks passed" in result.text, result.text
+    assert "Passed</strong>\n      · create / update / delete with ChangeKey preconditions" in result.text
+    assert "Not checked</strong>\n      · throttling behaviour" in result.text
+    assert set(ews.store.folders) == folders_before

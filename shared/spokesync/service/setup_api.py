@@ -397,8 +397,8 @@ def credential_selftest(ctx: Context, body: Any, query: Mapping[str, str], crede
     from spokesync.service import selftest
 
     credential = _credential(ctx, credential_id)
-    if not credential.kind.startswith("google"):
-        raise ApiError(400, "the self-test covers Google credentials so far")
+    if not (credential.kind.startswith("google") or credential.kind == "exchange"):
+        raise ApiError(400, "the self-test covers Google and Exchange credentials so far")
     return 200, selftest.run(ctx, credential_id).to_dict()
 
 

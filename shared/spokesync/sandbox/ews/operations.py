@@ -771,6 +771,51 @@ def convert_id(store: Store, req: etree._Element) -> list[etree._Element]:
     return out
 
 
+def create_folder(store: Store, req: etree._Element) -> list[etree._Element]:
+    """Microsoft's CreateFolder operation reference: one response message per folder; a name already used
+    under the parent is ErrorFolderExists ("A folder with the specified name already exists.")."""
+    parent_ref = kids(req.find(m("ParentFolderId")))
+    out = []
+    try:
+        parent = folder_ref(store, parent_ref[0]) if parent_ref else None
+    except EwsError as err:
+        return [error_message("CreateFolder", err) for _ in kids(req.find(m("Folders")))]
+    for spec in kids(req.find(m("Folders"))):
+        assert parent is not None  # the schema requires ParentFolderId
+        name = spec.findtext(t("DisplayName")) or ""
+        kind = etree.QName(spec).localname
+        folder_class = spec.findtext(t("FolderClass")) or {"CalendarFolder": "IPF.Appointment",
+                                                            "ContactsFolder": "IPF.Contact"}.get(kind, "IPF.Note")
+        if any(c.name.lower() == name.lower() for c in store.children(parent.id)):
+            out.append(message("CreateFolder", "ErrorFolderExists", "A folder with the specified name already exists."))
+            continue
+        folder = store.add_folder(name, folder_class, parent.id, public=parent.public)
+        folder.content_mailbox = parent.content_mailbox
+        msg = message("CreateFolder")
+        created = sub(sub(msg, m("Folders")), t({"IPF.Appointment": "CalendarFolder",
+                                                 "IPF.Contact": "ContactsFolder"}.get(folder_class, "Folder")))
+        sub(created, t("FolderId"), Id=folder.id, ChangeKey=folder.changekey)
+        out.append(msg)
+    return out
+
+
+def delete_folder(store: Store, req: etree._Element) -> list[etree._Element]:
+    """Microsoft's DeleteFolder operation reference; a distinguished folder is
+    ErrorDeleteDistinguishedFolder ("Distinguished folders cannot be deleted.")."""
+    out = []
+    for ref in kids(req.find(m("FolderIds"))):
+        try:
+            folder = folder_ref(store, ref)
+            if folder.distinguished:
+                raise EwsError("ErrorDeleteDistinguishedFolder", "Distinguished folders cannot be deleted.")
+            store.remove_folder(folder.id)
+        except EwsError as err:
+            out.append(error_message("DeleteFolder", err))
+            continue
+        out.append(message("DeleteFolder"))
+    return out
+
+
 def resolve_names(store: Store, req: etree._Element) -> list[etree._Element]:
     """Microsoft's ResolveNames operation reference (docs/web-service-reference/resolvenames-operation.md):
     one entry per request; no match: ResponseClass Error, ErrorNameResolutionNoResults "No results were
@@ -809,6 +854,8 @@ OPERATIONS: dict[str, Callable[..., list[etree._Element]]] = {
     "ConvertId": convert_id,
     "PerformReminderAction": perform_reminder_action,
     "ResolveNames": resolve_names,
+    "CreateFolder": create_folder,
+    "DeleteFolder": delete_folder,
 }
 
 __all__ = ["OPERATIONS", "SoapFault", "find_item", "utc_now"]

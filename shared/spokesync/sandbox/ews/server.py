@@ -287,7 +287,8 @@ class EwsServer:
 
     def inject(self, kind: str, operation: str | None = None, times: int = 1, back_off_ms: int = 0) -> None:
         """Make the next `times` matching requests fail: server_busy (with BackOffMilliseconds),
-        http500, http503, item_not_found, irresolvable_conflict, drop (close the connection)."""
+        http500, http503, item_not_found, irresolvable_conflict, access_denied (the first response
+        message; the operation itself still runs), drop (close the connection)."""
         with self._lock:
             self.faults.append(Fault(kind, operation, times, back_off_ms))
 
@@ -399,8 +400,9 @@ class EwsServer:
             return 500, self._fault(sf.code, sf.text, back_off_ms=sf.back_off_ms)
         except EwsError as err:
             return 500, self._fault(err.code, err.text)
-        if fault is not None and fault.kind in ("item_not_found", "irresolvable_conflict") and messages:
-            code = "ErrorItemNotFound" if fault.kind == "item_not_found" else "ErrorIrresolvableConflict"
+        if fault is not None and fault.kind in ("item_not_found", "irresolvable_conflict", "access_denied") and messages:
+            code = {"item_not_found": "ErrorItemNotFound", "irresolvable_conflict": "ErrorIrresolvableConflict",
+                    "access_denied": "ErrorAccessDenied"}[fault.kind]
             messages[0] = ops.message(operation, code, "Injected fault.")
         payload = self._envelope(operation, messages)
         if self.check_responses:
