@@ -285,6 +285,22 @@ class EwsServer:
         with self.store.lock:
             self.store.delete(self.store.get(item_id))
 
+    def user_change_occurrence(self, master_id: str, index: int, *, cancel: bool = False,
+                               location: str = "") -> Item | None:
+        """Outlook deletes one occurrence of a series (it becomes a DeletedOccurrence) or changes its
+        location (it becomes an exception). `index`: 1-based, as an OccurrenceItemId counts."""
+        with self.store.lock:
+            occ = self.store.occurrence(self.store.get(master_id), index)
+            if cancel:
+                self.store.delete(occ)
+                return None
+            self.store.materialise(occ)
+            elem = etree.Element(t("Location"))
+            elem.text = location
+            occ.fields["Location"] = elem
+            self.store.touch(occ)
+            return occ
+
     def inject(self, kind: str, operation: str | None = None, times: int = 1, back_off_ms: int = 0) -> None:
         """Make the next `times` matching requests fail: server_busy (with BackOffMilliseconds),
         http500, http503, item_not_found, irresolvable_conflict, access_denied (the first response
