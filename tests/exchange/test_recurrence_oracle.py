@@ -266,3 +266,79 @@ def test_a_pattern_changed_in_outlook_wins_over_the_spelling_we_wrote(ews: EwsSe
         ews.store.touch(item)
     read = connector.read([created.spoke_item_id])[created.spoke_item_id]
     assert read.event.recurrence == ("RRULE:FREQ=WEEKLY;BYDAY=TU;COUNT=6",)
+
+
+# (zone, the Monday of the week of the zone's 2027 change, the change's date): weekly Mondays; the
+# Monday after the change is moved back to the Saturday before it (across the change), and the next
+# Monday is deleted.
+DST_CASES = [("America/New_York", date(2027, 3, 8), date(2027, 3, 14)),
+             ("Europe/Berlin", date(2027, 3, 22), date(2027, 3, 28)),
+             ("Australia/Sydney", date(2027, 3, 29), date(2027, 4, 4))]
+
+
+def _dst_series(zone: str, monday: date) -> tuple[datetime, datetime, datetime, datetime]:
+    tz = ZoneInfo(zone)
+    start = datetime.combine(monday - timedelta(days=7), time(9, 0), tz)
+    moved_from = datetime.combine(monday + timedelta(days=7), time(9, 0), tz)  # after the change
+    moved_to = datetime.combine(monday + timedelta(days=5), time(11, 30), tz)  # the Saturday before it
+    deleted = datetime.combine(monday + timedelta(days=14), time(9, 0), tz)
+    return start, moved_from, moved_to, deleted
+
+
+@pytest.mark.parametrize(("zone", "monday", "change"), DST_CASES, ids=[c[0] for c in DST_CASES])
+def test_occurrences_moved_across_dst_in_three_zones_from_the_hub(connector: ExchangeConnector, zone: str,
+                                                                  monday: date, change: date) -> None:
+    start, moved_from, moved_to, deleted = _dst_series(zone, monday)
+    assert moved_to.date() < change < moved_from.date() and moved_to.utcoffset() != moved_from.utcoffset()
+    line = "RRULE:FREQ=WEEKLY;BYDAY=MO;COUNT=6"
+    moved = Event(title="moved", start=moved_to, end=moved_to + timedelta(hours=1), timezone=zone)
+    event = Event(title="Across", start=start, end=start + timedelta(hours=1), timezone=zone, recurrence=(line,),
+                  overrides=(Override(moved_from, moved),), cancelled=(deleted,))
+    created = connector.create([NewItem(f"dst3-{zone}", event)])[0]
+    assert created.status == "ok", created
+    horizon = start + timedelta(days=60)
+    expected = sorted([*rfc(line, start, horizon, exdates=(moved_from, deleted)), moved_to.astimezone(UTC)])
+    days = oracle(Pattern("Weekly", days=("Monday",), count=6), start.date(), horizon.date())
+    assert len(days) == 6 and moved_from.date() in days and deleted.date() in days
+    assert view(connector, start - timedelta(days=1), horizon) == expected
+    read = connector.read([created.spoke_item_id])[created.spoke_item_id]
+    assert read.event.cancelled == (deleted,)
+    assert [(o.original_start, o.event.start) for o in read.event.overrides] == [(moved_from, moved_to)]
+
+
+@pytest.mark.parametrize(("zone", "monday", "change"), DST_CASES, ids=[c[0] for c in DST_CASES])
+def test_occurrences_moved_across_dst_in_three_zones_in_outlook(ews: EwsServer, connector: ExchangeConnector,
+                                                                zone: str, monday: date, change: date) -> None:
+    from exchangelib.winzone import IANA_TO_MS_TIMEZONE_MAP
+
+    start, moved_from, moved_to, deleted = _dst_series(zone, monday)
+    pattern = Pattern("Weekly", days=("Monday",), count=6)
+    item = ews.user_create(connector.folder_id, "Outlook across", start, start + timedelta(hours=1),
+                           tz=IANA_TO_MS_TIMEZONE_MAP[zone][0], recurrence_xml=pattern.xml(start.date()))
+    days = oracle(pattern, start.date(), start.date() + timedelta(days=60))
+    ews.user_change_occurrence(item.id, days.index(moved_from.date()) + 1, start=moved_to.astimezone(UTC),
+                               end=(moved_to + timedelta(hours=1)).astimezone(UTC))
+    ews.user_change_occurrence(item.id, days.index(deleted.date()) + 1, cancel=True)
+    read = connector.read([item.id])[item.id]
+    assert read.event.cancelled == (deleted,)
+    [override] = read.event.overrides
+    assert override.original_start == moved_from
+    assert override.event.start.astimezone(UTC) == moved_to.astimezone(UTC)  # type: ignore[union-attr]
+    plain = rfc(read.event.recurrence[0], read.event.start, start + timedelta(days=60),  # type: ignore[arg-type]
+                exdates=(moved_from, deleted))
+    assert sorted([*plain, moved_to.astimezone(UTC)]) == view(connector, start - timedelta(days=1),
+                                                              start + timedelta(days=60))
+
+
+def test_an_outlook_all_day_multi_day_series_reads_with_exchanges_occurrences(ews: EwsServer,
+                                                                              connector: ExchangeConnector) -> None:
+    pattern = Pattern("AbsoluteMonthly", day=30, count=5)  # two days each, from 30 January: 28 February
+    item = ews.user_create(connector.folder_id, "Outlook fair", date(2027, 1, 30), date(2027, 2, 1),
+                           recurrence_xml=pattern.xml(date(2027, 1, 30)))
+    read = connector.read([item.id])[item.id]
+    assert (read.event.start, read.event.end) == (date(2027, 1, 30), date(2027, 2, 1))
+    days = oracle(pattern, date(2027, 1, 30), date(2027, 12, 31))
+    assert days[1] == date(2027, 2, 28)
+    first = datetime.combine(date(2027, 1, 30), time(0))
+    rule = rrule.rrulestr(read.event.recurrence[0].partition(":")[2], dtstart=first)
+    assert [d.date() for d in rule] == days, read.event.recurrence

@@ -286,18 +286,21 @@ class EwsServer:
             self.store.delete(self.store.get(item_id))
 
     def user_change_occurrence(self, master_id: str, index: int, *, cancel: bool = False,
-                               location: str = "") -> Item | None:
+                               location: str | None = None, start: datetime | None = None,
+                               end: datetime | None = None) -> Item | None:
         """Outlook deletes one occurrence of a series (it becomes a DeletedOccurrence) or changes its
-        location (it becomes an exception). `index`: 1-based, as an OccurrenceItemId counts."""
+        location or moves it (it becomes an exception). `index`: 1-based, as an OccurrenceItemId counts."""
         with self.store.lock:
             occ = self.store.occurrence(self.store.get(master_id), index)
             if cancel:
                 self.store.delete(occ)
                 return None
             self.store.materialise(occ)
-            elem = etree.Element(t("Location"))
-            elem.text = location
-            occ.fields["Location"] = elem
+            for name, value in (("Location", location), ("Start", start), ("End", end)):
+                if value is not None:
+                    elem = etree.Element(t(name))
+                    elem.text = fmt(value) if isinstance(value, datetime) else value
+                    occ.fields[name] = elem
             self.store.touch(occ)
             return occ
 
