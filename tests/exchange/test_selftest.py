@@ -80,3 +80,14 @@ def test_a_wrong_mailbox_fails_the_routing_check_in_words(ews: EwsServer, ctx) -
     report = selftest.run(ctx, "wrong")
     [routed] = report.checks
     assert routed.outcome == "failed" and "no such mailbox" in routed.detail and report.cleaned_up
+
+
+def test_the_cli_runs_the_exchange_self_test_by_label(ews: EwsServer, ctx, capsys) -> None:
+    from spokesync.cli import build_parser
+    from spokesync.cli import run as cli_run
+
+    exchange.save_credential(ctx, "Team Exchange", {"ews_url": ews.url, "username": "EXAMPLE\\sync",
+                                                    "mailbox": "shared@example.com"}, PASSWORD)
+    assert cli_run(build_parser().parse_args(["selftest", "Team Exchange"]), ctx) == 0
+    out = capsys.readouterr().out
+    assert "ok   incremental feed (SyncFolderItems)" in out and "All checks passed." in out

@@ -7,7 +7,9 @@ Microsoft 365 shared mailbox (msal and requests against the local Graph server,
 https with its own CA). Users create, edit
 and delete events on every side — timed events in several time zones and
 across the 2026 DST changes, all-day and multi-day events, weekly series with
-a moved or a cancelled occurrence (Google and Microsoft 365 sides), attendees,
+a moved or a cancelled occurrence (Google, Microsoft 365, and Outlook series in
+the Exchange public folder and mailbox with an occurrence changed or deleted in
+Outlook), attendees,
 reminders, HTML descriptions — while the servers throttle (Graph: 429 with
 Retry-After), answer 5xx and expire sync and delta tokens.
 
