@@ -112,3 +112,19 @@ def test_an_override_that_is_no_occurrence_is_an_error_of_that_item_and_nothing_
     [created] = connector.create([NewItem("wrong-ids", event)])
     assert created.status == "error" and "not an occurrence" in created.message
     assert ews.calls("UpdateItem") == 0
+
+
+@pytest.mark.parametrize("zone", ["Europe/Berlin", "America/New_York", None])
+def test_an_all_day_series_gets_its_cancelled_and_moved_days_by_real_ids(ews: EwsServer, connector: ExchangeConnector,
+                                                                         zone: str | None) -> None:
+    line = "RRULE:FREQ=MONTHLY;BYMONTHDAY=-1;COUNT=4"
+    moved = Event(title="Closing (late)", start=date(2027, 3, 30), end=date(2027, 3, 31))
+    event = Event(title="Closing", start=date(2027, 1, 31), end=date(2027, 2, 1), timezone=zone,
+                  recurrence=(line,), cancelled=(date(2027, 2, 28),), overrides=(Override(date(2027, 3, 31), moved),))
+    ews.reset_counts()
+    [created] = connector.create([NewItem(f"allday-ids-{zone}", event)])
+    assert created.status == "ok", created
+    assert set(ews.occurrence_index_requests) == {"GetItem"}
+    back = connector.read([created.spoke_item_id])[created.spoke_item_id].event
+    assert back.cancelled == (date(2027, 2, 28),)
+    assert [(o.original_start, o.event.start) for o in back.overrides] == [(date(2027, 3, 31), date(2027, 3, 30))]
