@@ -36,10 +36,12 @@ from spokesync.bootstrap import build_context
 from spokesync.config import Config
 from spokesync.connectors import memory_registry
 from spokesync.connectors.memory import SimulatedCrash
-from spokesync.engine import rules as engine_rules
 from spokesync.engine import runner as runner_module
+from spokesync.engine.kinds import CALENDAR, ItemKind
 from spokesync.engine.runner import Runner
-from spokesync.model.event import ALL_FIELDS, Event, content_hash
+from spokesync.model.contact import Contact
+from spokesync.model.event import Event
+from spokesync.model.item import Item
 from spokesync.ports import FakeClock
 from spokesync.queue.local import LocalTaskQueue
 from spokesync.service import hubs
@@ -53,13 +55,29 @@ SHARED = "shared"
 LOGICAL = re.compile(r"^(item-\d+)")
 
 
-def logical_id(event: Event) -> str:
-    match = LOGICAL.match(event.title)
-    assert match, event.title
+def logical_id(event: Item) -> str:
+    text = event.display_name if isinstance(event, Contact) else event.title
+    match = LOGICAL.match(text)
+    assert match, text
     return match.group(1)
 
 
 class SyncMachine(RuleBasedStateMachine):
+    # The item kind the machine syncs (tests/engine/test_contacts_state_machine.py runs it over contacts).
+    OBJECT_TYPE = "calendar"
+    SPOKE_KIND = "memory"
+    KIND: ItemKind = CALENDAR
+
+    def _address(self, name: str) -> dict[str, object]:
+        return {"calendar": name, **({"full_listing": True} if name == "d" else {})}
+
+    def _folder(self, name: str):  # type: ignore[no-untyped-def]
+        return memory_registry.calendar(name)
+
+    def view(self, name: str, item: Item) -> Item:
+        """The item as spoke `name` can hold it (all of it, for calendars)."""
+        return item
+
     def __init__(self) -> None:
         super().__init__()
         # Ids as a counter, not uuid4: the same example makes the same ids, orders and batches
@@ -68,25 +86,27 @@ class SyncMachine(RuleBasedStateMachine):
         self._saved_ids = (runner_module.new_id, hubs._id)
         runner_module.new_id = hubs._id = lambda: f"{next(ids):032x}"  # type: ignore[assignment]
         memory_registry.CALENDARS.clear()
+        memory_registry.FOLDERS.clear()
         self._tmp = TemporaryDirectory()
         self.clock = FakeClock(datetime(2026, 3, 1, 8, 0, tzinfo=UTC))
         config = Config(data_dir=str(Path(self._tmp.name)), run_budget_s=60, lease_ttl_s=120)
         self.queue = LocalTaskQueue()
         self.ctx = build_context(config, clock=self.clock, store=SqliteHubStore(":memory:"), queue=self.queue)
         self.queue.handler = self._task
-        self.hub = hubs.create_hub(self.ctx, "Team")
+        self.hub = hubs.create_hub(self.ctx, "Team", self.OBJECT_TYPE)
         # A real deletion budget: at most 4 items, or a quarter of a spoke or of the hub, per window.
         guard = {"max_delete_count": BUDGET_COUNT, "max_delete_share": BUDGET_SHARE}
+        kind = self.SPOKE_KIND
         self.spokes = {
-            "a": hubs.add_spoke(self.ctx, self.hub.id, "a", "memory", {"calendar": "a"},
+            "a": hubs.add_spoke(self.ctx, self.hub.id, "a", kind, self._address("a"),
                                 options={"direction": "two_way", **guard}),
-            "b": hubs.add_spoke(self.ctx, self.hub.id, "b", "memory", {"calendar": "b"},
+            "b": hubs.add_spoke(self.ctx, self.hub.id, "b", kind, self._address("b"),
                                 options={"direction": "two_way", "filters": {"categories": [SHARED]}, **guard}),
-            "c": hubs.add_spoke(self.ctx, self.hub.id, "c", "memory", {"calendar": "c"}, options=guard),
-            "d": hubs.add_spoke(self.ctx, self.hub.id, "d", "memory", {"calendar": "d", "full_listing": True},
+            "c": hubs.add_spoke(self.ctx, self.hub.id, "c", kind, self._address("c"), options=guard),
+            "d": hubs.add_spoke(self.ctx, self.hub.id, "d", kind, self._address("d"),
                                 options={"direction": "two_way", **guard}),
         }
-        self.cals = {name: memory_registry.calendar(name) for name in SPOKES}
+        self.cals = {name: self._folder(name) for name in SPOKES}
         self.counter = itertools.count(1)
         self.read_only_items_before_hub: dict[str, Event] = {}
 
@@ -96,6 +116,7 @@ class SyncMachine(RuleBasedStateMachine):
         finally:
             runner_module.new_id, hubs._id = self._saved_ids  # type: ignore[assignment]
             memory_registry.CALENDARS.clear()
+            memory_registry.FOLDERS.clear()
             self._tmp.cleanup()
 
     # ------------------------------------------------------------ helpers
@@ -138,7 +159,7 @@ class SyncMachine(RuleBasedStateMachine):
         """hub item id -> logical id of every live hub item."""
         return {i.id: logical_id(i.event) for i in self.ctx.store.list_hub_items(self.hub.id) if i.event is not None}
 
-    def _hub_events(self) -> list[Event]:
+    def _hub_events(self) -> list[Item]:
         return [i.event for i in self.ctx.store.list_hub_items(self.hub.id) if i.event is not None]
 
     def _quiet_round(self) -> None:
@@ -341,7 +362,7 @@ class SyncMachine(RuleBasedStateMachine):
                 held = {logical_id(i.event) for i in self.cals[name].items.values()}
                 hub = {i.id: i for i in self.ctx.store.list_hub_items(self.hub.id)}
                 want = {logical_id(hub[i].event) for i in pending  # type: ignore[arg-type]
-                        if i in hub and engine_rules.passes_filters(hub[i].event, options)}  # type: ignore[arg-type]
+                        if i in hub and self.KIND.passes_filters(hub[i].event, options)}  # type: ignore[arg-type]
                 assert want <= held, "a refused deletion was not written back into the spoke"
 
     @precondition(lambda self: bool(self._paused()))
@@ -408,13 +429,15 @@ class SyncMachine(RuleBasedStateMachine):
             items = list(self.cals[name].items.values())
             ids = Counter(logical_id(i.event) for i in items)
             assert all(n == 1 for n in ids.values()), f"duplicates in spoke {name}: {ids}"
-            names = engine_rules.compared_fields(options, ALL_FIELDS, True)
-            want = sorted(content_hash(e, names) for e in hub_events if engine_rules.passes_filters(e, options))
-            have = sorted(content_hash(i.event, names) for i in items
-                          if engine_rules.passes_filters(i.event, options))
+            kind = self.KIND
+            names = kind.compared_fields(options, kind.all_fields, True)
+            want = sorted(kind.content_hash(self.view(name, e), names) for e in hub_events
+                          if kind.passes_filters(e, options))
+            have = sorted(kind.content_hash(self.view(name, i.event), names) for i in items
+                          if kind.passes_filters(i.event, options))
             assert have == want, f"spoke {name} differs from the hub's view"
             # what the filter keeps out of b are b's own items only
-            assert all(i.hub_id is None for i in items if not engine_rules.passes_filters(i.event, options))
+            assert all(i.hub_id is None for i in items if not kind.passes_filters(i.event, options))
         # a further round writes nothing anywhere
         writes = {n: c.writes for n, c in self.cals.items()}
         versions = self._hub_versions()

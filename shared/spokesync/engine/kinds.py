@@ -73,6 +73,13 @@ class ItemKind(Protocol):
     def match_keys(self, item: Item) -> tuple[str, ...]:
         """Keys under which the same item on another side is recognised (empty: never matched)."""
         ...
+    def combine(self, hub_item: Item, spoke_item: Item, names: frozenset[str]) -> Item:
+        """The hub's version of two matched copies: the hub's values, with what only the spoke's
+        copy holds (among `names`) added, so that linking loses nothing."""
+        ...
+    def matches_by_default(self) -> bool:
+        """Is `match_existing` on when a spoke leaves it unset?"""
+        ...
 
 
 # Options every kind honours (the budget, deletions, conflicts, direction, polling, the spoke's
@@ -158,6 +165,12 @@ class CalendarKind:
             return ()
         end = "" if event.end is None else _instant(event.end)
         return (f"event:{_fold(event.title)}|{_instant(event.start)}|{end}",)
+
+    def combine(self, hub_item: Item, spoke_item: Item, names: frozenset[str]) -> Item:
+        return hub_item  # the same meeting: the hub's copy stands (the spoke's is brought up to date)
+
+    def matches_by_default(self) -> bool:
+        return False
 
 
 def _instant(value: Any) -> str:
@@ -275,6 +288,36 @@ class ContactsKind:
         name = _fold(contact.name)
         phones = [contact_model.normalise_phone(p.number) for p in contact.phones]
         return tuple(dict.fromkeys(f"name-phone:{name}|{p}" for p in phones if p and name))
+
+    def combine(self, hub_item: Item, spoke_item: Item, names: frozenset[str]) -> Item:
+        hub, spoke = as_contact(hub_item), as_contact(spoke_item)
+        changes: dict[str, Any] = {}
+        for name in names:
+            mine, theirs = getattr(hub, name), getattr(spoke, name)
+            if isinstance(mine, tuple):
+                keys = {_entry_key(name, v) for v in mine}
+                extra = tuple(v for v in theirs if _entry_key(name, v) not in keys)
+                if extra:
+                    changes[name] = mine + extra
+            elif not mine and theirs:
+                changes[name] = theirs
+        if "notes" in changes and "notes_html" not in changes and not hub.notes_html:
+            changes["notes_html"] = spoke.notes_html
+        return replace(hub, **changes) if changes else hub
+
+    def matches_by_default(self) -> bool:
+        return True
+
+
+def _entry_key(name: str, value: Any) -> Any:
+    """When two list entries are the same one (an address in another case, a reformatted number)."""
+    if name == "emails":
+        return value.address.strip().lower()
+    if name == "phones":
+        return contact_model.normalise_phone(value.number)
+    if isinstance(value, str):
+        return _fold(value)
+    return value
 
 
 CALENDAR = CalendarKind()

@@ -44,8 +44,6 @@ class LinkChange:
     link: Link | None
     hub_item_id: str
     drop: bool = False
-    matched: bool = False  # an item already on both sides, linked instead of copied
-    title: str = ""
 
 
 @dataclass(frozen=True)
@@ -80,9 +78,12 @@ class Plan:
     # hub seq of each outbound action's item: the hub cursor may not pass an unfinished one
     max_seq: int = 0
     kind: ItemKind = CALENDAR  # the hub's item kind: how the plan names its items
-    # spoke items that match several hub items (or a hub item matched by several of them):
-    # left unlinked until an administrator decides (docs/decisions/2026-12-01-matching.md)
+    # Matching instead of duplicating (docs/decisions/2026-12-01-matching.md): spoke items linked to
+    # the hub item that is the same person (or meeting), and those that match several (or share
+    # their match with another spoke item): left unlinked until an administrator decides.
+    matched: list[dict[str, object]] = field(default_factory=list)
     ambiguous: list[dict[str, object]] = field(default_factory=list)
+    matching: bool = False  # this plan matched the spoke's unlinked items (it is joining)
 
     @property
     def hub_deletes(self) -> int:
@@ -123,10 +124,7 @@ class Plan:
                             "spoke_item_id": s.link.spoke_item_id})
         for c in self.conflicts:
             out.append({"action": "conflict", "hub_item_id": c.hub_item_id, "kind": c.kind, "winner": c.winner})
-        for link in self.links:
-            if link.matched and link.link is not None:
-                out.append({"action": "match", "hub_item_id": link.hub_item_id,
-                            "spoke_item_id": link.link.spoke_item_id, "title": link.title})
+        out.extend({"action": "match", **m} for m in self.matched)
         out.extend({"action": "ambiguous_match", **a} for a in self.ambiguous)
         return out
 
@@ -156,8 +154,12 @@ class PlanInput:
     kind: ItemKind = CALENDAR
     limits: Mapping[str, int] = field(default_factory=dict)
     # matching instead of duplicating: live hub items this spoke has no link to, which its
-    # unlinked items are matched against (given on the spoke's first sync when matching is on)
+    # unlinked items are matched against (given while the spoke joins, when matching is on)
     match_candidates: list[HubItem] | None = None
+    # an administrator's decisions on ambiguous matches: spoke item id -> hub item id ("": a new item)
+    match_decisions: Mapping[str, str] = field(default_factory=dict)
+    # spoke items still waiting for such a decision: never copied meanwhile
+    ambiguous_ids: frozenset[str] = frozenset()
 
 
 Winner = Literal["hub", "spoke"]
@@ -180,6 +182,10 @@ class _Planner:
         self.kind = inp.kind
         self.plan = Plan(kind=inp.kind)
         self.matching: dict[str, list[str]] | None = None  # spoke item id -> matching hub item ids
+        self.matched_by: dict[str, list[str]] = {}  # hub item id -> spoke item ids matching it
+        self.candidates: dict[str, HubItem] = {}
+        if inp.match_candidates is not None:
+            self.index_matches(inp.match_candidates)
         self.opts = inp.options
         self.two_way = inp.options.two_way
         self.keep_deletions = inp.options.deletions == "keep"
@@ -251,8 +257,90 @@ class _Planner:
         else:
             self.links_by_hub[hub_item_id] = link
 
+    # ----------------------------------------------------------- matching
+    def index_matches(self, candidates: list[HubItem]) -> None:
+        """Which unlinked spoke items are the same as which unlinked hub items (by the kind's keys)."""
+        by_key: dict[str, set[str]] = {}
+        for hub in candidates:
+            if hub.deleted or hub.event is None:
+                continue
+            self.candidates[hub.id] = hub
+            for key in self.kind.match_keys(hub.event):
+                by_key.setdefault(key, set()).add(hub.id)
+        self.matching = {}
+        self.plan.matching = True
+        for item in self.inp.changes.items:
+            if item.id in self.inp.links_by_spoke or (item.hub_id and item.hub_id in self.inp.hub_items):
+                continue
+            found: set[str] = set()
+            for key in self.kind.match_keys(item.event):
+                found |= by_key.get(key, set())
+            if found:
+                self.matching[item.id] = sorted(found)
+                for hub_id in found:
+                    self.matched_by.setdefault(hub_id, []).append(item.id)
+
     def match(self, item: SpokeItem) -> bool:
-        return False
+        """Link `item` to the hub item it is the same as, or hold it back when that is ambiguous.
+        False: it is a new item (copy it into the hub)."""
+        decided = self.inp.match_decisions.get(item.id)
+        if decided is not None:
+            hub = self.candidates.get(decided) or self.inp.hub_items.get(decided)
+            if not decided or hub is None or hub.deleted:
+                return False  # "a new item" (or its chosen match is gone): copy it
+            if decided in self.links_by_hub:  # taken by another item meanwhile: ask again
+                self.plan.ambiguous.append({"spoke_item_id": item.id, "title": self.kind.title(item.event),
+                                            "candidates": [], "same_as_spoke_items": []})
+                return True
+            self.link_match(item, hub)
+            return True
+        found = (self.matching or {}).get(item.id, [])
+        found = [h for h in found if h not in self.links_by_hub]  # (linked meanwhile: taken)
+        if len(found) == 1 and len(self.matched_by.get(found[0], ())) == 1:
+            self.link_match(item, self.candidates[found[0]])
+            return True
+        if found:
+            # several hub items are this one, or another spoke item is the same as its hub item
+            rivals = sorted({s for h in found for s in self.matched_by.get(h, ())} - {item.id})
+            self.plan.ambiguous.append({
+                "spoke_item_id": item.id, "title": self.kind.title(item.event),
+                "candidates": [{"hub_item_id": h, "title": self.kind.title(self.candidates[h].event)}  # type: ignore[arg-type]
+                               for h in found],
+                "same_as_spoke_items": rivals,
+            })
+            self.handled.update(found)  # not copied into this spoke either, until decided
+            return True
+        return item.id in self.inp.ambiguous_ids  # (True: still waiting for the administrator)
+
+    def link_match(self, item: SpokeItem, hub: HubItem) -> None:
+        """The spoke's copy and the hub item are the same: link them. The hub's version keeps its
+        values; what only the copy has (a phone number the hub lacks) is added to it. The copy is
+        then brought up to date (two-way spokes)."""
+        assert hub.event is not None
+        self.handled.add(hub.id)
+        names = self.compared(False)  # the copy is the spoke's own
+        combined = self.kind.combine(hub.event, item.event, names)
+        self.plan.matched.append({"hub_item_id": hub.id, "spoke_item_id": item.id,
+                                  "title": self.kind.title(hub.event)})
+        link = self.link_for(item, hub.id, hub.version, created_by_hub=False)
+        target = hub
+        if self.kind.content_hash(combined, self.kind.all_fields) != self.kind.content_hash(
+                hub.event, self.kind.all_fields):
+            target = self.hub_version_of(hub.id, hub, combined, deleted=False,
+                                         hash_=self.inp.hashes(combined, names))
+            link = replace(link, hub_version=target.version)
+        projected = self.project(target.event, False)
+        update = self.two_way and self.inp.hashes(projected, names) != link.spoke_hash
+        if update:
+            link = replace(link, hub_version=hub.version)  # until the copy holds the hub's version
+        if target is hub:
+            self.plan.links.append(LinkChange(link, hub.id))
+        else:
+            self.plan.hub.append(HubUpsert(target, hub.version, link))
+        self.set_link(link, hub.id)
+        if update:
+            self.plan.spoke.append(SpokeUpdate(link, replace(target, seq=hub.seq), projected, item.version))
+            self.plan.max_seq = max(self.plan.max_seq, hub.seq)
 
     # ------------------------------------------------------------ inbound
     def inbound_item(self, item: SpokeItem) -> None:
@@ -297,7 +385,7 @@ class _Planner:
             return
         if not self.kind.belongs(item.event, self.opts, self.inp.now):
             return
-        if self.matching is not None and self.match(item):
+        if (self.matching is not None or self.inp.match_decisions or self.inp.ambiguous_ids) and self.match(item):
             return
         hub_id = self.inp.new_id()
         names = self.exchanged()  # == self.compared(False): the item is the spoke's own

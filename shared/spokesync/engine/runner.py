@@ -137,6 +137,7 @@ class _Progress:
     items: list[dict[str, object]] = field(default_factory=list)  # the first changed items, by title
     done: int = 0  # planned writes made (progress reports)
     total: int = 0
+    ambiguous: list[dict[str, object]] | None = None  # the spoke's ambiguous matches after this run
 
 
 def new_id() -> str:
@@ -260,6 +261,13 @@ class Runner:
             changes["attention"] = attention
         if spoke.retry_attention and run.status == "ok":
             changes["retry_attention"] = False
+        if run.status == "ok":
+            if not spoke.joined:
+                changes["joined"] = True  # matching is over: later items are new ones
+            if progress.ambiguous is not None:
+                changes["ambiguous"] = progress.ambiguous[:ATTENTION_MAX]
+            if spoke.match_decisions:
+                changes["match_decisions"] = {}
         dirty = self.store.release_lease(spoke.id, lease_id, **changes)
         self._report(replace(run, spoke_id=spoke.id), progress, "done")
         if follow_up:
@@ -352,6 +360,26 @@ class Runner:
             fresh = [h.id for h in hub_changed if h.id not in links_by_hub]
             if fresh:
                 links_by_hub.update(store.links_by_hub_items(spoke.id, fresh))
+        candidates: list[HubItem] | None = None
+        match_on = spoke.options.match_existing
+        if match_on is None:
+            match_on = kind.matches_by_default()
+        if match_on and not spoke.joined:
+            # Joining: the spoke's items that are already in the hub are linked, not copied. A
+            # two-way spoke's first run has read every hub item already (its hub cursor is 0).
+            pool = ([h for h in hub_changed if not h.deleted] if spoke.options.two_way and spoke.hub_cursor == 0
+                    else store.list_hub_items(spoke.hub_id))
+            linked = set(links_by_hub) if changes.full else {k.hub_item_id for k in store.list_links(spoke.id)}
+            candidates = [h for h in pool if h.id not in linked]
+        if spoke.match_decisions:
+            # an administrator decided ambiguous matches: plan those spoke items again
+            listed = {i.id for i in changes.items}
+            again = [i for i in spoke.match_decisions if i not in listed]
+            if again:
+                changes = replace(changes, items=[*changes.items, *connector.read(again).values()])
+            chosen = [h for h in spoke.match_decisions.values() if h and h not in hub_items]
+            if chosen:
+                hub_items.update(store.get_hub_items(spoke.hub_id, chosen))
         restore: dict[str, SpokeItem] = {}
         if spoke.refuse_deletions and spoke.options.deletions != "keep":
             # A refused deletion keeps both sides: what the hub deleted comes back from this spoke's copies.
@@ -366,6 +394,8 @@ class Runner:
             refuse_deletions=spoke.refuse_deletions, restore=restore,
             confirmed=frozenset(spoke.confirmed_ids) if spoke.confirm_deletions else frozenset(),
             hashes=self.hashes, kind=kind, limits=dict(connector.capabilities.limits),
+            match_candidates=candidates, match_decisions=dict(spoke.match_decisions),
+            ambiguous_ids=frozenset(str(a.get("spoke_item_id")) for a in spoke.ambiguous),
         )
         return inp, live
 
@@ -447,7 +477,7 @@ class Runner:
         spoke = self.store.get_spoke(run.spoke_id)
         now = self.clock.now()
         if (spoke is None or spoke.state != "ok" or spoke.dirty or spoke.retry_attention
-                or spoke.confirm_deletions or spoke.refuse_deletions
+                or spoke.confirm_deletions or spoke.refuse_deletions or spoke.match_decisions
                 or (spoke.lease_owner and spoke.lease_expires is not None and spoke.lease_expires > now)):
             return None
         try:
@@ -467,6 +497,17 @@ class Runner:
             self.store.update_spoke(spoke.id, **self._pause_details(verdict, planned))
             raise _Paused(verdict.state, verdict.reason)
         progress.confirmed = frozenset(spoke.confirmed_ids) if spoke.confirm_deletions else frozenset()
+        if plan.matching:
+            progress.ambiguous = list(plan.ambiguous)
+        elif spoke.match_decisions:
+            progress.ambiguous = [a for a in spoke.ambiguous
+                                  if a.get("spoke_item_id") not in spoke.match_decisions] + plan.ambiguous
+        for key, found in (("matched", plan.matched), ("ambiguous_matches", plan.ambiguous)):
+            if found:
+                progress.counts[key] = len(found)
+                progress.items.extend({"action": "matched" if key == "matched" else "ambiguous_match",
+                                       "title": f["title"], "hub_item_id": f.get("hub_item_id", "")}
+                                      for f in found[: max(0, RUN_ITEMS_MAX - len(progress.items))])
         run.conflicts = [c.to_dict() for c in plan.conflicts[:100]]
         progress.counts["conflicts"] = len(plan.conflicts)
         progress.unfinished.update(a.hub_item.seq for a in plan.spoke)

@@ -247,6 +247,14 @@ class Spoke:
     # A streak of runs that changed nothing is kept as one run record (last_run_id): since when, how many.
     idle_since: datetime | None = None
     idle_runs: int = 0
+    # Matching instead of duplicating (docs/decisions/2026-12-01-matching.md): `joined` once a run
+    # finished ok (matching happens until then); the spoke's items that matched ambiguously, left
+    # unlinked ([{"spoke_item_id", "title", "candidates": [{"hub_item_id", "title"}],
+    # "same_as_spoke_items": [...]}]); an administrator's decisions on them (spoke item id -> hub
+    # item id, or "" for "a new item"), applied by the next run.
+    joined: bool = False
+    ambiguous: list[dict[str, Any]] = field(default_factory=list)
+    match_decisions: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         raw = asdict(self)

@@ -409,6 +409,32 @@ def retry_refused_writes(ctx: Context, spoke_id: str) -> Spoke:
     return spoke
 
 
+def decide_match(ctx: Context, spoke_id: str, spoke_item_id: str, hub_item_id: str) -> Spoke:
+    """An administrator's decision on an ambiguous match (docs/decisions/2026-12-01-matching.md):
+    the spoke item is the same as hub item `hub_item_id` (one of its candidates), or, with "", a
+    new item to copy. Applied by the next run, which is queued."""
+    spoke = get_spoke(ctx, spoke_id)
+    pending = {str(a.get("spoke_item_id")): a for a in spoke.ambiguous}
+    entry = pending.get(spoke_item_id)
+    if entry is None:
+        raise InvalidRequest(f"spoke '{spoke.name}' has no undecided match for item {spoke_item_id}: "
+                             "the list of undecided matches is in the spoke's status", "not_found", "spoke_item_id")
+    choices = {str(c.get("hub_item_id")) for c in entry.get("candidates", ())}
+    if hub_item_id and hub_item_id not in choices:
+        raise InvalidRequest("choose one of the hub items listed for this match, or none to copy it as a new item",
+                             "invalid_choice", "hub_item_id")
+    taken = [s for s, h in spoke.match_decisions.items() if hub_item_id and h == hub_item_id and s != spoke_item_id]
+    if taken:
+        raise InvalidRequest("another item of this spoke was already matched to that hub item: choose another one",
+                             "invalid_choice", "hub_item_id")
+    # The hub cursor goes back to the start so that the hub items held back while the match was
+    # undecided are planned again (linked items cost a comparison, no write).
+    spoke = ctx.store.update_spoke(spoke.id, match_decisions={**spoke.match_decisions, spoke_item_id: hub_item_id},
+                                   hub_cursor=0)
+    ctx.queue.enqueue(SyncTask(spoke.id, reason="manual"))
+    return spoke
+
+
 # ----------------------------------------------------------------- status
 
 
@@ -432,6 +458,8 @@ def spoke_status(ctx: Context, spoke: Spoke) -> dict[str, Any]:
         "pending_items": spoke.pending_items if spoke.state == "needs_confirmation" else [],
         "deletions_in_window": sum(window_deletions(spoke, ctx.clock.now())),
         "needs_attention": spoke.attention,
+        # items already on both sides whose match is ambiguous: left unlinked until decided (decide_match)
+        "ambiguous_matches": spoke.ambiguous,
         "running": spoke.lease_owner is not None and spoke.lease_expires is not None
         and spoke.lease_expires > ctx.clock.now(),
         "run_started_by": spoke.lease_owner,
