@@ -130,6 +130,29 @@ class HubStoreConformance:
         item = seeded.get_hub_items("hub1", ["a"])["a"]
         assert item.version == 2 and item.event is not None and item.event.title == "new"
 
+    def test_contacts_hub_items_and_matching_state_round_trip(self, store: HubStore) -> None:
+        """A contacts hub's items (typed lists, a date without a year, a photo) come back equal, and
+        so does a spoke's matching state (issue 15)."""
+        from spokesync.model.contact import Address, Contact, Email, PartialDate, Phone, Photo
+
+        store.put_hub(Hub(id="people", name="People", object_type="contacts"))
+        spoke = Spoke(id="c1", hub_id="people", name="CRM", kind="memory_contacts",
+                      ambiguous=[{"spoke_item_id": "x", "title": "Ada", "candidates": [{"hub_item_id": "a",
+                                                                                         "title": "Ada"}]}],
+                      match_decisions={"y": ""})
+        store.put_spoke(spoke)
+        assert store.get_spoke("c1") == spoke
+        assert store.acquire_lease("c1", "run1", NOW, 60) is not None
+        person = Contact(display_name="Ada Lovelace", emails=(Email("ada@example.com"), Email("a@home.example", "home")),
+                         phones=(Phone("+44 20 7946 0018", "mobile"),), addresses=(Address("home", "1 Lane", "London"),),
+                         birthday=PartialDate(12, 10), photo=Photo.of(b"\xff\xd8jpeg"), categories=("VIP",),
+                         modified=NOW)
+        item = HubItem(id="a", hub_id="people", version=1, seq=0, event=person, hash="h", modified=NOW)
+        store.commit(CommitBatch("people", "c1", "run1", hub_writes=[HubWrite(item, 0)]), NOW)
+        back = store.get_hub_items("people", ["a"])["a"]
+        assert back.event == person
+        assert [i.event for i in store.hub_items_since("people", 0)] == [person]
+
     def test_tombstones_are_listed_only_when_asked(self, seeded: HubStore) -> None:
         self._lease(seeded)
         seeded.commit(CommitBatch("hub1", "s1", "run1", hub_writes=[
