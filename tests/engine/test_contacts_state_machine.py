@@ -102,7 +102,7 @@ class ContactsSyncMachine(SyncMachine):
 
 ContactsSyncMachine.TestCase.settings = settings(
     max_examples=int(os.environ.get("SPOKESYNC_SM_CONTACTS_EXAMPLES", "40")), stateful_step_count=30,
-    deadline=None, derandomize=not os.environ.get("SPOKESYNC_SM_EXPLORE"),
+    deadline=None, derandomize=not (os.environ.get("SPOKESYNC_SM_EXPLORE") or os.environ.get("SPOKESYNC_EXPLORE")),
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 TestContactsSyncMachine = ContactsSyncMachine.TestCase
