@@ -52,6 +52,7 @@ class Config:
     max_response_bytes: int = 32 << 20
     # --- Google
     google_api_root: str = "https://www.googleapis.com/"
+    google_people_api_root: str = "https://people.googleapis.com/"  # People API (contacts) has its own host
     google_oauth_auth_uri: str = "https://accounts.google.com/o/oauth2/auth"
     google_oauth_token_uri: str = "https://oauth2.googleapis.com/token"
     google_client_id: str = ""
@@ -142,6 +143,7 @@ class Config:
             allowed_hosts=tuple(h.strip().lower() for h in get("ALLOWED_HOSTS").split(",") if h.strip()),
             max_response_bytes=int(float(get("MAX_RESPONSE_MB", str(d.max_response_bytes >> 20))) * (1 << 20)),
             google_api_root=get("GOOGLE_API_ROOT", d.google_api_root),
+            google_people_api_root=get("GOOGLE_PEOPLE_API_ROOT", d.google_people_api_root),
             google_oauth_auth_uri=get("GOOGLE_OAUTH_AUTH_URI", d.google_oauth_auth_uri),
             google_oauth_token_uri=get("GOOGLE_OAUTH_TOKEN_URI", d.google_oauth_token_uri),
             google_client_id=get("GOOGLE_CLIENT_ID"),

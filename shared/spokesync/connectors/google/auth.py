@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from spokesync.ports import SecretStore
 
 SCOPES = ("https://www.googleapis.com/auth/calendar",)
+CONTACTS_SCOPES = ("https://www.googleapis.com/auth/contacts",)  # People API read/write
 KIND_OAUTH = "google_oauth"
 KIND_SERVICE_ACCOUNT = "google_service_account"
 
@@ -122,8 +123,11 @@ _CREDENTIALS_LOCK = threading.Lock()
 _CREDENTIALS_MAX = 256
 
 
-def credentials_for(credential: CredentialRef | None, secret_store: SecretStore, config: Config) -> Any:
-    """google-auth credentials for a saved credential (refreshed lazily on first use, then cached)."""
+def credentials_for(credential: CredentialRef | None, secret_store: SecretStore, config: Config,
+                    scopes: tuple[str, ...] = SCOPES) -> Any:
+    """google-auth credentials for a saved credential (refreshed lazily on first use, then cached).
+    `scopes` matter for service accounts (the JWT asks for them); a user's refresh
+    token carries the scopes granted at consent."""
     if credential is None or not credential.secret_name:
         raise CredentialBroken("the Google spoke has no credential")
     from spokesync.ports import SecretNotFound
@@ -134,19 +138,20 @@ def credentials_for(credential: CredentialRef | None, secret_store: SecretStore,
     except (SecretNotFound, KeyError) as exc:
         raise CredentialBroken(f"the secret of credential {credential.label!r} is missing") from exc
     key = (credential.id, credential.kind, hashlib.sha256(text.encode()).hexdigest(), config.google_oauth_token_uri,
-           config.google_client_id, credential.settings.get("subject", ""))
+           config.google_client_id, credential.settings.get("subject", ""), " ".join(scopes))
     with _CREDENTIALS_LOCK:
         cached = _CREDENTIALS.get(key)
     if cached is not None:
         return cached
-    made = _make_credentials(credential, raw, config)
+    made = _make_credentials(credential, raw, config, scopes)
     with _CREDENTIALS_LOCK:
         if len(_CREDENTIALS) >= _CREDENTIALS_MAX:
             _CREDENTIALS.clear()
         return _CREDENTIALS.setdefault(key, made)
 
 
-def _make_credentials(credential: CredentialRef, raw: dict[str, Any], config: Config) -> Any:
+def _make_credentials(credential: CredentialRef, raw: dict[str, Any], config: Config,
+                      scopes: tuple[str, ...] = SCOPES) -> Any:
     if credential.kind == KIND_OAUTH:
         from google.oauth2.credentials import Credentials
 
@@ -156,7 +161,7 @@ def _make_credentials(credential: CredentialRef, raw: dict[str, Any], config: Co
         from google.oauth2 import service_account
 
         info = {**raw, "token_uri": config.google_oauth_token_uri}
-        sa = service_account.Credentials.from_service_account_info(info, scopes=list(SCOPES))
+        sa = service_account.Credentials.from_service_account_info(info, scopes=list(scopes))
         subject = credential.settings.get("subject")
         return sa.with_subject(subject) if subject else sa
     raise CredentialBroken(f"credential kind {credential.kind!r} cannot be used for Google Calendar")

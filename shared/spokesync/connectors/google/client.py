@@ -67,12 +67,12 @@ def is_retryable(status: int, reasons: Sequence[str]) -> bool:
     return status == 403 and bool(RATE_LIMIT_REASONS.intersection(reasons))
 
 
-def raise_fatal(status: int, reasons: Sequence[str], what: str) -> None:
+def raise_fatal(status: int, reasons: Sequence[str], what: str, product: str = "Google Calendar") -> None:
     """Raise the port's error for failures that stop the whole spoke."""
     if status == 401:
         raise CredentialBroken(f"Google refused the credential ({what}): sign in again")
     if status == 403 and QUOTA_REASONS.intersection(reasons):
-        raise QuotaExceeded("Google Calendar usage limits exceeded; retrying in a few hours")
+        raise QuotaExceeded(f"{product} usage limits exceeded; retrying in a few hours")
 
 
 @dataclass
@@ -91,16 +91,23 @@ class BatchOutcome:
 
 class GoogleClient:
     def __init__(self, credentials: Any, config: Config, *, retry_budget_s: float | None = None,
-                 backoff_s: float | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
+                 backoff_s: float | None = None, sleep: Callable[[float], None] = time.sleep,
+                 document: dict[str, Any] | None = None, api_root: str | None = None,
+                 product: str = "Google Calendar") -> None:
+        """`document`/`api_root`: another Google API than Calendar (the People API for
+        contacts), with its own discovery document and root URL; `product` names it
+        in messages."""
         import google_auth_httplib2
         from googleapiclient.discovery import build_from_document
 
         from spokesync.http_limits import capped_httplib2
 
-        doc = dict(discovery_document())
-        root = config.google_api_root if config.google_api_root.endswith("/") else config.google_api_root + "/"
+        doc = dict(document if document is not None else discovery_document())
+        root = api_root or config.google_api_root
+        root = root if root.endswith("/") else root + "/"
         doc["rootUrl"] = root
         doc["baseUrl"] = root + doc.get("servicePath", "calendar/v3/")
+        self.product = product
         # bounded answers, decompression included: the API and the token endpoint (http_limits)
         http = capped_httplib2("Google", config.max_response_bytes, timeout=60)
         authed = google_auth_httplib2.AuthorizedHttp(credentials, http=http) if credentials is not None else http
@@ -124,7 +131,7 @@ class GoogleClient:
                                         "sign in again")
             return ConnectorError("could not refresh the Google access token")
         if isinstance(exc, TransportError | OSError):
-            return ConnectorError(f"could not reach Google Calendar: {type(exc).__name__}")
+            return ConnectorError(f"could not reach {self.product}: {type(exc).__name__}")
         return exc
 
     def _delay(self, attempt: int) -> float:
@@ -143,15 +150,15 @@ class GoogleClient:
                 return request.execute(num_retries=0)
             except HttpError as exc:
                 status, reasons = error_status(exc), error_reasons(exc)
-                raise_fatal(status, reasons, what)
+                raise_fatal(status, reasons, what, self.product)
                 if not is_retryable(status, reasons):
                     raise
                 self.throttled += 1
                 delay = self._delay(attempt)
                 if time.monotonic() - started + delay > self.retry_budget_s:
                     if status >= 500:
-                        raise ConnectorError(f"Google Calendar keeps failing ({status}) for {what}") from exc
-                    raise Throttled(f"Google Calendar rate limit on {what}", retry_after_s=60.0) from exc
+                        raise ConnectorError(f"{self.product} keeps failing ({status}) for {what}") from exc
+                    raise Throttled(f"{self.product} rate limit on {what}", retry_after_s=60.0) from exc
                 self.sleep(delay)
                 attempt += 1
             except Exception as exc:

@@ -1,0 +1,3 @@
+from spokesync.sandbox.google_people.server import main
+
+raise SystemExit(main())
