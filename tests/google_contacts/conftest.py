@@ -24,7 +24,7 @@ _groups = itertools.count(1)
 
 @pytest.fixture
 def pserver() -> Iterator[Running]:
-    running = serve(0, GooglePeopleSandbox())
+    running = serve(0, GooglePeopleSandbox(check_responses=True))
     running.sandbox.add_client(CLIENT_ID, CLIENT_SECRET)
     running.sandbox.add_user(USER)
     yield running

@@ -153,8 +153,11 @@ class Book:
 class GooglePeopleSandbox(OAuthMixin):
     """The server's state and its Python API (thread-safe)."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, check_responses: bool = False, **kwargs: Any) -> None:
+        """`check_responses` (tests): every answer is held to the method's `response`
+        schema too; one that does not fit is a 500 naming the property."""
         super().__init__(**kwargs)
+        self.check_responses = check_responses
         self.books: dict[str, Book] = {}
         self.photos: dict[str, tuple[bytes, str]] = {}  # photo id -> (bytes, content type)
         self._ids = itertools.count(int(time.time()) % 100000 * 1000 + 1)
@@ -234,6 +237,21 @@ class GooglePeopleSandbox(OAuthMixin):
             book = self._book(user)
             stored = self._live(book, resource_name)
             stored["memberships"] = [{"contactGroupMembership": {"contactGroupResourceName": g}} for g in groups]
+            self._stamp(book, stored)
+
+    def user_set_photo(self, user: str, resource_name: str, data: bytes | None,
+                       content_type: str = "image/png") -> None:
+        """The user sets (or, with None, removes) the contact's photo in Google Contacts."""
+        with self.lock:
+            book = self._book(user)
+            stored = self._live(book, resource_name)
+            old = stored.pop("_photo", None)
+            if old:
+                self.photos.pop(old, None)
+            if data is not None:
+                photo_id = secrets.token_urlsafe(18)
+                self.photos[photo_id] = (data, content_type)
+                stored["_photo"] = photo_id
             self._stamp(book, stored)
 
     def user_create_group(self, user: str, name: str) -> str:
@@ -511,6 +529,12 @@ class GooglePeopleSandbox(OAuthMixin):
                 book = self._book(user)
                 params = {k: v[-1] for k, v in query.items()}
                 result = self._route(spec.name, book, parsed.path, params, query, payload or {})
+                if self.check_responses:
+                    try:
+                        checker.check_response(spec, result)
+                    except ApiError as exc:
+                        raise PeopleError(500, f"sandbox answer does not fit the {spec.name} response schema: "
+                                               f"{exc.message}") from exc
         except PeopleError as exc:
             return exc.code, {"Content-Type": "application/json; charset=UTF-8"}, json.dumps(exc.body()).encode()
         return 200, {"Content-Type": "application/json; charset=UTF-8"}, json.dumps(result).encode()
