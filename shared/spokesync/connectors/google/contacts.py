@@ -119,6 +119,12 @@ def error_info(exc: Exception) -> tuple[int, str, set[str]]:
     return status, str(data.get("status", "")), reasons - {""}
 
 
+def _permission_denied() -> ConnectorError:
+    return ConnectorError("Google refused access to the contacts. A service account needs domain-wide delegation "
+                          "with the contacts scope and a user to act as; a signed-in user must allow spokesync to "
+                          "manage contacts. Fix the credential and try again.", code="permission_denied")
+
+
 def _date(value: PartialDate | None) -> dict[str, int] | None:
     if value is None:
         return None
@@ -181,6 +187,19 @@ class GoogleContactsConnector:
         self.capabilities = Capabilities(incremental=True, snapshot_diff=False, push=False, batch_size=BATCH_LIMIT,
                                          fields=FIELDS)
 
+    def _call(self, request: Any, what: str) -> Any:
+        """A read: Google's refusal in plain words (writes report per item, see `_failed`)."""
+        from googleapiclient.errors import HttpError
+
+        try:
+            return self.client.execute(request, what)
+        except HttpError as exc:
+            status = error_info(exc)[0]
+            if status == 403:
+                raise _permission_denied() from exc
+            raise ConnectorError(f"Google Contacts refused a request ({what}, error {status}); "
+                                 "try again later.") from exc
+
     # ---------------------------------------------------------------- groups
 
     def _load_groups(self) -> dict[str, dict[str, Any]]:
@@ -188,9 +207,8 @@ class GoogleContactsConnector:
             groups: dict[str, dict[str, Any]] = {}
             page: str | None = None
             while True:
-                resp = self.client.execute(self.groups_api.list(pageSize=1000, pageToken=page,
-                                                                groupFields="name,groupType,metadata"),
-                                           "contactGroups.list")
+                resp = self._call(self.groups_api.list(pageSize=1000, pageToken=page,
+                                                       groupFields="name,groupType,metadata"), "contactGroups.list")
                 for group in resp.get("contactGroups") or []:
                     groups[group["resourceName"]] = group
                 page = resp.get("nextPageToken")
@@ -229,6 +247,8 @@ class GoogleContactsConnector:
             if error_info(exc)[0] == 409:  # made meanwhile (another run): read the list again
                 self._groups = None
                 return self._group_named(name, create=False)
+            if error_info(exc)[0] == 403:
+                raise _permission_denied() from exc
             raise ConnectorError(f"Google Contacts refused to create the contact group {name!r} "
                                  f"(error {error_info(exc)[0]}); create it in Google Contacts and try again.") from exc
         groups[made["resourceName"]] = made
@@ -414,10 +434,7 @@ class GoogleContactsConnector:
             if "EXPIRED_SYNC_TOKEN" in reasons and "syncToken" in kwargs:
                 raise FullResyncRequired("the People API sync token expired (7 days after the full sync)") from exc
             if status == 403:
-                raise ConnectorError("Google refused access to the contacts. A service account needs domain-wide "
-                                     "delegation with the contacts scope and a user to act as; a signed-in user "
-                                     "must allow spokesync to manage contacts. Fix the credential and try again.",
-                                     code="permission_denied") from exc
+                raise _permission_denied() from exc
             raise ConnectorError(f"Google Contacts refused to list contacts (error {status}); "
                                  "try again later.") from exc
 
@@ -445,8 +462,8 @@ class GoogleContactsConnector:
         unique = list(dict.fromkeys(ids))
         for offset in range(0, len(unique), BATCH_LIMIT):
             chunk = unique[offset:offset + BATCH_LIMIT]
-            resp = self.client.execute(self.people.getBatchGet(resourceNames=chunk, personFields=fields),
-                                       "people.getBatchGet")
+            resp = self._call(self.people.getBatchGet(resourceNames=chunk, personFields=fields),
+                              "people.getBatchGet")
             for answer in resp.get("responses") or []:
                 person = answer.get("person")
                 if person and not (person.get("metadata") or {}).get("deleted"):
@@ -597,6 +614,8 @@ class GoogleContactsConnector:
 
     def _failed(self, exc: Exception, what: str, rn: str = "") -> WriteResult:
         status, code, reasons = error_info(exc)
+        if status == 403:
+            raise _permission_denied() from exc
         if status == 400 and (code == "FAILED_PRECONDITION" or "failedPrecondition" in reasons):
             return WriteResult("conflict", rn, message="changed in Google since it was read")
         if status == 404:
