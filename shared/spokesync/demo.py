@@ -32,6 +32,7 @@ from spokesync.config import Config
 if TYPE_CHECKING:
     from spokesync.sandbox.ews import EwsServer
     from spokesync.sandbox.google_calendar import Running
+    from spokesync.sandbox.google_people import Running as PeopleRunning
     from spokesync.sandbox.graph import GraphServer
 
 DEMO_CLIENT_ID = "spokesync-demo"
@@ -54,6 +55,7 @@ class Demo:
     google: Running
     ews: EwsServer
     graph: GraphServer | None = None
+    people: PeopleRunning | None = None  # Google Contacts (People API); same sign-in as the calendar sandbox
 
     @property
     def ews_url(self) -> str:
@@ -61,6 +63,8 @@ class Demo:
 
     def close(self) -> None:
         self.google.close()
+        if self.people is not None:
+            self.people.close()
         self.ews.stop()
         if self.graph is not None:
             self.graph.stop()
@@ -82,7 +86,7 @@ _RUNNING: list[Demo] = []
 
 SETTINGS_FILE = "settings.json"
 # The Config fields a demo changes: what the CLI needs to reach the same sample servers and store.
-_SHARED = ("google_api_root", "google_oauth_auth_uri", "google_oauth_token_uri", "google_client_id",
+_SHARED = ("google_api_root", "google_people_api_root", "google_oauth_auth_uri", "google_oauth_token_uri", "google_client_id",
            "google_client_secret", "exchange_allow_http", "exchange_allowed_cidrs", "webhook_url",
            "sqlite_path", "secret_file")
 
@@ -152,16 +156,20 @@ def start_demo_servers(config: Config, *, host: str = "127.0.0.1", fresh_store: 
     """Start both sandboxes with sample data; the returned Demo's config points at them."""
     from spokesync.sandbox import ews as ews_sandbox
     from spokesync.sandbox import google_calendar as gcal
+    from spokesync.sandbox import google_people as gpeople
 
     # The demo's webhook is the local http server: allowed by this explicit switch only.
     google = gcal.serve(0, gcal.GoogleCalendarSandbox(allow_http_webhooks=True), host=host)
     gcal.add_demo_data(google.sandbox, user=DEMO_GOOGLE_USER, client_id=DEMO_CLIENT_ID,
                        client_secret=DEMO_CLIENT_SECRET)
+    people = gpeople.serve(0, gpeople.GooglePeopleSandbox(oauth=google.sandbox), host=host)
+    gpeople.add_demo_data(people.sandbox, user=DEMO_GOOGLE_USER)  # a "Company contacts" group
     exchange = ews_sandbox.serve(host, 0, users={DEMO_EWS_USER: DEMO_EWS_PASSWORD}, sample=True)
     # A Graph root already configured (tests pointing at their own server) is left alone.
     graph = _start_graph(host) if config.graph_api_root == Config().graph_api_root else None
     changes: dict[str, Any] = {
         "google_api_root": google.url,
+        "google_people_api_root": people.url,
         "google_oauth_auth_uri": google.auth_uri,
         "google_oauth_token_uri": google.token_uri,
         "google_client_id": DEMO_CLIENT_ID,
@@ -176,7 +184,7 @@ def start_demo_servers(config: Config, *, host: str = "127.0.0.1", fresh_store: 
                        graph_ca_bundle=graph.ca_path)
     if fresh_store:
         changes.update(_fresh_demo_store(config))
-    demo = Demo(config=replace(config, **changes), google=google, ews=exchange, graph=graph)
+    demo = Demo(config=replace(config, **changes), google=google, ews=exchange, graph=graph, people=people)
     _RUNNING.append(demo)
     return demo
 

@@ -153,11 +153,14 @@ class Book:
 class GooglePeopleSandbox(OAuthMixin):
     """The server's state and its Python API (thread-safe)."""
 
-    def __init__(self, *, check_responses: bool = False, **kwargs: Any) -> None:
+    def __init__(self, *, check_responses: bool = False, oauth: OAuthMixin | None = None, **kwargs: Any) -> None:
         """`check_responses` (tests): every answer is held to the method's `response`
-        schema too; one that does not fit is a 500 naming the property."""
+        schema too; one that does not fit is a 500 naming the property.
+        `oauth`: another sandbox whose tokens this one accepts (the demo's Calendar
+        sandbox: one Google sign-in for both APIs, as with Google)."""
         super().__init__(**kwargs)
         self.check_responses = check_responses
+        self.oauth = oauth
         self.books: dict[str, Book] = {}
         self.photos: dict[str, tuple[bytes, str]] = {}  # photo id -> (bytes, content type)
         self._ids = itertools.count(int(time.time()) % 100000 * 1000 + 1)
@@ -474,14 +477,15 @@ class GooglePeopleSandbox(OAuthMixin):
     # ---------------------------------------------------------------- API dispatch
 
     def _principal(self, headers: dict[str, str]) -> str:
+        issuer = self.oauth or self
         try:
-            user = self.user_for(headers.get("authorization"))
+            user = issuer.user_for(headers.get("authorization"))
         except ApiError as exc:
             raise PeopleError(401, "Request had invalid authentication credentials. Expected OAuth 2 access token, "
                                    "login cookie or other valid authentication credential.",
                               reason="ACCESS_TOKEN_EXPIRED" if headers.get("authorization") else
                               "CREDENTIALS_MISSING") from exc
-        if self.is_service_account(user):
+        if issuer.is_service_account(user):
             raise PeopleError(403, "The caller does not have permission")  # [A] see module doc
         return user
 
