@@ -691,6 +691,27 @@ class GooglePeopleSandbox(OAuthMixin):
             if found is None or found.deleted:
                 raise PeopleError(404, "Requested entity was not found.")
             return self._group_json(book, found, params)
+        if name == "contactGroups.delete":
+            found = book.groups.get(resource)
+            if found is None or found.deleted:
+                raise PeopleError(404, "Requested entity was not found.")
+            if found.group_type != "USER_CONTACT_GROUP":
+                raise PeopleError(400, "System contact groups cannot be deleted.")
+            for person in list(book.people.values()):
+                if person.get("_deleted") or not any(
+                        (m.get("contactGroupMembership") or {}).get("contactGroupResourceName") == resource
+                        for m in person.get("memberships") or []):
+                    continue
+                if params.get("deleteContacts") == "true":  # [D] "Set to true to also delete the contacts in the specified group."
+                    self._remove(book, person)
+                else:
+                    person["memberships"] = [
+                        m for m in person["memberships"]
+                        if (m.get("contactGroupMembership") or {}).get("contactGroupResourceName") != resource
+                    ] or [{"contactGroupMembership": {"contactGroupResourceName": "contactGroups/myContacts"}}]
+                    self._stamp(book, person)
+            found.deleted = True
+            return {}
         if name == "contactGroups.members.modify":
             return self._modify_members(book, resource[: -len("/members")], body)
         raise PeopleError(404, "Method not found.")
@@ -880,7 +901,8 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/":
             self._send(200, {"Content-Type": "text/plain"}, b"Google People API sandbox\n")
         else:
-            mutation = any(path.endswith(m) for m in _MUTATIONS)
+            mutation = self.command in ("DELETE", "PATCH", "PUT") or any(path.endswith(m) for m in _MUTATIONS) or (
+                self.command == "POST" and path == "/v1/contactGroups")
             key = headers.get("authorization", "")
             if mutation:
                 with sandbox.http_lock:
