@@ -228,3 +228,17 @@ def test_rate_limits_are_retried(make_connector, pserver: Running) -> None:
     pserver.sandbox.inject(429, "RATE_LIMIT_EXCEEDED", 2, path_contains="batchCreateContacts")
     assert connector.create([NewItem("hub1", Contact(display_name="Ada"))])[0].status == "ok"
     assert len(pserver.sandbox.live_people(USER)) == 1
+
+
+def test_a_create_retried_by_a_later_run_finds_the_person(make_connector, pserver: Running) -> None:
+    first = make_connector("Team")
+    made = first.create([NewItem("hub1", Contact(display_name="Ada"))])[0]
+    later = make_connector("Team")  # a new run: a new connector instance
+    pserver.sandbox.stats.reset()
+    listing = later.changes(None)
+    again = later.create([NewItem("hub1", Contact(display_name="Ada")), NewItem("hub2", Contact(display_name="Bo"))])
+    assert [r.status for r in again] == ["exists", "ok"] and again[0].spoke_item_id == made.spoke_item_id
+    assert again[0].item is not None and again[0].item.hub_id == "hub1"
+    # the run's own full listing told it the hub ids: no second listing for the create
+    assert pserver.sandbox.stats.by_method["people.connections.list"] == 1
+    assert len(listing.items) == 1 and len(later.changes(None).items) == 2

@@ -180,6 +180,9 @@ class GoogleContactsConnector:
         self._group_name = group_name
         self._group_id = group_id
         self._groups: dict[str, dict[str, Any]] | None = None  # resource name -> group
+        # hub id -> resource name of the group's members, from this instance's first full listing
+        # (kept up to date by its own creates): a retried create is found without listing again.
+        self._hub_ids: dict[str, str] | None = None
         self.fetch_photo = fetch_photo or self._download
         self.max_photo_bytes = max_photo_bytes
         self.photo_downloads = 0
@@ -453,6 +456,8 @@ class GoogleContactsConnector:
                     deleted.append(str(person["resourceName"]))
                 continue
             items.append(self._item(person))
+        if state is None:
+            self._hub_ids = {i.hub_id: i.id for i in items if i.hub_id}
         new_cursor = json.dumps({"v": 1, "group": group, "token": token}).encode() if token else None
         return ChangeSet(items=items, deleted=deleted, cursor=new_cursor, full=state is None)
 
@@ -483,18 +488,19 @@ class GoogleContactsConnector:
         group = self.group
         results: list[WriteResult | None] = [None] * len(items)
         # A retried create: the person with this hub id is already in the group.
-        existing: dict[str, str] = {}
-        if items:
+        if self._hub_ids is None and items:
             listed, _ = self._list(None, "clientData,memberships,metadata")
+            self._hub_ids = {}
             for person in listed:
                 hub_id = _client_value(person, HUB_KEY)
                 if hub_id and _in_group(person, group):
-                    existing.setdefault(hub_id, str(person["resourceName"]))
+                    self._hub_ids.setdefault(hub_id, str(person["resourceName"]))
+        existing = dict(self._hub_ids or {})
         found = self._get([existing[i.hub_id] for i in items if i.hub_id in existing], ",".join(READ_FIELDS))
         todo: list[int] = []
         for n, item in enumerate(items):
             rn = existing.get(item.hub_id)
-            if rn is not None and rn in found:
+            if rn is not None and rn in found and _in_group(found[rn], group):
                 spoke_item = self._item(found[rn])
                 results[n] = WriteResult("exists", rn, spoke_item.version, item=spoke_item)
             else:
@@ -526,6 +532,8 @@ class GoogleContactsConnector:
                     results[n] = person["_error"]
                     continue
                 results[n] = WriteResult("ok", str(person["resourceName"]), str(person["etag"]))
+                if self._hub_ids is not None:
+                    self._hub_ids[items[n].hub_id] = str(person["resourceName"])
             self._write_photos([(n, items[n].event, p) for n, p in zip(chunk, created, strict=True)
                                 if "_error" not in p], results)
         return [r if r is not None else WriteResult("error", message="not written") for r in results]
