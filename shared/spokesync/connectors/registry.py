@@ -22,7 +22,6 @@ Factory = Callable[["Spoke", "CredentialRef | None", "SecretStore", "Config"], "
 _KINDS: dict[str, str | Factory] = {
     "memory": "spokesync.connectors.memory_registry:from_spoke",
     "google": "spokesync.connectors.google:from_spoke",
-    "google_contacts": "spokesync.connectors.google.contacts:from_spoke",
     "exchange": "spokesync.connectors.exchange:from_spoke",
     "graph": "spokesync.connectors.graph:from_spoke",
     "memory_contacts": "spokesync.connectors.memory_registry:contacts_from_spoke",

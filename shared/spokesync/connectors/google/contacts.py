@@ -171,7 +171,9 @@ def _client_value(person: dict[str, Any], key: str) -> str | None:
 class GoogleContactsConnector:
     def __init__(self, client: GoogleClient, *, group_name: str = "", group_id: str = "",
                  fetch_photo: Callable[[str], tuple[bytes, str]] | None = None,
-                 max_photo_bytes: int = 8 << 20) -> None:
+                 max_photo_bytes: int = 8 << 20, kept: frozenset[str] = frozenset()) -> None:
+        """`kept`: contact fields this spoke's options keep out of the sync (notes, birthday,
+        photo switched off): the engine hands them over blank, and Google's own values stay."""
         if not group_name and not group_id:
             raise ValueError("a Google contacts spoke needs a contact group (name or id)")
         self.client = client
@@ -185,6 +187,7 @@ class GoogleContactsConnector:
         self._hub_ids: dict[str, str] | None = None
         self.fetch_photo = fetch_photo or self._download
         self.max_photo_bytes = max_photo_bytes
+        self.kept = kept
         self.photo_downloads = 0
         self.photo_uploads = 0
         self.capabilities = Capabilities(incremental=True, snapshot_diff=False, push=False, batch_size=BATCH_LIMIT,
@@ -561,6 +564,11 @@ class GoogleContactsConnector:
                 rn = items[n].spoke_item_id
                 body = self.to_person(cast(Contact, items[n].event), items[n].hub_id, current[rn])
                 body["etag"] = current[rn]["etag"]
+                for name, people_field in (("notes", "biographies"), ("birthday", "birthdays"),
+                                           ("anniversary", "events")):
+                    if name in self.kept:  # switched off for this spoke: leave Google's value alone
+                        body[people_field] = [{k: v for k, v in entry.items() if k != "metadata"}
+                                              for entry in current[rn].get(people_field) or []]
                 bodies[rn] = body
             try:
                 resp = self.client.execute(self.people.batchUpdateContacts(body={
@@ -640,6 +648,8 @@ class GoogleContactsConnector:
         from googleapiclient.errors import HttpError
 
         stamps: dict[str, tuple[int, dict[str, Any]]] = {}
+        if "photo" in self.kept:
+            return  # photos do not travel for this spoke: Google's stay as they are
         for n, event, person in written:
             contact = cast(Contact, event)
             wanted = contact.photo
@@ -701,10 +711,15 @@ def from_spoke(spoke: Spoke, credential: CredentialRef | None, secrets: SecretSt
     group_id = str(spoke.address.get("group_id") or "").strip()
     if not group_name and not group_id:
         raise ValueError(f"Google contacts spoke {spoke.id!r} names no contact group in its address")
+    from spokesync.model.contact import OPTIONAL_FIELDS
+
     client = GoogleClient(credentials_for(credential, secrets, config, CONTACTS_SCOPES), config,
                           document=discovery_document(), api_root=config.google_people_api_root, product=PRODUCT)
+    switches = {"notes": spoke.options.sync_notes, "birthday": spoke.options.sync_birthday,
+                "photo": spoke.options.sync_photo}
+    kept = frozenset().union(*(OPTIONAL_FIELDS[name] for name, on in switches.items() if not on))
     return GoogleContactsConnector(client, group_name=group_name, group_id=group_id,
-                                   max_photo_bytes=min(config.max_response_bytes, 8 << 20))
+                                   max_photo_bytes=min(config.max_response_bytes, 8 << 20), kept=kept)
 
 
 __all__ = ["FIELDS", "GoogleContactsConnector", "discovery_document", "error_info", "from_spoke"]
