@@ -242,3 +242,10 @@ def test_a_create_retried_by_a_later_run_finds_the_person(make_connector, pserve
     # the run's own full listing told it the hub ids: no second listing for the create
     assert pserver.sandbox.stats.by_method["people.connections.list"] == 1
     assert len(listing.items) == 1 and len(later.changes(None).items) == 2
+
+
+def test_photos_are_fetched_from_https_or_the_configured_local_server_only(make_connector, pserver: Running) -> None:
+    connector = make_connector("Team")
+    assert connector.plain_http_root == pserver.url
+    with pytest.raises(ConnectorError, match="not https"):
+        connector._download("http://169.254.169.254/latest/meta-data")

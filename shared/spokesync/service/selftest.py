@@ -506,7 +506,9 @@ def run_google_contacts(ctx: Context, credential: CredentialRef) -> Report:
         report.cleaned_up = True
         return report
     report.scratch = str(created["resourceName"])
-    conn = GoogleContactsConnector(client, group_id=report.scratch)
+    root = ctx.config.google_people_api_root
+    conn = GoogleContactsConnector(client, group_id=report.scratch,
+                                   plain_http_root=root if root.startswith("http://") else "")
     category = f"{name} label"
     try:
         for check in (_contact_fields, _contact_preconditions, _contact_feed):

@@ -171,7 +171,8 @@ def _client_value(person: dict[str, Any], key: str) -> str | None:
 class GoogleContactsConnector:
     def __init__(self, client: GoogleClient, *, group_name: str = "", group_id: str = "",
                  fetch_photo: Callable[[str], tuple[bytes, str]] | None = None,
-                 max_photo_bytes: int = 8 << 20, kept: frozenset[str] = frozenset()) -> None:
+                 max_photo_bytes: int = 8 << 20, kept: frozenset[str] = frozenset(),
+                 plain_http_root: str = "") -> None:
         """`kept`: contact fields this spoke's options keep out of the sync (notes, birthday,
         photo switched off): the engine hands them over blank, and Google's own values stay."""
         if not group_name and not group_id:
@@ -188,6 +189,9 @@ class GoogleContactsConnector:
         self.fetch_photo = fetch_photo or self._download
         self.max_photo_bytes = max_photo_bytes
         self.kept = kept
+        # photos come from https addresses only; a local People API server (tests, the demo) on
+        # plain http may serve its own
+        self.plain_http_root = plain_http_root
         self.photo_downloads = 0
         self.photo_uploads = 0
         self.capabilities = Capabilities(incremental=True, snapshot_diff=False, push=False, batch_size=BATCH_LIMIT,
@@ -335,7 +339,7 @@ class GoogleContactsConnector:
 
     def _download(self, url: str) -> tuple[bytes, str]:
         """Photo bytes (Google serves contact photos at public URLs; no credential is sent)."""
-        if not url.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+        if not (url.startswith("https://") or (self.plain_http_root and url.startswith(self.plain_http_root))):
             raise ConnectorError("Google Contacts returned a photo address that is not https; try again later.")
         try:
             with urllib.request.urlopen(url, timeout=30) as resp:  # noqa: S310 - scheme checked above
@@ -719,7 +723,9 @@ def from_spoke(spoke: Spoke, credential: CredentialRef | None, secrets: SecretSt
                 "photo": spoke.options.sync_photo}
     kept = frozenset().union(*(OPTIONAL_FIELDS[name] for name, on in switches.items() if not on))
     return GoogleContactsConnector(client, group_name=group_name, group_id=group_id,
-                                   max_photo_bytes=min(config.max_response_bytes, 8 << 20), kept=kept)
+                                   max_photo_bytes=min(config.max_response_bytes, 8 << 20), kept=kept,
+                                   plain_http_root=config.google_people_api_root
+                                   if config.google_people_api_root.startswith("http://") else "")
 
 
 __all__ = ["FIELDS", "GoogleContactsConnector", "discovery_document", "error_info", "from_spoke"]
