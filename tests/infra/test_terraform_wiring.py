@@ -37,6 +37,8 @@ NOT_SET_IN_CLOUD = {
     "TASK_TOKEN": "local shared token; in the cloud Tasks and Scheduler call with OIDC tokens",
     "TASKS_ENDPOINT": "address of the Cloud Tasks emulator in tests",
     "GOOGLE_API_ROOT": "points the Calendar client at the local sandbox; production uses Google's endpoint (the default)",
+    "GOOGLE_PEOPLE_API_ROOT": "points the People API (contacts) client at the local sandbox; production uses "
+                              "Google's endpoint (the default)",
     "GOOGLE_OAUTH_AUTH_URI": "points OAuth at the local sandbox; production uses Google's endpoint (the default)",
     "GOOGLE_OAUTH_TOKEN_URI": "points OAuth at the local sandbox; production uses Google's endpoint (the default)",
     "OIDC_CERTS_URL": "Google's signing keys (the default); overridden only by tests",
