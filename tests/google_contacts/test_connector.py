@@ -249,3 +249,22 @@ def test_photos_are_fetched_from_https_or_the_configured_local_server_only(make_
     assert connector.plain_http_root == pserver.url
     with pytest.raises(ConnectorError, match="not https"):
         connector._download("http://169.254.169.254/latest/meta-data")
+
+
+def test_check_names_the_group_and_creates_nothing(make_connector, pserver: Running, secret_store) -> None:
+    from spokesync.connectors.google.auth import save_service_account_credential
+    from spokesync.stores.sqlite import SqliteHubStore
+
+    groups_before = len(pserver.sandbox.books[USER].groups)
+    assert make_connector("Company").check() == "Company (a new label, created at the first sync)"
+    assert len(pserver.sandbox.books[USER].groups) == groups_before
+    existing = pserver.sandbox.user_create_group(USER, "Board")
+    assert make_connector("Board").check() == "Board"
+    assert make_connector(group_id=existing).check() == "Board"
+    with pytest.raises(ConnectorError, match="no contact group"):
+        make_connector(group_id="contactGroups/nope").check()
+    key = pserver.sandbox.new_service_account_key("sync@project.iam.gserviceaccount.com")
+    alone = save_service_account_credential(SqliteHubStore(":memory:"), secret_store, "sa", "SA", key)
+    with pytest.raises(ConnectorError) as info:
+        make_connector("Company", credential=alone).check()
+    assert info.value.code == "permission_denied"

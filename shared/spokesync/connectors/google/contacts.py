@@ -264,6 +264,20 @@ class GoogleContactsConnector:
         groups[made["resourceName"]] = made
         return str(made["resourceName"])
 
+    def check(self) -> str:
+        """Before a spoke is saved (`service.hubs.check_address`): can this credential read the
+        account's contacts, and which group is meant? Creates nothing. Returns the group's name."""
+        self._execute_list({"resourceName": "people/me", "personFields": "metadata", "pageSize": 1})
+        if self._group_id:
+            group = self._load_groups().get(self._group_id)
+            if group is None:
+                raise ConnectorError(f"There is no contact group {self._group_id} in this Google account. Choose "
+                                     "one of its labels in Google Contacts, or give a name to create.",
+                                     code="not_found")
+            return str(group.get("name") or self._group_id)
+        found = self._group_named(self._group_name, create=False)
+        return self._group_name if found else f"{self._group_name} (a new label, created at the first sync)"
+
     # ---------------------------------------------------------------- mapping
 
     def to_contact(self, person: dict[str, Any]) -> Contact:
