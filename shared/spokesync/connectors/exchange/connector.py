@@ -45,7 +45,7 @@ from spokesync.connectors.exchange import mapping, routing, timezones
 from spokesync.connectors.exchange.access import ExchangeSettings, describe, translated
 from spokesync.connectors.exchange.recurrence import UnsupportedRecurrence
 from spokesync.model.event import Event
-from spokesync.model.item import as_event
+from spokesync.model.item import Item, as_event
 from spokesync.ports import (
     Capabilities,
     ChangeSet,
@@ -119,9 +119,31 @@ class _Read:
 
 
 class ExchangeConnector:
+    # The item kind; `contacts.ExchangeContactsConnector` overrides these and the item methods
+    # (`_new_item`, `_to_spoke_items`), and shares the listing, change feeds, batching and hub-id lookup.
+    ITEM_CLASS: Any = CalendarItem
+    FOLDER_CLASS = "IPF.Appointment"
+    FOLDER_WORD = "calendar folder"
+    WRONG_FOLDER_CODE = "not_a_calendar"
+    READ_FIELDS: tuple[str, ...] = mapping.READ_FIELDS
+    FIELDS: frozenset[str] = mapping.FIELDS
+    LIMITS: dict[str, int] = {}
+
+    @staticmethod
+    def _register() -> None:
+        mapping.register()
+
+    def _write_fieldnames(self) -> list[str]:
+        return [*mapping.WRITE_FIELDS, "spokesync_hub_id"]
+
+    def _has_exceptions(self, event: Any) -> bool:
+        """A series with modified/cancelled occurrences: written in a second step (`_apply_exceptions`)."""
+        event = as_event(event)
+        return bool(event.overrides or event.cancelled or mapping.exdates(event))
+
     def __init__(self, account: Any, folder_id: str, *, public: bool, settings: ExchangeSettings,
                  batch_size: int = 100) -> None:
-        mapping.register()
+        self._register()
         self.account = account
         self.settings = settings
         self.public = public
@@ -135,11 +157,12 @@ class ExchangeConnector:
             snapshot_diff=True,
             push=False,
             batch_size=batch_size,
-            fields=mapping.FIELDS,
+            fields=self.FIELDS,
             deterministic_ids=False,
+            limits=dict(self.LIMITS),
         )
-        self._read_paths = {FieldPath(field=CalendarItem.get_field_by_fieldname(n)) for n in mapping.READ_FIELDS}
-        self._hub_id_path = {FieldPath(field=CalendarItem.get_field_by_fieldname("spokesync_hub_id"))}
+        self._read_paths = {FieldPath(field=self.ITEM_CLASS.get_field_by_fieldname(n)) for n in self.READ_FIELDS}
+        self._hub_id_path = {FieldPath(field=self.ITEM_CLASS.get_field_by_fieldname("spokesync_hub_id"))}
         self._routing: dict[str, str] | None = None
         # hub id -> (item id, ChangeKey) of every item carrying one, when this run listed the whole
         # folder: creates then need no FindItem lookup (the spoke's lease keeps other runs out).
@@ -156,7 +179,7 @@ class ExchangeConnector:
                 yield
 
     def check(self) -> str:
-        """The folder's name, after one GetFolder call: refuses an address that is not a calendar folder
+        """The folder's name, after one GetFolder call: refuses an address that is not a calendar (contacts) folder
         this account can open (before a spoke is saved, not at its first sync)."""
         from exchangelib.services import GetFolder
 
@@ -174,9 +197,9 @@ class ExchangeConnector:
                                      f"{self.settings.account_name} can open: pick one from `spokesync folders`", code="address_not_found")
             raise describe(folder or ConnectorError("no answer"), self.settings)
         folder_class = getattr(folder, "folder_class", None) or ""
-        if folder_class and not folder_class.startswith("IPF.Appointment"):
-            raise ConnectorError(f"'{folder.name}' is not a calendar folder (it holds {folder_class}): "
-                                 "pick a calendar folder", code="not_a_calendar")
+        if folder_class and not folder_class.startswith(self.FOLDER_CLASS):
+            raise ConnectorError(f"'{folder.name}' is not a {self.FOLDER_WORD} (it holds {folder_class}): "
+                                 f"pick a {self.FOLDER_WORD}", code=self.WRONG_FOLDER_CODE)
         return str(folder.name or self.folder_id)
 
     def _remember_listing(self, items: dict[str, SpokeItem]) -> None:
@@ -197,13 +220,13 @@ class ExchangeConnector:
         return out
 
     def _fetch(self, ids: Iterable[str]) -> _Read:
+        """GetItem (batched) for `ids`: the items as SpokeItems, and the ids that are gone."""
         ids = list(dict.fromkeys(ids))
         if not ids:
             return _Read({}, [])
         svc = GetItem(account=self.account, chunk_size=self.batch_size)
-        items: dict[str, SpokeItem] = {}
+        got: list[tuple[str, Any]] = []
         missing: list[str] = []
-        masters: list[tuple[str, CalendarItem]] = []
         for item_id, found in zip(ids, svc.call(items=[ItemId(i) for i in ids], additional_fields=self._read_paths,
                                                 shape=ID_ONLY), strict=True):
             if isinstance(found, (ews_errors.ErrorItemNotFound, ews_errors.ErrorInvalidIdMalformed)):
@@ -211,6 +234,13 @@ class ExchangeConnector:
                 continue
             if isinstance(found, Exception):
                 raise found
+            got.append((item_id, found))
+        return _Read(self._to_spoke_items(got, svc), missing)
+
+    def _to_spoke_items(self, got: list[tuple[str, Any]], svc: Any) -> dict[str, SpokeItem]:
+        items: dict[str, SpokeItem] = {}
+        masters: list[tuple[str, CalendarItem]] = []
+        for item_id, found in got:
             if getattr(found, "type", None) in ("Occurrence", "Exception"):
                 # a series' occurrence is part of its master (read with it), never an item of its own:
                 # a change feed that names one also names the master
@@ -230,7 +260,7 @@ class ExchangeConnector:
             except UnsupportedRecurrence as exc:
                 event = Event(title=found.subject or "", description=f"(unreadable recurrence: {exc})")
             items[item_id] = SpokeItem(found.id, found.changekey, event, found.spokesync_hub_id or None)
-        return _Read(items, missing)
+        return items
 
     # ------------------------------------------------------------- changes
     def changes(self, cursor: bytes | None) -> ChangeSet:
@@ -337,8 +367,8 @@ class ExchangeConnector:
                     out[found.spokesync_hub_id] = (found.id, found.changekey)
         return out
 
-    def _new_item(self, event: Event, hub_id: str | None, **ids: Any) -> CalendarItem:
-        values = mapping.item_values(event)
+    def _new_item(self, event: Item, hub_id: str | None, **ids: Any) -> CalendarItem:
+        values = mapping.item_values(as_event(event))
         item = CalendarItem(account=self.account, folder=self.folder, **ids, **values)
         if hub_id is not None:
             item.spokesync_hub_id = hub_id
@@ -361,7 +391,7 @@ class ExchangeConnector:
                 if any(n.hub_id == new.hub_id for _, n in ((p, items[p]) for p, _ in to_create)):
                     continue  # the same hub id twice in one batch: the first one wins
                 try:
-                    to_create.append((pos, self._new_item(as_event(new.event), new.hub_id)))
+                    to_create.append((pos, self._new_item(new.event, new.hub_id)))
                 except (UnsupportedRecurrence, ValueError) as exc:
                     results[pos] = WriteResult("error", message=f"Exchange cannot hold this event: {exc}")
             svc = CreateItem(account=self.account, chunk_size=self.batch_size)
@@ -375,9 +405,9 @@ class ExchangeConnector:
                     results[pos] = WriteResult("ok", outcome.id, outcome.changekey)
                     if self._listed is not None and items[pos].hub_id:
                         self._listed[items[pos].hub_id] = (outcome.id, outcome.changekey)
-                    event = as_event(items[pos].event)
-                    if event.overrides or event.cancelled or mapping.exdates(event):
-                        series.append((pos, outcome.id, event))
+                    event = items[pos].event
+                    if self._has_exceptions(event):
+                        series.append((pos, outcome.id, as_event(event)))
             if series:
                 self._apply_exceptions(series, results)
             for pos, new in enumerate(items):  # duplicates inside the batch point at the first copy
@@ -521,12 +551,12 @@ class ExchangeConnector:
             pending: list[tuple[int, CalendarItem]] = []
             for pos, upd in enumerate(items):
                 try:
-                    item = self._new_item(as_event(upd.event), upd.hub_id, id=upd.spoke_item_id, changekey=upd.version)
+                    item = self._new_item(upd.event, upd.hub_id, id=upd.spoke_item_id, changekey=upd.version)
                 except (UnsupportedRecurrence, ValueError) as exc:
                     results[pos] = WriteResult("error", upd.spoke_item_id, message=f"Exchange cannot hold this event: {exc}")
                     continue
                 pending.append((pos, item))
-            fieldnames = [*mapping.WRITE_FIELDS, "spokesync_hub_id"]
+            fieldnames = self._write_fieldnames()
             outcomes = list(UpdateItem(account=self.account, chunk_size=self.batch_size).call(
                 items=[(i, fieldnames) for _, i in pending], conflict_resolution="NeverOverwrite",
                 message_disposition="SaveOnly", send_meeting_invitations_or_cancellations="SendToNone",
@@ -538,9 +568,9 @@ class ExchangeConnector:
                     continue
                 new_id, new_ck = outcome
                 results[pos] = WriteResult("ok", new_id or item.id, new_ck)
-                event = as_event(items[pos].event)
-                if event.overrides or event.cancelled or mapping.exdates(event):
-                    series.append((pos, new_id or item.id, event))
+                event = items[pos].event
+                if self._has_exceptions(event):
+                    series.append((pos, new_id or item.id, as_event(event)))
             if series:
                 self._apply_exceptions(series, results)
         return [r if r is not None else WriteResult("error", message="not attempted") for r in results]

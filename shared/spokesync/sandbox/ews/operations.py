@@ -15,7 +15,7 @@ from typing import Any
 
 from lxml import etree
 
-from spokesync.sandbox.ews import schema
+from spokesync.sandbox.ews import contacts, schema
 from spokesync.sandbox.ews.store import EwsError, Folder, Item, M, Store, extended_key, fmt, parse_dt, t, utc_now
 
 
@@ -50,6 +50,7 @@ def message(op: str, code: str = "NoError", text: str = "") -> etree._Element:
     return msg
 
 
+_ITEM_TYPES = {"Contact": "ContactItemType"}
 _ITEM_INFO = {"GetItem", "CreateItem", "UpdateItem", "CopyItem", "MoveItem"}
 
 
@@ -63,7 +64,8 @@ def error_message(op: str, err: EwsError) -> etree._Element:
 
 # ------------------------------------------------------------------ rendering
 
-_ITEM_CLASS = {"CalendarItem": "IPM.Appointment", "Contact": "IPM.Contact", "Message": "IPM.Note"}
+_ITEM_CLASS = {"CalendarItem": "IPM.Appointment", "Contact": "IPM.Contact", "Message": "IPM.Note",
+               "DistributionList": "IPM.DistList"}
 
 
 def _computed(store: Store, item: Item, name: str) -> etree._Element | None:
@@ -156,6 +158,8 @@ class Shape:
     def __init__(self, elem: etree._Element | None) -> None:
         self.base = "AllProperties"
         self.fields: set[str] = set()
+        # dictionaries asked for entry by entry (IndexedFieldURI): element -> {(key, part or None)}
+        self.indexed: dict[str, set[tuple[str, str | None]]] = {}
         self.extended: list[etree._Element] = []
         self.body_type = "Best"
         if elem is None:
@@ -169,7 +173,10 @@ class Shape:
         if props is not None:
             for uri in props:
                 local = etree.QName(uri).localname
-                if local in ("FieldURI", "IndexedFieldURI"):
+                if local == "IndexedFieldURI" and uri.get("FieldURI") in contacts.DICTIONARIES:
+                    container, key, part = contacts.target(uri)
+                    self.indexed.setdefault(container, set()).add((key, part))
+                elif local in ("FieldURI", "IndexedFieldURI"):
                     self.fields.add((uri.get("FieldURI") or "").split(":")[-1])
                 elif local == "ExtendedFieldURI":
                     self.extended.append(uri)
@@ -190,12 +197,17 @@ def render_item(store: Store, item: Item, shape: Shape) -> etree._Element:
     for name, value in item.fields.items():
         if (names is None or name in names) and name not in parts:
             parts[name] = [copy.deepcopy(value)]
+        elif names is not None and name in shape.indexed and name not in parts:
+            entries = contacts.restrict(value, shape.indexed[name])
+            if entries is not None:
+                parts[name] = [entries]
     # extended properties are returned only when asked for, as in Exchange
     extended = [copy.deepcopy(p) for p in (item.extended.get(extended_key(uri)) for uri in shape.extended)
                 if p is not None]
     if extended:
         parts["ExtendedProperty"] = extended
-    for name in schema.element_order(f"{item.tag}Type"):
+    # the schema type of each item element (types.xsd: t:Contact is a ContactItemType; "ContactType" is another type)
+    for name in schema.element_order(_ITEM_TYPES.get(item.tag, f"{item.tag}Type")):
         for value in parts.get(name, ()):
             elem.append(value)
     return elem
@@ -506,6 +518,7 @@ def create_item(store: Store, req: etree._Element) -> list[etree._Element]:
         _reset_responses(fields)
         try:
             _validate_item(fields)
+            contacts.check_create(etree.QName(elem).localname, folder.folder_class, fields)
             item = store.create(folder.id, etree.QName(elem).localname, fields, extended)
         except EwsError as err:
             out.append(error_message("CreateItem", err))
@@ -597,6 +610,14 @@ def _apply_updates(item: Item, updates: etree._Element | None) -> None:
         name = (uri.get("FieldURI") or "").split(":")[-1]
         if name in ("Start", "End", "IsAllDayEvent") or name == "Recurrence":
             pass
+        if uri_kind == "IndexedFieldURI" and uri.get("FieldURI") in contacts.DICTIONARIES:
+            following = [c for c in update if isinstance(c.tag, str) and c is not uri]
+            contacts.apply_indexed(item, kind, uri, following[0] if following else None)
+            continue
+        if item.tag in contacts.CONTACT_TAGS:
+            contacts.check_writable([name], item.tag)
+            if kind != "DeleteItemField":
+                contacts.check_single(name, update[list(update).index(uri) + 1])
         if uri_kind == "IndexedFieldURI":
             container = item.fields.get(name)
             index = uri.get("FieldIndex")
