@@ -267,6 +267,29 @@ class EwsServer:
         fields, extended = ops.item_fields(etree.fromstring(xml, _PARSER))
         return self.store.create(folder_id, "CalendarItem", fields, extended)
 
+    def user_item(self, folder: str | Folder, xml: str) -> Item:
+        """Any item made in Outlook, given as its `t:` element (a `t:Contact`, a `t:DistributionList`, ...)
+        with the `t` prefix bound; it must pass the schema as a CreateItem's item would."""
+        folder_id = folder.id if isinstance(folder, Folder) else folder
+        elem = etree.fromstring(f'<m:CreateItem xmlns:m="{M}" xmlns:t="{T}"><m:Items>{xml}</m:Items></m:CreateItem>',
+                                _PARSER)
+        problems = schema.violations(elem)
+        if problems:
+            raise ValueError(f"not a valid item: {problems}")
+        item_elem = elem[0][0]
+        fields, extended = ops.item_fields(item_elem)
+        return self.store.create(folder_id, etree.QName(item_elem).localname, fields, extended)
+
+    def user_edit(self, item_id: str, xml: str) -> Item:
+        """Outlook edits of any fields: `xml` holds the new `t:` elements (replacing those of the same name)."""
+        with self.store.lock:
+            item = self.store.get(item_id)
+            holder = etree.fromstring(f'<t:Holder xmlns:t="{T}">{xml}</t:Holder>', _PARSER)
+            fields, _ = ops.item_fields(holder)
+            item.fields.update(fields)
+            self.store.touch(item)
+            return item
+
     def user_update(self, item_id: str, **changes: str | datetime) -> Item:
         """Outlook edits: subject=..., location=..., start=..., end=..., body=..."""
         with self.store.lock:
