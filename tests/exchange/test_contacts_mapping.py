@@ -5,9 +5,11 @@ what a person changes in Outlook, and distribution lists left alone."""
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
+from spokesync.connectors import registry
 from spokesync.connectors.exchange.access import ExchangeSettings
 from spokesync.connectors.exchange.contact_mapping import LIMITS
 from spokesync.connectors.exchange.contacts import ExchangeContactsConnector, connector_for_folder
@@ -22,9 +24,11 @@ from spokesync.model.contact import (
     fit,
     keep_overflow,
 )
-from spokesync.ports import ItemDelete, ItemUpdate, NewItem
+from spokesync.model.hub import CredentialRef, Spoke
+from spokesync.ports import ConnectorError, ItemDelete, ItemUpdate, NewItem
 from spokesync.sandbox.ews import EwsServer
 from spokesync.sandbox.ews.store import Folder, Item
+from spokesync.secrets.local import LocalSecretStore
 from tests.exchange.conftest import PASSWORD, local_config
 
 
@@ -194,3 +198,27 @@ def test_updates_write_one_item_per_change_in_batches(ews: EwsServer, connector:
                                 for i, (r, c) in enumerate(zip(created, contacts, strict=True))])
     assert [r.status for r in results] == ["ok"] * 9
     assert ews.calls("UpdateItem") == 3  # batch_size 4: 4 + 4 + 1
+
+
+def test_the_registry_builds_the_kind_from_an_exchange_credential(ews: EwsServer, settings: ExchangeSettings,
+                                                                  folder: Folder, tmp_path: Path) -> None:
+    secrets = LocalSecretStore.open(str(tmp_path / "secrets.json"))
+    name = secrets.put("exchange-cred-1", PASSWORD)
+    credential = CredentialRef(id="cred-1", kind="exchange", label="Exchange", secret_name=name,
+                               settings=settings.to_dict())
+    spoke = Spoke(id="s1", hub_id="h1", name="Company contacts", kind="exchange_contacts", credential_id="cred-1",
+                  address={"folder_id": folder.id, "public": True})
+    connector = registry.connector_for(spoke, credential, secrets, local_config())
+    assert isinstance(connector, ExchangeContactsConnector) and connector.public
+    assert connector.check() == folder.name
+    assert connector.changes(None).full
+
+
+def test_a_folder_that_is_not_a_contacts_folder_is_refused_in_words(ews: EwsServer, settings: ExchangeSettings) -> None:
+    calendar = ews.public_folder("Company calendar")
+    connector = connector_for_folder(settings, PASSWORD, local_config(), calendar.id, public=True)
+    with pytest.raises(ConnectorError) as refused:
+        connector.check()
+    assert refused.value.code == "not_a_contacts_folder"
+    assert str(refused.value) == ("'Company calendar' is not a contacts folder (it holds IPF.Appointment): "
+                                  "pick a contacts folder")
