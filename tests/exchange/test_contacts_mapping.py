@@ -20,13 +20,14 @@ from spokesync.model.contact import (
     Email,
     PartialDate,
     Phone,
+    Photo,
     content_hash,
     fit,
     keep_overflow,
 )
 from spokesync.model.hub import CredentialRef, Spoke
 from spokesync.ports import ConnectorError, ItemDelete, ItemUpdate, NewItem
-from spokesync.sandbox.ews import EwsServer
+from spokesync.sandbox.ews import EwsServer, attachments
 from spokesync.sandbox.ews.store import Folder, Item
 from spokesync.secrets.local import LocalSecretStore
 from tests.exchange.conftest import PASSWORD, local_config
@@ -67,13 +68,14 @@ FULL = Contact(
     assistant="M. Somerville", websites=("https://example.com/ada",),
     birthday=PartialDate(12, 10), anniversary=PartialDate(7, 8, 1835),
     notes_html="<p>First <b>programmer</b>.</p>", categories=("Research", "VIP"),
+    photo=Photo.of(b"\xff\xd8\xff\xe0 not really a JPEG: Ada"),
 )
 
 
 def test_every_held_field_round_trips(ews: EwsServer, connector: ExchangeContactsConnector) -> None:
     item_id, back = round_trip(connector, FULL)
     fields = connector.capabilities.fields
-    assert fields == ALL_FIELDS - {"photo"}
+    assert fields == ALL_FIELDS
     for name in sorted(fields):
         assert content_hash(back, {name}) == content_hash(FULL, {name}), (name, getattr(back, name))
     stored = ews.item(item_id)
@@ -222,3 +224,47 @@ def test_a_folder_that_is_not_a_contacts_folder_is_refused_in_words(ews: EwsServ
     assert refused.value.code == "not_a_contacts_folder"
     assert str(refused.value) == ("'Company calendar' is not a contacts folder (it holds IPF.Appointment): "
                                   "pick a contacts folder")
+
+
+def test_photos_are_attachments_and_move_only_when_changed(ews: EwsServer, connector: ExchangeContactsConnector) -> None:
+    first, second = Photo.of(b"picture one"), Photo.of(b"picture two", "image/png")
+    created = connector.create([NewItem("hub-p", Contact(display_name="Pic", photo=first))])[0]
+    stored = ews.item(created.spoke_item_id)
+    (attachment,) = stored.attachments
+    assert attachment.is_contact_photo and attachment.content == b"picture one" and attachment.name == "ContactPicture.jpg"
+    ews.reset_counts()
+    listing = connector.changes(None)
+    (item,) = listing.items
+    assert item.version == created.version  # the version after the attachment: no echo
+    assert item.event.photo is not None and item.event.photo.hash == first.hash
+    assert ews.calls("GetAttachment") == 0  # our own picture: its hash is in its ContentId, no bytes read
+    # an update with the same picture touches no attachment
+    ews.reset_counts()
+    same = connector.update([ItemUpdate(item.id, item.version, replace(item.event, job_title="X", photo=first),
+                                        "hub-p")])[0]
+    assert same.status == "ok" and ews.calls("CreateAttachment", "DeleteAttachment", "GetItem") == 0
+    assert connector.changes(listing.cursor).items[0].version == same.version
+    # another picture replaces it; no picture removes it
+    swapped = connector.update([ItemUpdate(item.id, same.version, Contact(display_name="Pic", photo=second),
+                                           "hub-p")])[0]
+    (attachment,) = ews.item(item.id).attachments
+    assert attachment.content == b"picture two" and attachment.content_type == "image/png"
+    assert connector.read([item.id])[item.id].version == swapped.version
+    removed = connector.update([ItemUpdate(item.id, swapped.version, Contact(display_name="Pic"), "hub-p")])[0]
+    assert removed.status == "ok" and ews.item(item.id).attachments == []
+    back = connector.read([item.id])[item.id]
+    assert back.event.photo is None and back.version == removed.version
+
+
+def test_a_picture_set_in_outlook_is_read_once_with_its_bytes(ews: EwsServer, folder: Folder,
+                                                              connector: ExchangeContactsConnector) -> None:
+    made = ews.user_item(folder, "<t:Contact><t:DisplayName>Outlook</t:DisplayName></t:Contact>")
+    other = ews.user_item(folder, "<t:Contact><t:DisplayName>Other</t:DisplayName></t:Contact>")
+    attachments.add(ews.store, made, "ContactPicture.jpg", b"from outlook")
+    attachments.add(ews.store, other, "ContactPicture.jpg", b"from outlook too")
+    attachments.add(ews.store, other, "notes.txt", b"not a picture", content_type="text/plain", is_contact_photo=False)
+    ews.reset_counts()
+    read = {i.id: i.event for i in connector.changes(None).items}
+    assert ews.calls("GetAttachment") == 1  # one call for the batch
+    assert read[made.id].photo == Photo.of(b"from outlook")
+    assert read[other.id].photo == Photo.of(b"from outlook too")

@@ -247,3 +247,38 @@ def test_contacts_folders_list_and_sync_contacts_and_distribution_lists(ews: Ews
                        "<m:MaxChangesReturned>100</m:MaxChangesReturned></m:SyncFolderItems>")
     created = {i.get("Id") for i in synced.iterfind(".//m:Changes/t:Create/*/t:ItemId", NS)}
     assert created == {item_id, group.id}
+
+
+def test_contact_pictures_are_file_attachments(ews: EwsServer) -> None:
+    folder = contacts_folder(ews, "pictures")
+    item_id, ck0 = create(ews, folder, MS_CONTACT)
+    assert get(ews, item_id).findtext("t:HasPicture", namespaces=NS) == "false"
+    # Microsoft's sample request ("CreateAttachment operation"), as a contact picture
+    made = call(ews, f'<m:CreateAttachment><m:ParentItemId Id="{item_id}" ChangeKey="{ck0}"/><m:Attachments>'
+                     "<t:FileAttachment><t:Name>ContactPicture.jpg</t:Name><t:IsContactPhoto>true</t:IsContactPhoto>"
+                     "<t:Content>AQIDBAU=</t:Content></t:FileAttachment></m:Attachments></m:CreateAttachment>")
+    assert codes(made) == ["NoError"]
+    ref = made.find(".//m:Attachments/t:FileAttachment/t:AttachmentId", NS)
+    assert ref is not None and ref.get("RootItemId") == item_id
+    ck1 = ref.get("RootItemChangeKey") or ""
+    item = get(ews, item_id)
+    assert item.find("t:ItemId", NS).get("ChangeKey") == ck1 != ck0  # type: ignore[union-attr]
+    assert item.findtext("t:HasPicture", namespaces=NS) == "true"
+    listed = item.find("t:Attachments/t:FileAttachment", NS)
+    assert listed is not None and listed.find("t:Content", NS) is None  # GetItem lists, GetAttachment gives
+    got = call(ews, f'<m:GetAttachment><m:AttachmentIds><t:AttachmentId Id="{ref.get("Id")}"/></m:AttachmentIds>'
+                    "</m:GetAttachment>")
+    assert got.findtext(".//t:FileAttachment/t:Content", namespaces=NS) == "AQIDBAU="
+    # no name: refused as Microsoft's sample error response shows
+    nameless = call(ews, f'<m:CreateAttachment><m:ParentItemId Id="{item_id}"/><m:Attachments><t:FileAttachment>'
+                         "<t:Content>AQID</t:Content></t:FileAttachment></m:Attachments></m:CreateAttachment>")
+    assert codes(nameless) == ["ErrorRequiredPropertyMissing"]
+    assert nameless.find(".//m:MessageXml/t:ExceptionFieldURI", NS).get("FieldURI") == "attachment:Name"  # type: ignore[union-attr]
+    gone = call(ews, f'<m:DeleteAttachment><m:AttachmentIds><t:AttachmentId Id="{ref.get("Id")}"/>'
+                     "</m:AttachmentIds></m:DeleteAttachment>")
+    root = gone.find(".//m:RootItemId", NS)
+    assert codes(gone) == ["NoError"] and root is not None and root.get("RootItemChangeKey") not in (ck0, ck1)
+    again = call(ews, f'<m:DeleteAttachment><m:AttachmentIds><t:AttachmentId Id="{ref.get("Id")}"/>'
+                      "</m:AttachmentIds></m:DeleteAttachment>")
+    assert codes(again) == ["ErrorInvalidAttachmentId"]
+    assert get(ews, item_id).findtext("t:HasPicture", namespaces=NS) == "false"

@@ -88,17 +88,16 @@ assert set(PHONE_SPARE) == set(PhoneNumber.LABEL_CHOICES) == set(PHONE_TYPES)
 # The slots this spoke has: what does not fit stays in the hub (the engine keeps the overflow).
 LIMITS = {**SLOT_LIMITS_EXCHANGE, "phones": len(PHONE_SPARE), "websites": 1}
 
-# Fields Exchange holds faithfully. Not held: the photo (EWS sets contact photos only as file
-# attachments with IsContactPhoto, which this connector does not write yet; the hub keeps it).
-FIELDS = ALL_FIELDS - {"photo"}
+# Fields Exchange holds faithfully: all of them (the photo as a file attachment, contacts.py).
+FIELDS = ALL_FIELDS
 
 READ_FIELDS = (
     "display_name", "given_name", "middle_name", "surname", "generation", "nickname", "file_as", "email_addresses",
     "phone_numbers", "physical_addresses", "company_name", "department", "job_title", "manager", "assistant_name",
     "business_homepage", "birthday", "wedding_anniversary", "body", "categories", "last_modified_time",
-    "spokesync_hub_id", "spokesync_layout", "spokesync_prefix",
+    "spokesync_hub_id", "spokesync_layout", "spokesync_prefix", "attachments",
 )
-WRITE_FIELDS = [f for f in READ_FIELDS if f not in ("last_modified_time", "spokesync_hub_id")]
+WRITE_FIELDS = [f for f in READ_FIELDS if f not in ("last_modified_time", "spokesync_hub_id", "attachments")]
 
 
 def _place(wanted: list[tuple[str, ...]], spare: tuple[str, ...]) -> list[str | None]:

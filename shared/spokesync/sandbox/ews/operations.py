@@ -15,7 +15,7 @@ from typing import Any
 
 from lxml import etree
 
-from spokesync.sandbox.ews import contacts, schema
+from spokesync.sandbox.ews import attachments, contacts, schema
 from spokesync.sandbox.ews.store import EwsError, Folder, Item, M, Store, extended_key, fmt, parse_dt, t, utc_now
 
 
@@ -194,6 +194,7 @@ def render_item(store: Store, item: Item, shape: Shape) -> etree._Element:
             value = _computed(store, item, name)
             if value is not None:
                 parts[name] = [value]
+    parts.update(attachments.item_parts(item, names))
     for name, value in item.fields.items():
         if (names is None or name in names) and name not in parts:
             parts[name] = [copy.deepcopy(value)]
@@ -877,6 +878,7 @@ OPERATIONS: dict[str, Callable[..., list[etree._Element]]] = {
     "ResolveNames": resolve_names,
     "CreateFolder": create_folder,
     "DeleteFolder": delete_folder,
+    **attachments.OPERATIONS,
 }
 
 __all__ = ["OPERATIONS", "SoapFault", "find_item", "utc_now"]

@@ -87,6 +87,7 @@ class Item:
     original_start: datetime | None = None
     deleted_occurrences: set[datetime] = field(default_factory=set)
     exceptions: dict[datetime, str] = field(default_factory=dict)  # original start -> exception id
+    attachments: list[Any] = field(default_factory=list)  # attachments.Attachment, in the order they were added
 
     def text(self, name: str) -> str | None:
         elem = self.fields.get(name)
