@@ -39,8 +39,8 @@ from exchangelib.services import GetAttachment as _GetAttachment
 
 from spokesync.connectors.exchange import contact_mapping, routing
 from spokesync.connectors.exchange.connector import ExchangeConnector, GetItem
-from spokesync.model.contact import Contact, Photo
-from spokesync.model.event import Event
+from spokesync.model.contact import Photo
+from spokesync.model.item import Item, as_contact
 from spokesync.ports import ItemUpdate, NewItem, SpokeItem, WriteResult
 
 if TYPE_CHECKING:
@@ -103,9 +103,9 @@ class ExchangeContactsConnector(ExchangeConnector):
     def _has_exceptions(self, event: Any) -> bool:
         return False
 
-    def _new_item(self, event: Event, hub_id: str | None, **ids: Any) -> Any:
+    def _new_item(self, event: Item, hub_id: str | None, **ids: Any) -> Any:
         item = EwsContact(account=self.account, folder=self.folder, **ids,
-                          **contact_mapping.item_values(cast(Contact, event)))
+                          **contact_mapping.item_values(as_contact(event)))
         if hub_id is not None:
             item.spokesync_hub_id = hub_id
         return item
@@ -126,7 +126,7 @@ class ExchangeContactsConnector(ExchangeConnector):
                     contact = replace(contact, photo=Photo(known, photos[0].content_type or "image/jpeg"))
                 else:
                     untagged[item_id] = photos[0]
-            items[item_id] = SpokeItem(found.id, found.changekey, cast(Event, contact), found.spokesync_hub_id or None)
+            items[item_id] = SpokeItem(found.id, found.changekey, contact, found.spokesync_hub_id or None)
         if untagged:
             fetched = GetAttachment(account=self.account, chunk_size=self.batch_size).call(
                 items=[a.attachment_id for a in untagged.values()], include_mime_content=False, body_type=None,
@@ -136,15 +136,14 @@ class ExchangeContactsConnector(ExchangeConnector):
                     continue  # gone meanwhile: the next change of the item reads it again
                 photo = Photo.of(full.content, attachment.content_type or "image/jpeg")
                 spoke_item = items[item_id]
-                items[item_id] = replace(spoke_item, event=cast(Event, replace(cast(Contact, spoke_item.event),
-                                                                               photo=photo)))
+                items[item_id] = replace(spoke_item, event=replace(as_contact(spoke_item.event), photo=photo))
         return items
 
     # -------------------------------------------------------------- photos
     def create(self, items: Sequence[NewItem]) -> list[WriteResult]:
         results = super().create(items)
-        wanted = [(pos, r.spoke_item_id, cast(Contact, items[pos].event).photo) for pos, r in enumerate(results)
-                  if r.status == "ok" and cast(Contact, items[pos].event).photo is not None]
+        wanted = [(pos, r.spoke_item_id, as_contact(items[pos].event).photo) for pos, r in enumerate(results)
+                  if r.status == "ok" and as_contact(items[pos].event).photo is not None]
         if wanted:
             with self._scope():
                 self._write_photos(wanted, {}, results)
@@ -163,7 +162,7 @@ class ExchangeContactsConnector(ExchangeConnector):
                 unknown = [item_id for _, item_id in done if item_id not in current]
                 if unknown:
                     current.update(self._current_photos(unknown))
-                self._write_photos([(pos, item_id, cast(Contact, items[pos].event).photo) for pos, item_id in done],
+                self._write_photos([(pos, item_id, as_contact(items[pos].event).photo) for pos, item_id in done],
                                    current, results)
         return results
 
