@@ -104,13 +104,14 @@ def add(store: Store, item: Item, name: str, content: bytes, *, content_type: st
         return attachment
 
 
-def _message(op: str, code: str = "NoError", text: str = "") -> etree._Element:
-    msg = etree.Element(m(f"{op}ResponseMessage"), ResponseClass="Success" if code == "NoError" else "Error")
-    if code != "NoError":
-        _sub(msg, m("MessageText"), text or code)
-    _sub(msg, m("ResponseCode"), code)
-    if code != "NoError":
-        _sub(msg, m("DescriptiveLinkKey"), "0")
+def _message(op: str, code: str = "NoError", text: str = "", *, attachments: bool = False) -> etree._Element:
+    """A response message (operations.message); `attachments`: with the `m:Attachments` an
+    AttachmentInfoResponseMessageType requires, empty on an error."""
+    from spokesync.sandbox.ews.operations import message  # (operations imports this module)
+
+    msg = message(op, code, text)
+    if attachments:
+        _sub(msg, m("Attachments"))
     return msg
 
 
@@ -129,23 +130,17 @@ def create_attachment(store: Store, req: etree._Element) -> list[etree._Element]
     try:
         item = store.get(parent.get("Id") or "" if parent is not None else "")
     except EwsError as err:
-        out = []
-        for _ in sent:
-            msg = _message("CreateAttachment", err.code, err.text)
-            _sub(msg, m("Attachments"))
-            out.append(msg)
-        return out
+        return [_message("CreateAttachment", err.code, err.text, attachments=True) for _ in sent]
     out = []
     for elem in sent:
         if etree.QName(elem).localname != "FileAttachment":
-            msg = _message("CreateAttachment", "ErrorInvalidOperation", "Only file attachments are supported here.")
-            _sub(msg, m("Attachments"))
-            out.append(msg)
+            out.append(_message("CreateAttachment", "ErrorInvalidOperation", "Only file attachments are supported here.",
+                                attachments=True))
             continue
         name = elem.findtext(t("Name"))
         if not name:
             msg = _message("CreateAttachment", "ErrorRequiredPropertyMissing", "Required property is missing.")
-            _sub(_sub(msg, m("MessageXml")), t("ExceptionFieldURI"), FieldURI="attachment:Name")
+            _sub(_sub(msg, m("MessageXml")), t("ExceptionFieldURI"), FieldURI="attachment:Name")  # after the link key
             _sub(msg, m("Attachments"))
             out.append(msg)
             continue
@@ -154,44 +149,45 @@ def create_attachment(store: Store, req: etree._Element) -> list[etree._Element]
                          is_contact_photo=(elem.findtext(t("IsContactPhoto")) or "").strip() in ("true", "1"),
                          content_id=elem.findtext(t("ContentId")) or "")
         attachment.is_inline = (elem.findtext(t("IsInline")) or "").strip() in ("true", "1")
-        msg = _message("CreateAttachment")
-        holder = _sub(msg, m("Attachments"))
-        created = _sub(holder, t("FileAttachment"))
+        msg = _message("CreateAttachment", attachments=True)
+        created = _sub(msg[-1], t("FileAttachment"))
         _sub(created, t("AttachmentId"), Id=attachment.id, RootItemId=item.id, RootItemChangeKey=item.changekey)
         out.append(msg)
     return out
 
 
-def get_attachment(store: Store, req: etree._Element) -> list[etree._Element]:
+def _each(store: Store, req: etree._Element, op: str) -> list[tuple[Item, Attachment] | etree._Element]:
+    """The attachments an AttachmentIds list names, or the error message for an unknown one."""
     ids = req.find(m("AttachmentIds"))
-    out = []
+    out: list[tuple[Item, Attachment] | etree._Element] = []
     for ref in ids if ids is not None else []:
-        if not isinstance(ref.tag, str):
+        if isinstance(ref.tag, str):
+            try:
+                out.append(_find(store, ref.get("Id") or ""))
+            except EwsError as err:
+                out.append(_message(op, err.code, err.text, attachments=op == "GetAttachment"))
+    return out
+
+
+def get_attachment(store: Store, req: etree._Element) -> list[etree._Element]:
+    out = []
+    for found in _each(store, req, "GetAttachment"):
+        if isinstance(found, etree._Element):
+            out.append(found)
             continue
-        try:
-            _, attachment = _find(store, ref.get("Id") or "")
-        except EwsError as err:
-            msg = _message("GetAttachment", err.code, err.text)
-            _sub(msg, m("Attachments"))
-            out.append(msg)
-            continue
-        msg = _message("GetAttachment")
-        _sub(msg, m("Attachments")).append(render(attachment, content=True))
+        msg = _message("GetAttachment", attachments=True)
+        msg[-1].append(render(found[1], content=True))
         out.append(msg)
     return out
 
 
 def delete_attachment(store: Store, req: etree._Element) -> list[etree._Element]:
-    ids = req.find(m("AttachmentIds"))
     out = []
-    for ref in ids if ids is not None else []:
-        if not isinstance(ref.tag, str):
+    for found in _each(store, req, "DeleteAttachment"):
+        if isinstance(found, etree._Element):
+            out.append(found)
             continue
-        try:
-            item, attachment = _find(store, ref.get("Id") or "")
-        except EwsError as err:
-            out.append(_message("DeleteAttachment", err.code, err.text))
-            continue
+        item, attachment = found
         item.attachments.remove(attachment)
         store.touch(item)
         msg = _message("DeleteAttachment")
