@@ -268,3 +268,15 @@ def test_a_picture_set_in_outlook_is_read_once_with_its_bytes(ews: EwsServer, fo
     assert ews.calls("GetAttachment") == 1  # one call for the batch
     assert read[made.id].photo == Photo.of(b"from outlook")
     assert read[other.id].photo == Photo.of(b"from outlook too")
+
+
+def test_numbers_under_keys_exchangelib_does_not_know_are_left_as_they_are(ews: EwsServer, folder: Folder,
+                                                                          connector: ExchangeContactsConnector) -> None:
+    made = ews.user_item(folder, '<t:Contact><t:DisplayName>B</t:DisplayName><t:PhoneNumbers>'
+                                 '<t:Entry Key="BusinessMobile">+1 555 0102</t:Entry>'
+                                 '<t:Entry Key="MobilePhone">+1 555 0103</t:Entry></t:PhoneNumbers></t:Contact>')
+    (item,) = connector.changes(None).items
+    assert item.event.phones == (Phone("+1 555 0103", "mobile"),)  # exchangelib does not read BusinessMobile
+    result = connector.update([ItemUpdate(item.id, item.version, Contact(display_name="B"), "hub-b")])[0]
+    assert result.status == "ok"
+    assert keys(ews.item(made.id), "PhoneNumbers") == ["BusinessMobile"]  # ours cleared, that one untouched

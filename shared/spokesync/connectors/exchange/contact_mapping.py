@@ -194,7 +194,7 @@ def _ordered(entries: dict[str, Any], remembered: list[list[Any]], order: tuple[
         if key in entries and key not in seen:
             seen.add(key)
             out.append((key, entries[key], None))
-    for key, value in entries.items():  # keys exchangelib does not know (BusinessMobile, IPPhone, ...)
+    for key, value in entries.items():  # any other key (exchangelib yields only the labels it knows)
         if key not in seen:
             out.append((key, value, None))
     return out
