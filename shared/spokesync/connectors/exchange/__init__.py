@@ -31,13 +31,14 @@ __all__ = ["ExchangeSettings", "FolderInfo", "UrlRefused", "ValidationResult", "
 
 
 def connector_for_folder(settings: ExchangeSettings, password: str, config: Config, folder_id: str, *,
-                         public: bool, batch_size: int = 100, cls: type[ExchangeConnector] | None = None,
+                         public: bool, batch_size: int | None = None, cls: type[ExchangeConnector] | None = None,
                          ) -> ExchangeConnector:
     """A calendar connector, or with `cls` another item kind's (contacts.ExchangeContactsConnector)."""
-    from spokesync.connectors.exchange.connector import ExchangeConnector
+    from spokesync.connectors.exchange.connector import WRITE_BATCH, ExchangeConnector
 
     account = make_account(settings, password, config)
-    return (cls or ExchangeConnector)(account, folder_id, public=public, settings=settings, batch_size=batch_size)
+    return (cls or ExchangeConnector)(account, folder_id, public=public, settings=settings,
+                                      batch_size=batch_size or WRITE_BATCH)
 
 
 def from_spoke(spoke: Spoke, credential: CredentialRef | None, secrets: SecretStore, config: Config,
@@ -57,7 +58,8 @@ def from_spoke(spoke: Spoke, credential: CredentialRef | None, secrets: SecretSt
     if not folder_id:
         raise ConnectorError(f"spoke {spoke.name!r} has no Exchange folder")
     return connector_for_folder(settings, password, config, str(folder_id), public=bool(spoke.address.get("public")),
-                                batch_size=int(spoke.address.get("batch_size", 100)), cls=cls)
+                                batch_size=int(spoke.address["batch_size"]) if spoke.address.get("batch_size") else None,
+                                cls=cls)
 
 
 @dataclass(frozen=True)

@@ -95,7 +95,21 @@ class GetItem(routing.Routed, _GetItem):  # type: ignore[misc]
         return item
 
 
+# Batch and page sizes Exchange accepts (docs/decisions/2026-12-01-exchange-batch-sizes.md):
+# - FindItem without a restriction: pages of 1000, the default EWSFindCountLimit; with a restriction
+#   (the hub-id lookup) Exchange 2013+ and Exchange Online return at most 250 ("EWS throttling in
+#   Exchange", MicrosoftDocs/office-developer-exchange-docs, ews-throttling-in-exchange.md, table 1);
+# - GetItem / CreateItem / UpdateItem / DeleteItem: EWS sets no item count, only the request size
+#   (64 MB for EWS clients: OfficeDocs-Exchange, mail-flow/message-size-limits.md, "Server limits")
+#   and one minute of execution per batch, with the budget checked after each item (same throttling
+#   article, "Throttling implications for EWS batch requests"). Reads go in batches of 1000 (IdOnly
+#   plus the mapped fields, a few KB an item); writes in batches of 500, half the read size, so a
+#   batch stays well inside the minute when the server slows each item down under budget pressure.
 FIND_PAGE = 1000  # Exchange's default EWSFindCountLimit
+RESTRICTED_FIND_PAGE = 250  # EWSFindCountLimit for a search with a restriction (Exchange 2013+, Online)
+HUB_ID_CHUNK = 200  # hub ids per restricted FindItem (an Or of IsEqualTo; ≤ one restricted page)
+READ_BATCH = 1000
+WRITE_BATCH = 500
 SYNC_PAGE = 512  # SyncFolderItems' maximum
 CURSOR_SNAPSHOT = b"S1"
 CURSOR_SYNC = b"Y1"
@@ -142,7 +156,7 @@ class ExchangeConnector:
         return bool(event.overrides or event.cancelled or mapping.exdates(event))
 
     def __init__(self, account: Any, folder_id: str, *, public: bool, settings: ExchangeSettings,
-                 batch_size: int = 100) -> None:
+                 batch_size: int = WRITE_BATCH, read_batch: int | None = None) -> None:
         self._register()
         self.account = account
         self.settings = settings
@@ -152,6 +166,8 @@ class ExchangeConnector:
         # A folder object by id: no GetFolder round trip per run.
         self.folder = Folder(root=root_cls(account=account, id=folder_id), id=folder_id)
         self.batch_size = batch_size
+        # reads twice the write size (1000 by default), never past READ_BATCH unless writes are larger
+        self.read_batch = read_batch or max(batch_size, min(READ_BATCH, 2 * batch_size))
         self.capabilities = Capabilities(
             incremental=not public,
             snapshot_diff=True,
@@ -224,7 +240,7 @@ class ExchangeConnector:
         ids = list(dict.fromkeys(ids))
         if not ids:
             return _Read({}, [])
-        svc = GetItem(account=self.account, chunk_size=self.batch_size)
+        svc = GetItem(account=self.account, chunk_size=self.read_batch)
         got: list[tuple[str, Any]] = []
         missing: list[str] = []
         for item_id, found in zip(ids, svc.call(items=[ItemId(i) for i in ids], additional_fields=self._read_paths,
@@ -354,10 +370,10 @@ class ExchangeConnector:
     def _find_hub_ids(self, hub_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
         """hub id -> (item id, ChangeKey) for items already carrying one of these hub ids."""
         out: dict[str, tuple[str, str]] = {}
-        for start in range(0, len(hub_ids), 200):
-            chunk = list(hub_ids[start:start + 200])
+        for start in range(0, len(hub_ids), HUB_ID_CHUNK):
+            chunk = list(hub_ids[start:start + HUB_ID_CHUNK])
             restriction = Restriction(Q(spokesync_hub_id__in=chunk), folders=[self.folder], applies_to=Restriction.ITEMS)
-            svc = FindItem(account=self.account, page_size=FIND_PAGE)
+            svc = FindItem(account=self.account, page_size=RESTRICTED_FIND_PAGE)
             for found in svc.call(folders=[self.folder], additional_fields=self._hub_id_path, restriction=restriction,
                                   order_fields=None, shape=ID_ONLY, query_string=None, depth=SHALLOW,
                                   calendar_view=None, max_items=None, offset=0):
@@ -528,7 +544,7 @@ class ExchangeConnector:
         out: dict[str, str] = {}
         if not ids:
             return out
-        svc = GetItem(account=self.account, chunk_size=max(self.batch_size, 100))
+        svc = GetItem(account=self.account, chunk_size=self.read_batch)
         for item_id, found in zip(ids, svc.call(items=[ItemId(i) for i in ids], additional_fields=None, shape=ID_ONLY),
                                   strict=True):
             if not isinstance(found, Exception):
