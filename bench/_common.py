@@ -22,6 +22,13 @@ def peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
+def rss_mb() -> float:
+    """Current resident set size of this process, in MiB (Linux /proc)."""
+    with open("/proc/self/statm") as f:
+        pages = int(f.read().split()[1])
+    return round(pages * resource.getpagesize() / 2**20, 1)
+
+
 @contextmanager
 def measured() -> Iterator[dict[str, Any]]:
     """Wall time and peak Python heap (tracemalloc) of the block, in a dict filled on exit."""

@@ -121,6 +121,8 @@ def html_to_text(markup: str) -> str:
 
 
 def normalise_text(text: str) -> str:
+    if "\n" not in text and "\r" not in text:  # one line (the common case): the same result, cheaper
+        return _WS.sub(" ", text).strip()
     lines = [_WS.sub(" ", line).strip() for line in text.replace("\r\n", "\n").split("\n")]
     out: list[str] = []
     for line in lines:
@@ -194,20 +196,22 @@ def normalise(event: Event) -> Event:
             override.original_start, normalise(override.event)
         )
     cancelled_keys = {_when_key(c) for c in cancelled}
-    return replace(
-        event,
-        recurrence=tuple(sorted(set(rules))),
-        cancelled=tuple(sorted(cancelled, key=lambda c: _when_key(c) or "")),
-        overrides=tuple(
+    folded = {
+        "recurrence": tuple(sorted(set(rules))),
+        "cancelled": tuple(sorted(cancelled, key=lambda c: _when_key(c) or "")),
+        "overrides": tuple(
             o for k, o in sorted(overrides.items(), key=lambda kv: kv[0] or "") if k not in cancelled_keys
         ),
-        attendees=tuple(
+        "attendees": tuple(
             sorted({a.email.lower(): replace(a, email=a.email.lower()) for a in event.attendees}.values(),
                    key=lambda a: a.email)
         ),
-        categories=tuple(sorted(set(event.categories))),
-        reminders=None if event.reminders is None else tuple(sorted(set(event.reminders))),
-    )
+        "categories": tuple(sorted(set(event.categories))),
+        "reminders": None if event.reminders is None else tuple(sorted(set(event.reminders))),
+    }
+    if all(getattr(event, name) == value for name, value in folded.items()):
+        return event  # already in normal form (most events): no copy
+    return replace(event, **folded)
 
 
 def _field_value(event: Event, name: str, names: frozenset[str]) -> Any:

@@ -341,7 +341,9 @@ class Link:
     detached: bool = False  # deletion kept local: the two copies no longer follow each other
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # flat fields of plain types: the same dict as dataclasses.asdict, without its deep copies
+        # (one per link written: it showed in the engine's profile)
+        return {name: getattr(self, name) for name in _LINK_FIELDS}
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Link:
@@ -428,3 +430,6 @@ class Channel:
         if isinstance(raw.get("expires_at"), str):
             raw["expires_at"] = datetime.fromisoformat(raw["expires_at"])
         return _from_dict(cls, raw)
+
+
+_LINK_FIELDS = tuple(f.name for f in fields(Link))
