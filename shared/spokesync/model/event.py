@@ -197,7 +197,7 @@ def normalise(event: Event) -> Event:
             override.original_start, normalise(override.event)
         )
     cancelled_keys = {_when_key(c) for c in cancelled}
-    folded = {
+    folded: dict[str, Any] = {
         "recurrence": tuple(sorted(set(rules))),
         "cancelled": tuple(sorted(cancelled, key=lambda c: _when_key(c) or "")),
         "overrides": tuple(
