@@ -6,6 +6,7 @@ Pure functions of (event, options, capabilities, now).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
@@ -21,13 +22,18 @@ PLACEHOLDER_FIELDS = frozenset({"start", "end", "timezone", "recurrence", "cance
 def exchanged_fields(options: SyncOptions, capabilities: frozenset[str]) -> frozenset[str]:
     """Fields that flow between this spoke and the hub: what the spoke can hold,
     minus the optional fields switched off for it."""
+    # called per item: one shared frozenset per combination (the run's hash memo keeps a
+    # reference to the set it was keyed with, so a fresh set per item cost memory per item)
+    caps = capabilities if isinstance(capabilities, frozenset) else frozenset(capabilities)
+    return _exchanged(caps, options.sync_description, options.sync_location, options.sync_attendees,
+                      options.sync_reminders)
+
+
+@functools.lru_cache(maxsize=256)
+def _exchanged(capabilities: frozenset[str], description: bool, location: bool, attendees: bool,
+               reminders: bool) -> frozenset[str]:
     names = set(capabilities & ALL_FIELDS)
-    switches = {
-        "description": options.sync_description,
-        "location": options.sync_location,
-        "attendees": options.sync_attendees,
-        "reminders": options.sync_reminders,
-    }
+    switches = {"description": description, "location": location, "attendees": attendees, "reminders": reminders}
     for switch, enabled in switches.items():
         if not enabled:
             names -= OPTIONAL_FIELDS[switch]
