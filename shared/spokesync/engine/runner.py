@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field, replace
@@ -66,6 +65,7 @@ from spokesync.ports import (
     Throttled,
     WriteResult,
 )
+from spokesync.stopping import STOPPING, Interrupted, request_stop, stop_requested  # noqa: F401 - re-exported
 
 if TYPE_CHECKING:
     from spokesync.ports import RunContext
@@ -79,23 +79,10 @@ class _OutOfTime(Exception):
     pass
 
 
-class Interrupted(BaseException):  # noqa: N818 - like KeyboardInterrupt, not an error
-    """The process is being stopped (SIGTERM): the run stops at its next batch,
-    records itself as interrupted and releases its lease."""
-
-
 # Set by a signal handler (SIGTERM in the local server and the functions): every
-# run of this process stops at its next batch boundary. See `request_stop`.
-_STOPPING = threading.Event()
+# run of this process stops at its next batch boundary. See `spokesync.stopping`.
+_STOPPING = STOPPING
 _LIVE = HubItem(id="", hub_id="", version=0, seq=0, event=None)
-
-
-def request_stop() -> None:
-    _STOPPING.set()
-
-
-def stop_requested() -> bool:
-    return _STOPPING.is_set()
 
 
 INTERRUPTED_REASON = ("The run was stopped before it finished. Nothing was lost: what it had written is "
