@@ -6,6 +6,7 @@ that every HubStore adapter stores the same shapes.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from typing import Any, Literal, TypeVar
@@ -21,8 +22,14 @@ T = TypeVar("T")
 
 
 def _from_dict(cls: type[T], raw: dict[str, Any]) -> T:
-    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    names = _field_names(cls)  # type: ignore[arg-type]
     return cls(**{k: v for k, v in raw.items() if k in names})
+
+
+@functools.cache
+def _field_names(cls: type) -> frozenset[str]:
+    """A dataclass's field names, looked up once per class (records are read per item)."""
+    return frozenset(f.name for f in fields(cls))
 
 
 @dataclass(frozen=True)
