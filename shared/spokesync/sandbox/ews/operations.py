@@ -411,6 +411,9 @@ def find_folder(store: Store, req: etree._Element) -> list[etree._Element]:
     return out
 
 
+RESTRICTED_FIND_LIMIT = 250
+
+
 def find_item(store: Store, req: etree._Element, max_page: int) -> list[etree._Element]:
     shape = Shape(req.find(m("ItemShape")))
     restriction = req.find(m("Restriction"))
@@ -434,6 +437,11 @@ def find_item(store: Store, req: etree._Element, max_page: int) -> list[etree._E
             predicate = compile_restriction(restriction)
             found = [i for i in found if predicate(i)]
         page = min(page, max_page)
+        if restriction is not None:
+            # "the EWSFindCountLimit for AQS search and any Exchange search with a restriction is 250
+            # results" (Exchange 2013+, Exchange Online): a partial page, IncludesLastItemInRange false.
+            # Source: MicrosoftDocs/office-developer-exchange-docs, ews-throttling-in-exchange.md, table 1.
+            page = min(page, RESTRICTED_FIND_LIMIT)
         chunk = found[offset:offset + page]
         msg = message("FindItem")
         last = offset + len(chunk) >= len(found)
