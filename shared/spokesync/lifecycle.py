@@ -15,7 +15,7 @@ import signal
 import threading
 from typing import Any
 
-from spokesync.stopping import Interrupted, request_stop  # not the engine: cold start
+from spokesync.engine.stopping import Interrupted, request_stop  # not the engine: cold start
 
 __all__ = ["Interrupted", "install"]
 

@@ -34,6 +34,7 @@ from spokesync.engine.planner import (
     plan_sync,
     planned_deletions,
 )
+from spokesync.engine.stopping import STOPPING, Interrupted, request_stop, stop_requested  # noqa: F401 - re-exported
 from spokesync.model.hub import (
     ATTENTION_MAX,
     PENDING_DETAILS_MAX,
@@ -65,7 +66,6 @@ from spokesync.ports import (
     Throttled,
     WriteResult,
 )
-from spokesync.stopping import STOPPING, Interrupted, request_stop, stop_requested  # noqa: F401 - re-exported
 
 if TYPE_CHECKING:
     from spokesync.ports import RunContext
@@ -80,7 +80,7 @@ class _OutOfTime(Exception):
 
 
 # Set by a signal handler (SIGTERM in the local server and the functions): every
-# run of this process stops at its next batch boundary. See `spokesync.stopping`.
+# run of this process stops at its next batch boundary. See `spokesync.engine.stopping`.
 _STOPPING = STOPPING
 _LIVE = HubItem(id="", hub_id="", version=0, seq=0, event=None)
 
