@@ -34,6 +34,7 @@ __all__ = ["CalendarInfo", "GraphSettings", "describe_response", "from_spoke", "
            "validate"]
 
 CALENDARS_ROLE = "Calendars.ReadWrite"
+CONTACTS_ROLE = "Contacts.ReadWrite"
 GROUPS_ROLE = "Group.ReadWrite.All"
 
 
@@ -78,8 +79,12 @@ def credential_for(settings: GraphSettings, secret: str) -> GraphCredential:
     return GraphCredential(settings.tenant, settings.client_id, secret=secret)
 
 
-def describe_response(resp: Response, target: Target | None, doing: str) -> ConnectorError:
-    """An administrator's message for a Graph error answer (never the raw error text alone)."""
+def describe_response(resp: Response, target: Target | Any | None, doing: str, *, role: str = CALENDARS_ROLE,
+                      container: str = "calendar") -> ConnectorError:
+    """An administrator's message for a Graph error answer (never the raw error text alone).
+
+    `target` has `kind` ("user" | "group") and `mailbox`; `role` is the application permission the
+    request needs, `container` what the spoke points at ("calendar", "contacts folder")."""
     who = f"mailbox {target.mailbox}" if target is not None and target.kind == "user" else (
         f"group {target.mailbox}" if target is not None else "this mailbox")
     if resp.status == 403 and ("ApplicationAccessPolicy" in resp.message or "RAOP" in resp.message):
@@ -87,7 +92,7 @@ def describe_response(resp: Response, target: Target | None, doing: str) -> Conn
                                 "Applications) in Exchange Online limits the app to other mailboxes. Add this mailbox "
                                 "to the policy's group, or choose a mailbox the app may use.")
     if resp.status == 403:
-        needed = GROUPS_ROLE if target is not None and target.kind == "group" else CALENDARS_ROLE
+        needed = GROUPS_ROLE if target is not None and target.kind == "group" else role
         return CredentialBroken(f"admin consent missing: the app may not {doing} for {who}. In the app registration, "
                                 f"add the application permission {needed} and select 'Grant admin consent'.")
     if resp.status == 401:
@@ -97,7 +102,7 @@ def describe_response(resp: Response, target: Target | None, doing: str) -> Conn
         return ConnectorError(f"{who} does not exist in this tenant (or has no Exchange Online mailbox): check the "
                               "address")
     if resp.status == 404:
-        return ConnectorError(f"the calendar was not found in {who}: it may have been deleted; choose it again")
+        return ConnectorError(f"the {container} was not found in {who}: it may have been deleted; choose it again")
     return ConnectorError(f"Microsoft Graph could not {doing} ({resp.status} {resp.code or 'error'})")
 
 
@@ -118,10 +123,9 @@ def target_of(address: dict[str, Any]) -> Target:
     return Target(kind, mailbox, str(calendar) if calendar else None)
 
 
-def from_spoke(spoke: Spoke, credential: CredentialRef | None, secrets: SecretStore,
-               config: Config) -> GraphConnector:
-    from spokesync.connectors.graph.connector import GraphConnector
-
+def client_for_spoke(spoke: Spoke, credential: CredentialRef | None, secrets: SecretStore, config: Config,
+                     mailbox: str) -> GraphClient:
+    """The Graph client of a spoke's saved credential (kind "graph", shared by calendars and contacts)."""
     if credential is None or credential.kind != "graph":
         raise ConnectorError(f"spoke {spoke.name!r} has no Microsoft 365 credential")
     if credential.broken_reason:
@@ -133,8 +137,15 @@ def from_spoke(spoke: Spoke, credential: CredentialRef | None, secrets: SecretSt
         secret = secrets.get(credential.secret_name)
     except KeyError as exc:
         raise CredentialBroken("the Microsoft 365 secret is missing from the secret store") from exc
+    return _client(settings, secret, config, mailbox)
+
+
+def from_spoke(spoke: Spoke, credential: CredentialRef | None, secrets: SecretStore,
+               config: Config) -> GraphConnector:
+    from spokesync.connectors.graph.connector import GraphConnector
+
     target = target_of(spoke.address)
-    return GraphConnector(_client(settings, secret, config, target.mailbox), target,
+    return GraphConnector(client_for_spoke(spoke, credential, secrets, config, target.mailbox), target,
                           days_past=spoke.options.days_past, days_future=spoke.options.days_future)
 
 
