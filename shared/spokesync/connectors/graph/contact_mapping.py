@@ -80,13 +80,13 @@ def _date_in(text: str | None) -> PartialDate | None:
 
 
 def _place_addresses(addresses: tuple[Address, ...]) -> list[tuple[str, Address]]:
-    """Each address in its type's slot, or (a second address of a type) in the first free slot."""
+    """Each address in its type's slot, or (a second address of a type) in a free one, "other" first."""
     taken: dict[str, Address] = {}
     order: list[tuple[str, Address]] = []
     for address in addresses[:len(ADDRESS_SLOTS)]:
         slot = _SLOT_OF_TYPE.get(address.type, "otherAddress")
-        if slot in taken:
-            slot = next(s for s in ADDRESS_SLOTS if s not in taken)
+        if slot in taken:  # "other" first: the slot that claims no type
+            slot = next(s for s in reversed(ADDRESS_SLOTS) if s not in taken)
         taken[slot] = address
         order.append((slot, address))
     return order
