@@ -191,3 +191,16 @@ def test_the_folder_browser_lists_nested_folders(contacts_connector: GraphContac
     assert folders[contact_folder.id].path == contact_folder.name
     assert folders[child.id].path == f"{contact_folder.name} / Customers"
     assert folders[child.id].parent_id == contact_folder.id
+
+
+def test_the_setup_folder_browser_checks_the_permission_first(graph: GraphServer, tenant, app, contacts_app,
+                                                             contact_folder: ContactFolder) -> None:
+    from spokesync.connectors.graph import GraphSettings, list_contact_folders
+
+    config = graph_config(graph)
+    folders = list_contact_folders(GraphSettings(tenant.id, contacts_app.client_id), SECRET, config, SHARED)
+    assert contact_folder.id in {f.id for f in folders}
+    with pytest.raises(CredentialBroken) as info:
+        list_contact_folders({"tenant": tenant.id, "client_id": app.client_id}, SECRET, config, SHARED)
+    assert "has no Contacts.ReadWrite application permission (it has Calendars.ReadWrite, Group.ReadWrite.All)" \
+        in str(info.value)

@@ -10,7 +10,8 @@ What setup calls:
 - `validate(settings, secret, config, mailbox=..., kind=...)`: signs in and reads the
   mailbox's calendars once; says precisely what is wrong (wrong tenant, wrong secret, admin
   consent missing, mailbox outside the app's scope, no such mailbox);
-- `list_calendars(...)`: the calendar picker;
+- `list_calendars(...)`: the calendar picker; `list_contact_folders(...)`: the contacts folder
+  browser (spoke kind "graph_contacts", connectors/graph/contacts.py);
 - `save_credential(ctx, label, settings, secret, ...)`: validate, then store;
 - `from_spoke(spoke, credential, secrets, config)`: the registry's factory.
 """
@@ -27,11 +28,12 @@ if TYPE_CHECKING:
     from spokesync.config import Config
     from spokesync.connectors.graph.client import GraphClient, GraphCredential, Response
     from spokesync.connectors.graph.connector import GraphConnector, Target
+    from spokesync.connectors.graph.contacts import FolderInfo
     from spokesync.model.hub import CredentialRef, Spoke
     from spokesync.ports import SecretStore
 
-__all__ = ["CalendarInfo", "GraphSettings", "describe_response", "from_spoke", "list_calendars", "save_credential",
-           "validate"]
+__all__ = ["CalendarInfo", "GraphSettings", "client_for_spoke", "describe_response", "from_spoke", "list_calendars",
+           "list_contact_folders", "save_credential", "validate"]
 
 CALENDARS_ROLE = "Calendars.ReadWrite"
 CONTACTS_ROLE = "Contacts.ReadWrite"
@@ -157,6 +159,16 @@ class CalendarInfo:
     can_edit: bool
 
 
+def _require_role(client: GraphClient, needed: str) -> None:
+    """Refuse, saying what to grant, when the app's token lacks an application permission."""
+    roles = client.token_roles()
+    if roles is not None and needed not in roles:
+        raise CredentialBroken(f"admin consent missing: the app has no {needed} application permission"
+                               f"{' (it has ' + ', '.join(sorted(roles)) + ')' if roles else ''}. In the app "
+                               f"registration, add {needed} under API permissions (Microsoft Graph, Application "
+                               "permissions) and select 'Grant admin consent'.")
+
+
 def list_calendars(settings: GraphSettings | dict[str, Any], secret: str, config: Config, mailbox: str,
                    kind: str = "user") -> list[CalendarInfo]:
     """The calendar picker: a mailbox's calendars, or a group's one calendar."""
@@ -166,13 +178,7 @@ def list_calendars(settings: GraphSettings | dict[str, Any], secret: str, config
         settings = GraphSettings.from_dict(settings)
     target = Target(kind, mailbox)
     client = _client(settings, secret, config, mailbox)
-    roles = client.token_roles()
-    needed = GROUPS_ROLE if kind == "group" else CALENDARS_ROLE
-    if roles is not None and needed not in roles:
-        raise CredentialBroken(f"admin consent missing: the app has no {needed} application permission"
-                               f"{' (it has ' + ', '.join(sorted(roles)) + ')' if roles else ''}. In the app "
-                               f"registration, add {needed} under API permissions (Microsoft Graph, Application "
-                               "permissions) and select 'Grant admin consent'.")
+    _require_role(client, GROUPS_ROLE if kind == "group" else CALENDARS_ROLE)
     path = f"{target.root}/calendar" if kind == "group" else f"{target.root}/calendars"
     resp = client.get(path)
     if not resp.ok:
@@ -180,6 +186,19 @@ def list_calendars(settings: GraphSettings | dict[str, Any], secret: str, config
     raws = [resp.body] if kind == "group" else list(resp.body.get("value") or [])
     return [CalendarInfo(str(r["id"]), str(r.get("name") or ""), bool(r.get("isDefaultCalendar")),
                          bool(r.get("canEdit", True))) for r in raws]
+
+
+def list_contact_folders(settings: GraphSettings | dict[str, Any], secret: str, config: Config,
+                         mailbox: str) -> list[FolderInfo]:
+    """The contacts folder browser: a mailbox's contact folders ("Customers", "Customers / EU", ...),
+    after checking that the app holds the Contacts.ReadWrite application permission."""
+    from spokesync.connectors.graph.contacts import list_folders
+
+    if isinstance(settings, dict):
+        settings = GraphSettings.from_dict(settings)
+    client = _client(settings, secret, config, mailbox)
+    _require_role(client, CONTACTS_ROLE)
+    return list_folders(client, mailbox)
 
 
 def validate(settings: GraphSettings | dict[str, Any], secret: str, config: Config, mailbox: str,
