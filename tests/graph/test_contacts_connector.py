@@ -86,6 +86,15 @@ def test_edits_made_in_outlook_read_with_their_slot_types(contacts_connector: Gr
                                                             ("+1 555 0102", "mobile")]
     assert contact.addresses == (Address("home", "Main St 1", "Springfield"),)
     assert contact.birthday == PartialDate(4, 2, 1990)  # local midnight east of UTC, stored the evening before
+    local = graph.user_create_contact(contact_folder, {
+        "displayName": "Far east", "birthday": "1990-04-01T11:00:00Z",  # midnight in UTC+13 (Tonga)
+        "singleValueExtendedProperties": [{"id": cm.BIRTHDAY_LOCAL_PROP, "value": "1990-04-02T00:00:00Z"}]})
+    stale = graph.user_create_contact(contact_folder, {
+        "displayName": "Stale local", "birthday": "1990-06-01T11:59:00Z",  # 11:59: ActiveSync's time of day
+        "singleValueExtendedProperties": [{"id": cm.BIRTHDAY_LOCAL_PROP, "value": "1988-04-02T00:00:00Z"}]})
+    read = contacts_connector.read([local, stale])
+    assert read[local].event.birthday == PartialDate(4, 2, 1990)  # PidLidBirthdayLocal gives the date
+    assert read[stale].event.birthday == PartialDate(6, 1, 1990)  # one that disagrees is ignored
     # a number the hub wrote and Outlook then changed reads with its slot's type
     written = contacts_connector.create([NewItem("hub-o", Contact(display_name="P", phones=(Phone("+1 1", "main"),)))])[0]
     graph.user_edit_contact(written.spoke_item_id, businessPhones=["+1 2"])

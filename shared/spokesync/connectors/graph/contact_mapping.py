@@ -34,6 +34,10 @@ from spokesync.model.contact import (
 )
 
 META_PROP = f"String {PS_PUBLIC_STRINGS} Name spokesync-contact"
+# PidLidBirthdayLocal (MS-OXOCNTC, PSETID_Address, 0x80DE): "the birthday of the contact, at 0:00 in the
+# client's local time zone", saved without time zone conversion. Outlook writes it next to the UTC
+# `birthday`; read first when it agrees with `birthday` to within a day.
+BIRTHDAY_LOCAL_PROP = "SystemTime {00062004-0000-0000-C000-000000000046} Id 0x80DE"
 FIELDS = frozenset({
     "display_name", "given_name", "middle_name", "family_name", "prefix", "suffix", "nickname", "file_as",
     "emails", "phones", "addresses", "company", "department", "job_title", "manager", "assistant", "websites",
@@ -54,7 +58,8 @@ SELECT = ",".join((
     "otherAddress", "companyName", "department", "jobTitle", "manager", "assistantName", "businessHomePage",
     "birthday", "personalNotes", "categories", "lastModifiedDateTime",
 ))
-EXPAND = f"singleValueExtendedProperties($filter=id eq '{HUB_ID_PROP}' or id eq '{META_PROP}')"
+EXPAND = (f"singleValueExtendedProperties($filter=id eq '{HUB_ID_PROP}' or id eq '{META_PROP}' "
+          f"or id eq '{BIRTHDAY_LOCAL_PROP}')")
 
 
 def _text(value: str) -> str | None:
@@ -67,15 +72,27 @@ def _date_out(value: PartialDate | None) -> str | None:
     return f"{value.year if value.year is not None else NO_YEAR:04d}-{value.month:02d}-{value.day:02d}T00:00:00Z"
 
 
-def _date_in(text: str | None) -> PartialDate | None:
+def _parse(text: str | None) -> datetime | None:
     if not text:
         return None
     try:
-        value = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+        return datetime.fromisoformat(str(text).replace("Z", "+00:00"))
     except ValueError:
+        return None
+
+
+def _date_in(text: str | None, local: str | None = None) -> PartialDate | None:
+    """The birthday's date. The UTC `birthday` is a local midnight converted to UTC (PR_BIRTHDAY
+    depends on the writer's zone) or 11:59 (MS-ASCNTC: "the time portion ... might be 11:59 and
+    SHOULD be ignored"): rounded to the nearest midnight, unless PidLidBirthdayLocal says the date."""
+    value = _parse(text)
+    if value is None:
         return None
     if value.hour >= 12:  # midnight of a zone east of UTC, stored as the evening before
         value += timedelta(hours=12)
+    exact = _parse(local)
+    if exact is not None and abs((exact.date() - value.date()).days) <= 1:
+        value = exact
     return PartialDate(value.month, value.day, None if value.year == NO_YEAR else value.year)
 
 
@@ -140,6 +157,8 @@ def contact_to_graph(contact: Contact, hub_id: str) -> dict[str, Any]:
         {"id": HUB_ID_PROP, "value": hub_id},
         {"id": META_PROP, "value": json.dumps(meta, separators=(",", ":"))},
     ]
+    if body["birthday"]:
+        body["singleValueExtendedProperties"].append({"id": BIRTHDAY_LOCAL_PROP, "value": body["birthday"]})
     return body
 
 
@@ -244,7 +263,7 @@ def graph_to_contact(raw: dict[str, Any]) -> Contact:
         company=str(raw.get("companyName") or ""), department=str(raw.get("department") or ""),
         job_title=str(raw.get("jobTitle") or ""), manager=str(raw.get("manager") or ""),
         assistant=str(raw.get("assistantName") or ""), websites=(homepage,) if homepage else (),
-        birthday=_date_in(raw.get("birthday")), anniversary=anniversary,
+        birthday=_date_in(raw.get("birthday"), extended(raw, BIRTHDAY_LOCAL_PROP)), anniversary=anniversary,
         notes=str(raw.get("personalNotes") or ""), categories=tuple(str(c) for c in raw.get("categories") or []),
         modified=modified,
     )
