@@ -213,3 +213,26 @@ def test_the_setup_folder_browser_checks_the_permission_first(graph: GraphServer
         list_contact_folders({"tenant": tenant.id, "client_id": app.client_id}, SECRET, config, SHARED)
     assert "has no Contacts.ReadWrite application permission (it has Calendars.ReadWrite, Group.ReadWrite.All)" \
         in str(info.value)
+
+
+def test_a_contacts_only_app_is_saved_and_repaired_against_contact_folders(graph: GraphServer, tenant, contacts_app,
+                                                                          contact_folder: ContactFolder,
+                                                                          tmp_path: Path) -> None:
+    from spokesync.bootstrap import build_context
+    from spokesync.connectors import graph as graph_kind
+    from spokesync.service import credentials
+    from spokesync.stores.sqlite import SqliteHubStore
+
+    secrets = LocalSecretStore.open(str(tmp_path / "s.enc"), key_file=str(tmp_path / "s.key"))
+    ctx = build_context(graph_config(graph), store=SqliteHubStore(":memory:"), secrets=secrets)
+    settings = {"tenant": tenant.id, "client_id": contacts_app.client_id}
+    with pytest.raises(CredentialBroken, match="Calendars.ReadWrite"):  # checked against calendars by default
+        graph_kind.save_credential(ctx, "M", settings, SECRET, mailbox=SHARED)
+    cred = graph_kind.save_credential(ctx, "M", settings, SECRET, mailbox=SHARED, object_type="contacts")
+    ctx.store.put_spoke(_spoke({"mailbox": SHARED, "folder_id": contact_folder.id}, cred.id))
+    contacts_app.secrets.add("Second~Secret.9")
+    try:
+        repaired, _ = credentials.repair_graph(ctx, cred.id, "Second~Secret.9")
+        assert ctx.secrets.get(repaired.secret_name or "") == "Second~Secret.9"
+    finally:
+        contacts_app.secrets.discard("Second~Secret.9")

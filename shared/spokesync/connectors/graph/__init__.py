@@ -202,20 +202,23 @@ def list_contact_folders(settings: GraphSettings | dict[str, Any], secret: str, 
 
 
 def validate(settings: GraphSettings | dict[str, Any], secret: str, config: Config, mailbox: str,
-             kind: str = "user") -> list[CalendarInfo]:
-    """Sign in and read the mailbox's calendars once: the ConnectorError says what is wrong."""
+             kind: str = "user", object_type: str = "calendar") -> list[CalendarInfo] | list[FolderInfo]:
+    """Sign in and read the mailbox's calendars (or, for contacts, its contact folders) once: the
+    ConnectorError says what is wrong."""
+    if object_type == "contacts":
+        return list_contact_folders(settings, secret, config, mailbox)
     return list_calendars(settings, secret, config, mailbox, kind)
 
 
 def save_credential(ctx: Any, label: str, settings: dict[str, Any], secret: str, *, mailbox: str,
-                    kind: str = "user") -> CredentialRef:
+                    kind: str = "user", object_type: str = "calendar") -> CredentialRef:
     """Validate against one mailbox, then store the secret in the SecretStore and the reference in the hub store."""
     import uuid
 
     from spokesync.model.hub import CredentialRef
 
     parsed = GraphSettings.from_dict(settings)
-    validate(parsed, secret, ctx.config, mailbox, kind)
+    validate(parsed, secret, ctx.config, mailbox, kind, object_type)
     credential_id = "cred-" + uuid.uuid4().hex[:12]
     secret_name = ctx.secrets.put(f"graph-{credential_id}", secret)
     credential = CredentialRef(id=credential_id, kind="graph", label=label or f"Microsoft 365 ({parsed.tenant})",
