@@ -29,12 +29,12 @@ import urllib.parse
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from spokesync.connectors.graph import contact_mapping as cm
 from spokesync.connectors.graph.client import GraphClient, Response
 from spokesync.connectors.graph.connector import batch_get, classify_conflicts, delta_round, write_failure
-from spokesync.model.contact import Contact
+from spokesync.model.item import as_contact
 from spokesync.ports import (
     Capabilities,
     ChangeSet,
@@ -49,7 +49,6 @@ from spokesync.ports import (
 
 if TYPE_CHECKING:
     from spokesync.config import Config
-    from spokesync.model.event import Event
     from spokesync.model.hub import CredentialRef, Spoke
     from spokesync.ports import SecretStore
 
@@ -115,8 +114,7 @@ class GraphContactsConnector:
     @staticmethod
     def _item(raw: dict[str, Any]) -> SpokeItem:
         contact = cm.graph_to_contact(raw)
-        return SpokeItem(str(raw["id"]), str(raw.get("@odata.etag") or ""), cast("Event", contact),
-                         cm.hub_id_of(raw))
+        return SpokeItem(str(raw["id"]), str(raw.get("@odata.etag") or ""), contact, cm.hub_id_of(raw))
 
     def _read_url(self, contact_id: str) -> str:
         return f"/{self.target.contact_path(contact_id)}?$select={cm.SELECT}&$expand={cm.EXPAND}"
@@ -185,7 +183,7 @@ class GraphContactsConnector:
                 item = self._item(raw)
                 results[index] = WriteResult("exists", item.id, item.version, item=item)
                 continue
-            body = cm.contact_to_graph(cast("Contact", new.event), new.hub_id)
+            body = cm.contact_to_graph(as_contact(new.event), new.hub_id)
             requests.append({"id": str(index), "method": "POST", "url": f"/{self.target.folder_path}/contacts",
                              "body": body})
         for key, resp in self.client.batch(requests).items():
@@ -199,7 +197,7 @@ class GraphContactsConnector:
     def update(self, items: Sequence[ItemUpdate]) -> list[WriteResult]:
         results: list[WriteResult | None] = [None] * len(items)
         requests = [{"id": str(index), "method": "PATCH", "url": f"/{self.target.contact_path(upd.spoke_item_id)}",
-                     "body": cm.contact_to_graph(cast("Contact", upd.event), upd.hub_id),
+                     "body": cm.contact_to_graph(as_contact(upd.event), upd.hub_id),
                      "headers": {"If-Match": upd.version}} for index, upd in enumerate(items)]
         self._send(items, requests, results)
         return [r if r is not None else WriteResult("error", message="no result") for r in results]
