@@ -103,13 +103,16 @@ def test_edits_made_in_outlook_read_with_their_slot_types(contacts_connector: Gr
     assert changed[written.spoke_item_id].phones == (Phone("+1 2", "work"),)
 
 
-def test_delta_pages_and_a_dead_token_asks_for_a_full_resync(contacts_connector: GraphContactsConnector,
+def test_listing_and_delta_page_and_a_dead_token_asks_for_a_full_resync(contacts_connector: GraphContactsConnector,
                                                              graph: GraphServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(graph_contacts, "DELTA_PAGE", 3)
+    monkeypatch.setattr(graph_contacts, "LIST_PAGE", 3)
     results = contacts_connector.create([NewItem(f"hub{i}", Contact(display_name=f"C{i}")) for i in range(8)])
     ids = [r.spoke_item_id for r in results]
+    before = graph.requests["graph"]
     listing = contacts_connector.changes(None)
-    assert sorted(i.id for i in listing.items) == sorted(ids)
+    assert sorted(i.id for i in listing.items) == sorted(ids) and listing.full
+    assert graph.requests["graph"] - before == 3 + 3  # delta pages of 3, then listing pages of 3
     for contact_id in ids[:5]:
         graph.user_edit_contact(contact_id, jobTitle="Edited")
     graph.user_delete_contact(ids[6])
