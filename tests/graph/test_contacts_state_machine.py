@@ -10,65 +10,34 @@ from __future__ import annotations
 import itertools
 import re
 from dataclasses import replace
-from datetime import UTC, datetime
-from pathlib import Path
-from tempfile import TemporaryDirectory
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, rule
+from hypothesis.stateful import rule
 
-from spokesync.bootstrap import build_context
 from spokesync.connectors import graph as graph_kind
 from spokesync.connectors import memory_registry
-from spokesync.engine.runner import Runner
 from spokesync.model.contact import Contact, Email
-from spokesync.ports import FakeClock
-from spokesync.queue.local import LocalTaskQueue
-from spokesync.sandbox.graph import GraphServer
 from spokesync.service import hubs
-from spokesync.stores.sqlite import SqliteHubStore
-from tests.graph.conftest import graph_config
+from tests.graph.machine import GraphHubMachine
 
 pytestmark = pytest.mark.slow
 LOGICAL = re.compile(r"^(person-\d+)")
 MAILBOX = "people@contoso.com"
 SECRET = "People~Secret.3"
 
-_server: GraphServer | None = None
 
+class GraphContactsMachine(GraphHubMachine):
+    logical = LOGICAL
 
-def server() -> GraphServer:
-    global _server
-    if _server is None:
-        import atexit
-
-        _server = GraphServer().start()
-        atexit.register(_server.stop)
-    return _server
-
-
-class GraphContactsMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__("p", SECRET, roles=("Contacts.ReadWrite",))
         memory_registry.FOLDERS.clear()
-        self.graph = server()
-        self.graph.throttles.clear()
-        tenant = self.graph.add_tenant(f"p{len(self.graph.issuer.tenants)}.onmicrosoft.com")
-        app = self.graph.add_app(tenant, secret=SECRET, roles=("Contacts.ReadWrite",))
-        mailbox = next((m for m in self.graph.mailboxes.values() if m.address == MAILBOX), None) or \
-            self.graph.add_mailbox(MAILBOX)
-        self.folder = self.graph.add_contact_folder(mailbox, f"people-{len(self.graph.contacts.folders)}")
-        self._tmp = TemporaryDirectory()
-        self.clock = FakeClock(datetime(2026, 12, 1, 8, 0, tzinfo=UTC))
-        config = replace(graph_config(self.graph), data_dir=str(Path(self._tmp.name)), run_budget_s=60,
-                         lease_ttl_s=120)
-        self.queue = LocalTaskQueue()
-        self.ctx = build_context(config, clock=self.clock, store=SqliteHubStore(":memory:"), queue=self.queue)
-        self.queue.handler = lambda task: self._sync(task.spoke_id)
-        cred = graph_kind.save_credential(self.ctx, "M", {"tenant": tenant.id, "client_id": app.client_id}, SECRET,
-                                          mailbox=MAILBOX, object_type="contacts")
+        self.folder = self.graph.add_contact_folder(self.mailbox(MAILBOX), f"people-{len(self.graph.contacts.folders)}")
+        cred = graph_kind.save_credential(self.ctx, "M", {"tenant": self.tenant.id, "client_id": self.app.client_id},
+                                          SECRET, mailbox=MAILBOX, object_type="contacts")
         self.hub = hubs.create_hub(self.ctx, "People", "contacts")
         guard = {"direction": "two_way", "max_delete_count": 10_000}
         self.spokes = {
@@ -86,14 +55,19 @@ class GraphContactsMachine(RuleBasedStateMachine):
             self.quiet_round_converges()
         finally:
             memory_registry.FOLDERS.clear()
-            self._tmp.cleanup()
+            self.cleanup()
 
-    def _sync(self, spoke_id: str) -> None:
-        self.clock.advance(1)
-        Runner(self.ctx).sync(spoke_id)
-
-    def _graph_ids(self) -> list[str]:
+    def graph_ids(self) -> list[str]:
         return sorted(c.id for c in self.graph.contacts_in(self.folder))
+
+    def graph_delete(self, item_id: str) -> None:
+        self.graph.user_delete_contact(item_id)
+
+    def graph_names(self) -> list[str]:
+        return [c.props.get("displayName", "") for c in self.graph.contacts_in(self.folder)]
+
+    def name_of(self, item: Any) -> str:
+        return str(item.display_name)
 
     # -------------------------------------------------------------- people
     @rule(where=st.sampled_from(["g", "m"]), wide=st.booleans())
@@ -121,60 +95,14 @@ class GraphContactsMachine(RuleBasedStateMachine):
                 assert isinstance(contact, Contact)
                 self.memory.user_update(item_id, replace(contact, job_title=title, modified=self.clock.now()))
         else:
-            ids = self._graph_ids()
+            ids = self.graph_ids()
             if ids:
                 self.graph.user_edit_contact(ids[index % len(ids)], jobTitle=title)
 
-    @rule(where=st.sampled_from(["g", "m"]), index=st.integers(0, 50))
-    def person_deletes(self, where: str, index: int) -> None:
-        ids = sorted(self.memory.items) if where == "m" else self._graph_ids()
-        if not ids:
-            return
-        if where == "m":
-            self.memory.user_delete(ids[index % len(ids)])
-        else:
-            self.graph.user_delete_contact(ids[index % len(ids)])
-
-    # -------------------------------------------------------------- Graph misbehaves
-    @rule(status=st.sampled_from([429, 503]))
-    def graph_throttles_once(self, status: int) -> None:
-        self.graph.throttle(times=1, status=status, retry_after=0.01)
-
-    @rule()
-    def graph_forgets_delta_tokens(self) -> None:
-        self.graph.expire_delta_tokens()
-
-    @rule(which=st.sampled_from(["g", "m"]))
-    def sync(self, which: str) -> None:
-        self._sync(self.spokes[which].id)
-        self.queue.drain()
-
     # -------------------------------------------------------------- checks
-    def _names(self) -> tuple[list[str], list[str], list[str]]:
-        hub = sorted(LOGICAL.match(i.event.display_name).group(1)  # type: ignore[union-attr]
-                     for i in self.ctx.store.list_hub_items(self.hub.id) if i.event is not None)
-        graph = sorted(LOGICAL.match(c.props.get("displayName", "")).group(1)  # type: ignore[union-attr]
-                       for c in self.graph.contacts_in(self.folder))
-        memory = sorted(LOGICAL.match(i.event.display_name).group(1)  # type: ignore[union-attr]
-                        for i in self.memory.items.values())
-        return hub, graph, memory
-
-    def _writes(self) -> tuple[int, int, dict[str, int]]:
-        versions = {i.id: i.version for i in self.ctx.store.list_hub_items(self.hub.id, include_deleted=True)}
-        return self.graph.contacts.writes, self.memory.writes, versions
-
     def quiet_round_converges(self) -> None:
-        self.graph.throttles.clear()
-        for _ in range(6):
-            before = self._writes()
-            for spoke in self.spokes.values():
-                self._sync(spoke.id)
-            self.queue.drain()
-            if self._writes() == before:
-                break
-        else:
-            raise AssertionError("no convergence after 6 rounds")
-        hub, graph, memory = self._names()
+        self.settle(lambda: (self.graph.contacts.writes, self.memory.writes, self.hub_versions(self.hub.id)))
+        hub, graph, memory = self.names()
         assert hub == graph == memory, (hub, graph, memory)
         assert len(set(hub)) == len(hub), "duplicates"
         for item in self.ctx.store.list_hub_items(self.hub.id):
