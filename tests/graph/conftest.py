@@ -11,7 +11,9 @@ from spokesync.config import Config
 from spokesync.connectors.graph import GraphSettings, credential_for
 from spokesync.connectors.graph.client import GraphClient
 from spokesync.connectors.graph.connector import GraphConnector, Target
+from spokesync.connectors.graph.contacts import ContactsTarget, GraphContactsConnector
 from spokesync.sandbox.graph import GraphServer
+from spokesync.sandbox.graph.contacts import ContactFolder
 from spokesync.sandbox.graph.identity import App, Tenant
 
 SECRET = "Graph~Secret.7"
@@ -75,3 +77,32 @@ def _responses_match_the_published_schema(graph: GraphServer) -> Iterator[None]:
     graph.response_violations.clear()
     yield
     assert graph.response_violations == []
+
+
+# ------------------------------------------------------------------ contacts
+
+
+@pytest.fixture(scope="session")
+def contacts_app(graph: GraphServer, tenant: Tenant) -> App:
+    return graph.add_app(tenant, secret=SECRET, roles=("Contacts.ReadWrite",))
+
+
+@pytest.fixture
+def make_contacts_connector(graph: GraphServer, tenant: Tenant,
+                            contacts_app: App) -> Callable[..., GraphContactsConnector]:
+    def make(target: ContactsTarget, secret: str = SECRET) -> GraphContactsConnector:
+        settings = GraphSettings(tenant.id, contacts_app.client_id, "secret")
+        client = GraphClient(credential_for(settings, secret), graph_config(graph), target.mailbox)
+        return GraphContactsConnector(client, target)
+    return make
+
+
+@pytest.fixture
+def contact_folder(graph: GraphServer, shared_mailbox, request: pytest.FixtureRequest) -> ContactFolder:
+    graph.throttles.clear()
+    return graph.add_contact_folder(shared_mailbox, f"contacts-{request.node.name}")
+
+
+@pytest.fixture
+def contacts_connector(make_contacts_connector, contact_folder: ContactFolder) -> GraphContactsConnector:
+    return make_contacts_connector(ContactsTarget(SHARED, contact_folder.id))

@@ -142,7 +142,9 @@ def repair_graph(ctx: Context, credential_id: str, secret: str) -> tuple[Credent
     spokes = [s for s in ctx.store.list_spokes() if s.credential_id == credential_id]
     target = graph.target_of(spokes[0].address) if spokes else None
     if target is not None:
-        graph.validate(credential.settings, secret, ctx.config, target.mailbox, target.kind)
+        contacts = spokes[0].kind == "graph_contacts"  # checked against what the spoke reads
+        graph.validate(credential.settings, secret, ctx.config, target.mailbox, "user" if contacts else target.kind,
+                       "contacts" if contacts else "calendar")
     else:  # no spoke yet: signing in is all there is to check
         graph.credential_for(graph.GraphSettings.from_dict(credential.settings), secret)
         from spokesync.connectors.graph.client import GraphClient

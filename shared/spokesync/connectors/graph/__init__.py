@@ -10,7 +10,8 @@ What setup calls:
 - `validate(settings, secret, config, mailbox=..., kind=...)`: signs in and reads the
   mailbox's calendars once; says precisely what is wrong (wrong tenant, wrong secret, admin
   consent missing, mailbox outside the app's scope, no such mailbox);
-- `list_calendars(...)`: the calendar picker;
+- `list_calendars(...)`: the calendar picker; `list_contact_folders(...)`: the contacts folder
+  browser (spoke kind "graph_contacts", connectors/graph/contacts.py);
 - `save_credential(ctx, label, settings, secret, ...)`: validate, then store;
 - `from_spoke(spoke, credential, secrets, config)`: the registry's factory.
 """
@@ -27,13 +28,15 @@ if TYPE_CHECKING:
     from spokesync.config import Config
     from spokesync.connectors.graph.client import GraphClient, GraphCredential, Response
     from spokesync.connectors.graph.connector import GraphConnector, Target
+    from spokesync.connectors.graph.contacts import FolderInfo
     from spokesync.model.hub import CredentialRef, Spoke
     from spokesync.ports import SecretStore
 
-__all__ = ["CalendarInfo", "GraphSettings", "describe_response", "from_spoke", "list_calendars", "save_credential",
-           "validate"]
+__all__ = ["CalendarInfo", "GraphSettings", "client_for_spoke", "describe_response", "from_spoke", "list_calendars",
+           "list_contact_folders", "save_credential", "validate"]
 
 CALENDARS_ROLE = "Calendars.ReadWrite"
+CONTACTS_ROLE = "Contacts.ReadWrite"
 GROUPS_ROLE = "Group.ReadWrite.All"
 
 
@@ -78,8 +81,12 @@ def credential_for(settings: GraphSettings, secret: str) -> GraphCredential:
     return GraphCredential(settings.tenant, settings.client_id, secret=secret)
 
 
-def describe_response(resp: Response, target: Target | None, doing: str) -> ConnectorError:
-    """An administrator's message for a Graph error answer (never the raw error text alone)."""
+def describe_response(resp: Response, target: Target | Any | None, doing: str, *, role: str = CALENDARS_ROLE,
+                      container: str = "calendar") -> ConnectorError:
+    """An administrator's message for a Graph error answer (never the raw error text alone).
+
+    `target` has `kind` ("user" | "group") and `mailbox`; `role` is the application permission the
+    request needs, `container` what the spoke points at ("calendar", "contacts folder")."""
     who = f"mailbox {target.mailbox}" if target is not None and target.kind == "user" else (
         f"group {target.mailbox}" if target is not None else "this mailbox")
     if resp.status == 403 and ("ApplicationAccessPolicy" in resp.message or "RAOP" in resp.message):
@@ -87,7 +94,7 @@ def describe_response(resp: Response, target: Target | None, doing: str) -> Conn
                                 "Applications) in Exchange Online limits the app to other mailboxes. Add this mailbox "
                                 "to the policy's group, or choose a mailbox the app may use.")
     if resp.status == 403:
-        needed = GROUPS_ROLE if target is not None and target.kind == "group" else CALENDARS_ROLE
+        needed = GROUPS_ROLE if target is not None and target.kind == "group" else role
         return CredentialBroken(f"admin consent missing: the app may not {doing} for {who}. In the app registration, "
                                 f"add the application permission {needed} and select 'Grant admin consent'.")
     if resp.status == 401:
@@ -97,7 +104,7 @@ def describe_response(resp: Response, target: Target | None, doing: str) -> Conn
         return ConnectorError(f"{who} does not exist in this tenant (or has no Exchange Online mailbox): check the "
                               "address")
     if resp.status == 404:
-        return ConnectorError(f"the calendar was not found in {who}: it may have been deleted; choose it again")
+        return ConnectorError(f"the {container} was not found in {who}: it may have been deleted; choose it again")
     return ConnectorError(f"Microsoft Graph could not {doing} ({resp.status} {resp.code or 'error'})")
 
 
@@ -118,10 +125,9 @@ def target_of(address: dict[str, Any]) -> Target:
     return Target(kind, mailbox, str(calendar) if calendar else None)
 
 
-def from_spoke(spoke: Spoke, credential: CredentialRef | None, secrets: SecretStore,
-               config: Config) -> GraphConnector:
-    from spokesync.connectors.graph.connector import GraphConnector
-
+def client_for_spoke(spoke: Spoke, credential: CredentialRef | None, secrets: SecretStore, config: Config,
+                     mailbox: str) -> GraphClient:
+    """The Graph client of a spoke's saved credential (kind "graph", shared by calendars and contacts)."""
     if credential is None or credential.kind != "graph":
         raise ConnectorError(f"spoke {spoke.name!r} has no Microsoft 365 credential")
     if credential.broken_reason:
@@ -133,8 +139,15 @@ def from_spoke(spoke: Spoke, credential: CredentialRef | None, secrets: SecretSt
         secret = secrets.get(credential.secret_name)
     except KeyError as exc:
         raise CredentialBroken("the Microsoft 365 secret is missing from the secret store") from exc
+    return _client(settings, secret, config, mailbox)
+
+
+def from_spoke(spoke: Spoke, credential: CredentialRef | None, secrets: SecretStore,
+               config: Config) -> GraphConnector:
+    from spokesync.connectors.graph.connector import GraphConnector
+
     target = target_of(spoke.address)
-    return GraphConnector(_client(settings, secret, config, target.mailbox), target,
+    return GraphConnector(client_for_spoke(spoke, credential, secrets, config, target.mailbox), target,
                           days_past=spoke.options.days_past, days_future=spoke.options.days_future)
 
 
@@ -146,6 +159,16 @@ class CalendarInfo:
     can_edit: bool
 
 
+def _require_role(client: GraphClient, needed: str) -> None:
+    """Refuse, saying what to grant, when the app's token lacks an application permission."""
+    roles = client.token_roles()
+    if roles is not None and needed not in roles:
+        raise CredentialBroken(f"admin consent missing: the app has no {needed} application permission"
+                               f"{' (it has ' + ', '.join(sorted(roles)) + ')' if roles else ''}. In the app "
+                               f"registration, add {needed} under API permissions (Microsoft Graph, Application "
+                               "permissions) and select 'Grant admin consent'.")
+
+
 def list_calendars(settings: GraphSettings | dict[str, Any], secret: str, config: Config, mailbox: str,
                    kind: str = "user") -> list[CalendarInfo]:
     """The calendar picker: a mailbox's calendars, or a group's one calendar."""
@@ -155,13 +178,7 @@ def list_calendars(settings: GraphSettings | dict[str, Any], secret: str, config
         settings = GraphSettings.from_dict(settings)
     target = Target(kind, mailbox)
     client = _client(settings, secret, config, mailbox)
-    roles = client.token_roles()
-    needed = GROUPS_ROLE if kind == "group" else CALENDARS_ROLE
-    if roles is not None and needed not in roles:
-        raise CredentialBroken(f"admin consent missing: the app has no {needed} application permission"
-                               f"{' (it has ' + ', '.join(sorted(roles)) + ')' if roles else ''}. In the app "
-                               f"registration, add {needed} under API permissions (Microsoft Graph, Application "
-                               "permissions) and select 'Grant admin consent'.")
+    _require_role(client, GROUPS_ROLE if kind == "group" else CALENDARS_ROLE)
     path = f"{target.root}/calendar" if kind == "group" else f"{target.root}/calendars"
     resp = client.get(path)
     if not resp.ok:
@@ -171,21 +188,37 @@ def list_calendars(settings: GraphSettings | dict[str, Any], secret: str, config
                          bool(r.get("canEdit", True))) for r in raws]
 
 
+def list_contact_folders(settings: GraphSettings | dict[str, Any], secret: str, config: Config,
+                         mailbox: str) -> list[FolderInfo]:
+    """The contacts folder browser: a mailbox's contact folders ("Customers", "Customers / EU", ...),
+    after checking that the app holds the Contacts.ReadWrite application permission."""
+    from spokesync.connectors.graph.contacts import list_folders
+
+    if isinstance(settings, dict):
+        settings = GraphSettings.from_dict(settings)
+    client = _client(settings, secret, config, mailbox)
+    _require_role(client, CONTACTS_ROLE)
+    return list_folders(client, mailbox)
+
+
 def validate(settings: GraphSettings | dict[str, Any], secret: str, config: Config, mailbox: str,
-             kind: str = "user") -> list[CalendarInfo]:
-    """Sign in and read the mailbox's calendars once: the ConnectorError says what is wrong."""
+             kind: str = "user", object_type: str = "calendar") -> list[CalendarInfo] | list[FolderInfo]:
+    """Sign in and read the mailbox's calendars (or, for contacts, its contact folders) once: the
+    ConnectorError says what is wrong."""
+    if object_type == "contacts":
+        return list_contact_folders(settings, secret, config, mailbox)
     return list_calendars(settings, secret, config, mailbox, kind)
 
 
 def save_credential(ctx: Any, label: str, settings: dict[str, Any], secret: str, *, mailbox: str,
-                    kind: str = "user") -> CredentialRef:
+                    kind: str = "user", object_type: str = "calendar") -> CredentialRef:
     """Validate against one mailbox, then store the secret in the SecretStore and the reference in the hub store."""
     import uuid
 
     from spokesync.model.hub import CredentialRef
 
     parsed = GraphSettings.from_dict(settings)
-    validate(parsed, secret, ctx.config, mailbox, kind)
+    validate(parsed, secret, ctx.config, mailbox, kind, object_type)
     credential_id = "cred-" + uuid.uuid4().hex[:12]
     secret_name = ctx.secrets.put(f"graph-{credential_id}", secret)
     credential = CredentialRef(id=credential_id, kind="graph", label=label or f"Microsoft 365 ({parsed.tenant})",

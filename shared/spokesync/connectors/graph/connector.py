@@ -88,7 +88,54 @@ def _iso(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _failure(resp: Response, spoke_item_id: str = "") -> WriteResult:
+def delta_round(client: GraphClient, url: str, page_size: int,
+                fail: Callable[[Response], ConnectorError]) -> tuple[list[dict[str, Any]], str]:
+    """Follow one delta round (`@odata.nextLink` pages) to its `@odata.deltaLink`.
+
+    An expired or refused delta token (410 `syncStateNotFound` / `resyncRequired`, "Use delta
+    query to track changes"): `FullResyncRequired`.
+    """
+    items, resp = client.pages(url, headers={"Prefer": f"odata.maxpagesize={page_size}"})
+    if resp.status == 410 or resp.code in _RESYNC_CODES:
+        raise FullResyncRequired("the Microsoft 365 delta token expired: full resync")
+    if not resp.ok:
+        raise fail(resp)
+    link = resp.body.get("@odata.deltaLink")
+    if not link:
+        raise ConnectorError("Microsoft Graph returned no delta link")
+    return items, str(link)
+
+
+def batch_get(client: GraphClient, urls: Sequence[str], fail: Callable[[Response], ConnectorError]
+              ) -> dict[int, dict[str, Any]]:
+    """GET each url in `$batch`es; {index: body} of those that exist (a missing or malformed id is absent)."""
+    out: dict[int, dict[str, Any]] = {}
+    requests = [{"id": str(n), "method": "GET", "url": url} for n, url in enumerate(urls)]
+    for key, resp in client.batch(requests).items():
+        if resp.ok and isinstance(resp.body, dict):
+            out[int(key)] = resp.body
+        elif resp.status in (404, 400) and resp.code in ("ErrorItemNotFound", "ErrorInvalidIdMalformed",
+                                                          "ResourceNotFound", "Request_ResourceNotFound"):
+            continue
+        else:
+            raise fail(resp)
+    return out
+
+
+def classify_conflicts(items: Sequence[ItemUpdate | ItemDelete], indexes: list[int],
+                       results: list[WriteResult | None],
+                       read: Callable[[Sequence[str]], dict[str, dict[str, Any]]]) -> None:
+    """412: changed meanwhile (conflict) or deleted meanwhile (not_found)."""
+    if not indexes:
+        return
+    current = read([items[i].spoke_item_id for i in indexes])
+    for index in indexes:
+        raw = current.get(items[index].spoke_item_id)
+        results[index] = WriteResult("not_found", items[index].spoke_item_id) if raw is None else WriteResult(
+            "conflict", items[index].spoke_item_id, str(raw.get("@odata.etag") or ""))
+
+
+def write_failure(resp: Response, spoke_item_id: str = "") -> WriteResult:
     if resp.status == 404:
         return WriteResult("not_found", spoke_item_id)
     if resp.status == 412:
@@ -114,15 +161,7 @@ class GraphConnector:
         return now - timedelta(days=self.days_past), now + timedelta(days=self.days_future)
 
     def _delta_round(self, url: str) -> tuple[list[dict[str, Any]], str]:
-        items, resp = self.client.pages(url, headers={"Prefer": f"odata.maxpagesize={DELTA_PAGE}"})
-        if resp.status == 410 or resp.code in _RESYNC_CODES:
-            raise FullResyncRequired("the Microsoft 365 delta token expired: full resync")
-        if not resp.ok:
-            raise self._error(resp, "read the calendar's changes")
-        link = resp.body.get("@odata.deltaLink")
-        if not link:
-            raise ConnectorError("Microsoft Graph returned no delta link")
-        return items, str(link)
+        return delta_round(self.client, url, DELTA_PAGE, lambda r: self._error(r, "read the calendar's changes"))
 
     def _error(self, resp: Response, doing: str) -> ConnectorError:
         from spokesync.connectors.graph import describe_response
@@ -185,28 +224,12 @@ class GraphConnector:
         items = [self._item(r) for r in raws if r.get("type") in (None, "singleInstance", "seriesMaster")]
         return ChangeSet(items=items, deleted=[], cursor=self._cursor(link, window), full=True)
 
-    def _get_requests(self, ids: Sequence[str]) -> list[dict[str, Any]]:
-        return [{"id": str(n), "method": "GET",
-                 "url": f"/{self.target.event_path(i)}?$select={mapping.SELECT}&$expand={mapping.EXPAND}"}
-                for n, i in enumerate(ids)]
-
     def _read_raw(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         ids = list(dict.fromkeys(ids))
-        if not ids:
-            return {}
-        out: dict[str, dict[str, Any]] = {}
-        for key, resp in self.client.batch(self._get_requests(ids)).items():
-            event_id = ids[int(key)]
-            if resp.ok and isinstance(resp.body, dict):
-                if resp.body.get("type") in ("occurrence", "exception"):
-                    continue  # an occurrence id: never an item of its own
-                out[event_id] = resp.body
-            elif resp.status in (404, 400) and resp.code in ("ErrorItemNotFound", "ErrorInvalidIdMalformed",
-                                                              "ResourceNotFound", "Request_ResourceNotFound"):
-                continue
-            else:
-                raise self._error(resp, "read events")
-        return out
+        urls = [f"/{self.target.event_path(i)}?$select={mapping.SELECT}&$expand={mapping.EXPAND}" for i in ids]
+        found = batch_get(self.client, urls, lambda r: self._error(r, "read events"))
+        # an occurrence id is never an item of its own
+        return {ids[n]: raw for n, raw in found.items() if raw.get("type") not in ("occurrence", "exception")}
 
     def _read(self, ids: Sequence[str]) -> dict[str, SpokeItem]:
         return {i: self._item(raw) for i, raw in self._read_raw(ids).items()}
@@ -267,7 +290,7 @@ class GraphConnector:
             for key, resp in self.client.batch(lookups).items():
                 index_s, occ_key = key.split("|", 1)
                 if not resp.ok:
-                    failures[int(index_s)] = _failure(resp, work[int(index_s)][0])
+                    failures[int(index_s)] = write_failure(resp, work[int(index_s)][0])
                     continue
                 for inst in resp.body.get("value") or []:
                     master_event = work[int(index_s)][1]
@@ -291,7 +314,7 @@ class GraphConnector:
             for key, resp in self.client.batch(writes).items():
                 index = int(key.split("|", 1)[0])
                 if not resp.ok and resp.status != 404:
-                    failures.setdefault(index, _failure(resp, work[index][0]))
+                    failures.setdefault(index, write_failure(resp, work[index][0]))
         return failures
 
     def _instances_request(self, index: int, key: str, master_id: str, original: Any, event: Event) -> dict[str, Any]:
@@ -338,7 +361,7 @@ class GraphConnector:
         for key, resp in self.client.batch(requests).items():
             index = int(key)
             if not resp.ok or not isinstance(resp.body, dict):
-                results[index] = _failure(resp)
+                results[index] = write_failure(resp)
                 continue
             event_id = str(resp.body["id"])
             event = as_event(items[index].event)
@@ -387,25 +410,14 @@ class GraphConnector:
             if resp.status == 412:
                 conflicts.append(index)
             elif not resp.ok or not isinstance(resp.body, dict):
-                results[index] = _failure(resp, upd.spoke_item_id)
+                results[index] = write_failure(resp, upd.spoke_item_id)
             elif as_event(upd.event).recurrence:
                 series[index] = (upd.spoke_item_id, as_event(upd.event))
             else:
                 results[index] = WriteResult("ok", upd.spoke_item_id, str(resp.body.get("@odata.etag") or ""))
-        self._classify(items, conflicts, results)
+        classify_conflicts(items, conflicts, results, self._read_raw)
         self._finish(results, {}, series)
         return [r if r is not None else WriteResult("error", message="no result") for r in results]
-
-    def _classify(self, items: Sequence[ItemUpdate | ItemDelete], indexes: list[int],
-                  results: list[WriteResult | None]) -> None:
-        """412: changed meanwhile (conflict) or deleted meanwhile (not_found)."""
-        if not indexes:
-            return
-        current = self._read_raw([items[i].spoke_item_id for i in indexes])
-        for index in indexes:
-            raw = current.get(items[index].spoke_item_id)
-            results[index] = WriteResult("not_found", items[index].spoke_item_id) if raw is None else WriteResult(
-                "conflict", items[index].spoke_item_id, str(raw.get("@odata.etag") or ""))
 
     def delete(self, items: Sequence[ItemDelete]) -> list[WriteResult]:
         results: list[WriteResult | None] = [None] * len(items)
@@ -421,8 +433,8 @@ class GraphConnector:
             elif resp.status == 412:
                 conflicts.append(index)
             else:
-                results[index] = _failure(resp, items[index].spoke_item_id)
-        self._classify(items, conflicts, results)
+                results[index] = write_failure(resp, items[index].spoke_item_id)
+        classify_conflicts(items, conflicts, results, self._read_raw)
         return [r if r is not None else WriteResult("error", message="no result") for r in results]
 
     # ------------------------------------------------------------ push (change notifications)

@@ -20,7 +20,7 @@ from typing import Any
 
 NS = {"edm": "http://docs.oasis-open.org/odata/ns/edm"}
 ROOTS = ("event", "calendar", "subscription", "changeNotificationCollection", "singleValueLegacyExtendedProperty",
-         "multiValueLegacyExtendedProperty", "user", "group")
+         "multiValueLegacyExtendedProperty", "user", "group", "contact", "contactFolder", "profilePhoto")
 # Types whose own properties we do not need (only reached through navigation we do not follow).
 SHALLOW = {"user", "group"}
 EDM = {
@@ -49,6 +49,14 @@ PATHS = {
     "/groups/{group-id}/calendar/calendarView/delta()": ("group", ["calendar", "calendarView"]),
     "/groups/{group-id}/events/{event-id}": ("group", ["events"]),
     "/groups/{group-id}/events/{event-id}/instances": ("group", ["events", "instances"]),
+    "/users/{user-id}/contactFolders": ("user", ["contactFolders"]),
+    "/users/{user-id}/contactFolders/{contactFolder-id}": ("user", ["contactFolders"]),
+    "/users/{user-id}/contactFolders/{contactFolder-id}/childFolders": ("user", ["contactFolders", "childFolders"]),
+    "/users/{user-id}/contactFolders/{contactFolder-id}/contacts": ("user", ["contactFolders", "contacts"]),
+    "/users/{user-id}/contactFolders/{contactFolder-id}/contacts/{contact-id}": ("user", ["contactFolders", "contacts"]),
+    "/users/{user-id}/contactFolders/{contactFolder-id}/contacts/delta()": ("user", ["contactFolders", "contacts"]),
+    "/users/{user-id}/contactFolders/{contactFolder-id}/contacts/{contact-id}/photo/$value":
+        ("user", ["contactFolders", "contacts", "photo"]),
     "/subscriptions": ("", []),
     "/subscriptions/{subscription-id}": ("", []),
 }
@@ -120,19 +128,20 @@ def extract(csdl: str, commit: str) -> dict[str, Any]:
         out[key] = {"title": name, "type": "object", "x-ms-open-type": any(c.get("OpenType") == "true" for c in chain),
                     "x-ms-base-types": [c.get("Name") for c in chain[1:]], "properties": properties}
     navs: dict[str, set[str]] = {}
-    for name in ("user", "group", "calendar", "event"):
+    for name in ("user", "group", "calendar", "event", "contactFolder", "contact"):
         navs[name] = {n.get("Name", "") for n in types[name].findall("edm:NavigationProperty", NS)}
     for path, (start, steps) in PATHS.items():
         kinds = {"calendars": "calendar", "calendar": "calendar", "events": "event", "calendarView": "event",
-                 "instances": "event"}
+                 "instances": "event", "contactFolders": "contactFolder", "childFolders": "contactFolder",
+                 "contacts": "contact", "photo": "profilePhoto"}
         current_type = start
         for step in steps:
             assert step in navs[current_type], f"{path}: {current_type} has no navigation property {step}"
             current_type = kinds[step]
-    delta_ok = any(
-        f.get("Name") == "delta" and any(p.get("Type") == "Collection(graph.event)" for p in f.findall("edm:Parameter", NS))
-        for f in schema.findall("edm:Function", NS))
-    assert delta_ok, "no delta function bound to Collection(graph.event)"
+    for bound in ("Collection(graph.event)", "Collection(graph.contact)"):
+        delta_ok = any(f.get("Name") == "delta" and any(p.get("Type") == bound for p in f.findall("edm:Parameter", NS))
+                       for f in schema.findall("edm:Function", NS))
+        assert delta_ok, f"no delta function bound to {bound}"
     return {
         "source": {"repository": "https://github.com/microsoftgraph/msgraph-metadata", "commit": commit,
                    "file": "clean_v10_metadata/cleanMetadata.xml",

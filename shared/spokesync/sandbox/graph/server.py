@@ -38,6 +38,9 @@ models, with the source of each behaviour:
   `changeNotificationCollection`, lifecycle notifications `reauthorizationRequired`,
   `subscriptionRemoved`, `missed` ("Reduce missing subscriptions and change notifications").
 
+- Contacts (contacts.py): contact folders, contacts, `contacts/delta`, photos, under the
+  `Contacts.ReadWrite` (or, for reading, `Contacts.Read`) application permission.
+
 Bodies are checked against the published API description (schema.py): requests always,
 responses and outgoing notifications when `strict` (tests). Errors use Graph's OData error
 format `{"error": {"code", "message", "innerError": {...}}}`.
@@ -68,6 +71,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from spokesync.sandbox.ews.tls import Certificates, make_certificates
 from spokesync.sandbox.graph import schema
+from spokesync.sandbox.graph.contacts import ContactFolder, ContactStore, Ct
 from spokesync.sandbox.graph.identity import App, Issuer, Tenant, TokenError
 from spokesync.sandbox.graph.recurrence import RecurrenceError, occurrence_dates
 
@@ -243,6 +247,7 @@ class GraphServer:
         self.seq = 0
         self.delta_states: dict[str, DeltaState] = {}
         self.subscriptions: dict[str, Subscription] = {}
+        self.contacts = ContactStore(self)
         self.invitations: collections.Counter[str] = collections.Counter()  # mailbox address -> meeting requests
         self.requests: collections.Counter[str] = collections.Counter()  # "graph", "batch", "token", "discovery"
         self.api_calls = 0  # Graph requests (a $batch counts once)
@@ -340,6 +345,28 @@ class GraphServer:
     def expire_delta_tokens(self) -> None:
         with self._lock:
             self.delta_states.clear()
+            self.contacts.expire_tokens()
+
+    # contacts (contacts.py), as a person would change them in Outlook
+    def add_contact_folder(self, mailbox: Mailbox, name: str, parent: ContactFolder | None = None) -> ContactFolder:
+        with self._lock:
+            return self.contacts.add_folder(mailbox, name, parent)
+
+    def contacts_in(self, folder: ContactFolder) -> list[Ct]:
+        with self._lock:
+            return self.contacts.live(folder)
+
+    def user_create_contact(self, folder: ContactFolder, body: dict[str, Any]) -> str:
+        with self._lock:
+            return self.contacts.user_create(folder, body).id
+
+    def user_edit_contact(self, contact_id: str, **props: Any) -> None:
+        with self._lock:
+            self.contacts.user_edit(contact_id, props)
+
+    def user_delete_contact(self, contact_id: str) -> None:
+        with self._lock:
+            self.contacts.user_delete(contact_id)
 
     def user_edit(self, event_id: str, **props: Any) -> None:
         """An edit made in Outlook (bypassing the connector)."""
@@ -756,7 +783,7 @@ class GraphServer:
                              else "Access token validation failure. Invalid audience.")
         return claims
 
-    def _mailbox(self, kind: str, ref: str, claims: dict[str, Any], write: bool) -> Mailbox:
+    def _mailbox(self, kind: str, ref: str, claims: dict[str, Any], write: bool, area: str = "Calendars") -> Mailbox:
         ref_l = urllib.parse.unquote(ref).lower()
         mailbox = next((m for m in self.mailboxes.values() if m.kind == kind and ref_l in (m.id.lower(), m.address)),
                        None)
@@ -768,7 +795,7 @@ class GraphServer:
                 raise GraphError(404, "Request_ResourceNotFound", f"Resource '{ref}' does not exist or one of its "
                                  "queried reference-property objects are not present.")
         else:
-            if not roles & {"Calendars.ReadWrite"} and not (not write and "Calendars.Read" in roles):
+            if f"{area}.ReadWrite" not in roles and not (not write and f"{area}.Read" in roles):
                 raise GraphError(403, "ErrorAccessDenied", "Access is denied. Check credentials and try again.")
             if mailbox is None:
                 raise GraphError(404, "ErrorInvalidUser", f"The requested user '{urllib.parse.unquote(ref)}' is "
@@ -824,7 +851,9 @@ class GraphServer:
             return 400, {"Content-Type": "application/json"}, GraphError(400, "RequestBodyRead", exc.message).body()
 
     def _check_response(self, path: str, method: str, out: dict[str, Any]) -> None:
-        if path.endswith("/calendarView/delta") or path.endswith("/instances") or (
+        if "/contactFolders" in path:
+            ContactStore.check_response(path, method, out)
+        elif path.endswith("/calendarView/delta") or path.endswith("/instances") or (
                 path.endswith("/events") and method == "GET"):
             for item in out["value"]:
                 if "@removed" not in item:
@@ -853,8 +882,13 @@ class GraphServer:
             raise GraphError(400, "BadRequest", f"Resource not found for the segment '{parts[0] if parts else ''}'.")
         kind = "user" if parts[0] == "users" else "group"
         write = method != "GET"
-        mailbox = self._mailbox(kind, parts[1], claims, write)
+        contacts = kind == "user" and parts[2:3] == ["contactFolders"]
+        mailbox = self._mailbox(kind, parts[1], claims, write, "Contacts" if contacts else "Calendars")
         rest = parts[2:]
+        if contacts:
+            raw = body if isinstance(body, bytes) else b""
+            return self.contacts.route(method, rest, query, headers, None if isinstance(body, bytes) else body, raw,
+                                       mailbox, base)
         if not rest and method == "GET":
             if kind == "user":
                 return 200, json_h, {"id": mailbox.id, "displayName": mailbox.display_name, "mail": mailbox.address,
@@ -1164,7 +1198,10 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def _send(self, status: int, headers: dict[str, str], body: Any, text: bool = False) -> None:
-        raw = b"" if body is None else (body.encode() if text else json.dumps(body).encode())
+        if isinstance(body, bytes):
+            raw = body
+        else:
+            raw = b"" if body is None else (body.encode() if text else json.dumps(body).encode())
         self.send_response(status)
         for key, value in headers.items():
             self.send_header(key, value)
@@ -1190,6 +1227,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_DELETE(self) -> None:  # noqa: N802
         self._dispatch("DELETE")
+
+    def do_PUT(self) -> None:  # noqa: N802 - binary uploads (a contact's photo/$value)
+        self._dispatch("PUT")
 
     def _dispatch(self, method: str) -> None:
         graph = self.graph
@@ -1218,7 +1258,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         headers = {k.lower(): v for k, v in self.headers.items()}
         body: Any = None
-        if raw:
+        if method == "PUT":
+            body = raw  # photo bytes, never JSON
+        elif raw:
             try:
                 body = json.loads(raw)
             except ValueError:
