@@ -70,7 +70,7 @@ def test_a_newcomer_builds_a_two_way_hub_in_the_browser(local: LocalSpokesync, p
 
     # -- Exchange public folder: steps 1 to 6
     page.click("main >> text=Create the first hub and spoke")
-    assert page.is_disabled("input[value=contacts]")
+    assert page.is_checked("input[value=calendar]") and page.is_enabled("input[value=contacts]")
     shot("step1-object")
     page.click("text=Next")
     page.check("input[value=exchange_public]")

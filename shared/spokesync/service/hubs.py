@@ -55,7 +55,6 @@ def _id() -> str:
 
 # ------------------------------------------------------------------- hubs
 
-
 def create_hub(ctx: Context, name: str, object_type: str = "calendar") -> Hub:
     name = (name or "").strip()
     if not name:
@@ -121,10 +120,94 @@ def find_credential(ctx: Context, ref: str) -> CredentialRef:
 
 _OBJECT_WORDS = {"calendar": "a calendar", "contacts": "a contacts"}
 
+# What is wrong with an option, in the words of the options form (the option's name follows, for
+# the CLI and scripts); the model's own message is used for options not listed here.
+OPTION_PROBLEMS = {
+    "direction": "Choose whether the hub may also write into this spoke (two-way) or not.",
+    "days_past": "Days in the past must be a whole number, 0 or more (blank: no limit).",
+    "days_future": "Days in the future must be a whole number, 0 or more (blank: no limit).",
+    "privacy_mode": "Choose a privacy mode: copy as is, mark private, or a busy-only placeholder.",
+    "deletions": "Choose what happens to deletions: propagate them, or keep the items in the hub.",
+    "conflict_policy": "Choose who wins a conflict: the most recent change, the hub, or one of the hub's spokes.",
+    "max_delete_share": "The share of items must be more than 0 % and at most 100 %.",
+    "max_delete_count": "The number of items must be a whole number, 0 or more.",
+    "deletion_window_h": "The hours deletions are counted over must be a whole number from 1 to 2160 (90 days).",
+    "poll_interval_s": "Checks for changes must be at least 30 seconds (half a minute) apart.",
+    "spoke_category": "The category can be at most 255 characters long (blank: none).",
+    "meetings_as_appointments": "'Sync meetings as appointments' is on or off (true or false).",
+    "sync_notes": "'Notes' is on or off (true or false).",
+    "sync_birthday": "'Birthday and anniversary' is on or off (true or false).",
+    "sync_photo": "'Photo' is on or off (true or false).",
+    "match_existing": "Linking existing items is on, off, or empty for the default (true, false or null).",
+    "has_email": "'Only contacts with an e-mail address' is on or off (true or false).",
+    "companies": "Companies are a list of names, none of them empty.",
+    "email_domains": "E-mail domains are domain names such as example.com (without a name@).",
+}
+
+
+def _option_problem(message: str, names: list[str]) -> tuple[str, str]:
+    """(plain words, option name) for a model validation message that starts with the option's name."""
+    first = message.split(" ", 1)[0].strip("'\":,")
+    name = next((n for n in sorted(names, key=len, reverse=True) if first in (n, f"filters.{n}")), "")
+    if not name:
+        return message, ""
+    text = OPTION_PROBLEMS.get(name) or message
+    field = f"filters.{name}" if first == f"filters.{name}" else name
+    return f"{text} (option {field})", field
+
+
+def _same_type(value: Any, default: Any) -> bool:
+    """Whether a requested option value has the shape of the option's default (None: a number or none)."""
+    if default is None:
+        return value is None or (isinstance(value, int) and not isinstance(value, bool))
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, str):
+        return isinstance(value, str)
+    if isinstance(default, (list, tuple)):
+        return isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
+    return True
+
+
+def _type_words(default: Any) -> str:
+    if default is None or (isinstance(default, int) and not isinstance(default, bool)):
+        return "a whole number"
+    if isinstance(default, bool):
+        return "true or false"
+    if isinstance(default, float):
+        return "a number"
+    if isinstance(default, (list, tuple)):
+        return "a list of words, e.g. [\"Team\", \"Board\"]"
+    return "text"
+
+
+# Options that mean something for two-way spokes only (they shape the copies the hub writes there).
+TWO_WAY_ONLY = ("privacy_mode", "placeholder_title", "spoke_category", "meetings_as_appointments")
+
+
+def options_view(options: SyncOptions, object_type: str = "calendar") -> dict[str, Any]:
+    """The options that mean something for a spoke of this object type, in the direction it syncs:
+    what `spokesync spoke options` shows (the API's spoke status keeps every option)."""
+    from spokesync.engine.kinds import kind_for
+
+    kind = kind_for(object_type)
+    raw = options.to_dict()
+    out = {k: v for k, v in raw.items()
+           if k in kind.option_names and not (k in TWO_WAY_ONLY and not options.two_way)}
+    out["filters"] = {k: v for k, v in raw["filters"].items() if k in kind.filter_names}
+    if options.privacy_mode != "busy_only":
+        out.pop("placeholder_title", None)
+    return out
+
 
 def options_from(raw: dict[str, Any] | None, base: SyncOptions | None = None,
                  object_type: str = "calendar") -> SyncOptions:
-    """Options from request data, on top of `base`; validated for the hub's object type.
+    """Options from request data, on top of `base`; validated for the hub's object type. A wrong
+    value is refused in the options form's words, with the option as the error's `field`.
 
     An option (or filter) that means nothing for the object type — the date window on a contacts
     spoke, `sync_photo` on a calendar spoke — is refused when the request gives it a value other
@@ -135,31 +218,43 @@ def options_from(raw: dict[str, Any] | None, base: SyncOptions | None = None,
 
     kind = kind_for(object_type)
     defaults, default_filters = SyncOptions().to_dict(), SyncOptions().to_dict()["filters"]
+    other = _other(object_type)
     for key, value in (raw or {}).items():
         if key == "filters" and isinstance(value, dict):
             for fkey, fvalue in value.items():
-                if (fkey in default_filters and fkey not in kind.filter_names
-                        and Filters.from_dict({fkey: fvalue}) != Filters()):
-                    raise InvalidRequest(f"the condition '{fkey}' is for {_other(object_type)} hubs; "
-                                         f"this is {_OBJECT_WORDS[object_type]} hub: leave it empty",
-                                         "option_not_for_object_type", "options")
-        elif key in defaults and key not in kind.option_names and value != defaults[key]:
-            raise InvalidRequest(f"the option '{key}' is for {_other(object_type)} hubs; this is "
-                                 f"{_OBJECT_WORDS[object_type]} hub: leave it out", "option_not_for_object_type",
-                                 "options")
+                if fkey not in default_filters:
+                    raise InvalidRequest(f"There is no filter '{fkey}'. Filters for {object_type} spokes: "
+                                         f"{', '.join(sorted(kind.filter_names))}.", "unknown_option",
+                                         f"filters.{fkey}")
+                if not _same_type(fvalue, default_filters[fkey]):
+                    raise InvalidRequest(f"The filter '{fkey}' takes {_type_words(default_filters[fkey])}.",
+                                         "invalid_option", f"filters.{fkey}")
+                if fkey not in kind.filter_names and Filters.from_dict({fkey: fvalue}) != Filters():
+                    raise InvalidRequest(f"The condition filters.{fkey} is for {other} spokes only: "
+                                         f"{_OBJECT_WORDS[object_type]} spoke has no use for it; leave it empty.",
+                                         "option_not_for_object_type", f"filters.{fkey}")
+        elif key not in defaults:
+            raise InvalidRequest(f"There is no sync option '{key}'. Options for {object_type} spokes: "
+                                 f"{', '.join(sorted(kind.option_names))}.", "unknown_option", key)
+        elif not (value is None or isinstance(value, bool) if key == "match_existing"
+                  else _same_type(value, defaults[key])):
+            text = OPTION_PROBLEMS.get(key) or f"The option '{key}' takes {_type_words(defaults[key])}."
+            raise InvalidRequest(f"{text} (option {key})", "invalid_option", key)
+        elif key not in kind.option_names and value != defaults[key]:
+            raise InvalidRequest(f"The option {key} is for {other} spokes only: {_OBJECT_WORDS[object_type]} "
+                                 "spoke has no use for it; leave it out.", "option_not_for_object_type", key)
     merged = (base or SyncOptions()).to_dict()
     for key, value in (raw or {}).items():
         if key == "filters" and isinstance(value, dict):
             merged["filters"] = {**merged["filters"], **value}
-        elif key in merged:
-            merged[key] = value
         else:
-            raise InvalidRequest(f"unknown sync option '{key}'", "unknown_option", "options")
+            merged[key] = value
     try:
         options = SyncOptions.from_dict(merged)
         options.validate()
     except (TypeError, ValueError) as err:
-        raise InvalidRequest(str(err), "invalid_option", "options") from None
+        text, name = _option_problem(str(err), [*merged, *merged["filters"]])
+        raise InvalidRequest(text, "invalid_option", name or "options") from None
     return options
 
 
@@ -199,13 +294,14 @@ def add_spoke(
         raise InvalidRequest("Enter a name for the spoke.", "missing_field", "name")
     check_name(name, "spoke name")
     if kind not in kinds():
-        raise InvalidRequest(f"unknown spoke kind '{kind}'; choose one of {', '.join(kinds())}")
+        raise InvalidRequest(f"unknown spoke kind '{kind}'; choose one of {', '.join(kinds())}", "invalid_field",
+                             "kind")
     check_object_type(hub, kind)
     if credential_id is not None and ctx.store.get_credential(credential_id) is None:
         raise InvalidRequest(f"no saved credential with id {credential_id}", "not_found", "credential_id")
     for other in ctx.store.list_spokes(hub.id):
         if other.kind == kind and other.address == address:
-            what = "contacts folder" if hub.object_type == "contacts" else "calendar"
+            what = "folder or group" if hub.object_type == "contacts" else "calendar"
             raise InvalidRequest(f"this {what} is already a spoke of hub '{hub.name}' ('{other.name}')",
                                  "duplicate_spoke", "address")
         if other.name.casefold() == name.casefold():
@@ -220,6 +316,11 @@ def add_spoke(
     return spoke
 
 
+# The address field a kind cannot do without (its connector checks the rest with the server).
+ADDRESS_NEEDS = {"google": "calendar_id", "exchange": "folder_id", "exchange_contacts": "folder_id",
+                 "google_contacts": "group"}
+
+
 def check_address(ctx: Context, kind: str, address: dict[str, Any], credential_id: str | None) -> str:
     """Ask the server whether the address names a calendar this credential can open, before a spoke
     is saved (a wrong folder id is refused now, not at the first sync). Returns the calendar's name.
@@ -229,13 +330,14 @@ def check_address(ctx: Context, kind: str, address: dict[str, Any], credential_i
 
     if kind not in kinds():
         raise InvalidRequest(f"unknown spoke kind '{kind}'; choose one of {', '.join(kinds())}")
-    needed = {"google": "calendar_id", "exchange": "folder_id"}.get(kind)
+    needed = ADDRESS_NEEDS.get(kind)
     if needed is None:
         return ""  # kinds whose connector has no check (memory; graph's wizard picks from the mailbox's calendars)
     if needed and not address.get(needed):
-        raise InvalidRequest(f"a {kind} spoke needs --address {needed}=... "
-                             f"({'spokesync calendars' if kind == 'google' else 'spokesync folders'} CREDENTIAL "
-                             "lists them)")
+        finder = {"google": "spokesync calendars CREDENTIAL lists them",
+                  "google_contacts": "the name of the contact group the spoke holds"}.get(
+            kind, "spokesync folders CREDENTIAL lists them")
+        raise InvalidRequest(f"a {kind} spoke needs --address {needed}=... ({finder})", "missing_field", "address")
     if needed and not credential_id:
         raise InvalidRequest(f"a {kind} spoke needs --credential (spokesync credential list)")
     credential = ctx.store.get_credential(credential_id) if credential_id else None

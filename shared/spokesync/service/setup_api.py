@@ -82,7 +82,7 @@ def error_body(message: str, code: str, field: str = "") -> dict[str, Any]:
 # What a missing or wrong field is, in the words of the form that sends it.
 FIELD_WORDS = {
     "name": "a name", "label": "a label", "password": "the password", "ews_url": "the EWS address",
-    "username": "the user name", "kind": "the kind of calendar", "code": "the sign-in code",
+    "username": "the user name", "kind": "the kind of spoke", "code": "the sign-in code",
     "state": "the sign-in state", "key": "the service account key", "redirect_uri": "the return address",
 }
 
@@ -271,11 +271,31 @@ def add_graph_credential(ctx: Context, body: Any, query: Mapping[str, str]) -> t
     settings = body.get("settings")
     if not isinstance(settings, dict):
         raise ApiError(400, "'settings' must be an object (tenant, client_id, auth)")
-    parsed = graph.GraphSettings.from_dict(settings)
-    credential = graph.save_credential(ctx, str(body.get("label") or ""), parsed.to_dict(),
-                                       _graph_secret(body, parsed.auth), mailbox=_body_str(body, "mailbox"),
-                                       kind=_mailbox_kind(body))
+    try:
+        parsed = graph.GraphSettings.from_dict(settings)
+        credential = graph.save_credential(ctx, str(body.get("label") or ""), parsed.to_dict(),
+                                           _graph_secret(body, parsed.auth), mailbox=_body_str(body, "mailbox"),
+                                           kind=_mailbox_kind(body))
+    except ConnectorError as err:
+        raise ApiError(422, str(err), err.code, graph_field(str(err), str(settings.get("auth") or "secret"))) from None
     return 201, credential_view(credential)
+
+
+# Which field of the Microsoft 365 credential form a validation failure is about (by Entra's AADSTS
+# code or the connector's words), most specific first.
+GRAPH_FIELDS = (
+    ("AADSTS7000215", "secret"), ("AADSTS700027", "certificate"), ("AADSTS700016", "client_id"),
+    ("AADSTS90002", "tenant"), ("tenant) ID is missing", "tenant"), ("client) ID is missing", "client_id"),
+    ("does not exist in this tenant", "mailbox"), ("needs a mailbox", "mailbox"), ("consent", "client_id"),
+    ("access policy", "mailbox"), ("secret or a certificate", "auth"),
+)
+
+
+def graph_field(message: str, auth: str) -> str:
+    field = next((f for words, f in GRAPH_FIELDS if words in message), "")
+    if field == "secret" and auth == "certificate":
+        return "certificate"
+    return field
 
 
 def graph_calendars(ctx: Context, body: Any, query: Mapping[str, str], credential_id: str) -> tuple[int, Payload]:
@@ -311,11 +331,21 @@ def add_google_service_account(ctx: Context, body: Any, query: Mapping[str, str]
     from spokesync.connectors.google import auth as google_auth
 
     key = body.get("key")
-    if not isinstance(key, (str, dict)):
-        raise ApiError(400, "Paste the service account's JSON key (the file Google Cloud downloads).", "invalid_field", "key")
-    credential = google_auth.save_service_account_credential(
-        ctx.store, ctx.secrets, "cred-" + uuid.uuid4().hex[:12], _label(body, "Google service account"),
-        key, subject=body.get("subject") or "")
+    if not isinstance(key, (str, dict)) or (isinstance(key, str) and not key.strip()):
+        raise ApiError(400, "Paste the service account's JSON key (the file Google Cloud downloads).", "missing_field",
+                       "key")
+    subject = body.get("subject") or ""
+    if not isinstance(subject, str) or (subject and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", subject.strip())):
+        raise ApiError(400, "“Act as” must be the e-mail address of a Workspace user (or left empty).",
+                       "invalid_field", "subject")
+    label = _label(body, "Google service account")
+    try:
+        credential = google_auth.save_service_account_credential(
+            ctx.store, ctx.secrets, "cred-" + uuid.uuid4().hex[:12], label, key, subject=subject.strip())
+    except ValueError:  # not JSON, or not a service account's key
+        raise ApiError(400, "This is not a service account's JSON key. In Google Cloud: IAM & Admin → Service "
+                            "accounts → the account → Keys → Add key → JSON; paste the whole downloaded file.",
+                       "invalid_key", "key") from None
     return 201, credential_view(credential)
 
 
@@ -443,11 +473,22 @@ _FILTERS = {"type": "object", "properties": {
     "categories": {"type": "array", "items": _STR}, "subject_contains": _STR,
     "show_as": {"type": "array", "items": {"enum": ["busy", "free", "tentative", "oof", "working_elsewhere"]}},
     "exclude_all_day": {"type": "boolean"}, "exclude_private": {"type": "boolean"}}}
-_OPTIONS = {"type": "object", "properties": {
+# Contacts spokes: the fields that travel (notes, birthday, photo) and the filters ("conditions").
+_CONTACT_FILTERS = {"type": "object", "description": "contacts hubs", "properties": {
+    "categories": {"type": "array", "items": _STR, "description": "categories (Exchange) or contact groups (Google)"},
+    "require_email": {"type": "boolean", "description": "only contacts with an e-mail address"},
+    "companies": {"type": "array", "items": _STR}, "email_domains": {"type": "array", "items": _STR}}}
+_CONTACT_OPTIONS = {"sync_notes": {"type": "boolean"}, "sync_birthday": {"type": "boolean"},
+                    "sync_photo": {"type": "boolean"}}
+_OPTIONS = {"type": "object", "description": "Calendar spokes take the calendar options, contacts spokes the "
+                                             "contact options; both take direction, deletions, conflict_policy, "
+                                             "the deletion budget and poll_interval_s.", "properties": {
+    **_CONTACT_OPTIONS,
     "direction": {"enum": ["to_hub", "two_way"]},
     "days_past": {"type": "integer", "minimum": 0, "nullable": True},
     "days_future": {"type": "integer", "minimum": 0, "nullable": True},
-    "filters": _FILTERS,
+    "filters": {"oneOf": [_FILTERS, _CONTACT_FILTERS]},
+    "spoke_category": _STR, "meetings_as_appointments": {"type": "boolean"},
     "sync_description": {"type": "boolean"}, "sync_location": {"type": "boolean"},
     "sync_attendees": {"type": "boolean"}, "sync_reminders": {"type": "boolean"},
     "privacy_mode": {"enum": ["as_is", "private", "busy_only"]}, "placeholder_title": _STR,
@@ -461,7 +502,12 @@ _BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/hubs"): {"type": "object", "required": ["name"], "properties": {
         "name": _STR, "object_type": {"enum": ["calendar", "contacts"]}}},
     ("POST", "/hubs/{id}/spokes"): {"type": "object", "required": ["name", "kind"], "properties": {
-        "name": _STR, "kind": {"enum": ["google", "exchange", "graph", "memory"]}, "address": _OBJ,
+        "name": _STR, "kind": {"enum": ["google", "exchange", "graph", "google_contacts", "exchange_contacts",
+                                        "graph_contacts", "memory"],
+                               "description": "calendar kinds for a calendar hub, *_contacts kinds for a contacts hub"},
+        "address": {**_OBJ, "description": "google: calendar_id; exchange, exchange_contacts: folder_id, public; "
+                                           "graph: mailbox, kind, calendar_id; google_contacts: group (the "
+                                           "contact group's name); graph_contacts: mailbox, folder"},
         "credential_id": _STR, "options": _OPTIONS}},
     ("PATCH", "/spokes/{id}/options"): _OPTIONS,
     ("POST", "/credentials/exchange"): {"type": "object", "required": ["settings", "password"], "properties": {

@@ -50,6 +50,33 @@ SOURCES = {
     "exchange_mailbox": "Exchange Server mailbox folder",
 }
 KIND_OF_SOURCE = {"google": "google", "m365": "graph", "exchange_public": "exchange", "exchange_mailbox": "exchange"}
+# A contacts hub's sources (the issue's order) and the spoke kinds they create.
+CONTACT_SOURCES = {
+    "google": "Google Contacts",
+    "exchange_public": "Exchange Server public folder",
+    "exchange_mailbox": "Exchange Server mailbox folder",
+    "m365": "Microsoft 365 (Exchange Online)",
+}
+CONTACT_KIND_OF_SOURCE = {"google": "google_contacts", "m365": "graph_contacts", "exchange_public": "exchange_contacts",
+                          "exchange_mailbox": "exchange_contacts"}
+OBJECTS = {"calendar": "Calendars", "contacts": "Contacts"}
+# Contacts options (SyncOptions): the optional fields that travel, and the filters' names.
+CONTACT_FIELD_OPTIONS = (("sync_notes", "Notes"), ("sync_birthday", "Birthday and anniversary"), ("sync_photo", "Photo"))
+CONTACT_FILTERS = {"require_email": "require_email", "companies": "companies", "email_domains": "email_domains"}
+# Calendar-only options: not sent for a contacts spoke (and not shown).
+CALENDAR_ONLY = ("days_past", "days_future", "sync_description", "sync_location", "sync_attendees", "sync_reminders",
+                 "privacy_mode", "placeholder_title", "spoke_category", "meetings_as_appointments")
+# The options form's field for an option an error names (the rest have the option's own name).
+FORM_FIELD = {"max_delete_share": "max_delete_percent", "poll_interval_s": "poll_minutes", "direction": "two_way",
+              **{f"filters.{k}": k for k in ("categories", "subject_contains", "companies", "email_domains")}}
+
+
+def sources_for(object_type: str) -> dict[str, str]:
+    return CONTACT_SOURCES if object_type == "contacts" else SOURCES
+
+
+def kind_for(object_type: str, source: str) -> str:
+    return (CONTACT_KIND_OF_SOURCE if object_type == "contacts" else KIND_OF_SOURCE)[source]
 SHOW_AS = ("busy", "free", "tentative", "oof", "working_elsewhere")
 SHOW_AS_WORDS = {"busy": "busy", "free": "free", "tentative": "tentative", "oof": "out of office",
                  "working_elsewhere": "working elsewhere"}
@@ -139,23 +166,68 @@ def checked_every(spoke: dict[str, Any]) -> str:
     from spokesync import display
 
     every = display.interval(spoke.get("checked_every_s") or spoke.get("options", {}).get("poll_interval_s", 300))
-    if spoke.get("kind") == "exchange":
+    kind = spoke.get("kind")
+    if kind in ("exchange", "exchange_contacts"):
         what = "public folders" if spoke.get("address", {}).get("public") else "mailbox folders"
         return f"{what} cannot notify: checked {every}"
-    if spoke.get("kind") == "google":
+    if kind == "google_contacts":
+        return f"Google Contacts cannot notify: checked {every}"
+    if kind == "graph_contacts":
+        return f"contact folders are checked {every}"
+    if kind in ("google", "graph"):
         return f"no push channel yet: checked {every}"
     return f"checked {every}"
 
 
 def spoke_kind(spoke: dict[str, Any]) -> str:
-    if spoke.get("kind") == "google":
+    kind, address = spoke.get("kind"), spoke.get("address", {})
+    if kind == "google":
         return "Google Calendar"
-    if spoke.get("kind") == "exchange":
-        return "Exchange public folder" if spoke.get("address", {}).get("public") else "Exchange mailbox folder"
-    if spoke.get("kind") == "graph":
-        return "Microsoft 365 group calendar" if spoke.get("address", {}).get("kind") == "group" \
-            else "Microsoft 365 calendar"
-    return str(spoke.get("kind", ""))
+    if kind == "google_contacts":
+        group = address.get("group") or address.get("group_name") or ""
+        return f"Google Contacts group “{group}”" if group else "Google Contacts"
+    if kind == "exchange":
+        return "Exchange public folder" if address.get("public") else "Exchange mailbox folder"
+    if kind == "exchange_contacts":
+        return "Exchange public contacts folder" if address.get("public") else "Exchange mailbox contacts folder"
+    if kind == "graph":
+        return "Microsoft 365 group calendar" if address.get("kind") == "group" else "Microsoft 365 calendar"
+    if kind == "graph_contacts":
+        return "Microsoft 365 contacts"
+    return str(kind or "")
+
+
+class FormError(ValueError):
+    """A form value the page refuses before the API sees it, with the form field it is about."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+NUMBER_WORDS = {"days_past": "Days in the past", "days_future": "Days in the future",
+                "max_delete_percent": "The share of items", "max_delete_count": "The number of items",
+                "deletion_window_h": "The hours deletions are counted over",
+                "poll_minutes": "Check for changes every (minutes)"}
+
+
+def plain(payload: Any) -> str:
+    """An API error's words for a page: its detail, without the '(option name)' note meant for scripts."""
+    import re
+
+    detail = str(payload.get("detail", "")) if isinstance(payload, dict) else ""
+    return re.sub(r" \(option [a-z_.]+\)$", "", detail) or "That did not work; nothing was changed. Try again."
+
+
+def form_value(name: str, saved: Any) -> Any:
+    """What a form field shows after a refused submit: what the person typed (kept), else the saved value."""
+    from flask import request
+
+    return request.form.get(name, saved) if request.method == "POST" else saved
+
+
+def keep_saved(name: str, saved: Any) -> Any:
+    return saved
 
 
 def _b64(text: str) -> str:
@@ -182,7 +254,9 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
                 static_url_path="/setup/static")
     app.jinja_env.globals.update(SOURCES=SOURCES, SHOW_AS=SHOW_AS, ACTION_WORDS=ACTION_WORDS,
                                  STATE_WORDS=STATE_WORDS, RUN_WORDS=RUN_WORDS, ITEM_WORDS=ITEM_WORDS, spoke_kind=spoke_kind,
-                                 SHOW_AS_WORDS=SHOW_AS_WORDS, checked_every=checked_every)
+                                 SHOW_AS_WORDS=SHOW_AS_WORDS, checked_every=checked_every,
+                                 CONTACT_FIELD_OPTIONS=CONTACT_FIELD_OPTIONS, CONTACT_FILTERS=CONTACT_FILTERS,
+                                 form_value=keep_saved)
     app.jinja_env.filters["when"] = when
     app.config["MAX_CONTENT_LENGTH"] = security.MAX_BODY_BYTES
 
@@ -508,28 +582,50 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
 
     # ------------------------------------------------------------ wizard steps 1-2
 
+    def hub_object(hub_id: str) -> str:
+        """The object type of the hub a spoke is added to from the dashboard ("" for a new hub)."""
+        if not hub_id:
+            return ""
+        hub = _ctx().store.get_hub(hub_id)
+        return hub.object_type if hub is not None else ""
+
     @app.get("/setup/new")
     def step_object() -> Any:
-        return page("step_object.html", step=1, hub=request.args.get("hub", ""))
+        hub = request.args.get("hub", "")
+        return page("step_object.html", step=1, hub=hub, fixed=hub_object(hub),
+                    chosen=request.args.get("object", "") or hub_object(hub) or "calendar")
 
     @app.get("/setup/new/source")
     def step_source() -> Any:
-        if request.args.get("object", "calendar") != "calendar":
-            return go("/setup/new", "Contacts are coming; only calendars can be synced today.")
-        return page("step_source.html", step=2, hub=request.args.get("hub", ""))
+        hub = request.args.get("hub", "")
+        chosen = object_arg()
+        fixed = hub_object(hub)
+        if fixed and fixed != chosen:
+            return go("/setup/new?" + urlencode({"hub": hub, "object": fixed}),
+                      f"This hub holds {OBJECTS[fixed].lower()}: its spokes hold {OBJECTS[fixed].lower()} too. "
+                      "To sync the other kind, create a new hub for it (leave the hub out: Add a spoke).")
+        return page("step_source.html", step=2, hub=hub, object=chosen, sources=sources_for(chosen))
 
     # ------------------------------------------------------------ step 3: credentials
 
     def wizard_args(**extra: str) -> dict[str, str]:
-        keep = {k: request.values.get(k, "") for k in ("source", "hub", "mailbox", "mailbox_kind")
+        keep = {k: request.values.get(k, "") for k in ("object", "source", "hub", "mailbox", "mailbox_kind")
                 if request.values.get(k)}
+        if keep.get("object") == "calendar":
+            keep.pop("object")  # the default: calendar links stay as they were
         keep.update({k: v for k, v in extra.items() if v})
         return keep
 
+    def object_arg() -> str:
+        chosen = request.values.get("object", "") or "calendar"
+        if chosen not in OBJECTS:
+            abort(400, description="Choose calendars or contacts first (Add a spoke, step 1).")
+        return chosen
+
     def source_arg() -> str:
         source = request.values.get("source", "")
-        if source not in SOURCES:
-            abort(400, description="choose a source first")
+        if source not in sources_for(object_arg()):
+            abort(400, description="Choose where the calendar or the contacts are first (Add a spoke, step 2).")
         return source
 
     def credentials_page(source: str, status: int = 200, **values: Any) -> Response:
@@ -537,7 +633,8 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
         wanted = {"google": ("google_oauth", "google_service_account"), "m365": ("graph",)}.get(source, ("exchange",))
         saved = [c for c in payload["credentials"] if c["kind"] in wanted]
         return page("step_credentials.html", status, step=3, source=source, saved=saved, args=wizard_args(),
-                    form=values.pop("form", {}), **values)
+                    form=values.pop("form", {}), object=object_arg(), source_words=sources_for(object_arg())[source],
+                    **values)
 
     @app.get("/setup/new/credentials")
     def step_credentials() -> Any:
@@ -576,21 +673,30 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
         body: dict[str, Any] = {"label": form["label"], "mailbox": form["mailbox"],
                                 "mailbox_kind": form["mailbox_kind"] or "user",
                                 "settings": {"tenant": form["tenant"], "client_id": form["client_id"], "auth": auth}}
+        missing, field = "", ""
         if auth == "certificate":
             body.update(private_key=request.form.get("private_key", ""), certificate=request.form.get("certificate", ""))
-            missing = "" if body["private_key"] and body["certificate"] else \
-                "Paste the certificate and its private key (PEM)."
+            if not body["certificate"]:
+                missing, field = "Paste the certificate (PEM) uploaded to the app registration.", "certificate"
+            elif not body["private_key"]:
+                missing, field = "Paste the certificate's private key (PEM).", "private_key"
         else:
             body["secret"] = request.form.get("secret", "")
-            missing = "" if body["secret"] else "Enter the client secret (its Value, not its Secret ID)."
+            if not body["secret"]:
+                missing, field = "Enter the client secret (its Value, not its Secret ID).", "secret"
         if not form["mailbox"]:
-            missing = "Enter the mailbox address (or the group's object id) whose calendar spokesync syncs."
+            what = "contacts" if object_arg() == "contacts" else "calendar"
+            missing, field = (f"Enter the mailbox address (or the group's object id) whose {what} spokesync syncs.",
+                              "mailbox")
+        for name, words in (("client_id", "the Application (client) ID"), ("tenant", "the Directory (tenant) ID")):
+            if not form[name]:
+                missing, field = f"Enter {words}: it is on the app registration's Overview page.", name
         if missing:
-            return credentials_page(source, 400, error=missing, form=form)
+            return credentials_page(source, 400, error=missing, error_field=field, form=form)
         status, payload = api("POST", "/credentials/graph", body)
         if status >= 400:
             return credentials_page(source, 422 if status == 422 else 400, form=form,
-                                    error=f"Validation failed: {payload.get('detail', status)}")
+                                    error=f"Validation failed: {plain(payload)}", error_field=payload.get("field", ""))
         return page("step_validated.html", step=3, credential=payload, source=source,
                     args=wizard_args(credential=payload["id"], mailbox=form["mailbox"],
                                      mailbox_kind=body["mailbox_kind"]))
@@ -602,7 +708,9 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
                 "key": request.form.get("key", ""), "subject": request.form.get("subject", "").strip()}
         status, payload = api("POST", "/credentials/google/service-account", body)
         if status >= 400:
-            return credentials_page(source, 400, sa_error=f"The key was not accepted: {payload.get('detail', status)}",
+            field = payload.get("field", "")
+            return credentials_page(source, 400, sa_error=f"The key was not accepted: {plain(payload)}",
+                                    error_field={"label": "sa_label"}.get(field, field),
                                     form={"sa_label": body["label"], "subject": body["subject"]})
         return go("/setup/new/target?" + urlencode(wizard_args(credential=payload["id"])),
                   f"Saved service account credential '{payload['label']}'.")
@@ -616,8 +724,8 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
         label = request.form.get("label", "").strip() or "Google account"
         status, payload = api("POST", "/credentials/google/oauth/start", {"redirect_uri": redirect_uri()})
         if status >= 400:
-            return credentials_page("google", 400, oauth_error=f"Google sign-in is not available: "
-                                                             f"{payload.get('detail', status)}")
+            return credentials_page("google", 400, oauth_error=f"Google sign-in is not available: {plain(payload)}",
+                                    form={"oauth_label": label})
         resp = make_response(redirect(payload["url"], code=303))
         value = ".".join((payload["state"], _b64(label), _b64(request.form.get("hub", ""))))
         set_cookie(resp, security.OAUTH_COOKIE, value, samesite="Lax", max_age=security.OAUTH_TTL_S)
@@ -671,6 +779,12 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
         if not credential_id:
             return go("/setup/new/credentials?" + urlencode(wizard_args()), "Choose or add a credential first.")
         args = wizard_args(credential=credential_id)
+        contacts = object_arg() == "contacts"
+        if contacts and source in ("google", "m365"):
+            # Google: the spoke is one contact group (its members), named by the admin; Microsoft 365:
+            # a contact folder of the mailbox. Both are checked with the server when the spoke is created.
+            return page("step_target.html", step=4, source=source, args=args, contacts=True,
+                        ask_mailbox=source == "m365" and not request.args.get("mailbox"))
         if source == "google":
             status, payload = api("GET", f"/credentials/{credential_id}/calendars")
             return page("step_target.html", 200 if status < 400 else status, step=4, source=source, args=args,
@@ -688,7 +802,8 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
                               {"parent": parent, "public": source == "exchange_public"})
         return page("step_target.html", 200 if status < 400 else status, step=4, source=source, args=args,
                     folders=payload.get("folders", []), error=payload.get("detail", ""), parent=parent,
-                    parent_name=request.args.get("parent_name", ""))
+                    parent_name=request.args.get("parent_name", ""), contacts=contacts,
+                    wanted="contacts" if contacts else "calendar")
 
     @app.post("/setup/new/target/add")
     def step_target_add() -> Any:
@@ -706,6 +821,11 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
     # ------------------------------------------------------------ step 5: name and hub
 
     def target_address(source: str) -> dict[str, Any]:
+        if object_arg() == "contacts" and source == "google":
+            return {"group": request.values.get("group", "").strip()}
+        if object_arg() == "contacts" and source == "m365":
+            return {"mailbox": request.values.get("mailbox", "").strip(),
+                    "folder": request.values.get("folder", "").strip()}
         if source == "google":
             return {"calendar_id": request.values.get("calendar_id", "")}
         if source == "m365":
@@ -722,43 +842,56 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
         values = {"name": request.values.get("name", "").strip() or request.values.get("suggested", ""),
                   "hub_id": request.values.get("hub_id", request.values.get("hub", "")),
                   "hub_name": request.values.get("hub_name", "").strip()}
+        contacts = object_arg() == "contacts"
         fields = {"source": source, "credential": request.values.get("credential", ""),
                   "suggested": request.values.get("suggested", ""), **{k: str(v) for k, v in address.items()}}
+        if contacts:
+            fields["object"] = "contacts"
+            if not fields["suggested"] and source == "google" and address.get("group"):
+                fields["suggested"] = f"{address['group']} (Google)"
+            if not fields["suggested"] and source == "m365" and address.get("mailbox"):
+                fields["suggested"] = f"{address['mailbox']} · {address.get('folder') or 'Contacts'}"
+            values["name"] = values["name"] or fields["suggested"]
         existing = hubs.list_hubs(_ctx())
-        if not fields["suggested"] and source == "google" and fields["credential"]:
+        if not contacts and not fields["suggested"] and source == "google" and fields["credential"]:
             _, found = api("GET", f"/credentials/{fields['credential']}/calendars")
             fields["suggested"] = next((c["summary"] for c in found.get("calendars", [])
                                         if c["id"] == address["calendar_id"]), "")
             values["name"] = values["name"] or fields["suggested"]
-        if not fields["suggested"] and source == "m365" and fields["credential"] and address["mailbox"]:
+        if not contacts and not fields["suggested"] and source == "m365" and fields["credential"] and address["mailbox"]:
             _, found = api("POST", f"/credentials/{fields['credential']}/graph-calendars",
                            {"mailbox": address["mailbox"], "mailbox_kind": address["kind"]})
             name = next((c["name"] for c in found.get("calendars", []) if c["id"] == address["calendar_id"]), "")
             fields["suggested"] = f"{address['mailbox']} · {name}" if name else ""
             values["name"] = values["name"] or fields["suggested"]
+        object_type = "contacts" if contacts else "calendar"
+        existing = [h for h in existing if h.object_type == object_type]
         if request.method == "GET":
-            return page("step_create.html", step=5, fields=fields, values=values, hubs=existing)
-        error = ""
+            return page("step_create.html", step=5, fields=fields, values=values, hubs=existing, contacts=contacts)
+        error = error_field = ""
         hub_id = values["hub_id"]
         if hub_id == "__new__" or not hub_id:
-            status, payload = api("POST", "/hubs", {"name": values["hub_name"]})
+            status, payload = api("POST", "/hubs", {"name": values["hub_name"], "object_type": object_type})
             if status >= 400:
-                error = f"The hub could not be created: {payload.get('detail', status)}"
+                error = f"The hub could not be created: {plain(payload)}"
+                error_field = "hub_name" if payload.get("field") == "name" else ""
             else:
                 hub_id = payload["id"]
         if not error:
             status, payload = api("POST", f"/hubs/{hub_id}/spokes", {
-                "name": values["name"], "kind": KIND_OF_SOURCE[source], "address": address,
+                "name": values["name"], "kind": kind_for(object_type, source), "address": address,
                 "credential_id": fields["credential"] or None})
             if status >= 400:
-                error = f"The spoke could not be created: {payload.get('detail', status)}"
+                error = f"The spoke could not be created: {plain(payload)}"
+                error_field = {"name": "name", "address": "address"}.get(payload.get("field", ""), "")
                 if values["hub_id"] in ("__new__", ""):
                     api("DELETE", f"/hubs/{hub_id}")  # do not leave an empty hub behind
             else:
                 note = f" Note: {payload['note']}" if payload.get("note") else ""
                 return go(f"/setup/spokes/{payload['id']}/options?wizard=1",
                           f"Spoke '{payload['name']}' created.{note}")
-        return page("step_create.html", 400, step=5, fields=fields, values=values, hubs=existing, error=error)
+        return page("step_create.html", 400, step=5, fields=fields, values=values, hubs=existing, error=error,
+                    error_field=error_field, contacts=contacts)
 
     # ------------------------------------------------------------ step 6: sync options
 
@@ -772,15 +905,36 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
             try:
                 return kind(raw)
             except ValueError:
-                raise ValueError(f"'{raw}' is not a number ({name.replace('_', ' ')})") from None
+                whole = " whole" if kind is int else ""
+                raise FormError(f"“{raw}” is not a{whole} number: {NUMBER_WORDS.get(name, name)} takes a{whole} "
+                                "number.", name) from None
+
+        def words(name: str) -> list[str]:
+            return [c.strip() for c in f.get(name, "").split(",") if c.strip()]
 
         share = number("max_delete_percent", float, 25.0)
-        return {
+        shared = {
             "direction": "two_way" if f.get("two_way") else "to_hub",
+            "deletions": f.get("deletions", "propagate"),
+            "conflict_policy": f.get("conflict_policy", "latest"),
+            "max_delete_share": share / 100.0,
+            "max_delete_count": number("max_delete_count", int, 10),
+            "deletion_window_h": number("deletion_window_h", int, 24),
+            "poll_interval_s": number("poll_minutes", float, 5.0) * 60,
+        }
+        if spoke.get("object_type") == "contacts":
+            return {**shared, **{name: bool(f.get(name)) for name, _ in CONTACT_FIELD_OPTIONS}, "filters": {
+                "categories": words("categories"),
+                CONTACT_FILTERS["require_email"]: bool(f.get("require_email")),
+                CONTACT_FILTERS["companies"]: words("companies"),
+                CONTACT_FILTERS["email_domains"]: [d.lstrip("@").lower() for d in words("email_domains")],
+            }}
+        out = {
+            **shared,
             "days_past": number("days_past"),
             "days_future": number("days_future"),
             "filters": {
-                "categories": [c.strip() for c in f.get("categories", "").split(",") if c.strip()],
+                "categories": words("categories"),
                 "subject_contains": f.get("subject_contains", "").strip(),
                 "show_as": [s for s in SHOW_AS if f.get(f"show_as_{s}")],
                 "exclude_all_day": bool(f.get("exclude_all_day")),
@@ -791,16 +945,13 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
             "sync_attendees": bool(f.get("sync_attendees")),
             "sync_reminders": bool(f.get("sync_reminders")),
             "privacy_mode": f.get("privacy_mode", "as_is"),
-            "placeholder_title": f.get("placeholder_title", "").strip() or "Busy",
             "spoke_category": f.get("spoke_category", "").strip(),
-            "meetings_as_appointments": bool(f.get("meetings_as_appointments")),
-            "deletions": f.get("deletions", "propagate"),
-            "conflict_policy": f.get("conflict_policy", "latest"),
-            "max_delete_share": share / 100.0,
-            "max_delete_count": number("max_delete_count", int, 10),
-            "deletion_window_h": number("deletion_window_h", int, 24),
-            "poll_interval_s": number("poll_minutes", float, 5.0) * 60,
         }
+        if "placeholder_title" in f:
+            out["placeholder_title"] = f.get("placeholder_title", "").strip() or "Busy"
+        if "meetings_as_appointments" in f or spoke.get("kind") != "graph":
+            out["meetings_as_appointments"] = bool(f.get("meetings_as_appointments"))
+        return out
 
     @app.route("/setup/spokes/<spoke_id>/options", methods=["GET", "POST"])
     def spoke_options(spoke_id: str) -> Any:
@@ -809,13 +960,14 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
             abort(404)
         _, hub = api("GET", f"/hubs/{spoke['hub_id']}")
         wizard = request.values.get("wizard") == "1"
-        error = ""
+        error = error_field = ""
+        spoke["object_type"] = hub.get("object_type", "calendar")
         if request.method == "POST":
             try:
                 changes = options_from_form(spoke)
                 changes["poll_interval_s"] = int(changes["poll_interval_s"])
-            except ValueError as err:
-                error = str(err)
+            except FormError as err:
+                error, error_field = str(err), err.field
             else:
                 status, payload = api("PATCH", f"/spokes/{spoke_id}/options", changes)
                 if status < 400 and wizard:  # step 7: the first sync, followed on its own page
@@ -825,9 +977,10 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
                               f"Sync options of '{spoke['name']}' saved.")
                 if status < 400:
                     return go("/setup/", f"Sync options of '{spoke['name']}' saved.")
-                error = str(payload.get("detail", status))
+                error, error_field = plain(payload), FORM_FIELD.get(payload.get("field", ""), payload.get("field", ""))
         return page("options.html", 400 if error else 200, step=6 if wizard else None, spoke=spoke, hub=hub,
-                    options=spoke["options"], wizard=wizard, error=error)
+                    options=spoke["options"], wizard=wizard, error=error, error_field=error_field,
+                    object_type=spoke["object_type"], form_value=form_value if error else keep_saved)
 
     @app.errorhandler(400)
     @app.errorhandler(404)

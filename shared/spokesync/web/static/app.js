@@ -124,6 +124,12 @@ document.addEventListener("submit", function (event) {
     if (twoWay) {  // options for copies the hub creates show only when the hub may create copies
       twoWay.addEventListener("change", function () { options.classList.toggle("to-hub-only", !twoWay.checked); });
     }
+    var privacy = options && options.querySelector("select[name=privacy_mode]");
+    if (privacy) {  // the placeholder title is used by busy-only copies alone
+      privacy.addEventListener("change", function () {
+        options.classList.toggle("not-busy-only", privacy.value !== "busy_only");
+      });
+    }
     var card = document.getElementById("first-sync");
     if (card) { firstSync(card); }
   });
