@@ -50,14 +50,51 @@ class Context:
     # local dashboard reads `live_runs` (spoke id -> latest report) for running spokes.
     progress_listeners: list[Callable[[RunProgress], None]] = field(default_factory=list)
     live_runs: dict[str, RunProgress] = field(default_factory=dict)
+    # Progress also goes to the store's run record (status "running"), at most once a second per
+    # run, so that other processes (the CLI, a dashboard served elsewhere) see it; the run's own
+    # record replaces it when the run ends. run id -> (hub id, started at, monotonic time of the last write).
+    _stored: dict[str, tuple[str, Any, float]] = field(default_factory=dict, repr=False)
 
     def run_progress(self, progress: RunProgress) -> None:
         if progress.phase == "done":
             self.live_runs.pop(progress.spoke_id, None)
+            self._stored.pop(progress.run_id, None)
         else:
             self.live_runs[progress.spoke_id] = progress
+            self._store_progress(progress)
         for listener in list(self.progress_listeners):
             listener(progress)
+
+    STORE_PROGRESS_EVERY_S = 1.0
+
+    def _store_progress(self, progress: RunProgress) -> None:
+        """Write a running run's progress into its run record. Only once there is something to
+        write (a run that only reads may end as one folded record under another id: it leaves no
+        "running" record behind); the first report, then at most once a second, and the last."""
+        import time
+
+        from spokesync.model.hub import RunRecord
+
+        if progress.phase != "writing" or progress.total <= 0:
+            return
+        now = time.monotonic()
+        known = self._stored.get(progress.run_id)
+        if known is not None and now - known[2] < self.STORE_PROGRESS_EVERY_S and progress.done < progress.total:
+            return
+        if known is None:
+            spoke = self.store.get_spoke(progress.spoke_id)
+            known = (spoke.hub_id if spoke is not None else "", self.clock.now(), now)
+        self._stored[progress.run_id] = (known[0], known[1], now)
+        try:
+            self.store.put_run(RunRecord(
+                id=progress.run_id, spoke_id=progress.spoke_id, hub_id=known[0], started_at=known[1],
+                status="running", reason="syncing", progress={
+                    "done": progress.done, "total": progress.total, "into_hub": progress.into_hub,
+                    "into_spoke": progress.into_spoke}))
+        except Exception:  # noqa: BLE001 - progress is for people; the run itself must not fail on it
+            import logging
+
+            logging.getLogger("spokesync.progress").warning("could not store a run's progress", exc_info=True)
 
     def connector(self, spoke: Spoke) -> SpokeConnector:
         from spokesync.connectors.registry import connector_for

@@ -1,7 +1,8 @@
 """The `spokesync` command: hubs, spokes, syncs, status, and the local server.
 
-    spokesync hub create NAME | hub list | hub remove HUB
-    spokesync spoke add HUB NAME --kind memory|google|exchange|graph --address k=v ... [--credential CRED]
+    spokesync hub create NAME [--object calendar|contacts] | hub list | hub remove HUB
+    spokesync spoke add HUB NAME --kind google|exchange|graph|google_contacts|exchange_contacts|graph_contacts
+                        --address k=v ... [--credential CRED]
                         [--two-way] [--option k=v ...]
     spokesync spoke list [HUB] | spoke remove SPOKE | spoke options SPOKE k=v ...
     spokesync credential list | credential exchange --url URL --user USER [--mailbox ADDRESS] [--version 2016] [--auth ntlm]
@@ -242,11 +243,78 @@ def _sync(ctx: Context, spoke_id: str, dry_run: bool, as_json: bool, out: list[d
         if last.status == "paused":
             _print_pause(ctx, spoke.id)
     if last.status == "skipped":
-        print(f"  not synced now: try again when the other run has finished "
-              f"(or, if its process was stopped, `spokesync resume '{spoke.name}' --clear-lease`)",
-              file=sys.stderr)
+        if not as_json:
+            _follow(ctx, spoke.id, ProgressLine(spoke.name, sys.stderr))
+        print(f"  not synced by this command: another run of '{spoke.name}' was going (it syncs again by "
+              f"itself when it has finished; if its process was stopped, `spokesync resume '{spoke.name}' "
+              "--clear-lease`)", file=sys.stderr)
         return EXIT_BUSY
     return EXIT_OK if last.status == "ok" else EXIT_FAILED
+
+
+def _progress_of(status: dict[str, Any]) -> RunProgress | None:
+    p = status.get("progress")
+    if not p:
+        return None
+    return RunProgress(status["id"], str(p.get("run_id", "")), "writing" if p.get("phase") == "writing" else "reading",
+                       int(p.get("done", 0)), int(p.get("total", 0)), int(p.get("into_hub", 0)),
+                       int(p.get("into_spoke", 0)))
+
+
+FOLLOW_EVERY_S = 0.5
+
+
+def _follow(ctx: Context, spoke_id: str, line: ProgressLine, limit_s: float = 3600.0) -> dict[str, Any]:
+    """Show the progress of a sync another process runs (its run record in the store), until it ends;
+    then one line with its result. Returns the spoke's status after it."""
+    started = time.monotonic()
+    status = hubs.spoke_status(ctx, hubs.get_spoke(ctx, spoke_id))
+    if status["running"]:
+        line.out.write(f"{status['name']}: another run is going (started elsewhere); following it\n")
+    shown = False
+    try:
+        while status["running"] and time.monotonic() - started < limit_s:
+            progress = _progress_of(status)
+            if progress is not None:
+                line(progress)
+                shown = True
+            time.sleep(FOLLOW_EVERY_S)
+            status = hubs.spoke_status(ctx, hubs.get_spoke(ctx, spoke_id))
+    finally:
+        line.finish()
+    last = status.get("last_run")
+    if shown and last:
+        words = display.RUN_WORDS.get(last["status"], last["status"])
+        line.out.write(f"{status['name']}: the other run {words}: {last['into_hub']:,} into the hub, "
+                       f"{last['into_spoke']:,} into the spoke\n")
+        line.out.flush()
+    return status
+
+
+def _watch(ctx: Context, every_s: float, out: TextIO) -> int:
+    """`status --watch`: the status again every few seconds (progress of running syncs included),
+    redrawn on a terminal, printed again into a pipe when it changed; Ctrl-C ends it."""
+    import contextlib
+    import io
+
+    previous = ""
+    try:
+        while True:
+            buffer = io.StringIO()
+            with contextlib.redirect_stdout(buffer):
+                _print_status(ctx, hubs.status(ctx))
+            text = buffer.getvalue()
+            if text != previous:
+                if out.isatty():
+                    out.write("\x1b[H\x1b[2J")
+                out.write(text + ("" if out.isatty() else "\n"))
+                out.flush()
+                previous = text
+            time.sleep(every_s)
+    except KeyboardInterrupt:
+        out.write("stopped watching.\n")
+        out.flush()
+        return EXIT_OK
 
 
 # ------------------------------------------------------------ human output
@@ -274,6 +342,9 @@ def _state_words(status: dict[str, Any]) -> str:
     return display.STATE_WORDS.get(status["state"], status["state"])
 
 
+KINDS_HELP = {"calendar": "google|exchange|graph", "contacts": "google_contacts|exchange_contacts|graph_contacts"}
+
+
 def _print_status(ctx: Context, hubs_status: list[dict[str, Any]]) -> None:
     if not hubs_status:
         print("No hubs yet. Create one with: spokesync hub create NAME   (or in the web wizard: spokesync serve)")
@@ -282,16 +353,26 @@ def _print_status(ctx: Context, hubs_status: list[dict[str, Any]]) -> None:
     for n, hub in enumerate(hubs_status):
         if n:
             print()
-        print(f"Hub '{hub['name']}': {display.plural(hub['items'], 'item')}, "
+        noun = "contact" if hub.get("object_type") == "contacts" else "item"
+        print(f"Hub '{hub['name']}' ({display.KIND_WORDS.get(hub.get('object_type', 'calendar'), 'calendars')}): "
+              f"{display.plural(hub['items'], noun)}, "
               f"{display.plural(len(hub['spokes']), 'spoke')}")
         if not hub["spokes"]:
-            print(f"  no spokes yet: spokesync spoke add '{hub['name']}' NAME --kind google|exchange ...")
+            print(f"  no spokes yet: spokesync spoke add '{hub['name']}' NAME "
+                  f"--kind {KINDS_HELP.get(hub.get('object_type', 'calendar'), 'google|exchange')} ...")
             continue
         rows = [[s["name"], display.KIND_WORDS.get(s["kind"], s["kind"]), _direction(s["two_way"]), _state_words(s),
                  s["linked_items"], _last_run_words(ctx, s), display.when(s["next_run_at"], now)]
                 for s in hub["spokes"]]
         print(display.table(rows, ["SPOKE", "KIND", "DIRECTION", "STATE", "ITEMS", "LAST RUN", "NEXT RUN"]))
         for s in hub["spokes"]:
+            progress = _progress_of(s) if s["running"] else None
+            if progress is not None:
+                if progress.phase == "reading" or not progress.total:
+                    print(f"  {s['name']}: syncing: reading changes ...")
+                else:
+                    print(f"  {s['name']}: syncing: {progress.done:,} of {progress.total:,} items written "
+                          f"({progress.done / progress.total:.0%})")
             if s["state"] != "ok" and s["state_reason"]:
                 print(f"  {s['name']}: {s['state_reason']}")
             if s["state"] == "needs_confirmation":
@@ -424,7 +505,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
                         help="print JSON for scripts instead of tables and sentences")
-    parser = _Parser(prog="spokesync", description="Hub-and-spoke calendar sync between Google and Exchange.",
+    parser = _Parser(prog="spokesync", description="Hub-and-spoke sync of shared calendars and contacts between Google, Exchange and Microsoft 365.",
                      epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="also log what happens")
     parser.add_argument("--json", action="store_true", help="print JSON for scripts instead of tables and sentences")
@@ -438,21 +519,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     hub = add(sub, "hub", "create, list and remove hubs").add_subparsers(dest="action", required=True,
                                                                            metavar="ACTION")
-    p = add(hub, "create", "create a hub (the shared calendar every spoke syncs with)")
+    p = add(hub, "create", "create a hub (the shared calendar or address book every spoke syncs with)")
     p.add_argument("name")
+    p.add_argument("--object", choices=["calendar", "contacts"], default="calendar",
+                   help="what the hub holds: calendar events (default) or contacts")
     add(hub, "list", "list the hubs with their item and spoke counts")
     p = add(hub, "remove", "remove a hub and its spokes (the calendars themselves keep their items)")
     p.add_argument("hub", help="name or id")
 
     spoke = add(sub, "spoke", "add, list, configure and remove spokes").add_subparsers(
         dest="action", required=True, metavar="ACTION")
-    p = add(spoke, "add", "add a calendar or folder to a hub as a spoke (its address is checked first)")
+    p = add(spoke, "add", "add a calendar, contacts folder or contact group to a hub as a spoke "
+                          "(its address is checked first)")
     p.add_argument("hub", help="name or id")
     p.add_argument("name")
-    p.add_argument("--kind", required=True, help="google, exchange (or memory, for trying things)")
+    p.add_argument("--kind", required=True,
+                   help="calendar hubs: google, exchange, graph; contacts hubs: google_contacts, exchange_contacts, "
+                        "graph_contacts (or memory, for trying things)")
     p.add_argument("--address", nargs="*", default=[], metavar="KEY=VALUE",
-                   help="google: calendar_id=ID; exchange: folder_id=ID public=true|false "
-                        "(spokesync calendars / folders find them)")
+                   help="google: calendar_id=ID; exchange, exchange_contacts: folder_id=ID public=true|false; "
+                        "google_contacts: group=NAME (the contact group); graph_contacts: mailbox=ADDRESS "
+                        "[folder=NAME] (spokesync calendars / folders find them)")
     p.add_argument("--credential", help="saved credential, by label or id (spokesync credential list)")
     p.add_argument("--two-way", action="store_true", help="allow the hub to create and sync items in this spoke")
     p.add_argument("--option", nargs="*", default=[], metavar="KEY=VALUE")
@@ -508,7 +595,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="every spoke of every hub")
     p.add_argument("--dry-run", action="store_true", help="write nothing; show the plan")
 
-    add(sub, "status", "every hub and spoke: state, items, last and next run")
+    p = add(sub, "status", "every hub and spoke: state, items, last and next run, progress of running syncs")
+    p.add_argument("--watch", action="store_true",
+                   help="keep showing it, with the progress of syncs run anywhere (Ctrl-C ends)")
+    p.add_argument("--every", type=float, default=2.0, help="seconds between updates with --watch (default 2)")
     for name, text in (("runs", "a spoke's run history, with the titles of conflicts and errors"),
                        ("confirm", "confirm a paused deletion: delete exactly the listed items"),
                        ("refuse", "refuse a paused deletion: keep every listed item on every side"),
@@ -535,12 +625,13 @@ def run(args: argparse.Namespace, ctx: Context) -> int:  # noqa: C901 - one bran
     cmd, action = args.command, getattr(args, "action", None)
     as_json = bool(getattr(args, "json", False))
     if cmd == "hub" and action == "create":
-        hub = hubs.create_hub(ctx, args.name)
+        hub = hubs.create_hub(ctx, args.name, args.object)
         if as_json:
             _print(hub.to_dict())
         else:
-            print(f"created hub '{hub.name}' (id {hub.id}); add spokes with: "
-                  f"spokesync spoke add '{hub.name}' NAME --kind google|exchange ...")
+            fitting = KINDS_HELP[hub.object_type]
+            print(f"created {'contacts' if hub.object_type == 'contacts' else 'calendar'} hub '{hub.name}' "
+                  f"(id {hub.id}); add spokes with: spokesync spoke add '{hub.name}' NAME --kind {fitting} ...")
     elif cmd == "hub" and action == "list":
         hub_list = hubs.list_hubs(ctx)
         if as_json:
@@ -578,7 +669,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:  # noqa: C901 - one bran
         if as_json:
             _print(statuses)
         elif not statuses:
-            print("No spokes yet. Add one with: spokesync spoke add HUB NAME --kind google|exchange ...")
+            print("No spokes yet. Add one with: spokesync spoke add HUB NAME --kind google|exchange|graph ... "
+                  "(contacts hubs: --kind google_contacts|exchange_contacts|graph_contacts)")
         else:
             print(display.table(_spoke_rows(ctx, statuses),
                                 ["SPOKE", "HUB", "KIND", "ADDRESS", "DIRECTION", "STATE", "ID"]))
@@ -590,10 +682,11 @@ def run(args: argparse.Namespace, ctx: Context) -> int:  # noqa: C901 - one bran
         spoke = hubs.find_spoke(ctx, args.spoke)
         if args.option:
             spoke = hubs.set_options(ctx, spoke.id, _pairs(args.option))
+        hub = hubs.get_hub(ctx, spoke.hub_id)
         if as_json:
             _print(spoke.options.to_dict())
         else:
-            _print_options(spoke.options.to_dict())
+            _print_options(hubs.options_view(spoke.options, hub.object_type))
         print(_budget_help(spoke.options), file=sys.stderr)
     elif cmd == "credential" and action == "list":
         creds = ctx.store.list_credentials()
@@ -627,13 +720,13 @@ def run(args: argparse.Namespace, ctx: Context) -> int:  # noqa: C901 - one bran
         if as_json:
             _print(folders)
         elif not folders:
-            print("No calendar or contact folders here.")
+            print("No calendar or contacts folders here.")
         else:
             kinds = {"calendar": "calendar", "contacts": "contacts", "folder": "folder"}
             print(display.table([[f["path"], kinds.get(f["kind"], f["kind"]), f["subfolders"] or "", f["id"]]
                                  for f in folders], ["FOLDER", "TYPE", "SUBFOLDERS", "ID"]))
-            print(f"\nadd one: spokesync spoke add HUB NAME --kind exchange --credential '{args.credential}' "
-                  f"--address folder_id=ID public={'false' if args.mailbox else 'true'}")
+            print(f"\nadd one: spokesync spoke add HUB NAME --kind exchange (contacts folders: exchange_contacts) "
+                  f"--credential '{args.credential}' --address folder_id=ID public={'false' if args.mailbox else 'true'}")
     elif cmd == "calendars":
         calendars = _calendars(ctx, hubs.find_credential(ctx, args.credential))
         if as_json:
@@ -705,6 +798,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:  # noqa: C901 - one bran
         elif ran:
             print(f"ran {display.plural(ran, 'follow-up sync')} of spokes whose hub changed")
         return code
+    elif cmd == "status" and args.watch and not as_json:
+        return _watch(ctx, max(0.2, args.every), sys.stdout)
     elif cmd == "status":
         data = hubs.status(ctx)
         if as_json:

@@ -29,7 +29,9 @@ RUN_WORDS = {
     "running": "running",
 }
 
-KIND_WORDS = {"google": "Google Calendar", "exchange": "Exchange", "graph": "Microsoft 365", "memory": "memory (test)"}
+KIND_WORDS = {"google": "Google Calendar", "exchange": "Exchange", "graph": "Microsoft 365", "memory": "memory (test)",
+              "google_contacts": "Google Contacts", "exchange_contacts": "Exchange contacts",
+              "graph_contacts": "Microsoft 365 contacts", "calendar": "calendars", "contacts": "contacts"}
 
 PLAN_WORDS = {
     "hub_create": "add to the hub",
@@ -128,7 +130,11 @@ def conflict_title(conflict: dict[str, Any]) -> str:
 def address_words(kind: str, address: dict[str, Any]) -> str:
     if kind == "google":
         return str(address.get("calendar_id", ""))
-    if kind == "exchange":
+    if kind == "google_contacts":
+        return f"contact group {address.get('group', '')}"
+    if kind == "graph_contacts":
+        return f"{address.get('mailbox', '')} · {address.get('folder') or 'Contacts'}"
+    if kind in ("exchange", "exchange_contacts"):
         where = "public folder" if address.get("public") else "mailbox folder"
         return f"{where} {address.get('path') or address.get('folder_name') or address.get('folder_id', '')}"
     return ", ".join(f"{k}={v}" for k, v in address.items())

@@ -55,7 +55,7 @@ def out_of(capsys: pytest.CaptureFixture[str], *argv: str, code: int = 0) -> tup
 
 def test_tables_summaries_and_json_for_memory_spokes(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out, _ = out_of(capsys, "hub", "create", "Team")
-    assert out.startswith("created hub 'Team'")
+    assert out.startswith("created calendar hub 'Team'")
     out_of(capsys, "spoke", "add", "Team", "office", "--kind", "memory", "--address", "calendar=a", "--two-way")
     out_of(capsys, "spoke", "add", "Team", "home", "--kind", "memory", "--address", "calendar=b", "--two-way")
     _, err = out_of(capsys, "spoke", "add", "Team", "Office", "--kind", "memory", "--address", "calendar=c", code=2)
@@ -71,7 +71,7 @@ def test_tables_summaries_and_json_for_memory_spokes(data_dir: Path, capsys: pyt
 
     out, _ = out_of(capsys, "status")
     lines = out.splitlines()
-    assert lines[0] == "Hub 'Team': 40 items, 2 spokes"
+    assert lines[0] == "Hub 'Team' (calendars): 40 items, 2 spokes"
     assert lines[1].split() == ["SPOKE", "KIND", "DIRECTION", "STATE", "ITEMS", "LAST", "RUN", "NEXT", "RUN"]
     office = next(line for line in lines if line.startswith("office "))
     assert "two-way" in office and " 40 " in office and "done, now" in office and "(in 5 minutes)" in office
@@ -82,7 +82,7 @@ def test_tables_summaries_and_json_for_memory_spokes(data_dir: Path, capsys: pyt
 
     out, _ = out_of(capsys, "hub", "list")
     assert out.splitlines()[0].split() == ["HUB", "TYPE", "ITEMS", "SPOKES", "ID"]
-    assert out.splitlines()[2].split()[:4] == ["Team", "calendar", "40", "2"]
+    assert out.splitlines()[2].split()[:4] == ["Team", "calendars", "40", "2"]
     assert json.loads(out_of(capsys, "hub", "list", "--json")[0])[0]["name"] == "Team"
     out, _ = out_of(capsys, "spoke", "list", "Team")
     assert out.splitlines()[0].split() == ["SPOKE", "HUB", "KIND", "ADDRESS", "DIRECTION", "STATE", "ID"]
@@ -200,7 +200,7 @@ def test_the_cli_sees_the_running_demo_and_checks_addresses(demo: Demo, capsys: 
     out, _ = out_of(capsys, "status")
     assert out.startswith("No hubs yet.")
     out, _ = out_of(capsys, "--demo", "status")
-    assert out.startswith("Hub 'Team': 2 items, 1 spoke")
+    assert out.startswith("Hub 'Team' (calendars): 2 items, 1 spoke")
 
 
 def test_demo_flag_without_a_running_demo_says_how_to_start_one(
@@ -225,3 +225,71 @@ def test_the_demo_calendars_are_dated_relative_to_today(demo: Demo) -> None:
     standup = datetime.fromisoformat(events["Team standup"]["start"]["dateTime"]).date()
     assert standup == today - timedelta(days=today.weekday())  # this week's Monday
     assert events["Offsite"]["start"]["date"] == (today + timedelta(days=8)).isoformat()
+
+
+def test_calendars_lists_a_google_accounts_calendars_from_the_calendar_server(
+        demo: Demo, capsys: pytest.CaptureFixture[str]) -> None:
+    """`spokesync calendars CREDENTIAL` against the local Calendar API server (the real
+    google-api-python-client): a table for people, the same rows as JSON."""
+    from spokesync.bootstrap import build_context
+    from spokesync.connectors.google import auth as google_auth
+    from spokesync.demo import DEMO_CLIENT_ID, DEMO_GOOGLE_USER, cli_config
+
+    ctx = build_context(cli_config(Config.from_env()))  # the demo's store, as `--demo` opens it
+    token = demo.google.sandbox.issue_refresh_token(DEMO_GOOGLE_USER, DEMO_CLIENT_ID)
+    google_auth.save_oauth_credential(ctx.store, ctx.secrets, "cred-google", "Demo Google", token,
+                                      account=DEMO_GOOGLE_USER)
+
+    out, _ = out_of(capsys, "--demo", "calendars", "Demo Google")
+    lines = out.splitlines()
+    assert lines[0].split() == ["CALENDAR", "TIME", "ZONE", "ACCESS", "ID"]
+    rows = [line for line in lines[2:] if line and not line.startswith("add one")]
+    assert any("(primary)" in row for row in rows)
+    assert any("team@group.calendar.google.com" in row and "Europe/Berlin" in row for row in rows)
+    assert "spokesync spoke add HUB NAME --kind google --credential 'Demo Google' --address calendar_id=ID" in out
+    assert "{" not in out
+    listed = json.loads(out_of(capsys, "--demo", "calendars", "Demo Google", "--json")[0])
+    assert {c["id"] for c in listed} >= {"team@group.calendar.google.com"}
+    assert all(set(c) == {"id", "summary", "time_zone", "access_role", "primary"} for c in listed)
+    assert sum(c["primary"] for c in listed) == 1
+    # the same row by the credential's id
+    assert json.loads(out_of(capsys, "--demo", "calendars", "cred-google", "--json")[0]) == listed
+
+    # an Exchange credential has no Google calendars: said in words, usage exit code
+    out_of(capsys, "--demo", "credential", "exchange", "--url", demo.ews_url, "--user", DEMO_EWS_USER,
+           "--mailbox", DEMO_EWS_MAILBOX, "--label", "Demo Exchange")
+    _, err = out_of(capsys, "--demo", "calendars", "Demo Exchange", code=2)
+    assert "'Demo Exchange' is not a Google credential" in err and "spokesync folders CREDENTIAL" in err
+    _, err = out_of(capsys, "--demo", "calendars", "Nobody", code=2)
+    assert "no saved credential named or numbered 'Nobody'" in err
+
+
+def test_contacts_hubs_from_the_cli(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out, _ = out_of(capsys, "hub", "create", "Address book", "--object", "contacts")
+    assert out.startswith("created contacts hub 'Address book'")
+    assert "--kind google_contacts|exchange_contacts|graph_contacts" in out
+    created = json.loads(out_of(capsys, "hub", "create", "Directory", "--object", "contacts", "--json")[0])
+    assert created["object_type"] == "contacts" and created["name"] == "Directory"
+    out, _ = out_of(capsys, "hub", "list")
+    assert sorted(line.split("  ")[0] for line in out.splitlines()[2:]) == ["Address book", "Directory"]
+    assert all(" contacts " in line for line in out.splitlines()[2:])
+    out, _ = out_of(capsys, "status")
+    assert "Hub 'Address book' (contacts): 0 contacts, 0 spokes" in out.splitlines()
+    assert "no spokes yet: spokesync spoke add 'Address book' NAME --kind google_contacts|" in out
+
+    # a calendar spoke cannot join a contacts hub, nor a contacts spoke a calendar hub
+    _, err = out_of(capsys, "spoke", "add", "Address book", "Cal", "--kind", "exchange", "--address",
+                    "folder_id=x", code=2)
+    assert "Hub 'Address book' holds contacts: a exchange spoke holds calendars" in err
+    out_of(capsys, "hub", "create", "Team")
+    _, err = out_of(capsys, "spoke", "add", "Team", "People", "--kind", "exchange_contacts", "--address",
+                    "folder_id=x", code=2)
+    assert ("Hub 'Team' holds calendars" in err) or ("unknown spoke kind 'exchange_contacts'" in err)
+    # an option of the other object type does nothing: refused in words
+    _, err = out_of(capsys, "spoke", "add", "Address book", "try", "--kind", "memory", "--address", "calendar=z",
+                    "--option", "days_past=30", code=2)
+    assert "The option days_past is for calendar spokes only: a contacts spoke has no use for it." in err
+    with pytest.raises(SystemExit) as usage:
+        cli.main(["hub", "create", "Odd", "--object", "notes"])
+    err = capsys.readouterr().err
+    assert usage.value.code == 2 and "invalid choice: 'notes'" in err and "see: spokesync hub create --help" in err

@@ -391,6 +391,9 @@ class RunRecord:
     # What changed, by title: the first RUN_ITEMS_MAX writes ({"action": "hub_created", "title": ...}).
     items: list[dict[str, Any]] = field(default_factory=list)
     runs: int = 1  # how many runs in a row this record stands for (> 1 only for runs that changed nothing)
+    # A running run's progress ({"done", "total", "into_hub", "into_spoke"}), written while it runs
+    # (status "running") so that other processes can show it; empty once the run has finished.
+    progress: dict[str, int] = field(default_factory=dict)
 
     @property
     def idle(self) -> bool:

@@ -562,13 +562,13 @@ def spoke_status(ctx: Context, spoke: Spoke) -> dict[str, Any]:
         "needs_attention": spoke.attention,
         # items already on both sides whose match is ambiguous: left unlinked until decided (decide_match)
         "ambiguous_matches": spoke.ambiguous,
-        "running": spoke.lease_owner is not None and spoke.lease_expires is not None
-        and spoke.lease_expires > ctx.clock.now(),
+        "running": _held(ctx, spoke),
         "run_started_by": spoke.lease_owner,
         "run_mark_expires_at": None if spoke.lease_expires is None else spoke.lease_expires.isoformat(),
         "linked_items": ctx.store.count_links(spoke.id),
-        # how far a run going on in this process is (the local server; None elsewhere or when idle)
-        "progress": _live(ctx, spoke.id),
+        # how far a running sync is: this process's own report, else the run record it keeps current
+        # in the store (a sync run by another process: the local server's queue, a Cloud Function, the CLI)
+        "progress": _live(ctx, spoke),
         "checked_every_s": spoke.options.poll_interval_s,
         "push": spoke.kind == "google" and bool(channels),
         "last_run": None if last is None else run_summary(last),
@@ -579,12 +579,37 @@ def spoke_status(ctx: Context, spoke: Spoke) -> dict[str, Any]:
     }
 
 
-def _live(ctx: Context, spoke_id: str) -> dict[str, Any] | None:
-    live = getattr(ctx, "live_runs", {}).get(spoke_id)
-    if live is None:
+def _held(ctx: Context, spoke: Spoke) -> bool:
+    return spoke.lease_owner is not None and spoke.lease_expires is not None and spoke.lease_expires > ctx.clock.now()
+
+
+def _live(ctx: Context, spoke: Spoke) -> dict[str, Any] | None:
+    live = getattr(ctx, "live_runs", {}).get(spoke.id)
+    if live is not None:
+        return {"run_id": live.run_id, "phase": live.phase, "done": live.done, "total": live.total,
+                "into_hub": live.into_hub, "into_spoke": live.into_spoke}
+    if not _held(ctx, spoke) or spoke.lease_owner is None:
         return None
-    return {"run_id": live.run_id, "phase": live.phase, "done": live.done, "total": live.total,
-            "into_hub": live.into_hub, "into_spoke": live.into_spoke}
+    record = ctx.store.get_run(spoke.lease_owner)  # the lease holder is the run's id
+    if record is None or record.status != "running" or not record.progress:
+        return {"run_id": spoke.lease_owner, "phase": "reading", "done": 0, "total": 0, "into_hub": 0,
+                "into_spoke": 0}
+    p = record.progress
+    return {"run_id": record.id, "phase": "writing", "done": int(p.get("done", 0)), "total": int(p.get("total", 0)),
+            "into_hub": int(p.get("into_hub", 0)), "into_spoke": int(p.get("into_spoke", 0))}
+
+
+STOPPED_REASON = ("the process running it stopped before the end (nothing was lost: the next run continues "
+                  "where it stopped)")
+
+
+def _settled(run: RunRecord, holders: dict[str, str | None]) -> RunRecord:
+    """A "running" record whose spoke no longer holds a lease for it: its process died mid-run."""
+    if run.status != "running" or holders.get(run.spoke_id) == run.id:
+        return run
+    from dataclasses import replace
+
+    return replace(run, status="interrupted", reason=STOPPED_REASON)
 
 
 _INTO_HUB = ("hub_created", "hub_updated", "hub_deleted", "hub_restored")  # run counts of writes into the hub
@@ -614,6 +639,7 @@ def run_summary(run: RunRecord) -> dict[str, Any]:
         "conflicts": run.conflicts,
         "errors": run.errors,
         "items": run.items,
+        "progress": run.progress,
     }
 
 
@@ -632,5 +658,10 @@ def status(ctx: Context) -> list[dict[str, Any]]:
 
 
 def run_history(ctx: Context, spoke_id: str | None = None, hub_id: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
-    return [run_summary(r) for r in ctx.store.list_runs(spoke_id=spoke_id, hub_id=hub_id, limit=limit)]
+    runs = ctx.store.list_runs(spoke_id=spoke_id, hub_id=hub_id, limit=limit)
+    holders: dict[str, str | None] = {}
+    if any(r.status == "running" for r in runs):
+        for spoke in ctx.store.list_spokes(hub_id) if spoke_id is None else [get_spoke(ctx, spoke_id)]:
+            holders[spoke.id] = spoke.lease_owner if _held(ctx, spoke) else None
+    return [run_summary(_settled(r, holders)) for r in runs]
 

@@ -63,9 +63,6 @@ OBJECTS = {"calendar": "Calendars", "contacts": "Contacts"}
 # Contacts options (SyncOptions): the optional fields that travel, and the filters' names.
 CONTACT_FIELD_OPTIONS = (("sync_notes", "Notes"), ("sync_birthday", "Birthday and anniversary"), ("sync_photo", "Photo"))
 CONTACT_FILTERS = {"require_email": "require_email", "companies": "companies", "email_domains": "email_domains"}
-# Calendar-only options: not sent for a contacts spoke (and not shown).
-CALENDAR_ONLY = ("days_past", "days_future", "sync_description", "sync_location", "sync_attendees", "sync_reminders",
-                 "privacy_mode", "placeholder_title", "spoke_category", "meetings_as_appointments")
 # The options form's field for an option an error names (the rest have the option's own name).
 FORM_FIELD = {"max_delete_share": "max_delete_percent", "poll_interval_s": "poll_minutes", "direction": "two_way",
               **{f"filters.{k}": k for k in ("categories", "subject_contains", "companies", "email_domains")}}
