@@ -291,15 +291,18 @@ def _follow(ctx: Context, spoke_id: str, line: ProgressLine, limit_s: float = 36
     return status
 
 
-def _watch(ctx: Context, every_s: float, out: TextIO) -> int:
+def _watch(ctx: Context, every_s: float, out: TextIO, rounds: int | None = None) -> int:
     """`status --watch`: the status again every few seconds (progress of running syncs included),
-    redrawn on a terminal, printed again into a pipe when it changed; Ctrl-C ends it."""
+    redrawn on a terminal, printed again into a pipe when it changed; Ctrl-C ends it (`rounds`:
+    a number of updates instead, for tests)."""
     import contextlib
     import io
 
     previous = ""
     try:
-        while True:
+        while rounds is None or rounds > 0:
+            if rounds is not None:
+                rounds -= 1
             buffer = io.StringIO()
             with contextlib.redirect_stdout(buffer):
                 _print_status(ctx, hubs.status(ctx))
@@ -314,7 +317,7 @@ def _watch(ctx: Context, every_s: float, out: TextIO) -> int:
     except KeyboardInterrupt:
         out.write("stopped watching.\n")
         out.flush()
-        return EXIT_OK
+    return EXIT_OK
 
 
 # ------------------------------------------------------------ human output
