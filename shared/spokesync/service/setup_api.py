@@ -476,10 +476,13 @@ _FILTERS = {"type": "object", "properties": {
 # Contacts spokes: the fields that travel (notes, birthday, photo) and the filters ("conditions").
 _CONTACT_FILTERS = {"type": "object", "description": "contacts hubs", "properties": {
     "categories": {"type": "array", "items": _STR, "description": "categories (Exchange) or contact groups (Google)"},
-    "require_email": {"type": "boolean", "description": "only contacts with an e-mail address"},
+    "has_email": {"type": "boolean", "description": "only contacts with an e-mail address"},
     "companies": {"type": "array", "items": _STR}, "email_domains": {"type": "array", "items": _STR}}}
 _CONTACT_OPTIONS = {"sync_notes": {"type": "boolean"}, "sync_birthday": {"type": "boolean"},
-                    "sync_photo": {"type": "boolean"}}
+                    "sync_photo": {"type": "boolean"},
+                    "match_existing": {"type": "boolean", "nullable": True,
+                                       "description": "link items already in the hub instead of copying them "
+                                                      "(null: on for contacts, off for calendars)"}}
 _OPTIONS = {"type": "object", "description": "Calendar spokes take the calendar options, contacts spokes the "
                                              "contact options; both take direction, deletions, conflict_policy, "
                                              "the deletion budget and poll_interval_s.", "properties": {

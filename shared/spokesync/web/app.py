@@ -62,7 +62,7 @@ CONTACT_KIND_OF_SOURCE = {"google": "google_contacts", "m365": "graph_contacts",
 OBJECTS = {"calendar": "Calendars", "contacts": "Contacts"}
 # Contacts options (SyncOptions): the optional fields that travel, and the filters' names.
 CONTACT_FIELD_OPTIONS = (("sync_notes", "Notes"), ("sync_birthday", "Birthday and anniversary"), ("sync_photo", "Photo"))
-CONTACT_FILTERS = {"require_email": "require_email", "companies": "companies", "email_domains": "email_domains"}
+CONTACT_FILTERS = {"has_email": "has_email", "companies": "companies", "email_domains": "email_domains"}
 # The options form's field for an option an error names (the rest have the option's own name).
 FORM_FIELD = {"max_delete_share": "max_delete_percent", "poll_interval_s": "poll_minutes", "direction": "two_way",
               **{f"filters.{k}": k for k in ("categories", "subject_contains", "companies", "email_domains")}}
@@ -81,6 +81,7 @@ ACTION_WORDS = {
     "hub_create": "add to the hub", "hub_update": "update in the hub", "hub_delete": "delete from the hub",
     "spoke_create": "create in this spoke", "spoke_update": "update in this spoke",
     "spoke_delete": "delete from this spoke", "conflict": "conflict",
+    "match": "already in the hub: linked, not copied", "ambiguous_match": "several possible matches: waiting for you",
 }
 ITEM_WORDS = {
     "hub_created": "added to the hub", "hub_updated": "updated in the hub", "hub_deleted": "deleted from the hub",
@@ -919,10 +920,14 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
             "deletion_window_h": number("deletion_window_h", int, 24),
             "poll_interval_s": number("poll_minutes", float, 5.0) * 60,
         }
+        if "spoke_category" in f:  # both kinds: a category stamped on the copies the hub creates (two-way)
+            shared["spoke_category"] = f.get("spoke_category", "").strip()
+        if "match_existing" in f or f.get("match_shown"):
+            shared["match_existing"] = bool(f.get("match_existing"))
         if spoke.get("object_type") == "contacts":
             return {**shared, **{name: bool(f.get(name)) for name, _ in CONTACT_FIELD_OPTIONS}, "filters": {
                 "categories": words("categories"),
-                CONTACT_FILTERS["require_email"]: bool(f.get("require_email")),
+                CONTACT_FILTERS["has_email"]: bool(f.get("has_email")),
                 CONTACT_FILTERS["companies"]: words("companies"),
                 CONTACT_FILTERS["email_domains"]: [d.lstrip("@").lower() for d in words("email_domains")],
             }}
@@ -942,7 +947,6 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
             "sync_attendees": bool(f.get("sync_attendees")),
             "sync_reminders": bool(f.get("sync_reminders")),
             "privacy_mode": f.get("privacy_mode", "as_is"),
-            "spoke_category": f.get("spoke_category", "").strip(),
         }
         if "placeholder_title" in f:
             out["placeholder_title"] = f.get("placeholder_title", "").strip() or "Busy"
