@@ -280,15 +280,27 @@ def test_contacts_hubs_from_the_cli(data_dir: Path, capsys: pytest.CaptureFixtur
     # a calendar spoke cannot join a contacts hub, nor a contacts spoke a calendar hub
     _, err = out_of(capsys, "spoke", "add", "Address book", "Cal", "--kind", "exchange", "--address",
                     "folder_id=x", code=2)
-    assert "Hub 'Address book' holds contacts: a exchange spoke holds calendars" in err
+    assert "Hub 'Address book' syncs contacts, but a 'exchange' spoke holds calendar: add it to a calendar hub" in err
     out_of(capsys, "hub", "create", "Team")
     _, err = out_of(capsys, "spoke", "add", "Team", "People", "--kind", "exchange_contacts", "--address",
                     "folder_id=x", code=2)
-    assert ("Hub 'Team' holds calendars" in err) or ("unknown spoke kind 'exchange_contacts'" in err)
+    assert "Hub 'Team' syncs calendar, but a 'exchange_contacts' spoke holds contacts" in err
     # an option of the other object type does nothing: refused in words
-    _, err = out_of(capsys, "spoke", "add", "Address book", "try", "--kind", "memory", "--address", "calendar=z",
-                    "--option", "days_past=30", code=2)
-    assert "The option days_past is for calendar spokes only: a contacts spoke has no use for it." in err
+    _, err = out_of(capsys, "spoke", "add", "Address book", "try", "--kind", "memory_contacts", "--address",
+                    "folder=z", "--option", "days_past=30", code=2)
+    assert "The option days_past is for calendar spokes only: a contacts spoke has no use for it; leave it out." in err
+    _, err = out_of(capsys, "spoke", "add", "Address book", "try", "--kind", "memory_contacts", "--address",
+                    "folder=z", "--option", "filters.email_domains=[\"someone@example.com\"]", code=2)
+    assert "E-mail domains are domain names such as example.com (without a name@). (option filters.email_domains)" \
+        in err
+    out, _ = out_of(capsys, "spoke", "add", "Address book", "People", "--kind", "memory_contacts", "--address",
+                    "folder=people", "--option", "sync_photo=false", "filters.has_email=true")
+    assert out.startswith("added spoke 'People'")
+    shown, _ = out_of(capsys, "spoke", "options", "People")
+    names = [line.split()[0] for line in shown.splitlines()[2:]]
+    assert "sync_photo" in names and "filters.has_email" in names and "filters.email_domains" in names
+    for calendar_only in ("days_past", "sync_attendees", "privacy_mode", "filters.show_as", "spoke_category"):
+        assert calendar_only not in names, calendar_only  # (spoke_category: two-way spokes only)
     with pytest.raises(SystemExit) as usage:
         cli.main(["hub", "create", "Odd", "--object", "notes"])
     err = capsys.readouterr().err
