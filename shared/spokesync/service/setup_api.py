@@ -506,7 +506,7 @@ _BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "name": _STR, "object_type": {"enum": ["calendar", "contacts"]}}},
     ("POST", "/hubs/{id}/spokes"): {"type": "object", "required": ["name", "kind"], "properties": {
         "name": _STR, "kind": {"enum": ["google", "exchange", "graph", "google_contacts", "exchange_contacts",
-                                        "graph_contacts", "memory"],
+                                        "graph_contacts", "memory", "memory_contacts"],
                                "description": "calendar kinds for a calendar hub, *_contacts kinds for a contacts hub"},
         "address": {**_OBJ, "description": "google: calendar_id; exchange, exchange_contacts: folder_id, public; "
                                            "graph: mailbox, kind, calendar_id; google_contacts: group (the "
