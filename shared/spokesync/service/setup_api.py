@@ -35,6 +35,7 @@ Routes (all under /api):
     POST   /credentials/{id}/selftest            check the credential in a scratch calendar (spokesync selftest)
     POST   /credentials/{id}/folders {parent, public}   Exchange folder browser
     POST   /credentials/{id}/graph-calendars {mailbox, mailbox_kind}   Microsoft 365 calendar picker
+    POST   /credentials/{id}/graph-contact-folders {mailbox}   Microsoft 365 contacts folder picker
     POST   /credentials/{id}/graph-secret {secret | private_key + certificate}   repair: validate, store, resume
     GET    /openapi.json                         this API's OpenAPI 3.0 description
 """
@@ -271,11 +272,16 @@ def add_graph_credential(ctx: Context, body: Any, query: Mapping[str, str]) -> t
     settings = body.get("settings")
     if not isinstance(settings, dict):
         raise ApiError(400, "'settings' must be an object (tenant, client_id, auth)")
+    object_type = body.get("object_type") or "calendar"
+    if object_type not in ("calendar", "contacts"):
+        raise ApiError(400, "Validate for 'calendar' or 'contacts'.", "invalid_field", "object_type")
+    # contacts: validated against the mailbox's contact folders (Contacts.ReadWrite), not its calendars
+    extra = {"object_type": object_type} if object_type == "contacts" else {}
     try:
         parsed = graph.GraphSettings.from_dict(settings)
         credential = graph.save_credential(ctx, str(body.get("label") or ""), parsed.to_dict(),
                                            _graph_secret(body, parsed.auth), mailbox=_body_str(body, "mailbox"),
-                                           kind=_mailbox_kind(body))
+                                           kind=_mailbox_kind(body), **extra)
     except ConnectorError as err:
         raise ApiError(422, str(err), err.code, graph_field(str(err), str(settings.get("auth") or "secret"))) from None
     return 201, credential_view(credential)
@@ -308,6 +314,22 @@ def graph_calendars(ctx: Context, body: Any, query: Mapping[str, str], credentia
                                      _body_str(body, "mailbox"), _mailbox_kind(body))
     return 200, {"calendars": [{"id": c.id, "name": c.name, "is_default": c.is_default, "can_edit": c.can_edit}
                                for c in calendars]}
+
+
+def graph_contact_folders(ctx: Context, body: Any, query: Mapping[str, str], credential_id: str) -> tuple[int, Payload]:
+    from spokesync.connectors import graph
+
+    credential = _credential(ctx, credential_id)
+    if credential.kind != "graph" or not credential.secret_name:
+        raise ApiError(400, "Microsoft 365 contact folders can be listed for Microsoft 365 credentials only.",
+                       "wrong_credential_kind")
+    listing = getattr(graph, "list_contact_folders", None)
+    if listing is None:
+        raise ApiError(501, "Microsoft 365 contacts are not available in this version of spokesync.",
+                       "not_available")
+    folders = listing(credential.settings, ctx.secrets.get(credential.secret_name), ctx.config,
+                      _body_str(body, "mailbox"))
+    return 200, {"folders": [{"id": f.id, "name": f.name, "path": f.path} for f in folders]}
 
 
 def repair_graph_secret(ctx: Context, body: Any, query: Mapping[str, str], credential_id: str) -> tuple[int, Payload]:
@@ -352,9 +374,21 @@ def add_google_service_account(ctx: Context, body: Any, query: Mapping[str, str]
 def google_oauth_start(ctx: Context, body: Any, query: Mapping[str, str]) -> tuple[int, Payload]:
     from spokesync.connectors.google import auth as google_auth
 
+    object_type = body.get("object_type") or "calendar"
+    if object_type not in ("calendar", "contacts"):
+        raise ApiError(400, "Sign in for 'calendar' or 'contacts'.", "invalid_field", "object_type")
+    scopes = GOOGLE_CONTACTS_SCOPES if object_type == "contacts" else google_auth.SCOPES
+    if not ctx.config.google_client_id:
+        raise ApiError(400, "Google sign-in is not set up here: set SPOKESYNC_GOOGLE_CLIENT_ID and "
+                            "SPOKESYNC_GOOGLE_CLIENT_SECRET (an OAuth client of your Google Cloud project, see the "
+                            "README) and restart spokesync, or use a service account.", "oauth_not_configured")
     url, state = google_auth.authorization_url(ctx.config, _body_str(body, "redirect_uri"),
-                                               login_hint=body.get("login_hint"))
+                                               login_hint=body.get("login_hint"), scopes=scopes)
     return 200, {"url": url, "state": state}
+
+
+# Google Contacts (People API) read and write: what a contacts hub's sign-in asks for.
+GOOGLE_CONTACTS_SCOPES = ("https://www.googleapis.com/auth/contacts",)
 
 
 def google_oauth_finish(ctx: Context, body: Any, query: Mapping[str, str]) -> tuple[int, Payload]:
@@ -518,15 +552,20 @@ _BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "settings": _EXCHANGE_SETTINGS | {"required": ["ews_url"]}}},
     ("POST", "/credentials/graph"): {"type": "object", "required": ["settings", "mailbox"], "properties": {
         "label": _STR, "settings": _GRAPH_SETTINGS, "secret": _STR, "private_key": _STR, "certificate": _STR,
-        "mailbox": _STR, "mailbox_kind": {"enum": ["user", "group"]}}},
+        "mailbox": _STR, "mailbox_kind": {"enum": ["user", "group"]},
+        "object_type": {"enum": ["calendar", "contacts"],
+                        "description": "contacts: validated against the mailbox's contact folders"}}},
     ("POST", "/credentials/{id}/graph-calendars"): {"type": "object", "required": ["mailbox"], "properties": {
         "mailbox": _STR, "mailbox_kind": {"enum": ["user", "group"]}}},
+    ("POST", "/credentials/{id}/graph-contact-folders"): {"type": "object", "required": ["mailbox"], "properties": {
+        "mailbox": _STR}},
     ("POST", "/credentials/{id}/graph-secret"): {"type": "object", "properties": {
         "secret": _STR, "private_key": _STR, "certificate": _STR}},
     ("POST", "/credentials/google/service-account"): {"type": "object", "required": ["key"], "properties": {
         "label": _STR, "key": {"oneOf": [_STR, _OBJ]}, "subject": _STR}},
     ("POST", "/credentials/google/oauth/start"): {"type": "object", "required": ["redirect_uri"], "properties": {
-        "redirect_uri": _STR, "login_hint": _STR}},
+        "redirect_uri": _STR, "login_hint": _STR,
+        "object_type": {"enum": ["calendar", "contacts"], "description": "what the credential is for (its scopes)"}}},
     ("POST", "/credentials/google/oauth/finish"): {"type": "object", "required": ["code", "redirect_uri"],
                                                    "properties": {"code": _STR, "redirect_uri": _STR,
                                                                   "label": _STR, "account": _STR, "state": _STR}},
@@ -559,6 +598,7 @@ _SUMMARIES = {
     "exchange_folders": "One level of an Exchange folder tree", "openapi_document": "This description",
     "add_graph_credential": "Validate and save Microsoft 365 (Graph) app credentials against one mailbox",
     "graph_calendars": "Calendars of a Microsoft 365 mailbox or group (calendar picker)",
+    "graph_contact_folders": "Contact folders of a Microsoft 365 mailbox (contacts folder picker)",
     "repair_graph_secret": "Repair Microsoft 365 credentials: validate a new secret or certificate, store it, resume",
     "confirm_deletions": "Confirm a paused mass deletion", "cancel_deletions": "Refuse a paused mass deletion",
     "resume": "Resume a paused or failed spoke (409 while a run is marked as in progress)",
@@ -642,6 +682,7 @@ _TABLE: list[tuple[str, str, Handler]] = [
     ("POST", f"/credentials/{_ID}/folders", exchange_folders),
     ("POST", f"/credentials/{_ID}/exchange-password", repair_exchange_password),
     ("POST", f"/credentials/{_ID}/graph-calendars", graph_calendars),
+    ("POST", f"/credentials/{_ID}/graph-contact-folders", graph_contact_folders),
     ("POST", f"/credentials/{_ID}/graph-secret", repair_graph_secret),
     ("POST", f"/credentials/{_ID}/google/reauth/start", google_reauth_start),
     ("GET", "/openapi.json", openapi_document),

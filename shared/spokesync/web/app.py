@@ -217,6 +217,21 @@ def plain(payload: Any) -> str:
     return re.sub(r" \(option [a-z_.]+\)$", "", detail) or "That did not work; nothing was changed. Try again."
 
 
+OAUTH_ERRORS = {  # RFC 6749 4.1.2.1 error codes, in words
+    "access_denied": "the access spokesync asks for was declined. Sign in again and allow it.",
+    "invalid_scope": "Google refused the access spokesync asks for. Check the OAuth client's consent screen.",
+    "unauthorized_client": "this OAuth client may not sign in this way. Check the client in Google Cloud.",
+    "server_error": "Google had a problem. Try again in a minute.",
+    "temporarily_unavailable": "Google is busy. Try again in a minute.",
+}
+
+
+def oauth_error_words(code: str) -> str:
+    if not code:
+        return "Google sent no sign-in code back. Start the sign-in again."
+    return OAUTH_ERRORS.get(code, "Google did not complete the sign-in. Start it again.")
+
+
 def form_value(name: str, saved: Any) -> Any:
     """What a form field shows after a refused submit: what the person typed (kept), else the saved value."""
     from flask import request
@@ -669,7 +684,7 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
                                                             "mailbox_kind")}
         auth = form["auth"] if form["auth"] in ("secret", "certificate") else "secret"
         body: dict[str, Any] = {"label": form["label"], "mailbox": form["mailbox"],
-                                "mailbox_kind": form["mailbox_kind"] or "user",
+                                "mailbox_kind": form["mailbox_kind"] or "user", "object_type": object_arg(),
                                 "settings": {"tenant": form["tenant"], "client_id": form["client_id"], "auth": auth}}
         missing, field = "", ""
         if auth == "certificate":
@@ -720,36 +735,37 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
     def oauth_start() -> Any:
         source_arg()
         label = request.form.get("label", "").strip() or "Google account"
-        status, payload = api("POST", "/credentials/google/oauth/start", {"redirect_uri": redirect_uri()})
+        status, payload = api("POST", "/credentials/google/oauth/start",
+                              {"redirect_uri": redirect_uri(), "object_type": object_arg()})
         if status >= 400:
             return credentials_page("google", 400, oauth_error=f"Google sign-in is not available: {plain(payload)}",
                                     form={"oauth_label": label})
         resp = make_response(redirect(payload["url"], code=303))
-        value = ".".join((payload["state"], _b64(label), _b64(request.form.get("hub", ""))))
+        value = ".".join((payload["state"], _b64(label), _b64(request.form.get("hub", "")), _b64(object_arg())))
         set_cookie(resp, security.OAUTH_COOKIE, value, samesite="Lax", max_age=security.OAUTH_TTL_S)
         return resp
 
     @app.get("/setup/oauth/callback")
     def oauth_callback() -> Any:
         parts = request.cookies.get(cookie(security.OAUTH_COOKIE), "").split(".")
-        expected = parts[0] if len(parts) == 3 else ""
+        expected = parts[0] if len(parts) in (3, 4) else ""
         if not security.same(request.args.get("state"), expected):
             return page("error.html", 400, title="Sign-in not accepted",
                         message="The answer from Google does not match a sign-in started here (state mismatch "
                                 "or the sign-in took more than ten minutes). Start the sign-in again.")
         label, hub = _unb64(parts[1]), _unb64(parts[2])
-        back = {"source": "google", **({"hub": hub} if hub else {})}
+        chosen = _unb64(parts[3]) if len(parts) == 4 else ""
+        back = {"source": "google", **({"hub": hub} if hub else {}), **({"object": chosen} if chosen == "contacts" else {})}
         if setup_credentials.is_reauth_state(expected):
             resp = reauth_callback(expected)
         elif request.args.get("error") or not request.args.get("code"):
             resp = go("/setup/new/credentials?" + urlencode(back),
-                      f"Google sign-in was not completed: {request.args.get('error', 'no code returned')}")
+                      f"Google sign-in was not completed: {oauth_error_words(request.args.get('error', ''))}")
         else:
             status, payload = api("POST", "/credentials/google/oauth/finish",
                                   {"code": request.args["code"], "redirect_uri": redirect_uri(), "label": label})
             if status >= 400:
-                resp = go("/setup/new/credentials?" + urlencode(back),
-                          f"Google sign-in failed: {payload.get('detail', status)}")
+                resp = go("/setup/new/credentials?" + urlencode(back), f"Google sign-in failed: {plain(payload)}")
             else:
                 resp = go("/setup/new/target?" + urlencode({**back, "credential": payload["id"]}),
                           f"Signed in: saved credential '{payload['label']}'.")
@@ -759,7 +775,7 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
     def reauth_callback(state: str) -> Response:
         if request.args.get("error") or not request.args.get("code"):
             return go("/setup/credentials",
-                      f"Google sign-in was not completed: {request.args.get('error', 'no code returned')}")
+                      f"Google sign-in was not completed: {oauth_error_words(request.args.get('error', ''))}")
         status, payload = api("POST", "/credentials/google/oauth/finish",
                               {"code": request.args["code"], "redirect_uri": redirect_uri(), "state": state})
         if status >= 400:
@@ -778,11 +794,17 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
             return go("/setup/new/credentials?" + urlencode(wizard_args()), "Choose or add a credential first.")
         args = wizard_args(credential=credential_id)
         contacts = object_arg() == "contacts"
-        if contacts and source in ("google", "m365"):
-            # Google: the spoke is one contact group (its members), named by the admin; Microsoft 365:
-            # a contact folder of the mailbox. Both are checked with the server when the spoke is created.
-            return page("step_target.html", step=4, source=source, args=args, contacts=True,
-                        ask_mailbox=source == "m365" and not request.args.get("mailbox"))
+        if contacts and source == "google":
+            # the spoke is one contact group (its members), named by the admin (checked when the spoke is created)
+            return page("step_target.html", step=4, source=source, args=args, contacts=True)
+        if contacts and source == "m365":
+            mailbox = request.args.get("mailbox", "")
+            if not mailbox:
+                return page("step_target.html", step=4, source=source, args=args, contacts=True, ask_mailbox=True)
+            status, payload = api("POST", f"/credentials/{credential_id}/graph-contact-folders", {"mailbox": mailbox})
+            return page("step_target.html", 200 if status < 400 else status, step=4, source=source, args=args,
+                        contacts=True, folders=payload.get("folders", []),
+                        error=plain(payload) if status >= 400 else "")
         if source == "google":
             status, payload = api("GET", f"/credentials/{credential_id}/calendars")
             return page("step_target.html", 200 if status < 400 else status, step=4, source=source, args=args,
@@ -823,7 +845,7 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
             return {"group": request.values.get("group", "").strip()}
         if object_arg() == "contacts" and source == "m365":
             return {"mailbox": request.values.get("mailbox", "").strip(),
-                    "folder": request.values.get("folder", "").strip()}
+                    "folder_id": request.values.get("folder_id", "").strip()}
         if source == "google":
             return {"calendar_id": request.values.get("calendar_id", "")}
         if source == "m365":
@@ -847,14 +869,17 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
             fields["object"] = "contacts"
             if not fields["suggested"] and source == "google" and address.get("group"):
                 fields["suggested"] = f"{address['group']} (Google)"
-            if not fields["suggested"] and source == "m365" and address.get("mailbox"):
-                fields["suggested"] = f"{address['mailbox']} · {address.get('folder') or 'Contacts'}"
             values["name"] = values["name"] or fields["suggested"]
         existing = hubs.list_hubs(_ctx())
         if not contacts and not fields["suggested"] and source == "google" and fields["credential"]:
             _, found = api("GET", f"/credentials/{fields['credential']}/calendars")
             fields["suggested"] = next((c["summary"] for c in found.get("calendars", [])
                                         if c["id"] == address["calendar_id"]), "")
+            if not fields["suggested"] and source == "m365" and address.get("folder_id") and fields["credential"]:
+                _, found = api("POST", f"/credentials/{fields['credential']}/graph-contact-folders",
+                               {"mailbox": address["mailbox"]})
+                path = next((f["path"] for f in found.get("folders", []) if f["id"] == address["folder_id"]), "")
+                fields["suggested"] = f"{address['mailbox']} · {path}" if path else ""
             values["name"] = values["name"] or fields["suggested"]
         if not contacts and not fields["suggested"] and source == "m365" and fields["credential"] and address["mailbox"]:
             _, found = api("POST", f"/credentials/{fields['credential']}/graph-calendars",

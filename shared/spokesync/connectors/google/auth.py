@@ -33,7 +33,7 @@ KIND_SERVICE_ACCOUNT = "google_service_account"
 
 
 def authorization_url(config: Config, redirect_uri: str, state: str | None = None,
-                      login_hint: str | None = None) -> tuple[str, str]:
+                      login_hint: str | None = None, scopes: tuple[str, ...] = SCOPES) -> tuple[str, str]:
     """Where to send the administrator's browser; returns (url, state).
 
     Offline access with `prompt=consent` so that Google returns a refresh
@@ -44,7 +44,7 @@ def authorization_url(config: Config, redirect_uri: str, state: str | None = Non
         raise ValueError("SPOKESYNC_GOOGLE_CLIENT_ID is not configured")
     state = state or pysecrets.token_urlsafe(24)
     params = {"client_id": config.google_client_id, "redirect_uri": redirect_uri, "response_type": "code",
-              "scope": " ".join(SCOPES), "access_type": "offline", "prompt": "consent",
+              "scope": " ".join(scopes), "access_type": "offline", "prompt": "consent",
               "include_granted_scopes": "true", "state": state}
     if login_hint:
         params["login_hint"] = login_hint
