@@ -90,7 +90,8 @@ def _print_pause(ctx: Context, spoke_id: str) -> None:
     print(f"  waiting for your decision: {spoke.pending_deletions} item(s) would be deleted")
     for item in items[:20]:
         side = "deleted in this spoke" if item.get("deleted_in") == "spoke" else "deleted in the hub (another spoke)"
-        when = f" ({display.local_time(item.get('start'))})" if item.get("start") else ""
+        start = item.get("start")
+        when = "" if not start else (f" ({display.local_time(start)})" if display.parse_time(start) else f" ({start})")
         print(f"    - {item.get('title') or '(no title)'}{when}: {side}")
     if spoke.pending_deletions > 20:
         print(f"    ... and {spoke.pending_deletions - 20} more (spokesync status --json lists them)")
@@ -179,7 +180,7 @@ def _summary_line(name: str, runs: list[Any], elapsed: float) -> str:
             f"{display.plural(errors, 'error')}" + (f". {last.reason}" if last.reason else ""))
 
 
-def _print_plan(spoke: Any, run: Any) -> None:
+def _print_plan(spoke: Any, run: Any, object_type: str = "calendar") -> None:
     plan = run.plan or []
     print(f"{spoke.name}: preview (dry run): nothing was written")
     if run.reason:
@@ -194,7 +195,7 @@ def _print_plan(spoke: Any, run: Any) -> None:
         titles = groups.get(action, [])
         if not titles:
             continue
-        print(f"  {display.PLAN_WORDS[action]}: {len(titles)}")
+        print(f"  {display.plan_words(action, object_type)}: {len(titles)}")
         for title in titles[:10]:
             print(f"    - {title}")
         if len(titles) > 10:
@@ -216,7 +217,8 @@ def _sync(ctx: Context, spoke_id: str, dry_run: bool, as_json: bool, out: list[d
             out.append({"spoke": spoke.name, "spoke_id": spoke.id, "counts": run.counts, "reason": run.reason,
                         "plan": run.plan, "conflicts": run.conflicts})
         else:
-            _print_plan(spoke, run)
+            hub = ctx.store.get_hub(spoke.hub_id)
+            _print_plan(spoke, run, hub.object_type if hub is not None else "calendar")
         return 0
     line = ProgressLine(spoke.name, sys.stderr)
     if not as_json:
@@ -381,7 +383,7 @@ def _print_status(ctx: Context, hubs_status: list[dict[str, Any]]) -> None:
             if s["state"] == "needs_confirmation":
                 print(f"    decide: spokesync confirm '{s['name']}'  or  spokesync refuse '{s['name']}'")
             if s["needs_attention"]:
-                print(f"  {s['name']}: {display.plural(len(s['needs_attention']), 'write')} refused by the calendar "
+                print(f"  {s['name']}: {display.plural(len(s['needs_attention']), 'write')} refused by the spoke "
                       f"(spokesync runs '{s['name']}' shows them; spokesync retry '{s['name']}' tries again)")
 
 

@@ -40,7 +40,15 @@ PLAN_WORDS = {
     "spoke_create": "add to this calendar",
     "spoke_update": "update in this calendar",
     "spoke_delete": "delete from this calendar",
+    "match": "already in the hub: linked, not copied",
+    "ambiguous_match": "several possible matches: left unlinked until you decide",
 }
+
+
+def plan_words(action: str, object_type: str = "calendar") -> str:
+    """A plan step's words; a contacts spoke is an address book, not a calendar."""
+    words = PLAN_WORDS.get(action, action.replace("_", " "))
+    return words.replace("this calendar", "this address book") if object_type == "contacts" else words
 
 
 def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:

@@ -43,8 +43,10 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("SPOKESYNC_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("SPOKESYNC_SECRET_KEY", KEY)
     memory_registry.CALENDARS.clear()
+    memory_registry.FOLDERS.clear()
     yield tmp_path
     memory_registry.CALENDARS.clear()
+    memory_registry.FOLDERS.clear()
 
 
 def out_of(capsys: pytest.CaptureFixture[str], *argv: str, code: int = 0) -> tuple[str, str]:
@@ -305,3 +307,28 @@ def test_contacts_hubs_from_the_cli(data_dir: Path, capsys: pytest.CaptureFixtur
         cli.main(["hub", "create", "Odd", "--object", "notes"])
     err = capsys.readouterr().err
     assert usage.value.code == 2 and "invalid choice: 'notes'" in err and "see: spokesync hub create --help" in err
+
+
+def test_a_contacts_preview_and_pause_name_the_people(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from spokesync.model.contact import Contact, Email
+
+    out_of(capsys, "hub", "create", "People", "--object", "contacts")
+    out_of(capsys, "spoke", "add", "People", "Office", "--kind", "memory_contacts", "--address", "folder=office",
+           "--two-way", "--option", "max_delete_count=0")
+    office = memory_registry.folder("office")
+    ada = office.user_create(Contact(display_name="Ada Lovelace", emails=(Email("ada@example.com"),)))
+    office.user_create(Contact(display_name="Grace Hopper", emails=(Email("grace@example.com"),)))
+    out, _ = out_of(capsys, "sync", "Office", "--dry-run")
+    assert "  add to the hub: 2\n    - Ada Lovelace\n    - Grace Hopper" in out
+    out, _ = out_of(capsys, "sync", "Office")
+    assert "Office: done in " in out and ": 2 into the hub, 0 into the spoke" in out
+    out, _ = out_of(capsys, "status")
+    assert "Hub 'People' (contacts): 2 contacts, 1 spoke" in out
+    out, _ = out_of(capsys, "runs", "Office")
+    assert "STARTED" in out and "done" in out
+
+    office.user_delete(ada.id)
+    out, _ = out_of(capsys, "sync", "Office", code=1)
+    assert "waiting for your decision: 1 item(s) would be deleted" in out
+    assert "    - Ada Lovelace (ada@example.com): deleted in this spoke" in out  # the person's address, not a time
+    assert "spokesync confirm 'Office'" in out

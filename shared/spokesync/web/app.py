@@ -159,6 +159,15 @@ def when(value: Any) -> Markup:
         moment.isoformat(), f"{moment:%Y-%m-%d %H:%M}", rel)
 
 
+def detail(value: Any) -> Markup:
+    """What a paused item shows beside its name: an event's start (a time), a contact's e-mail address."""
+    from spokesync import display
+
+    if display.parse_time(value) is not None:
+        return when(value)
+    return Markup("{}").format(value or "")
+
+
 def checked_every(spoke: dict[str, Any]) -> str:
     """How a spoke without push learns of changes, in words."""
     from spokesync import display
@@ -271,6 +280,7 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
                                  CONTACT_FIELD_OPTIONS=CONTACT_FIELD_OPTIONS, CONTACT_FILTERS=CONTACT_FILTERS,
                                  form_value=keep_saved)
     app.jinja_env.filters["when"] = when
+    app.jinja_env.filters["detail"] = detail
     app.config["MAX_CONTENT_LENGTH"] = security.MAX_BODY_BYTES
 
     # ------------------------------------------------------------ guards
