@@ -316,7 +316,12 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
         if running is None:
             return None
         # (never the password: pages carry no secret, not even the demo's)
-        return {"ews_url": running.ews_url, "ews_user": demo.DEMO_EWS_USER, "google_user": demo.DEMO_GOOGLE_USER}
+        values = {"ews_url": running.ews_url, "ews_user": demo.DEMO_EWS_USER, "ews_mailbox": demo.DEMO_EWS_MAILBOX,
+                  "google_user": demo.DEMO_GOOGLE_USER}
+        if running.graph is not None:  # the sample Microsoft 365 tenant (its secret is never put in a page)
+            values.update(graph_tenant=demo.DEMO_GRAPH_TENANT, graph_client_id=demo.DEMO_GRAPH_CLIENT_ID,
+                          graph_mailbox=demo.DEMO_GRAPH_MAILBOX)
+        return values
 
     def page(template: str, status: int = 200, **values: Any) -> Response:
         flash = request.cookies.get(cookie(security.FLASH_COOKIE))
