@@ -89,3 +89,17 @@ def test_the_openapi_description_covers_contacts() -> None:
     assert {"sync_notes", "sync_birthday", "sync_photo", "match_existing"} <= set(options["properties"])
     contact_filters = options["properties"]["filters"]["oneOf"][1]["properties"]
     assert set(contact_filters) == {"categories", "has_email", "companies", "email_domains"}
+
+
+def test_google_sign_in_for_contacts_asks_for_the_contacts_scope(server: LocalSpokesync) -> None:
+    from urllib.parse import parse_qs, urlsplit
+
+    for object_type, scope in (("contacts", "https://www.googleapis.com/auth/contacts"),
+                               ("calendar", "https://www.googleapis.com/auth/calendar")):
+        status, body = call(server, "POST", "/credentials/google/oauth/start",
+                            {"redirect_uri": server.url + "/setup/oauth/callback", "object_type": object_type})
+        assert status == 200
+        assert parse_qs(urlsplit(body["url"]).query)["scope"] == [scope]
+    status, body = call(server, "POST", "/credentials/google/oauth/start",
+                        {"redirect_uri": server.url + "/setup/oauth/callback", "object_type": "notes"})
+    assert status == 400 and body["field"] == "object_type"

@@ -377,7 +377,8 @@ def google_oauth_start(ctx: Context, body: Any, query: Mapping[str, str]) -> tup
     object_type = body.get("object_type") or "calendar"
     if object_type not in ("calendar", "contacts"):
         raise ApiError(400, "Sign in for 'calendar' or 'contacts'.", "invalid_field", "object_type")
-    scopes = GOOGLE_CONTACTS_SCOPES if object_type == "contacts" else google_auth.SCOPES
+    contacts_scopes = getattr(google_auth, "CONTACTS_SCOPES", GOOGLE_CONTACTS_SCOPES)  # the connector's, once it has one
+    scopes = tuple(contacts_scopes) if object_type == "contacts" else google_auth.SCOPES
     if not ctx.config.google_client_id:
         raise ApiError(400, "Google sign-in is not set up here: set SPOKESYNC_GOOGLE_CLIENT_ID and "
                             "SPOKESYNC_GOOGLE_CLIENT_SECRET (an OAuth client of your Google Cloud project, see the "
