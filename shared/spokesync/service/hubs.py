@@ -345,6 +345,10 @@ def check_address(ctx: Context, kind: str, address: dict[str, Any], credential_i
                   address=dict(address))
     try:
         connector = connector_for(probe, credential, ctx.secrets, ctx.config)
+    except ImportError:
+        raise InvalidRequest(f"Spokes of kind '{kind}' cannot be added here: this installation of spokesync does "
+                             "not include their connector. Update spokesync, or choose another kind.",
+                             "kind_not_installed", "kind") from None
     except ValueError as err:
         raise InvalidRequest(str(err)) from None
     check = getattr(connector, "check", None)

@@ -447,7 +447,7 @@ def add_demo_data(sandbox: GoogleCalendarSandbox, user: str = "demo@example.com"
                   client_id: str = "spokesync-demo", client_secret: str = "demo-secret") -> None:  # noqa: S107
     """Two calendars with a few events and an OAuth client: what the demo mode starts with."""
     sandbox.add_client(client_id, client_secret)
-    sandbox.add_calendar(user, user, "Demo (primary)", "Europe/Berlin")
+    sandbox.add_calendar(user, user, "Demo", "Europe/Berlin")
     sandbox.add_calendar("team@group.calendar.google.com", user, "Team", "Europe/Berlin")
     sandbox.add_calendar("office@group.calendar.google.com", user, "Office", "Europe/Berlin")
     # Dated relative to today, so that the demo always shows this week's events (and a coming offsite).
