@@ -50,7 +50,7 @@ class Page:
 
 
 def tag(html: str, name: str, element: str = "input") -> str:
-    found = re.search(rf'<{element} name="{name}"[^>]*>', html)
+    found = re.search(rf'<{element}\b[^>]*\bname="{name}"[^>]*>', html)
     assert found, f"no {element} {name}"
     return found.group(0)
 
@@ -66,7 +66,7 @@ def marked(html: str, name: str, element: str = "input") -> bool:
 
 def only_marked(html: str, name: str) -> None:
     assert html.count('aria-invalid="true"') == 1, "exactly one field is marked"
-    assert 'autofocus' in re.search(rf'<(input|textarea|select) name="{name}"[^>]*>', html).group(0)  # type: ignore[union-attr]
+    assert 'autofocus' in re.search(rf'<(input|textarea|select)\b[^>]*\bname="{name}"[^>]*>', html).group(0)  # type: ignore[union-attr]
     for leak in LEAKS:
         assert leak not in html, leak
 
@@ -138,8 +138,12 @@ def test_the_options_form(server: LocalSpokesync, browser: Browser) -> None:
     form = {"max_delete_percent": "25", "max_delete_count": "10", "deletion_window_h": "24", "poll_minutes": "5",
             "deletions": "propagate", "conflict_policy": "latest", "privacy_mode": "as_is"}
 
-    page = browser.post(path, **form, days_past="soon", days_future="30")
+    page = browser.post(path, **form, days_past="soon", days_future="30", two_way="1", exclude_all_day="1")
     assert page.status_code == 400
+    assert "checked" in tag(page.text, "two_way") and "checked" in tag(page.text, "exclude_all_day")  # kept as ticked
+    assert "checked" not in tag(page.text, "exclude_private")
+    options_form = re.search(r'<form [^>]*id="options-form"[^>]*>', page.text)
+    assert options_form and "to-hub-only" not in options_form.group(0)  # the two-way options stay shown
     assert "“soon” is not a whole number: Days in the past takes a whole number." in page.text
     assert marked(page.text, "days_past") and 'value="soon"' in tag(page.text, "days_past")
     assert 'value="30"' in tag(page.text, "days_future")  # what was typed is kept

@@ -252,6 +252,13 @@ def keep_saved(name: str, saved: Any) -> Any:
     return saved
 
 
+def ticked(name: str, saved: Any) -> bool:
+    """Whether a checkbox shows ticked: as the person left it after a refused submit, else as saved."""
+    from flask import request
+
+    return name in request.form if request.method == "POST" else bool(saved)
+
+
 def _b64(text: str) -> str:
     return base64.urlsafe_b64encode(text.encode()).decode()
 
@@ -278,7 +285,7 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
                                  STATE_WORDS=STATE_WORDS, RUN_WORDS=RUN_WORDS, ITEM_WORDS=ITEM_WORDS, spoke_kind=spoke_kind,
                                  SHOW_AS_WORDS=SHOW_AS_WORDS, checked_every=checked_every,
                                  CONTACT_FIELD_OPTIONS=CONTACT_FIELD_OPTIONS, CONTACT_FILTERS=CONTACT_FILTERS,
-                                 form_value=keep_saved)
+                                 form_value=keep_saved, ticked=ticked)
     app.jinja_env.filters["when"] = when
     app.jinja_env.filters["detail"] = detail
     app.config["MAX_CONTENT_LENGTH"] = security.MAX_BODY_BYTES
