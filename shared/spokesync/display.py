@@ -29,7 +29,7 @@ RUN_WORDS = {
     "running": "running",
 }
 
-KIND_WORDS = {"google": "Google Calendar", "exchange": "Exchange", "graph": "Microsoft 365", "memory": "memory (test)",
+KIND_WORDS = {"google": "Google Calendar", "exchange": "Exchange", "graph": "Microsoft 365", "memory": "memory (test)", "memory_contacts": "memory contacts (test)",
               "google_contacts": "Google Contacts", "exchange_contacts": "Exchange contacts",
               "graph_contacts": "Microsoft 365 contacts", "calendar": "calendars", "contacts": "contacts"}
 

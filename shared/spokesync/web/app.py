@@ -201,6 +201,10 @@ def spoke_kind(spoke: dict[str, Any]) -> str:
         return "Microsoft 365 group calendar" if address.get("kind") == "group" else "Microsoft 365 calendar"
     if kind == "graph_contacts":
         return "Microsoft 365 contacts"
+    if kind == "memory":
+        return "In-memory calendar (for trying things)"
+    if kind == "memory_contacts":
+        return "In-memory contacts folder (for trying things)"
     return str(kind or "")
 
 
