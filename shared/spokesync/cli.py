@@ -247,9 +247,9 @@ def _sync(ctx: Context, spoke_id: str, dry_run: bool, as_json: bool, out: list[d
     if last.status == "skipped":
         if not as_json:
             _follow(ctx, spoke.id, ProgressLine(spoke.name, sys.stderr))
-        print(f"  not synced by this command: another run of '{spoke.name}' was going (it syncs again by "
-              f"itself when it has finished; if its process was stopped, `spokesync resume '{spoke.name}' "
-              "--clear-lease`)", file=sys.stderr)
+        print(f"  not synced by this command: another run of '{spoke.name}' was going. It syncs again by itself "
+              "when it has finished, or try again then (if its process was stopped, "
+              f"`spokesync resume '{spoke.name}' --clear-lease`)", file=sys.stderr)
         return EXIT_BUSY
     return EXIT_OK if last.status == "ok" else EXIT_FAILED
 
@@ -264,28 +264,43 @@ def _progress_of(status: dict[str, Any]) -> RunProgress | None:
 
 
 FOLLOW_EVERY_S = 0.5
+# How long a run that shows no progress (reading, or a process that died holding the spoke) is waited
+# for before `sync` stops following it; a run that writes keeps its record current and is followed to its end.
+FOLLOW_QUIET_S = 10.0
 
 
 def _follow(ctx: Context, spoke_id: str, line: ProgressLine, limit_s: float = 3600.0) -> dict[str, Any]:
     """Show the progress of a sync another process runs (its run record in the store), until it ends;
     then one line with its result. Returns the spoke's status after it."""
-    started = time.monotonic()
+    started = last_seen = time.monotonic()
     status = hubs.spoke_status(ctx, hubs.get_spoke(ctx, spoke_id))
     if status["running"]:
         line.out.write(f"{status['name']}: another run is going (started elsewhere); following it\n")
     shown = False
+    reading_said = False
+    last: tuple[int, int] | None = None
     try:
         while status["running"] and time.monotonic() - started < limit_s:
             progress = _progress_of(status)
-            if progress is not None:
+            now = time.monotonic()
+            if progress is not None and progress.phase == "writing":
+                if (progress.done, progress.total) != last:
+                    last, last_seen = (progress.done, progress.total), now
                 line(progress)
                 shown = True
+            elif not reading_said and progress is not None:
+                line(progress)  # "reading changes ...", once
+                reading_said = True
+            if now - last_seen > FOLLOW_QUIET_S:
+                line.finish()
+                line.out.write(f"{status['name']}: the other run shows no progress; not waiting for it\n")
+                break
             time.sleep(FOLLOW_EVERY_S)
             status = hubs.spoke_status(ctx, hubs.get_spoke(ctx, spoke_id))
     finally:
         line.finish()
     last = status.get("last_run")
-    if shown and last:
+    if shown and last and not status["running"]:
         words = display.RUN_WORDS.get(last["status"], last["status"])
         line.out.write(f"{status['name']}: the other run {words}: {last['into_hub']:,} into the hub, "
                        f"{last['into_spoke']:,} into the spoke\n")

@@ -82,7 +82,8 @@ def test_cli_reports_bad_input_clearly(data_dir: Path, capsys: pytest.CaptureFix
     assert cli.main(["spoke", "add", "Team", "x", "--kind", "carrier-pigeon"]) == 2
     assert "unknown spoke kind 'carrier-pigeon'" in capsys.readouterr().err
     assert cli.main(["spoke", "add", "Team", "x", "--kind", "memory", "--option", "direction=sideways"]) == 2
-    assert "direction must be" in capsys.readouterr().err
+    assert "Choose whether the hub may also write into this spoke (two-way) or not. (option direction)" \
+        in capsys.readouterr().err
 
 
 def test_local_server_mounts_the_functions(data_dir: Path) -> None:

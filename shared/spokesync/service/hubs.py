@@ -133,7 +133,7 @@ OPTION_PROBLEMS = {
     "max_delete_count": "The number of items must be a whole number, 0 or more.",
     "deletion_window_h": "The hours deletions are counted over must be a whole number from 1 to 2160 (90 days).",
     "poll_interval_s": "Checks for changes must be at least 30 seconds (half a minute) apart.",
-    "spoke_category": "The category can be at most 255 characters long (blank: none).",
+    "spoke_category": "The category must be text of at most 255 characters (blank: none).",
     "meetings_as_appointments": "'Sync meetings as appointments' is on or off (true or false).",
     "sync_notes": "'Notes' is on or off (true or false).",
     "sync_birthday": "'Birthday and anniversary' is on or off (true or false).",
