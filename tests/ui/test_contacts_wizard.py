@@ -1,9 +1,10 @@
 """The contacts wizard in Chromium against the demo's local servers: step 1 offers contacts; a
 contacts hub's sources (Google Contacts, Exchange public folder, Exchange mailbox folder,
-Microsoft 365); the folder browser offers contacts folders only; the contact options form
+Microsoft 365); the Exchange folder browser offers contacts folders only; Google Contacts through
+the OAuth sign-in and its contact group (the demo's People API server); the contact options form
 (fields that travel, conditions, deletions, conflicts, the budget) without the calendar-only
-options; the first sync; the dashboard names contacts spokes. Screenshots of every step go to
-test-artifacts/ui/contacts/, and axe-core checks every page."""
+options; the first sync; the dashboard, the preview and the history name the contacts.
+Screenshots of every step go to test-artifacts/ui/contacts/, and axe-core checks every page."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def shots(page: Any, artifacts: Path) -> Shots:
     return Shots(page, folder)
 
 
-def test_a_contacts_hub_from_an_exchange_public_folder(local: LocalSpokesync, page: Any, shots: Shots) -> None:
+def test_the_contacts_wizard(local: LocalSpokesync, page: Any, shots: Shots) -> None:
     page.goto(local.url + "/setup/login")
     page.fill("input[name=token]", ADMIN_TOKEN)
     page.click("main button[type=submit]")
@@ -49,13 +50,29 @@ def test_a_contacts_hub_from_an_exchange_public_folder(local: LocalSpokesync, pa
     assert "Public folders: reachable" in page.inner_text("#validation-result")
     page.click("text=Next: choose the folder")
     assert page.inner_text("h1") == "Choose the public contacts folder"
+    assert "4. Contacts" in page.inner_text("ol.steps")
     page.click("a:text-is('Company')")
     rows = {r.split("\t")[0]: r for r in page.locator("table.folders tbody tr").all_inner_texts()}
     assert "contacts" in rows["Contacts"] and "Choose" in rows["Contacts"]
     assert "calendar" in rows["Holidays"] and "Choose" not in rows["Holidays"]  # a calendar folder is not offered
     shots("step4-contacts-folder-browser")
-    page.click("a[data-folder=Contacts]")
-    page.fill("input[name=name]", "Company contacts")
+
+    # Google Contacts: sign in (the contacts scope), name the group, a new contacts hub
+    page.goto(local.url + "/setup/new?object=contacts")
+    page.click("text=Next")
+    page.check("input[value=google]")
+    page.click("text=Next")
+    assert page.inner_text("h1") == "Credentials for Google Contacts"
+    assert "read and write contacts" in page.inner_text("main")
+    shots("step3-google-contacts-credentials")
+    page.click("#google-sign-in")
+    assert "/setup/new/target" in page.url and "object=contacts" in page.url, page.inner_text("main")[:500]
+    assert page.inner_text("h1") == "Which contacts?"
+    page.fill("input[name=group]", "Company contacts")
+    shots("step4-google-contact-group")
+    page.click("text=Next")
+    assert page.input_value("input[name=name]") == "Company contacts (Google)"
+    assert page.input_value("input[name=group]") == "Company contacts"
     page.fill("input[name=hub_name]", "Address book")
     shots("step5-contacts-name-and-hub")
     page.click("text=Create the spoke")
@@ -77,30 +94,36 @@ def test_a_contacts_hub_from_an_exchange_public_folder(local: LocalSpokesync, pa
     page.check("input[name=two_way]")
     assert page.is_visible("input[name=spoke_category]")
     page.uncheck("input[name=sync_photo]")
-    page.fill("input[name=email_domains]", "example.com")
+    page.check("input[name=has_email]")
     shots("step6-contact-options")
     page.click("#save-options")
     assert "/first-sync" in page.url
     page.wait_for_selector("#sync-phase:has-text('First sync done')")
+    assert "1 into the hub" in page.inner_text("#sync-phase")  # Ada (Reception has no e-mail address)
     shots("step7-contacts-first-sync")
-    spoke = next(s for s in local.ctx.store.list_spokes() if s.name == "Company contacts")
-    assert spoke.kind == "exchange_contacts" and spoke.options.two_way
-    assert spoke.options.sync_photo is False and spoke.options.filters.email_domains == ("example.com",)
+    spoke = next(s for s in local.ctx.store.list_spokes() if s.name == "Company contacts (Google)")
+    assert spoke.kind == "google_contacts" and spoke.options.two_way and spoke.address == {"group": "Company contacts"}
+    assert spoke.options.sync_photo is False and spoke.options.filters.has_email is True
     hub = local.ctx.store.get_hub(spoke.hub_id)
     assert hub is not None and hub.object_type == "contacts"
 
     page.click("#to-dashboard")
-    row = page.inner_text("tr[data-spoke='Company contacts']")
-    assert "Exchange public contacts folder" in row and "public folders cannot notify" in row
+    row = page.inner_text("tr[data-spoke='Company contacts (Google)']")
+    assert "Google Contacts group “Company contacts”" in row and "Google Contacts cannot notify" in row
+    assert "contacts · 1 contact in the hub" in page.inner_text("section[data-hub='Address book'] h2")
     shots("dashboard-contacts")
+    page.click("tr[data-spoke='Company contacts (Google)'] >> text=History")
+    page.click("details.changed-items summary")
+    assert "Ada Lovelace · added to the hub" in page.inner_text("details.changed-items")  # the contact's name
+    shots("history-contacts")
+    page.goto(local.url + "/setup/")
+    page.click("tr[data-spoke='Company contacts (Google)'] >> text=Preview")
+    assert "Nothing to change: this spoke and the hub agree." in page.inner_text("main")
+    shots("preview-contacts")
 
     # adding a spoke to the contacts hub: the object is fixed, the sources are the contacts ones
+    page.goto(local.url + "/setup/")
     page.click("section[data-hub='Address book'] >> text=Add a spoke")
     assert page.is_checked("input[value=contacts]") and page.is_disabled("input[value=calendar]")
-    page.click("text=Next")
-    page.check("input[value=google]")
-    page.click("text=Next")
-    assert page.inner_text("h1") == "Credentials for Google Contacts"
-    assert "read and write contacts" in page.inner_text("main")
-    shots("step3-google-contacts-credentials")
+    shots("step1-fixed-contacts")
     assert shots.violations == {}, shots.violations
