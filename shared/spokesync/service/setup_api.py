@@ -277,6 +277,12 @@ def add_graph_credential(ctx: Context, body: Any, query: Mapping[str, str]) -> t
         raise ApiError(400, "Validate for 'calendar' or 'contacts'.", "invalid_field", "object_type")
     # contacts: validated against the mailbox's contact folders (Contacts.ReadWrite), not its calendars
     extra = {"object_type": object_type} if object_type == "contacts" else {}
+    if extra:
+        import inspect
+
+        if "object_type" not in inspect.signature(graph.save_credential).parameters:
+            raise ApiError(400, "Microsoft 365 contacts are not available in this version of spokesync.",
+                           "not_available", "object_type")
     try:
         parsed = graph.GraphSettings.from_dict(settings)
         credential = graph.save_credential(ctx, str(body.get("label") or ""), parsed.to_dict(),
@@ -325,7 +331,7 @@ def graph_contact_folders(ctx: Context, body: Any, query: Mapping[str, str], cre
                        "wrong_credential_kind")
     listing = getattr(graph, "list_contact_folders", None)
     if listing is None:
-        raise ApiError(501, "Microsoft 365 contacts are not available in this version of spokesync.",
+        raise ApiError(400, "Microsoft 365 contacts are not available in this version of spokesync.",
                        "not_available")
     folders = listing(credential.settings, ctx.secrets.get(credential.secret_name), ctx.config,
                       _body_str(body, "mailbox"))
