@@ -126,4 +126,23 @@ def test_the_contacts_wizard(local: LocalSpokesync, page: Any, shots: Shots) -> 
     page.click("section[data-hub='Address book'] >> text=Add a spoke")
     assert page.is_checked("input[value=contacts]") and page.is_disabled("input[value=calendar]")
     shots("step1-fixed-contacts")
+    page.click("text=Next")
+    page.check("input[value=exchange_public]")
+    page.click("text=Next")
+    page.click("text=Use these credentials")  # the Exchange credential saved above
+    page.click("a:text-is('Company')")
+    page.click("a[data-folder=Contacts]")
+    assert page.is_checked(f"input[name=hub_id][value='{hub.id}']")  # joins the contacts hub
+    page.fill("input[name=name]", "Company contacts (Exchange)")
+    page.click("text=Create the spoke")
+    assert "/options" in page.url, page.inner_text("main")[:500]
+    page.check("input[name=two_way]")
+    page.click("#save-options")
+    page.wait_for_selector("#sync-phase:has-text('First sync done')")
+    shots("step7-exchange-contacts-first-sync")
+    exchange = next(s for s in local.ctx.store.list_spokes() if s.name == "Company contacts (Exchange)")
+    assert exchange.kind == "exchange_contacts" and exchange.hub_id == hub.id and exchange.address["public"] is True
+    page.click("#to-dashboard")
+    assert "Exchange public contacts folder" in page.inner_text("tr[data-spoke='Company contacts (Exchange)']")
+    shots("dashboard-two-contacts-spokes")
     assert shots.violations == {}, shots.violations
