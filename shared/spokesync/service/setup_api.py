@@ -277,12 +277,6 @@ def add_graph_credential(ctx: Context, body: Any, query: Mapping[str, str]) -> t
         raise ApiError(400, "Validate for 'calendar' or 'contacts'.", "invalid_field", "object_type")
     # contacts: validated against the mailbox's contact folders (Contacts.ReadWrite), not its calendars
     extra = {"object_type": object_type} if object_type == "contacts" else {}
-    if extra:
-        import inspect
-
-        if "object_type" not in inspect.signature(graph.save_credential).parameters:
-            raise ApiError(400, "Microsoft 365 contacts are not available in this version of spokesync.",
-                           "not_available", "object_type")
     try:
         parsed = graph.GraphSettings.from_dict(settings)
         credential = graph.save_credential(ctx, str(body.get("label") or ""), parsed.to_dict(),
@@ -329,11 +323,7 @@ def graph_contact_folders(ctx: Context, body: Any, query: Mapping[str, str], cre
     if credential.kind != "graph" or not credential.secret_name:
         raise ApiError(400, "Microsoft 365 contact folders can be listed for Microsoft 365 credentials only.",
                        "wrong_credential_kind")
-    listing = getattr(graph, "list_contact_folders", None)
-    if listing is None:
-        raise ApiError(400, "Microsoft 365 contacts are not available in this version of spokesync.",
-                       "not_available")
-    folders = listing(credential.settings, ctx.secrets.get(credential.secret_name), ctx.config,
+    folders = graph.list_contact_folders(credential.settings, ctx.secrets.get(credential.secret_name), ctx.config,
                       _body_str(body, "mailbox"))
     return 200, {"folders": [{"id": f.id, "name": f.name, "path": f.path} for f in folders]}
 
