@@ -157,6 +157,29 @@ def tasks_emulator() -> Iterator[TasksEmulator]:
     emulator.stop()
 
 
+
+def cloud_env(firestore_emulator: FirestoreEmulator, secret_manager_endpoint: str, tasks_endpoint: str, queue: str,
+              prefix: str, admin_token: str, task_token: str, **settings: str) -> dict[str, str]:
+    """The environment of a function served in the cloud backend against the local emulators
+    (`settings`: further SPOKESYNC_* variables, without the prefix)."""
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": "shared:.",
+        "FIRESTORE_EMULATOR_HOST": firestore_emulator.host,
+        "SPOKESYNC_BACKEND": "cloud",
+        "SPOKESYNC_AUTH_MODE": "token",
+        "SPOKESYNC_ADMIN_TOKEN": admin_token,
+        "SPOKESYNC_TASK_TOKEN": task_token,
+        "SPOKESYNC_GCP_PROJECT": PROJECT,
+        "SPOKESYNC_FIRESTORE_PREFIX": prefix,
+        "SPOKESYNC_SECRET_MANAGER_ENDPOINT": secret_manager_endpoint,
+        "SPOKESYNC_SECRET_PREFIX": prefix.replace("_", "-"),
+        "SPOKESYNC_TASKS_QUEUE": queue,
+        "SPOKESYNC_TASKS_ENDPOINT": tasks_endpoint,
+    }
+    env.update({f"SPOKESYNC_{name.upper()}": value for name, value in settings.items()})
+    return env
+
 class FunctionServer:
     """One function served by functions-framework in its own process, as Cloud Run serves it."""
 

@@ -32,7 +32,7 @@ from spokesync.sandbox.google_people import serve as serve_people
 from spokesync.sandbox.graph import GraphServer
 from spokesync.sandbox.secret_manager import SecretManagerServer
 from spokesync.stores.firestore import FirestoreHubStore, from_config
-from tests.cloud.conftest import PROJECT, FirestoreEmulator, FunctionServer, TasksEmulator
+from tests.cloud.conftest import PROJECT, FirestoreEmulator, FunctionServer, TasksEmulator, cloud_env
 from tests.helpers import free_port, wait_for
 
 ADMIN = "admin-token-contacts"
@@ -130,38 +130,26 @@ def deployment(firestore_emulator: FirestoreEmulator, secret_manager_server: Sec
     tasks = TasksEmulator(queue, max_retries=3).start()
     prefix = f"c{uuid.uuid4().hex[:6]}_"
     ports = {name: free_port() for name in ("setup", "sync")}
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "PYTHONPATH": "shared:.",
-        "FIRESTORE_EMULATOR_HOST": firestore_emulator.host,
-        "SPOKESYNC_BACKEND": "cloud",
-        "SPOKESYNC_AUTH_MODE": "token",
-        "SPOKESYNC_ADMIN_TOKEN": ADMIN,
-        "SPOKESYNC_TASK_TOKEN": TASK,
-        "SPOKESYNC_GCP_PROJECT": PROJECT,
-        "SPOKESYNC_FIRESTORE_PREFIX": prefix,
-        "SPOKESYNC_SECRET_MANAGER_ENDPOINT": secret_manager_server.endpoint,
-        "SPOKESYNC_SECRET_PREFIX": prefix.replace("_", "-"),
-        "SPOKESYNC_TASKS_QUEUE": queue,
-        "SPOKESYNC_TASKS_ENDPOINT": tasks.endpoint,
-        "SPOKESYNC_TASKS_COALESCE_S": "0.5",
-        "SPOKESYNC_SYNC_URL": f"http://127.0.0.1:{ports['sync']}/",
-        "SPOKESYNC_PUBLIC_URL": f"http://127.0.0.1:{ports['setup']}/",
-        "SPOKESYNC_RUN_BUDGET_S": "60",
-        "SPOKESYNC_GOOGLE_API_ROOT": google.url,
-        "SPOKESYNC_GOOGLE_PEOPLE_API_ROOT": people.url,
-        "SPOKESYNC_GOOGLE_OAUTH_AUTH_URI": google.auth_uri,
-        "SPOKESYNC_GOOGLE_OAUTH_TOKEN_URI": google.token_uri,
-        "SPOKESYNC_GOOGLE_CLIENT_ID": CLIENT_ID,
-        "SPOKESYNC_GOOGLE_CLIENT_SECRET": CLIENT_SECRET,
-        "SPOKESYNC_GOOGLE_BACKOFF_S": "0.05",
-        "SPOKESYNC_EXCHANGE_ALLOW_HTTP": "true",
-        "SPOKESYNC_EXCHANGE_ALLOWED_CIDRS": "127.0.0.0/8",
-        "SPOKESYNC_GRAPH_AUTHORITY_HOST": graph.authority_host,
-        "SPOKESYNC_GRAPH_API_ROOT": graph.graph_url,
-        "SPOKESYNC_GRAPH_CA_BUNDLE": graph.ca_path,
-        "SPOKESYNC_GRAPH_RETRY_BUDGET_S": "20",
-    }
+    env = cloud_env(
+        firestore_emulator, secret_manager_server.endpoint, tasks.endpoint, queue, prefix, ADMIN, TASK,
+        tasks_coalesce_s="0.5",
+        sync_url=f"http://127.0.0.1:{ports['sync']}/",
+        public_url=f"http://127.0.0.1:{ports['setup']}/",
+        run_budget_s="60",
+        google_api_root=google.url,
+        google_people_api_root=people.url,
+        google_oauth_auth_uri=google.auth_uri,
+        google_oauth_token_uri=google.token_uri,
+        google_client_id=CLIENT_ID,
+        google_client_secret=CLIENT_SECRET,
+        google_backoff_s="0.05",
+        exchange_allow_http="true",
+        exchange_allowed_cidrs="127.0.0.0/8",
+        graph_authority_host=graph.authority_host,
+        graph_api_root=graph.graph_url,
+        graph_ca_bundle=graph.ca_path,
+        graph_retry_budget_s="20",
+    )
     setup = FunctionServer("setup", "functions/setup/main.py", env, log_dir / "setup.log", ports["setup"])
     sync = FunctionServer("sync_spoke", "functions/sync_spoke/main.py", env, log_dir / "sync.log", ports["sync"])
     try:

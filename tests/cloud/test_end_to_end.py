@@ -28,7 +28,7 @@ from spokesync.sandbox.ews import EwsServer
 from spokesync.sandbox.google_calendar import GoogleCalendarSandbox, Running, serve
 from spokesync.sandbox.secret_manager import SecretManagerServer
 from spokesync.stores.firestore import FirestoreHubStore, from_config
-from tests.cloud.conftest import PROJECT, FirestoreEmulator, FunctionServer, TasksEmulator
+from tests.cloud.conftest import PROJECT, FirestoreEmulator, FunctionServer, TasksEmulator, cloud_env
 from tests.helpers import free_port, wait_for
 
 ADMIN = "admin-token-e2e"
@@ -81,34 +81,22 @@ def deployment(firestore_emulator: FirestoreEmulator, secret_manager_server: Sec
     queue = f"projects/{PROJECT}/locations/us-central1/queues/sync"
     tasks = TasksEmulator(queue, max_retries=3).start()
     prefix = f"e2e{uuid.uuid4().hex[:6]}_"
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "PYTHONPATH": "shared:.",
-        "FIRESTORE_EMULATOR_HOST": firestore_emulator.host,
-        "SPOKESYNC_BACKEND": "cloud",
-        "SPOKESYNC_AUTH_MODE": "token",
-        "SPOKESYNC_ADMIN_TOKEN": ADMIN,
-        "SPOKESYNC_TASK_TOKEN": TASK,
-        "SPOKESYNC_GCP_PROJECT": PROJECT,
-        "SPOKESYNC_FIRESTORE_PREFIX": prefix,
-        "SPOKESYNC_SECRET_MANAGER_ENDPOINT": secret_manager_server.endpoint,
-        "SPOKESYNC_SECRET_PREFIX": prefix.replace("_", "-"),
-        "SPOKESYNC_TASKS_QUEUE": queue,
-        "SPOKESYNC_TASKS_ENDPOINT": tasks.endpoint,
-        "SPOKESYNC_TASKS_COALESCE_S": "0.5",
-        "SPOKESYNC_SYNC_URL": f"http://127.0.0.1:{ports['sync']}/",
-        "SPOKESYNC_WEBHOOK_URL": f"http://127.0.0.1:{ports['webhook']}/",
-        "SPOKESYNC_PUBLIC_URL": f"http://127.0.0.1:{ports['setup']}/",
-        "SPOKESYNC_RUN_BUDGET_S": "60",
-        "SPOKESYNC_GOOGLE_API_ROOT": google.url,
-        "SPOKESYNC_GOOGLE_OAUTH_AUTH_URI": google.auth_uri,
-        "SPOKESYNC_GOOGLE_OAUTH_TOKEN_URI": google.token_uri,
-        "SPOKESYNC_GOOGLE_CLIENT_ID": CLIENT_ID,
-        "SPOKESYNC_GOOGLE_CLIENT_SECRET": CLIENT_SECRET,
-        "SPOKESYNC_GOOGLE_BACKOFF_S": "0.05",
-        "SPOKESYNC_EXCHANGE_ALLOW_HTTP": "true",
-        "SPOKESYNC_EXCHANGE_ALLOWED_CIDRS": "127.0.0.0/8",
-    }
+    env = cloud_env(
+        firestore_emulator, secret_manager_server.endpoint, tasks.endpoint, queue, prefix, ADMIN, TASK,
+        tasks_coalesce_s="0.5",
+        sync_url=f"http://127.0.0.1:{ports['sync']}/",
+        webhook_url=f"http://127.0.0.1:{ports['webhook']}/",
+        public_url=f"http://127.0.0.1:{ports['setup']}/",
+        run_budget_s="60",
+        google_api_root=google.url,
+        google_oauth_auth_uri=google.auth_uri,
+        google_oauth_token_uri=google.token_uri,
+        google_client_id=CLIENT_ID,
+        google_client_secret=CLIENT_SECRET,
+        google_backoff_s="0.05",
+        exchange_allow_http="true",
+        exchange_allowed_cidrs="127.0.0.0/8",
+    )
     servers = {
         "setup": FunctionServer("setup", "functions/setup/main.py", env, log_dir / "setup.log", ports["setup"]),
         "sync": FunctionServer("sync_spoke", "functions/sync_spoke/main.py", env, log_dir / "sync.log", ports["sync"]),
