@@ -380,6 +380,12 @@ def test_undecided_matches_are_listed_and_decided_from_the_cli(data_dir: Path,
     assert usage.value.code == 2
     capsys.readouterr()
 
+    # --separate first (as JSON: the spoke's status, the choice recorded), then a change of mind before the run
+    out, _ = out_of(capsys, "spoke", "match", "Team", mine.id, "--separate", "--json")
+    [pending] = json.loads(out)["ambiguous_matches"]
+    assert pending["spoke_item_id"] == mine.id and pending["decided"] == ""
+    out, _ = out_of(capsys, "spoke", "matches", "Team")
+    assert "decided: a different item (applied by the next sync)" in out
     out, _ = out_of(capsys, "spoke", "match", "Team", "Ada Lovelace", "--with", "Ada (work)")
     assert "Team: 'Ada Lovelace' is the same as hub item 'Ada (work)': linked, not copied in its next run" in out
     out, _ = out_of(capsys, "spoke", "matches", "Team")
