@@ -5,6 +5,7 @@
                         --address k=v ... [--credential CRED]
                         [--two-way] [--option k=v ...]
     spokesync spoke list [HUB] | spoke remove SPOKE | spoke options SPOKE k=v ...
+    spokesync spoke matches SPOKE | spoke match SPOKE ITEM --with HUB_ITEM | --separate
     spokesync credential list | credential exchange --url URL --user USER [--mailbox ADDRESS] [--version 2016] [--auth ntlm]
     spokesync credential graph --tenant T --client-id C --mailbox M [--group] [--certificate PEM --key PEM]
     spokesync sync SPOKE... | sync --all  [--dry-run]
@@ -455,6 +456,43 @@ def _print_options(options: dict[str, Any]) -> None:
     print(display.table(rows, ["OPTION", "VALUE"]))
 
 
+def _print_matches(spoke_name: str, pending: list[dict[str, Any]]) -> None:
+    """One row per candidate: the spoke's item (name, e-mail or start), the hub item it may be."""
+    if not pending:
+        print(f"{spoke_name}: no undecided matches.")
+        return
+    rows: list[list[Any]] = []
+    for entry in pending:
+        first = [entry.get("title") or "(no name)", entry.get("detail", ""), entry.get("spoke_item_id")]
+        decided = entry.get("decided")
+        candidates = list(entry.get("candidates", ()))
+        if decided is not None:
+            chosen = next((c.get("title") for c in candidates if c.get("hub_item_id") == decided), None)
+            rows.append([*first, f"decided: {'the same as ' + str(chosen) if chosen else 'a different item'} "
+                                 "(applied by the next sync)", "", ""])
+            continue
+        if not candidates:  # the chosen hub item was taken by another item meanwhile
+            rows.append([*first, "(its choice was taken by another item: decide again)", "", ""])
+        for i, c in enumerate(candidates):
+            rows.append([*(first if i == 0 else ["", "", ""]), c.get("title") or "(no name)", c.get("detail", ""),
+                         c.get("hub_item_id")])
+    print(display.table(rows, ["ITEM", "E-MAIL / START", "ITEM ID", "MAY BE HUB ITEM", "E-MAIL / START", "HUB ID"]))
+    print(f"\ndecide: spokesync spoke match '{spoke_name}' ITEM --with HUB_ITEM (the same) | --separate (different)")
+
+
+def _pick(entries: list[dict[str, Any]], wanted: str, id_key: str, missing: str) -> dict[str, Any]:
+    """The entry named by its id, else by its title when exactly one has it."""
+    by_id = [e for e in entries if str(e.get(id_key)) == wanted]
+    by_title = [e for e in entries if str(e.get("title", "")).strip().lower() == wanted.strip().lower()]
+    found = by_id or by_title
+    if not found:
+        raise hubs.NotFound(missing)
+    if len(found) > 1:
+        raise hubs.InvalidRequest(f"several items are called '{wanted}': name it by its id "
+                                  f"({', '.join(str(e.get(id_key)) for e in found)})")
+    return found[0]
+
+
 def _serve(ctx_args: argparse.Namespace) -> int:
     from spokesync.config import Config
     from spokesync.local_server import admin_token_line, local_config, serve
@@ -567,6 +605,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("hub", nargs="?", help="name or id")
     p = add(spoke, "remove", "remove a spoke (the hub keeps its items)")
     p.add_argument("spoke", help="name or id")
+    p = add(spoke, "matches", "list the spoke's items that may be the same as several hub items (or share one "
+                              "with another item): left unlinked until you decide")
+    p.add_argument("spoke", help="name or id")
+    p = add(spoke, "match", "decide an undecided match: the same as one hub item (--with), or a different item "
+                            "(--separate, copied as a new one); the next sync applies it")
+    p.add_argument("spoke", help="name or id")
+    p.add_argument("item", help="the spoke's item, by id or name (spokesync spoke matches SPOKE)")
+    choice = p.add_mutually_exclusive_group(required=True)
+    choice.add_argument("--with", dest="hub_item", metavar="HUB_ITEM",
+                        help="the hub item it is the same as, by id or name (one of its candidates)")
+    choice.add_argument("--separate", action="store_true", help="they are different: copy it as a new item")
     p = add(spoke, "options", "show or change a spoke's sync options")
     p.add_argument("spoke", help="name or id")
     p.add_argument("option", nargs="*", metavar="KEY=VALUE")
@@ -698,6 +747,31 @@ def run(args: argparse.Namespace, ctx: Context) -> int:  # noqa: C901 - one bran
         spoke = hubs.find_spoke(ctx, args.spoke)
         hubs.remove_spoke(ctx, spoke.id)
         print(json.dumps({"deleted": spoke.id}) if as_json else f"removed spoke '{spoke.name}' (the hub keeps its items)")
+    elif cmd == "spoke" and action == "matches":
+        spoke = hubs.find_spoke(ctx, args.spoke)
+        pending = hubs.spoke_status(ctx, spoke)["ambiguous_matches"]
+        if as_json:
+            _print(pending)
+        else:
+            _print_matches(spoke.name, pending)
+    elif cmd == "spoke" and action == "match":
+        spoke = hubs.find_spoke(ctx, args.spoke)
+        entry = _pick(spoke.ambiguous, args.item, "spoke_item_id",
+                      f"spoke '{spoke.name}' has no undecided match for '{args.item}' "
+                      f"(spokesync spoke matches '{spoke.name}' lists them)")
+        hub_item = "" if args.separate else str(_pick(
+            list(entry.get("candidates", ())), args.hub_item, "hub_item_id",
+            f"'{args.hub_item}' is not one of the hub items '{entry.get('title')}' may be "
+            f"(spokesync spoke matches '{spoke.name}' lists them)")["hub_item_id"])
+        spoke = hubs.decide_match(ctx, spoke.id, str(entry["spoke_item_id"]), hub_item)
+        if as_json:
+            _print(hubs.spoke_status(ctx, spoke))
+        else:
+            chosen = next((c for c in entry.get("candidates", ()) if c.get("hub_item_id") == hub_item), None)
+            words = (f"the same as hub item '{chosen.get('title')}': linked, not copied" if chosen
+                     else "a different item: copied into the hub as a new one")
+            print(f"{spoke.name}: '{entry.get('title')}' is {words} in its next run "
+                  f"(spokesync sync '{spoke.name}' runs it now)")
     elif cmd == "spoke" and action == "options":
         spoke = hubs.find_spoke(ctx, args.spoke)
         if args.option:

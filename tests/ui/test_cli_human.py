@@ -332,3 +332,73 @@ def test_a_contacts_preview_and_pause_name_the_people(data_dir: Path, capsys: py
     assert "waiting for your decision: 1 item(s) would be deleted" in out
     assert "    - Ada Lovelace (ada@example.com): deleted in this spoke" in out  # the person's address, not a time
     assert "spokesync confirm 'Office'" in out
+
+
+def test_undecided_matches_are_listed_and_decided_from_the_cli(data_dir: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 15: a joining spoke's card that may be two of the hub's is listed by name and address
+    (`spoke matches`, a table or --json) and decided with `spoke match --with | --separate`."""
+    from spokesync.model.contact import Contact, Email
+
+    out_of(capsys, "hub", "create", "People", "--object", "contacts")
+    out_of(capsys, "spoke", "add", "People", "Office", "--kind", "memory_contacts", "--address", "folder=office",
+           "--two-way")
+    office = memory_registry.folder("office")
+    office.user_create(Contact(display_name="Ada (work)", emails=(Email("ada@example.com"),)))
+    office.user_create(Contact(display_name="Ada (home)", emails=(Email("ada@example.com"),)))
+    out_of(capsys, "sync", "Office")
+    team = memory_registry.folder("team")
+    mine = team.user_create(Contact(display_name="Ada Lovelace", emails=(Email("ada@example.com"),)))
+    out_of(capsys, "spoke", "add", "People", "Team", "--kind", "memory_contacts", "--address", "folder=team",
+           "--two-way")
+    out, _ = out_of(capsys, "sync", "Team", "--dry-run")
+    assert "several possible matches" in out
+    out_of(capsys, "sync", "Team")
+
+    out, _ = out_of(capsys, "spoke", "matches", "Team")
+    lines = out.splitlines()
+    assert lines[0].split() == ["ITEM", "E-MAIL", "/", "START", "ITEM", "ID", "MAY", "BE", "HUB", "ITEM", "E-MAIL",
+                                "/", "START", "HUB", "ID"]
+    assert lines[2].startswith("Ada Lovelace") and "ada@example.com" in lines[2] and mine.id in lines[2]
+    table = out
+    assert "spokesync spoke match 'Team' ITEM --with HUB_ITEM" in out
+    out, _ = out_of(capsys, "spoke", "matches", "Team", "--json")
+    [entry] = json.loads(out)
+    assert entry["spoke_item_id"] == mine.id and entry["decided"] is None
+    assert sorted(c["title"] for c in entry["candidates"]) == ["Ada (home)", "Ada (work)"]
+    for c in entry["candidates"]:  # each candidate on its own line: name, address, hub id
+        assert any(c["title"] in line and "ada@example.com" in line and line.endswith(c["hub_item_id"])
+                   for line in table.splitlines()[2:4])
+
+    # wrong names: exit 2 and a sentence saying where to look
+    _, err = out_of(capsys, "spoke", "match", "Team", "Grace", "--separate", code=2)
+    assert "no undecided match for 'Grace'" in err and "spokesync spoke matches 'Team'" in err
+    _, err = out_of(capsys, "spoke", "match", "Team", "Ada Lovelace", "--with", "Ada (attic)", code=2)
+    assert "'Ada (attic)' is not one of the hub items" in err
+    with pytest.raises(SystemExit) as usage:  # neither --with nor --separate
+        cli.main(["spoke", "match", "Team", "Ada Lovelace"])
+    assert usage.value.code == 2
+    capsys.readouterr()
+
+    # --separate first (as JSON: the spoke's status, the choice recorded), then a change of mind before the run
+    out, _ = out_of(capsys, "spoke", "match", "Team", mine.id, "--separate", "--json")
+    [pending] = json.loads(out)["ambiguous_matches"]
+    assert pending["spoke_item_id"] == mine.id and pending["decided"] == ""
+    out, _ = out_of(capsys, "spoke", "matches", "Team")
+    assert "decided: a different item (applied by the next sync)" in out
+    out, _ = out_of(capsys, "spoke", "match", "Team", "Ada Lovelace", "--with", "Ada (work)")
+    assert "Team: 'Ada Lovelace' is the same as hub item 'Ada (work)': linked, not copied in its next run" in out
+    out, _ = out_of(capsys, "spoke", "matches", "Team")
+    assert "decided: the same as Ada (work) (applied by the next sync)" in out
+    out_of(capsys, "sync", "Team")
+    out, _ = out_of(capsys, "spoke", "matches", "Team")
+    assert out.strip() == "Team: no undecided matches."
+    assert json.loads(out_of(capsys, "spoke", "matches", "Team", "--json")[0]) == []
+    hub_id = json.loads(out_of(capsys, "hub", "list", "--json")[0])[0]["id"]
+    out, _ = out_of(capsys, "spoke", "list", "--json")
+    team_status = next(s for s in json.loads(out) if s["name"] == "Team")
+    assert team_status["linked_items"] == 2  # Ada linked to "Ada (work)", "Ada (home)" copied to the team
+    assert sorted(c.event.display_name for c in team.items.values()) == ["Ada (home)", "Ada (work)"]
+    assert hub_id and len(office.items) == 2  # no third card anywhere
+    out, _ = out_of(capsys, "hub", "list")
+    assert out.splitlines()[2].split()[:3] == ["People", "contacts", "2"]  # two cards in the hub, not three

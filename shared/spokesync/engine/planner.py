@@ -290,7 +290,8 @@ class _Planner:
                 return False  # "a new item" (or its chosen match is gone): copy it
             if decided in self.links_by_hub:  # taken by another item meanwhile: ask again
                 self.plan.ambiguous.append({"spoke_item_id": item.id, "title": self.kind.title(item.event),
-                                            "candidates": [], "same_as_spoke_items": []})
+                                            "detail": self.detail(item.event), "candidates": [],
+                                            "same_as_spoke_items": []})
                 return True
             self.link_match(item, hub)
             return True
@@ -303,14 +304,20 @@ class _Planner:
             # several hub items are this one, or another spoke item is the same as its hub item
             rivals = sorted({s for h in found for s in self.matched_by.get(h, ())} - {item.id})
             self.plan.ambiguous.append({
-                "spoke_item_id": item.id, "title": self.kind.title(item.event),
-                "candidates": [{"hub_item_id": h, "title": self.kind.title(self.candidates[h].event)}  # type: ignore[arg-type]
+                "spoke_item_id": item.id, "title": self.kind.title(item.event), "detail": self.detail(item.event),
+                "candidates": [{"hub_item_id": h, "title": self.kind.title(self.candidates[h].event),  # type: ignore[arg-type]
+                                "detail": self.detail(self.candidates[h].event)}  # type: ignore[arg-type]
                                for h in found],
                 "same_as_spoke_items": rivals,
             })
             self.handled.update(found)  # not copied into this spoke either, until decided
             return True
         return item.id in self.inp.ambiguous_ids  # (True: still waiting for the administrator)
+
+    def detail(self, item: Item) -> str:
+        """What tells two items of one title apart for the administrator deciding a match: a
+        contact's first e-mail address, an event's start (the part of `label` after its title)."""
+        return self.kind.label(item).partition("\t")[2]
 
     def link_match(self, item: SpokeItem, hub: HubItem) -> None:
         """The spoke's copy and the hub item are the same: link them. The hub's version keeps its

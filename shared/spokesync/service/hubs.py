@@ -565,7 +565,9 @@ def spoke_status(ctx: Context, spoke: Spoke) -> dict[str, Any]:
         "deletions_in_window": sum(window_deletions(spoke, ctx.clock.now())),
         "needs_attention": spoke.attention,
         # items already on both sides whose match is ambiguous: left unlinked until decided (decide_match)
-        "ambiguous_matches": spoke.ambiguous,
+        # (`decided`: the administrator's choice, applied by the next run: a hub item id, "" = a new item)
+        "ambiguous_matches": [{**a, "decided": spoke.match_decisions.get(str(a.get("spoke_item_id")))}
+                              for a in spoke.ambiguous],
         "running": _held(ctx, spoke),
         "run_started_by": spoke.lease_owner,
         "run_mark_expires_at": None if spoke.lease_expires is None else spoke.lease_expires.isoformat(),

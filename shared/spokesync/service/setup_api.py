@@ -18,6 +18,9 @@ Routes (all under /api):
     GET    /spokes/{id}          DELETE /spokes/{id}
     PATCH  /spokes/{id}/options {...}           e.g. {"direction": "two_way"}
     POST   /spokes/{id}/sync | /dry-run | /confirm-deletions | /cancel-deletions | /resume
+    GET    /spokes/{id}/matches                 items matched ambiguously while joining, with their candidates
+    POST   /spokes/{id}/matches {spoke_item_id, hub_item_id | null}   decide one: the same as that hub item,
+                                                 or (null) a different item, copied as a new one
     GET    /spokes/{id}/runs?limit=
     GET    /runs/{id}
     GET    /credentials
@@ -202,6 +205,35 @@ def spoke_action(action: Callable[[Context, str], Any]) -> Handler:
         return 200, hubs.spoke_status(ctx, action(ctx, spoke_id))
 
     return handler
+
+
+def list_matches(ctx: Context, body: Any, query: Mapping[str, str], spoke_id: str) -> tuple[int, Payload]:
+    status = hubs.spoke_status(ctx, hubs.get_spoke(ctx, spoke_id))
+    return 200, {"spoke_id": status["id"], "ambiguous_matches": status["ambiguous_matches"]}
+
+
+def decide_match(ctx: Context, body: Any, query: Mapping[str, str], spoke_id: str) -> tuple[int, Payload]:
+    """An administrator's decision on an ambiguous match (docs/decisions/2026-12-01-matching.md):
+    `hub_item_id` one of the listed candidates (the same item: linked), or null (a different item:
+    copied as a new one). The spoke's next run, queued now, applies it."""
+    spoke_item_id = body.get("spoke_item_id")
+    if not isinstance(spoke_item_id, str) or not spoke_item_id.strip():
+        raise ApiError(400, "Say which of the spoke's items you decide about (spoke_item_id, from the list of "
+                            "undecided matches).", "missing_field", "spoke_item_id")
+    if "hub_item_id" not in body:
+        raise ApiError(400, "Say which hub item it is the same as (hub_item_id, one of its candidates), or null "
+                            "if they are different and it should be copied as a new item.", "missing_field",
+                       "hub_item_id")
+    hub_item_id = body["hub_item_id"]
+    if hub_item_id is not None and (not isinstance(hub_item_id, str) or not hub_item_id.strip()):
+        raise ApiError(400, "The hub item must be the id of one of the listed candidates, or null to keep the "
+                            "two apart.", "invalid_field", "hub_item_id")
+    spoke = hubs.get_spoke(ctx, spoke_id)
+    if not any(str(a.get("spoke_item_id")) == spoke_item_id for a in spoke.ambiguous):
+        raise ApiError(404, f"Spoke '{spoke.name}' has no undecided match for that item: it may have been decided "
+                            "already. Reload the list of undecided matches.", "no_such_match", "spoke_item_id")
+    spoke = hubs.decide_match(ctx, spoke.id, spoke_item_id, hub_item_id or "")
+    return 200, hubs.spoke_status(ctx, spoke)
 
 
 def spoke_runs(ctx: Context, body: Any, query: Mapping[str, str], spoke_id: str) -> tuple[int, Payload]:
@@ -544,6 +576,11 @@ _BODIES: dict[tuple[str, str], dict[str, Any]] = {
                                            "contact group's name); graph_contacts: mailbox, folder"},
         "credential_id": _STR, "options": _OPTIONS}},
     ("PATCH", "/spokes/{id}/options"): _OPTIONS,
+    ("POST", "/spokes/{id}/matches"): {"type": "object", "required": ["spoke_item_id", "hub_item_id"], "properties": {
+        "spoke_item_id": {**_STR, "description": "an item of `ambiguous_matches` (GET /spokes/{id}/matches)"},
+        "hub_item_id": {**_STR, "nullable": True,
+                        "description": "one of its candidates: the same item (linked, not copied); null: "
+                                       "different items (the spoke's is copied as a new one)"}}},
     ("POST", "/credentials/exchange"): {"type": "object", "required": ["settings", "password"], "properties": {
         "label": _STR, "password": _STR, "require_public_folders": {"type": "boolean"},
         "settings": _EXCHANGE_SETTINGS | {"required": ["ews_url"]}}},
@@ -601,6 +638,8 @@ _SUMMARIES = {
     "resume": "Resume a paused or failed spoke (409 while a run is marked as in progress)",
     "clear_run": "Resume a spoke and clear a run still marked as in progress (its process stopped or crashed)",
     "retry_refused": "Try the writes the spoke refused (listed as needing attention) again",
+    "list_matches": "Items matched ambiguously while the spoke joined, with their candidates (left unlinked)",
+    "decide_match": "Decide an ambiguous match: the same as one candidate, or a different item (copied as new)",
 }
 
 
@@ -664,6 +703,8 @@ _TABLE: list[tuple[str, str, Handler]] = [
     ("POST", f"/spokes/{_ID}/resume", spoke_action(hubs.resume)),
     ("POST", f"/spokes/{_ID}/clear-run", spoke_action(lambda ctx, spoke_id: hubs.resume(ctx, spoke_id, True))),
     ("POST", f"/spokes/{_ID}/retry-refused", spoke_action(hubs.retry_refused_writes)),
+    ("GET", f"/spokes/{_ID}/matches", list_matches),
+    ("POST", f"/spokes/{_ID}/matches", decide_match),
     ("GET", f"/spokes/{_ID}/runs", spoke_runs),
     ("GET", f"/runs/{_ID}", get_run),
     ("GET", "/credentials", list_credentials),

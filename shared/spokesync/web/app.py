@@ -515,6 +515,19 @@ def create_app() -> Flask:  # noqa: C901 - one route table, read top to bottom
     def retry_refused(spoke_id: str) -> Any:
         return act("POST", f"/spokes/{spoke_id}/retry-refused", "The refused writes will be tried again now.")
 
+    @app.post("/setup/spokes/<spoke_id>/matches")
+    def decide_match(spoke_id: str) -> Any:
+        """"Same person" (the candidate's hub item id) or "Different people" (separate) for one
+        undecided match on the dashboard (setup API POST /spokes/{id}/matches)."""
+        separate = bool(request.form.get("separate"))
+        hub_item_id = None if separate else (request.form.get("hub_item_id") or "")
+        if not separate and not hub_item_id:
+            return go("/setup/", "Could not do that: choose “Same” next to one of the hub's items, or “Different”.")
+        ok = ("Decided: they are different; it is copied as a new item in the next sync (queued)." if separate
+              else "Decided: they are the same; they are linked in the next sync (queued).")
+        return act("POST", f"/spokes/{spoke_id}/matches", ok,
+                   body={"spoke_item_id": request.form.get("spoke_item_id") or "", "hub_item_id": hub_item_id})
+
     @app.post("/setup/spokes/<spoke_id>/resume")
     def resume(spoke_id: str) -> Any:
         return act("POST", f"/spokes/{spoke_id}/resume", "Spoke resumed; a sync is queued.")
