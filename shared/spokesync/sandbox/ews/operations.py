@@ -579,13 +579,18 @@ def update_item(store: Store, req: etree._Element) -> list[etree._Element]:
                 continue
         with store.lock:
             before = {k: copy.deepcopy(v) for k, v in item.fields.items()}
+            # a refused update leaves the series as it was (a new pattern drops the exceptions)
+            kept = (dict(item.exceptions), set(item.deleted_occurrences),
+                    {i: store.items[i] for i in item.exceptions.values() if i in store.items})
             try:
-                _apply_updates(item, change.find(t("Updates")))
+                _apply_updates(store, item, change.find(t("Updates")))
                 _validate_item(item.fields)
                 if item.master_id:
                     _check_boundaries(store, item)
             except EwsError as err:
                 item.fields = before
+                item.exceptions, item.deleted_occurrences = kept[0], kept[1]
+                store.items.update(kept[2])
                 out.append(error_message("UpdateItem", err))
                 continue
             if item.master_id and item.id not in store.items:
@@ -599,7 +604,7 @@ def update_item(store: Store, req: etree._Element) -> list[etree._Element]:
     return out
 
 
-def _apply_updates(item: Item, updates: etree._Element | None) -> None:
+def _apply_updates(store: Store, item: Item, updates: etree._Element | None) -> None:
     for update in updates if updates is not None else []:
         if not isinstance(update.tag, str):
             continue
@@ -647,8 +652,7 @@ def _apply_updates(item: Item, updates: etree._Element | None) -> None:
         if kind == "DeleteItemField":
             item.fields.pop(name, None)
             if name == "Recurrence":
-                item.exceptions.clear()
-                item.deleted_occurrences.clear()
+                store.drop_exceptions(item)
             continue
         value_item = update[list(update).index(uri) + 1]
         for child in value_item:
@@ -658,8 +662,7 @@ def _apply_updates(item: Item, updates: etree._Element | None) -> None:
                 _normalise_times(item.fields)
         if name == "Recurrence" and item.master_id is None:
             # A new pattern drops the old exceptions, as Outlook and Exchange do.
-            item.exceptions.clear()
-            item.deleted_occurrences.clear()
+            store.drop_exceptions(item)
 
 
 def _check_boundaries(store: Store, occ: Item) -> None:

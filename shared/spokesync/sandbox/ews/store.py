@@ -274,6 +274,17 @@ class Store:
             self.log[item.folder_id].append((self.seq, item.id))
             self.tombstones[item.id] = (item.folder_id, item.created_seq, self.seq)
 
+    def drop_exceptions(self, master: Item) -> None:
+        """A master's pattern replaced or removed: its exceptions and deleted occurrences are gone, as in
+        Exchange. The exception items go too: an occurrence's id is derived from the master and the original
+        start, so a stale exception left in the store would answer for the new pattern's occurrence of the
+        same start (and take its changes outside the series)."""
+        with self.lock:
+            for exc_id in master.exceptions.values():
+                self.items.pop(exc_id, None)
+            master.exceptions.clear()
+            master.deleted_occurrences.clear()
+
     def _normalise(self, item: Item) -> None:
         """What Exchange does to a body it stores: HTML gets a document wrapper."""
         body = item.fields.get("Body")
