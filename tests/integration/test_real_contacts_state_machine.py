@@ -383,8 +383,8 @@ class RealContactsMachine(RuleBasedStateMachine):
 
 RealContactsMachine.TestCase.settings = settings(
     max_examples=int(os.environ.get("SPOKESYNC_MACHINE_EXAMPLES", "20" if os.environ.get("SPOKESYNC_EXPLORE")
-                                    else "5")),
-    stateful_step_count=15, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+                                    else "10")),
+    stateful_step_count=20, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
     derandomize=not os.environ.get("SPOKESYNC_EXPLORE"))
 TestRealContactsMachine = RealContactsMachine.TestCase
 
