@@ -684,10 +684,8 @@ def test_a_changed_exchange_occurrence_survives_a_cancellation_from_google() -> 
         machine._tmp.cleanup()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known bug (found by the contacts machine, tests/integration/test_real_contacts_state_machine.py): an "
-    "item the hub wrote into an Exchange folder and a user deleted there before that spoke's next poll is "
-    "never seen as deleted (the spoke's cursor was read before the hub's own write)"))
+# Found by the contacts machine (tests/integration/test_real_contacts_state_machine.py): an item the hub
+# wrote into an Exchange folder and a user deleted before that spoke's next poll was never seen as deleted.
 @pytest.mark.parametrize("side", ["exchange_public", "exchange_mailbox"])
 def test_an_event_deleted_in_exchange_right_after_the_hub_wrote_it_is_deleted_everywhere(side: str) -> None:
     machine = RealConnectorsMachine()

@@ -125,6 +125,12 @@ class _Progress:
     done: int = 0  # planned writes made (progress reports)
     total: int = 0
     ambiguous: list[dict[str, object]] | None = None  # the spoke's ambiguous matches after this run
+    created: list[str] = field(default_factory=list)  # spoke items this run created (see Spoke.unseen_writes)
+    cursor_stored: bool = False  # this run stored the feed cursor it read
+
+
+# Spoke.unseen_writes kept per spoke (a spoke record stays well under Firestore's 1 MiB)
+UNSEEN_WRITES_MAX = 2000
 
 
 def new_id() -> str:
@@ -248,6 +254,11 @@ class Runner:
             changes["attention"] = attention
         if spoke.retry_attention and run.status == "ok":
             changes["retry_attention"] = False
+        # the creates made after the stored cursor; those before it are in the feed from it on
+        unseen = ([] if progress.cursor_stored else list(spoke.unseen_writes)) + progress.created
+        unseen = unseen[-UNSEEN_WRITES_MAX:]
+        if unseen != spoke.unseen_writes:
+            changes["unseen_writes"] = unseen
         if run.status == "ok":
             if not spoke.joined:
                 changes["joined"] = True  # matching is over: later items are new ones
@@ -301,10 +312,26 @@ class Runner:
         """The spoke's changes, and the cursor they were read from."""
         cursor = self.store.get_cursor(spoke.id)
         try:
-            return connector.changes(cursor), cursor
+            changes = connector.changes(cursor)
         except FullResyncRequired:
             log.info("full resync required", extra={"spoke_id": spoke.id})
             return connector.changes(None), cursor
+        return self._with_unseen_deletions(spoke, connector, changes), cursor
+
+    @staticmethod
+    def _with_unseen_deletions(spoke: Spoke, connector: SpokeConnector, changes: ChangeSet) -> ChangeSet:
+        """Items the hub created after the stored cursor and the feed does not mention: those gone
+        from the spoke were deleted there (an item created and deleted after a sync state is in no
+        answer from that state), so they are added to the feed's deletions."""
+        if changes.full or not spoke.unseen_writes:
+            return changes
+        mentioned = {item.id for item in changes.items} | set(changes.deleted)
+        unseen = [i for i in spoke.unseen_writes if i not in mentioned]
+        if not unseen:
+            return changes
+        present = connector.read(unseen)
+        gone = [i for i in unseen if i not in present]
+        return replace(changes, deleted=list(changes.deleted) + gone) if gone else changes
 
     def _use_kind(self, spoke: Spoke) -> ItemKind:
         """The kind of the spoke's hub items: the spoke's object type, which the service keeps equal
@@ -521,6 +548,7 @@ class Runner:
         batch = CommitBatch(spoke.hub_id, spoke.id, run.id, hub_cursor=hub_cursor)
         if inbound_done and changes.cursor != previous_cursor:
             batch.cursor, batch.set_cursor = changes.cursor, True
+            progress.cursor_stored = True
         if batch.set_cursor or hub_cursor != spoke.hub_cursor:  # an idle run writes no cursor
             self.store.commit(batch, self.clock.now())
 
@@ -638,6 +666,8 @@ class Runner:
                         progress.budget_spoke += 1
                     continue
                 created = isinstance(action, SpokeCreate)
+                if created:
+                    progress.created.append(result.spoke_item_id)
                 link = Link(spoke.id, hub_item.id, result.spoke_item_id or action.link.spoke_item_id,
                             result.version, self.hashes(action.event, compared), hub_item.version,
                             created_by_hub=True if created else action.link.created_by_hub)

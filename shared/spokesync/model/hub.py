@@ -261,6 +261,11 @@ class Spoke:
     # item id, or "" for "a new item"), applied by the next run.
     joined: bool = False
     ambiguous: list[dict[str, Any]] = field(default_factory=list)
+    # Spoke items the hub created after the feed cursor its last run stored (at most
+    # UNSEEN_WRITES_MAX): a feed read from a state before their creation (Exchange's
+    # SyncFolderItems, a public folder's listing snapshot) reports nothing for an item
+    # created and deleted since, so the next run reads those its feed does not mention.
+    unseen_writes: list[str] = field(default_factory=list)
     match_decisions: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
