@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from spokesync.model.event import Attendee, Event, content_hash
+from spokesync.model.event import OPTIONAL_FIELDS, Attendee, Event, content_hash
 from spokesync.ports import ItemDelete, ItemUpdate, NewItem, SpokeConnector
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -54,10 +54,35 @@ class ConnectorConformance:
     def location_of(self, item: Any) -> str:
         return str(item.location)
 
+    def kept_case(self) -> tuple[frozenset[str], Any, Any]:
+        """Fields a spoke's options switch off, an item holding values for them, and the same item
+        renamed with those fields blank (what the engine hands a connector for such a spoke)."""
+        kept = OPTIONAL_FIELDS["description"] | OPTIONAL_FIELDS["location"] | OPTIONAL_FIELDS["reminders"]
+        base = datetime(2026, 3, 3, 9, 0, tzinfo=BERLIN)
+        item = Event(title="Own fields", start=base, end=base + timedelta(hours=1), timezone="Europe/Berlin",
+                     description="Typed in this calendar", location="Room 9", reminders=(15,))
+        return kept, item, replace(item, title="Renamed in the hub", description="", location="", reminders=None)
+
     def _create(self, connector: SpokeConnector, events: list[Any], prefix: str = "hub") -> list[str]:
         results = connector.create([NewItem(f"{prefix}{i:04d}", e) for i, e in enumerate(events)])
         assert [r.status for r in results] == ["ok"] * len(events), results
         return [r.spoke_item_id for r in results]
+
+    def test_an_update_leaves_the_fields_switched_off_for_the_spoke(self, connector: SpokeConnector) -> None:
+        """"Sync descriptions" (notes, ...) off: the hub's update of a title must not erase the
+        description the spoke holds (docs/decisions/2026-12-01-kept-fields.md)."""
+        kept, item, blanked = self.kept_case()
+        kept &= connector.capabilities.fields
+        assert kept, "the spoke holds none of the fields this check switches off"
+        created = connector.create([NewItem("hubkept", item)])[0]
+        assert created.status == "ok", created
+        connector.kept = kept  # type: ignore[misc]  # what registry.connector_for sets for such a spoke
+        updated = connector.update([ItemUpdate(created.spoke_item_id, created.version, blanked, "hubkept")])[0]
+        assert updated.status == "ok", updated
+        now = connector.read([created.spoke_item_id])[created.spoke_item_id].event
+        assert self.title_of(now) == self.title_of(blanked)  # the update was written
+        assert self.item_hash(now, kept) == self.item_hash(item, kept)  # and the kept fields are the spoke's own
+        assert self.item_hash(now, kept) != self.item_hash(blanked, kept)  # (which differ from the blanks)
 
     def test_empty_spoke_lists_nothing(self, connector: SpokeConnector) -> None:
         changes = connector.changes(None)

@@ -14,15 +14,21 @@ from typing import Any
 
 from spokesync.model.contact import (
     ALL_FIELDS,
+    OPTIONAL_FIELDS,
     Address,
     Contact,
     Email,
     PartialDate,
     Phone,
+    Photo,
     content_hash,
 )
 from spokesync.ports import NewItem, SpokeConnector
 from tests.conformance.connector import ConnectorConformance
+
+# a 1x1 PNG (the smallest valid picture)
+PNG_PIXEL = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+                          "1f15c4890000000d4944415478da63f8ffff3f0005fe02fea7d6a4f90000000049454e44ae426082")
 
 
 def sample_contacts() -> list[Contact]:
@@ -57,6 +63,14 @@ class ContactsConformance(ConnectorConformance):
 
     def location_of(self, item: Any) -> str:
         return str(item.job_title)
+
+    def kept_case(self) -> tuple[frozenset[str], Any, Any]:
+        kept = OPTIONAL_FIELDS["notes"] | OPTIONAL_FIELDS["birthday"] | OPTIONAL_FIELDS["photo"]
+        item = Contact(display_name="Own fields", given_name="Own", family_name="Fields",
+                       emails=(Email("own.fields@example.com", "work"),), notes="Typed in this address book",
+                       birthday=PartialDate(3, 7), anniversary=PartialDate(9, 1, 2001), photo=Photo.of(PNG_PIXEL))
+        return kept, item, replace(item, display_name="Renamed in the hub", notes="", birthday=None, anniversary=None,
+                                   photo=None)
 
     def test_declares_contact_fields(self, connector: SpokeConnector) -> None:
         fields = connector.capabilities.fields

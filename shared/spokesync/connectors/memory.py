@@ -17,7 +17,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from spokesync.model.contact import Contact, fit
-from spokesync.model.event import ALL_FIELDS
+from spokesync.model.contact import restrict as restrict_contact
+from spokesync.model.event import ALL_FIELDS, Event
+from spokesync.model.event import restrict as restrict_event
 from spokesync.model.item import Item
 from spokesync.ports import (
     Capabilities,
@@ -107,6 +109,10 @@ def memory_item_id(hub_id: str) -> str:
 class MemoryConnector:
     """SpokeConnector over a MemoryCalendar. Cursor: the log position."""
 
+    # fields this spoke's options keep out of the sync: an update leaves the stored values
+    # (set by `registry.connector_for`)
+    kept: frozenset[str] = frozenset()
+
     def __init__(
         self,
         calendar: MemoryCalendar,
@@ -132,6 +138,14 @@ class MemoryConnector:
         """What the server keeps of a written item: a contact's lists cut to its fixed slots."""
         limits = dict(self.capabilities.limits)
         return fit(item, limits) if limits and isinstance(item, Contact) else item
+
+    def _keep(self, item: Item, current: Item) -> Item:
+        """`item` with the kept fields' values of the stored item (the server's own)."""
+        if isinstance(item, Contact) and isinstance(current, Contact):
+            return restrict_contact(current, item, self.kept)
+        if isinstance(item, Event) and isinstance(current, Event):
+            return restrict_event(current, item, self.kept)
+        return item
 
     def changes(self, cursor: bytes | None) -> ChangeSet:
         cal = self.calendar
@@ -195,7 +209,8 @@ class MemoryConnector:
             elif current.version != upd.version:
                 results.append(WriteResult("conflict", upd.spoke_item_id, current.version))
             else:
-                item = SpokeItem(upd.spoke_item_id, f"v{next(cal._versions)}", self._stored(upd.event), upd.hub_id)
+                written = self._keep(upd.event, current.event) if self.kept else upd.event
+                item = SpokeItem(upd.spoke_item_id, f"v{next(cal._versions)}", self._stored(written), upd.hub_id)
                 cal.items[upd.spoke_item_id] = item
                 cal._touch(upd.spoke_item_id)
                 cal._count_write()

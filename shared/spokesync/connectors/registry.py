@@ -69,5 +69,29 @@ def factory_for(kind: str) -> Factory:
     return target  # type: ignore[return-value]
 
 
+def kept_fields(spoke: Spoke) -> frozenset[str]:
+    """The item fields this spoke's options keep out of the sync ("Sync descriptions" off, ...):
+    the engine hands them over blank, and a connector's update leaves the spoke's own values
+    alone instead of clearing them (docs/decisions/2026-12-01-kept-fields.md). A busy-only
+    spoke keeps none: the hub's copies there are placeholders, written whole."""
+    options = spoke.options
+    if object_type_of(spoke.kind) == "contacts":
+        from spokesync.model.contact import OPTIONAL_FIELDS as CONTACT_FIELDS
+
+        switches = {"notes": options.sync_notes, "birthday": options.sync_birthday, "photo": options.sync_photo}
+        return frozenset().union(*(CONTACT_FIELDS[name] for name, on in switches.items() if not on))
+    if options.privacy_mode == "busy_only":
+        return frozenset()
+    from spokesync.model.event import OPTIONAL_FIELDS as EVENT_FIELDS
+
+    switches = {"description": options.sync_description, "location": options.sync_location,
+                "attendees": options.sync_attendees, "reminders": options.sync_reminders}
+    return frozenset().union(*(EVENT_FIELDS[name] for name, on in switches.items() if not on))
+
+
 def connector_for(spoke: Spoke, credential: CredentialRef | None, secrets: SecretStore, config: Config) -> Any:
-    return factory_for(spoke.kind)(spoke, credential, secrets, config)
+    connector = factory_for(spoke.kind)(spoke, credential, secrets, config)
+    kept = kept_fields(spoke)
+    if kept and hasattr(connector, "kept"):
+        connector.kept = kept
+    return connector

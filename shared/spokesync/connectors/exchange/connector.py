@@ -147,8 +147,22 @@ class ExchangeConnector:
     def _register() -> None:
         mapping.register()
 
+    # fields this spoke's options keep out of the sync: updates leave Exchange's values
+    # (set by `registry.connector_for`)
+    kept: frozenset[str] = frozenset()
+    # canonical fields -> the exchangelib field names that hold them
+    _KEPT_FIELDNAMES = mapping.KEPT_FIELDNAMES
+
     def _write_fieldnames(self) -> list[str]:
         return [*mapping.WRITE_FIELDS, "spokesync_hub_id"]
+
+    def _without_kept(self, fieldnames: list[str]) -> list[str]:
+        """An update's field list without the fields this spoke keeps: UpdateItem changes only
+        the fields it names (SetItemField / DeleteItemField per field path)."""
+        if not self.kept:
+            return fieldnames
+        drop = {name for field in self.kept for name in self._KEPT_FIELDNAMES.get(field, ())}
+        return [f for f in fieldnames if f not in drop]
 
     def _has_exceptions(self, event: Any) -> bool:
         """A series with modified/cancelled occurrences: written in a second step (`_apply_exceptions`)."""
@@ -509,7 +523,7 @@ class ExchangeConnector:
                                              occurrence=True)
                 occ = CalendarItem(account=self.account, folder=self.folder, id=found.id, changekey=found.changekey,
                                    **values)
-                updates.append((occ, mapping.OCCURRENCE_WRITE_FIELDS))
+                updates.append((occ, self._without_kept(mapping.OCCURRENCE_WRITE_FIELDS)))
                 update_pos.append(pos)
         if updates:
             outcomes = UpdateItem(account=self.account, chunk_size=self.batch_size).call(
@@ -572,7 +586,7 @@ class ExchangeConnector:
                     results[pos] = WriteResult("error", upd.spoke_item_id, message=f"Exchange cannot hold this event: {exc}")
                     continue
                 pending.append((pos, item))
-            fieldnames = self._write_fieldnames()
+            fieldnames = self._without_kept(self._write_fieldnames())
             outcomes = list(UpdateItem(account=self.account, chunk_size=self.batch_size).call(
                 items=[(i, fieldnames) for _, i in pending], conflict_resolution="NeverOverwrite",
                 message_disposition="SaveOnly", send_meeting_invitations_or_cancellations="SendToNone",

@@ -98,6 +98,11 @@ READ_FIELDS = (
     "spokesync_hub_id", "spokesync_layout", "spokesync_prefix", "attachments",
 )
 WRITE_FIELDS = [f for f in READ_FIELDS if f not in ("last_modified_time", "spokesync_hub_id", "attachments")]
+# canonical fields -> the WRITE_FIELDS that hold them (a spoke's switched-off fields are left out of updates;
+# the photo is an attachment, left alone by contacts.py)
+KEPT_FIELDNAMES: dict[str, tuple[str, ...]] = {
+    "notes": ("body",), "notes_html": ("body",), "birthday": ("birthday",), "anniversary": ("wedding_anniversary",),
+}
 
 
 def _place(wanted: list[tuple[str, ...]], spare: tuple[str, ...]) -> list[str | None]:

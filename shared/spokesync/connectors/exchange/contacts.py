@@ -97,6 +97,8 @@ class ExchangeContactsConnector(ExchangeConnector):
     def _register() -> None:
         contact_mapping.register()
 
+    _KEPT_FIELDNAMES = contact_mapping.KEPT_FIELDNAMES
+
     def _write_fieldnames(self) -> list[str]:
         return [*contact_mapping.WRITE_FIELDS, "spokesync_hub_id"]
 
@@ -152,7 +154,7 @@ class ExchangeContactsConnector(ExchangeConnector):
     def update(self, items: Sequence[ItemUpdate]) -> list[WriteResult]:
         results = super().update(items)
         done = [(pos, r.spoke_item_id) for pos, r in enumerate(results) if r.status == "ok"]
-        if done:
+        if done and "photo" not in self.kept:  # photos switched off: Exchange keeps its picture
             with self._scope():
                 current: dict[str, list[Any]] = {}
                 for pos, item_id in done:

@@ -76,6 +76,12 @@ WRITE_FIELDS = [
     "categories", "reminder_is_set", "reminder_minutes_before_start", "required_attendees", "optional_attendees",
     "resources", "recurrence", "_start_timezone", "_end_timezone", "spokesync_rrule",
 ]
+# canonical fields -> the WRITE_FIELDS that hold them (a spoke's switched-off fields are left out of updates)
+KEPT_FIELDNAMES: dict[str, tuple[str, ...]] = {
+    "description": ("body",), "description_html": ("body",), "location": ("location",),
+    "attendees": ("required_attendees", "optional_attendees", "resources"),
+    "reminders": ("reminder_is_set", "reminder_minutes_before_start"),
+}
 OCCURRENCE_WRITE_FIELDS = [f for f in WRITE_FIELDS if f not in ("recurrence", "spokesync_rrule")]
 
 _SHOW_AS = {"busy": "Busy", "free": "Free", "tentative": "Tentative", "oof": "OOF",

@@ -30,6 +30,7 @@ from spokesync.connectors.google.mapping import (
     fresh_event_id,
     hub_id_of,
     series_version,
+    without_kept,
 )
 from spokesync.model.event import Event
 from spokesync.model.item import as_event
@@ -114,6 +115,10 @@ def _failure(outcome: BatchOutcome, spoke_item_id: str = "") -> WriteResult:
 
 
 class GoogleCalendarConnector:
+    # fields this spoke's options keep out of the sync: updates leave Google's values
+    # (set by `registry.connector_for`)
+    kept: frozenset[str] = frozenset()
+
     def __init__(self, client: GoogleClient, calendar_id: str, *, can_set_attendees: bool = True) -> None:
         self.client = client
         self.calendar_id = calendar_id
@@ -291,6 +296,8 @@ class GoogleCalendarConnector:
         for index, (master_id, event, current) in work.items():
             for n, write in enumerate(exception_plan(master_id, event, current,
                                                      hold_attendees=not self.can_set_attendees)):
+                if write.body is not None:
+                    without_kept(write.body, self.kept)
                 if write.body is None:
                     req = self._events.delete(calendarId=self.calendar_id, eventId=write.instance_id,
                                               sendUpdates="none")
@@ -499,7 +506,8 @@ class GoogleCalendarConnector:
                 continue
             etag = str(prechecked[index].master.get("etag")) if index in prechecked else upd.version
             req = self._events.patch(calendarId=self.calendar_id, eventId=upd.spoke_item_id,
-                                     body=self._body(as_event(upd.event), upd.hub_id), sendUpdates="none")
+                                     body=without_kept(self._body(as_event(upd.event), upd.hub_id), self.kept),
+                                     sendUpdates="none")
             requests.append((index, _headers(req, etag)))
         outcomes = self.client.batch(requests)
         conflicts: dict[int, str] = {}

@@ -729,13 +729,11 @@ def from_spoke(spoke: Spoke, credential: CredentialRef | None, secrets: SecretSt
     group_id = str(spoke.address.get("group_id") or "").strip()
     if not group_name and not group_id:
         raise ValueError(f"Google contacts spoke {spoke.id!r} names no contact group in its address")
-    from spokesync.model.contact import OPTIONAL_FIELDS
-
     client = GoogleClient(credentials_for(credential, secrets, config, CONTACTS_SCOPES), config,
                           document=discovery_document(), api_root=config.google_people_api_root, product=PRODUCT)
-    switches = {"notes": spoke.options.sync_notes, "birthday": spoke.options.sync_birthday,
-                "photo": spoke.options.sync_photo}
-    kept = frozenset().union(*(OPTIONAL_FIELDS[name] for name, on in switches.items() if not on))
+    from spokesync.connectors.registry import kept_fields
+
+    kept = kept_fields(spoke)
     return GoogleContactsConnector(client, group_name=group_name, group_id=group_id,
                                    max_photo_bytes=min(config.max_response_bytes, 8 << 20), kept=kept,
                                    plain_http_root=config.google_people_api_root

@@ -169,6 +169,28 @@ def _held_attendees(attendees: list[dict[str, Any]], extra: dict[str, dict[str, 
     return {f"{HELD_ATTENDEES_KEY}{n}": (chunks[n] if n < len(chunks) else None) for n in range(_HELD_MAX_CHUNKS)}
 
 
+# canonical fields -> the event resource's keys that hold them (for `without_kept`)
+_KEYS_OF = {"description": ("description",), "description_html": ("description",), "location": ("location",),
+            "attendees": ("attendees",), "reminders": ("reminders",)}
+
+
+def without_kept(body: dict[str, Any], kept: frozenset[str]) -> dict[str, Any]:
+    """A patch body that leaves the fields in `kept` (switched off for this spoke) as Google has
+    them: events.patch keeps what a body leaves out, and keeps extended properties it does not
+    name ("Fields you don't specify in the request body are retained": Events: patch,
+    https://developers.google.com/calendar/api/v3/reference/events/patch)."""
+    if not kept:
+        return body
+    for name in kept:
+        for key in _KEYS_OF.get(name, ()):
+            body.pop(key, None)
+    if "attendees" in kept:
+        private = (body.get("extendedProperties") or {}).get("private") or {}
+        for key in [k for k in private if k == ATTENDEE_EXTRA_KEY or k.startswith(HELD_ATTENDEES_KEY)]:
+            del private[key]
+    return body
+
+
 def clamp_reminder(minutes: int) -> int:
     """Google takes 0 to 40320 minutes (4 weeks): a longer reminder becomes 4 weeks, not a refused event."""
     return max(0, min(REMINDER_MAX_MINUTES, int(minutes)))

@@ -145,6 +145,10 @@ def write_failure(resp: Response, spoke_item_id: str = "") -> WriteResult:
 
 
 class GraphConnector:
+    # fields this spoke's options keep out of the sync: updates leave Microsoft 365's values
+    # (set by `registry.connector_for`)
+    kept: frozenset[str] = frozenset()
+
     def __init__(self, client: GraphClient, target: Target, *, days_past: int | None = None,
                  days_future: int | None = None, now: Callable[[], datetime] | None = None) -> None:
         self.client = client
@@ -263,7 +267,8 @@ class GraphConnector:
                     continue
                 if key in have and mapping.same_occurrence(have[key], override.event):
                     continue
-                steps.append((key, "patch", mapping.occurrence_to_graph(override.event, event)))
+                steps.append((key, "patch", mapping.without_kept(mapping.occurrence_to_graph(override.event, event),
+                                                                 self.kept)))
                 if key in have_ids:
                     known[(index, key)] = have_ids[key]
                 else:
@@ -282,7 +287,8 @@ class GraphConnector:
                     original = next(o.original_start for o in now.overrides if mapping.original_key(o.original_start)
                                     == key)
                     plain = _occurrence_of(event, original)
-                    steps.append((key, "patch", mapping.occurrence_to_graph(plain, event)))
+                    steps.append((key, "patch", mapping.without_kept(mapping.occurrence_to_graph(plain, event),
+                                                                     self.kept)))
                     known[(index, key)] = have_ids[key]
             if steps:
                 plans[index] = steps
@@ -396,7 +402,7 @@ class GraphConnector:
             if results[index] is not None:
                 continue
             try:
-                body = mapping.event_to_graph(as_event(upd.event), upd.hub_id)
+                body = mapping.without_kept(mapping.event_to_graph(as_event(upd.event), upd.hub_id), self.kept)
             except mapping.UnsupportedEvent as exc:
                 results[index] = WriteResult("error", upd.spoke_item_id, message=f"not written to Microsoft 365: {exc}")
                 continue

@@ -115,6 +115,13 @@ def _phone_slot(phone: Phone, mobile_taken: bool) -> str:
     return "homePhones" if phone.type in _HOME_PHONES else "businessPhones"
 
 
+# canonical fields -> the contact resource's keys / extended properties that hold them (`without_kept`);
+# the anniversary travels in META_PROP, spokesync's own side data
+KEPT_KEYS: dict[str, tuple[str, ...]] = {"notes": ("personalNotes",), "notes_html": ("personalNotes",),
+                                         "birthday": ("birthday",)}
+KEPT_PROPS: dict[str, tuple[str, ...]] = {"birthday": (BIRTHDAY_LOCAL_PROP,)}
+
+
 def contact_to_graph(contact: Contact, hub_id: str) -> dict[str, Any]:
     """The whole writable state (empty values clear what Outlook holds), hub id and side data included."""
     c = fit(contact, LIMITS)
@@ -170,6 +177,16 @@ def _notes(contact: Contact) -> str | None:
 
 def hub_id_of(raw: dict[str, Any]) -> str | None:
     return extended(raw, HUB_ID_PROP) or None
+
+
+def keep_anniversary(body: dict[str, Any], raw: dict[str, Any]) -> None:
+    """An update body that keeps the anniversary the contact `raw` holds (in spokesync's side data:
+    Graph's contact has no anniversary property), for a spoke that keeps birthdays out of the sync."""
+    for prop in body.get("singleValueExtendedProperties") or []:
+        if prop.get("id") == META_PROP:
+            meta = json.loads(prop["value"])
+            meta["anniversary"] = _meta(raw).get("anniversary")
+            prop["value"] = json.dumps(meta, separators=(",", ":"))
 
 
 def _meta(raw: dict[str, Any]) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from spokesync.connectors.graph import contact_mapping as cm
 from spokesync.connectors.graph.client import GraphClient, Response
 from spokesync.connectors.graph.connector import batch_get, classify_conflicts, delta_round, write_failure
+from spokesync.connectors.graph.mapping import without_kept
 from spokesync.model.item import as_contact
 from spokesync.ports import (
     Capabilities,
@@ -100,6 +101,10 @@ def _q(value: str) -> str:
 
 
 class GraphContactsConnector:
+    # fields this spoke's options keep out of the sync: updates leave Microsoft 365's values
+    # (set by `registry.connector_for`)
+    kept: frozenset[str] = frozenset()
+
     def __init__(self, client: GraphClient, target: ContactsTarget) -> None:
         self.client = client
         self.target = target
@@ -196,9 +201,17 @@ class GraphContactsConnector:
 
     def update(self, items: Sequence[ItemUpdate]) -> list[WriteResult]:
         results: list[WriteResult | None] = [None] * len(items)
+        bodies = [without_kept(cm.contact_to_graph(as_contact(upd.event), upd.hub_id), self.kept,
+                               cm.KEPT_KEYS, cm.KEPT_PROPS) for upd in items]
+        if "anniversary" in self.kept and items:
+            # the anniversary lives in spokesync's side data, written whole: keep the contact's own
+            current = self._read_raw([upd.spoke_item_id for upd in items])
+            for body, upd in zip(bodies, items, strict=True):
+                if upd.spoke_item_id in current:
+                    cm.keep_anniversary(body, current[upd.spoke_item_id])
         requests = [{"id": str(index), "method": "PATCH", "url": f"/{self.target.contact_path(upd.spoke_item_id)}",
-                     "body": cm.contact_to_graph(as_contact(upd.event), upd.hub_id),
-                     "headers": {"If-Match": upd.version}} for index, upd in enumerate(items)]
+                     "body": body, "headers": {"If-Match": upd.version}}
+                    for index, (upd, body) in enumerate(zip(items, bodies, strict=True))]
         self._send(items, requests, results)
         return [r if r is not None else WriteResult("error", message="no result") for r in results]
 

@@ -166,6 +166,31 @@ def event_to_graph(event: Event, hub_id: str) -> dict[str, Any]:
     return body
 
 
+# canonical fields -> the event resource's keys / extended properties that hold them (`without_kept`)
+KEPT_KEYS: dict[str, tuple[str, ...]] = {
+    "description": ("body",), "description_html": ("body",), "location": ("location",),
+    "reminders": ("isReminderOn", "reminderMinutesBeforeStart"),
+}
+KEPT_PROPS: dict[str, tuple[str, ...]] = {"attendees": (ATTENDEES_PROP,)}
+
+
+def without_kept(body: dict[str, Any], kept: frozenset[str], keys: dict[str, tuple[str, ...]] = KEPT_KEYS,
+                 props: dict[str, tuple[str, ...]] = KEPT_PROPS) -> dict[str, Any]:
+    """A PATCH body that leaves the fields in `kept` (switched off for this spoke) as Microsoft 365
+    has them: an update PATCH changes only the properties it carries ("Only the properties you
+    include in the request body are updated": Update event / Update contact, Microsoft Graph v1.0)."""
+    if not kept:
+        return body
+    for name in kept:
+        for key in keys.get(name, ()):
+            body.pop(key, None)
+    dropped = {prop for name in kept for prop in props.get(name, ())}
+    if dropped and "singleValueExtendedProperties" in body:
+        body["singleValueExtendedProperties"] = [p for p in body["singleValueExtendedProperties"]
+                                                 if p.get("id") not in dropped]
+    return body
+
+
 def occurrence_to_graph(event: Event, series: Event) -> dict[str, Any]:
     """The body of a PATCH that makes an occurrence an exception."""
     assert event.start is not None and event.end is not None
