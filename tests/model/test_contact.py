@@ -1,10 +1,12 @@
 """The canonical contact: what counts as a change, and a lossless round trip."""
 
+import json
 from datetime import UTC, datetime
 
 import pytest
 
 from spokesync.model.contact import (
+    PHOTO_BYTES_MAX,
     SLOT_LIMITS_EXCHANGE,
     Address,
     Contact,
@@ -78,3 +80,28 @@ def test_partial_dates() -> None:
 def test_label_names_the_person() -> None:
     assert label(FULL) == "Ada Lovelace\tAda@Example.com"
     assert Contact(emails=(Email("x@example.com"),)).name == "x@example.com"
+
+
+def test_a_photo_too_large_for_the_hub_keeps_its_hash_only() -> None:
+    """A hub item must fit a Firestore document (1 MiB): bytes over PHOTO_BYTES_MAX are not kept."""
+    small, large = Photo.of(b"\x89PNG" + b"s" * 1000), Photo.of(b"\x89PNG" + b"l" * PHOTO_BYTES_MAX)
+    kept = contact_from_dict(contact_to_dict(Contact(display_name="Small", photo=small)))
+    assert kept.photo == small
+    raw = contact_to_dict(Contact(display_name="Large", photo=large))
+    back = contact_from_dict(raw)
+    assert back.photo is not None and back.photo.hash == large.hash and back.photo.data == b""
+    assert len(json.dumps(raw)) < 10_000
+
+
+def test_a_spoke_without_the_picture_does_not_erase_a_photo_the_hub_holds_as_a_hash_only() -> None:
+    from spokesync.engine.kinds import CONTACTS
+
+    names = frozenset({"display_name", "photo"})
+    large = Photo(Photo.of(b"l" * (PHOTO_BYTES_MAX + 1)).hash)  # as the hub stores it: hash, no bytes
+    small = Photo.of(b"small")
+    no_picture = Contact(display_name="Ada")
+    kept = CONTACTS.merge_inbound(Contact(display_name="Ada", photo=large), no_picture, names)
+    assert kept.photo == large  # type: ignore[union-attr]
+    # a photo the hub holds whole was given to the spoke: its absence there is a removal
+    removed = CONTACTS.merge_inbound(Contact(display_name="Ada", photo=small), no_picture, names)
+    assert removed.photo is None  # type: ignore[union-attr]

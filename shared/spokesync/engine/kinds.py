@@ -237,6 +237,10 @@ class ContactsKind:
         base = as_contact(hub_item) if hub_item is not None else Contact()
         if hub_item is not None and limits:
             spoke = contact_model.keep_overflow(base, spoke, {k: v for k, v in limits.items() if k in names})
+        if "photo" in names and spoke.photo is None and base.photo is not None and not base.photo.data:
+            # the hub holds this photo's hash only (too large to keep, `PHOTO_BYTES_MAX`): it could not
+            # give it to this spoke, so the spoke's lack of a picture erases nothing
+            spoke = replace(spoke, photo=base.photo)
         merged = contact_model.restrict(spoke, base, names)
         return replace(merged, modified=spoke.modified)
 

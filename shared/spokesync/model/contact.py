@@ -101,6 +101,12 @@ class Photo:
         return cls(photo_hash(data), content_type, data)
 
 
+# Photo bytes the hub keeps (as hex, twice the size): a hub item stays well under Firestore's
+# 1 MiB document limit. A larger photo keeps its hash only: spokes that have it keep it, the others
+# keep their own picture (every connector leaves a picture alone when only the hash travelled).
+PHOTO_BYTES_MAX = 256 * 1024
+
+
 def photo_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:32]
 
@@ -312,7 +318,7 @@ def contact_to_dict(contact: Contact) -> dict[str, Any]:
         "categories": list(contact.categories),
         "photo": None if contact.photo is None else {
             "hash": contact.photo.hash, "content_type": contact.photo.content_type,
-            "data": contact.photo.data.hex() if contact.photo.data else ""},
+            "data": contact.photo.data.hex() if 0 < len(contact.photo.data) <= PHOTO_BYTES_MAX else ""},
         "modified": None if contact.modified is None else contact.modified.isoformat(),
     }
 
