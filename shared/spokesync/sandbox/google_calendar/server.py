@@ -7,16 +7,14 @@ import argparse
 import copy
 import json
 import secrets
-import threading
 import time
 import urllib.parse
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from spokesync.sandbox.google_calendar import rules
+from spokesync.sandbox.google_calendar import http, rules
 from spokesync.sandbox.google_calendar.batch import BatchMixin
 from spokesync.sandbox.google_calendar.channels import ChannelsMixin
 from spokesync.sandbox.google_calendar.common import (
@@ -29,6 +27,7 @@ from spokesync.sandbox.google_calendar.common import (
     _zone,
 )
 from spokesync.sandbox.google_calendar.events import EventsMixin
+from spokesync.sandbox.google_calendar.http import GoogleHandler, GoogleServer
 from spokesync.sandbox.google_calendar.oauth import OAuthMixin
 
 
@@ -340,33 +339,11 @@ class GoogleCalendarSandbox(EventsMixin, ChannelsMixin, OAuthMixin, BatchMixin):
 # ------------------------------------------------------------------ HTTP
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    # Headers and body leave in one segment: no Nagle / delayed-ACK stall per response.
-    disable_nagle_algorithm = True
-    wbufsize = 1 << 16
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet by default
-        return
-
-    def _send(self, status: int, headers: dict[str, str], body: bytes) -> None:
-        self.send_response(status)
-        for key, value in headers.items():
-            self.send_header(key, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if body and self.command != "HEAD":
-            self.wfile.write(body)
+class _Handler(GoogleHandler):
+    server: GoogleServer
 
     def _dispatch(self) -> None:
-        sandbox = self.server.sandbox
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        path = urllib.parse.urlsplit(self.path).path
-        with sandbox.lock:
-            sandbox.stats.http_requests += 1
+        sandbox, body, headers, path = self._read()
         if path == "/batch/calendar/v3" and self.command == "POST":
             self._send(*sandbox.batch(headers.get("content-type", ""), body, headers))
         elif path == "/o/oauth2/auth" and self.command == "GET":
@@ -378,12 +355,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             self._send(302, {"Location": location}, b"")
         elif path == "/token" and self.command == "POST":
-            with sandbox.lock:
-                sandbox.stats.http_requests -= 1
-                sandbox.stats.token_requests += 1
-            form = {k: v[-1] for k, v in urllib.parse.parse_qs(body.decode()).items()}
-            status, payload = sandbox.token(form)
-            self._send(status, {"Content-Type": "application/json"}, json.dumps(payload).encode())
+            self._token(sandbox, body)
         elif path == "/":
             self._send(200, {"Content-Type": "text/plain"}, b"Google Calendar API sandbox\n")
         else:
@@ -392,55 +364,26 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _dispatch
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, address: tuple[str, int], sandbox: GoogleCalendarSandbox) -> None:
-        super().__init__(address, _Handler)
-        self.sandbox = sandbox
-
-
 @dataclass
-class Running:
+class Running(http.Running):
     """A started server: its state (`sandbox`), its `url`, and `close()`."""
 
     sandbox: GoogleCalendarSandbox
-    server: _Server
-    thread: threading.Thread
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/"
-
-    @property
-    def token_uri(self) -> str:
-        return self.url + "token"
 
     @property
     def auth_uri(self) -> str:
         return self.url + "o/oauth2/auth"
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().close()
         self.sandbox.stop_worker()
-
-    def __enter__(self) -> Running:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def serve(port: int = 0, sandbox: GoogleCalendarSandbox | None = None, host: str = "127.0.0.1") -> Running:
     """Start the server in a background thread (port 0: a free port)."""
     sandbox = sandbox or GoogleCalendarSandbox()
-    server = _Server((host, port), sandbox)
-    sandbox.base_url = f"http://{host}:{server.server_address[1]}/"
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="gcal-sandbox", daemon=True)
-    thread.start()
-    return Running(sandbox, server, thread)
+    server = GoogleServer((host, port), _Handler, sandbox)
+    return Running(sandbox, server, http.start(server, "gcal-sandbox"))
 
 
 def add_demo_data(sandbox: GoogleCalendarSandbox, user: str = "demo@example.com",

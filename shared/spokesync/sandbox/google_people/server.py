@@ -65,10 +65,11 @@ import time
 import urllib.parse
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from spokesync.sandbox.google_calendar import http
 from spokesync.sandbox.google_calendar.common import ApiError, Fault, Stats, _rfc3339
+from spokesync.sandbox.google_calendar.http import GoogleHandler, GoogleServer
 from spokesync.sandbox.google_calendar.oauth import OAuthMixin
 from spokesync.sandbox.google_calendar.state import SandboxState
 from spokesync.sandbox.google_people.discovery import validator
@@ -855,39 +856,13 @@ _MUTATIONS = ("batchCreateContacts", "batchUpdateContacts", "batchDeleteContacts
               "deleteContact", "updateContactPhoto", "deleteContactPhoto", "members:modify")
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
-    wbufsize = 1 << 16
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet by default
-        return
-
-    def _send(self, status: int, headers: dict[str, str], body: bytes) -> None:
-        self.send_response(status)
-        for key, value in headers.items():
-            self.send_header(key, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if body and self.command != "HEAD":
-            self.wfile.write(body)
+class _Handler(GoogleHandler):
+    server: GoogleServer
 
     def _dispatch(self) -> None:
-        sandbox = self.server.sandbox
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        path = urllib.parse.urlsplit(self.path).path
-        with sandbox.lock:
-            sandbox.stats.http_requests += 1
+        sandbox, body, headers, path = self._read()
         if path == "/token" and self.command == "POST":
-            with sandbox.lock:
-                sandbox.stats.http_requests -= 1
-                sandbox.stats.token_requests += 1
-            form = {k: v[-1] for k, v in urllib.parse.parse_qs(body.decode()).items()}
-            status, payload = sandbox.token(form)
-            self._send(status, {"Content-Type": "application/json"}, json.dumps(payload).encode())
+            self._token(sandbox, body)
         elif path.startswith("/photos/") and self.command == "GET":
             photo_id = path[len("/photos/"):]
             with sandbox.lock:
@@ -923,51 +898,18 @@ class _Handler(BaseHTTPRequestHandler):
 _DEFAULT_PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, address: tuple[str, int], sandbox: GooglePeopleSandbox) -> None:
-        super().__init__(address, _Handler)
-        self.sandbox = sandbox
-
-
 @dataclass
-class Running:
+class Running(http.Running):
     """A started server: its state (`sandbox`), its `url`, and `close()`."""
 
     sandbox: GooglePeopleSandbox
-    server: _Server
-    thread: threading.Thread
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/"
-
-    @property
-    def token_uri(self) -> str:
-        return self.url + "token"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-    def __enter__(self) -> Running:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def serve(port: int = 0, sandbox: GooglePeopleSandbox | None = None, host: str = "127.0.0.1") -> Running:
     """Start the server in a background thread (port 0: a free port)."""
     sandbox = sandbox or GooglePeopleSandbox()
-    server = _Server((host, port), sandbox)
-    sandbox.base_url = f"http://{host}:{server.server_address[1]}/"
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="people-sandbox",
-                              daemon=True)
-    thread.start()
-    return Running(sandbox, server, thread)
+    server = GoogleServer((host, port), _Handler, sandbox)
+    return Running(sandbox, server, http.start(server, "people-sandbox"))
 
 
 def add_demo_data(sandbox: GooglePeopleSandbox, user: str = "demo@example.com",
