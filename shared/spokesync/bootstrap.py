@@ -100,7 +100,7 @@ class Context:
         from spokesync.connectors.registry import connector_for
 
         credential = self.store.get_credential(spoke.credential_id) if spoke.credential_id else None
-        return connector_for(spoke, credential, self.secrets, self.config)  # type: ignore[no-any-return]
+        return connector_for(spoke, credential, self.secrets, self.config, self.clock)  # type: ignore[no-any-return]
 
     def object_type(self, spoke: Spoke) -> str:
         from spokesync.connectors.registry import object_type_of

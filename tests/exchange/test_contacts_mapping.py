@@ -26,7 +26,7 @@ from spokesync.model.contact import (
     keep_overflow,
 )
 from spokesync.model.hub import CredentialRef, Spoke
-from spokesync.ports import ConnectorError, ItemDelete, ItemUpdate, NewItem
+from spokesync.ports import ConnectorError, ItemDelete, ItemUpdate, NewItem, SystemClock
 from spokesync.sandbox.ews import EwsServer, attachments
 from spokesync.sandbox.ews.store import Folder, Item
 from spokesync.secrets.local import LocalSecretStore
@@ -210,7 +210,7 @@ def test_the_registry_builds_the_kind_from_an_exchange_credential(ews: EwsServer
                                settings=settings.to_dict())
     spoke = Spoke(id="s1", hub_id="h1", name="Company contacts", kind="exchange_contacts", credential_id="cred-1",
                   address={"folder_id": folder.id, "public": True})
-    connector = registry.connector_for(spoke, credential, secrets, local_config())
+    connector = registry.connector_for(spoke, credential, secrets, local_config(), SystemClock())
     assert isinstance(connector, ExchangeContactsConnector) and connector.public
     assert connector.check() == folder.name
     assert connector.changes(None).full

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import calendar
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -15,13 +16,16 @@ import requests
 from exchangelib import EWSDateTime
 from exchangelib.folders import FolderCollection
 
+from spokesync.connectors import registry
 from spokesync.connectors.exchange import connector_for_folder, validate
 from spokesync.connectors.exchange.access import ExchangeSettings
 from spokesync.connectors.exchange.connector import ExchangeConnector
 from spokesync.model.event import Event, Override
-from spokesync.ports import ConnectorError, NewItem
+from spokesync.model.hub import CredentialRef, Spoke
+from spokesync.ports import ConnectorError, FakeClock, NewItem
 from spokesync.sandbox.ews import EwsServer
 from spokesync.sandbox.ews.schema import M, T
+from spokesync.secrets.local import LocalSecretStore
 from tests.exchange.conftest import PASSWORD, local_config
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -177,6 +181,30 @@ def test_a_dismissed_reminder_is_not_a_removed_reminder(ews: EwsServer, mailbox_
     assert changed.event.reminders == (15,)  # still the event's reminder for every other spoke
     off = mailbox_connector.read([created[1].spoke_item_id])[created[1].spoke_item_id]
     assert off.event.reminders is None
+
+
+@pytest.mark.parametrize(("start", "now", "reminders"), [
+    (datetime(2051, 6, 1, 10, 0, tzinfo=UTC), datetime(2096, 3, 1, 9, 0, tzinfo=UTC), (15,)),
+    (datetime(2016, 6, 1, 10, 0, tzinfo=UTC), datetime(2006, 3, 1, 9, 0, tzinfo=UTC), None),
+], ids=["fired-by-the-app-clock", "not-yet-by-the-app-clock"])
+def test_whether_a_reminder_has_fired_is_asked_of_the_app_clock(ews: EwsServer, settings: ExchangeSettings,
+                                                               tmp_path: Path, start: datetime, now: datetime,
+                                                               reminders: tuple[int, ...] | None) -> None:
+    """A cleared ReminderIsSet is a dismissed reminder when ReminderDueBy is past, a switched-off one
+    otherwise; "past" is by the app's clock (Context.clock, given to the registry's factory). With the
+    system clock the 2051 reminder would not have fired and the 2016 one would have."""
+    secrets = LocalSecretStore.open(str(tmp_path / "secrets.json"))
+    credential = CredentialRef(id="c", kind="exchange", label="Exchange", secret_name=secrets.put("ex", PASSWORD),
+                               settings=settings.to_dict())
+    folder = ews.mailbox_folder(f"clock-{now.year}")
+    spoke = Spoke(id="s", hub_id="h", name="Clock", kind="exchange", credential_id="c",
+                  address={"folder_id": folder.id})
+    connector = registry.connector_for(spoke, credential, secrets, local_config(), FakeClock(now))
+    (created,) = connector.create([NewItem("x", Event(title="Review", start=start, end=start + timedelta(hours=1),
+                                                      reminders=(15,)))])
+    assert b"<m:UpdatedItemIds>" in _dismiss(ews, created.spoke_item_id, created.version or "")
+    assert ews.item(created.spoke_item_id).text("ReminderIsSet") == "false"
+    assert connector.read([created.spoke_item_id])[created.spoke_item_id].event.reminders == reminders
 
 
 def _definition(name: str) -> str:

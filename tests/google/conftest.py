@@ -11,6 +11,7 @@ import pytest
 
 from spokesync.config import Config
 from spokesync.model.hub import CredentialRef, Spoke
+from spokesync.ports import SystemClock
 from spokesync.sandbox.google_calendar import GoogleCalendarSandbox, Running, serve
 from spokesync.secrets.local import LocalSecretStore
 
@@ -70,6 +71,6 @@ def make_connector(gconfig: Config, oauth_credential: CredentialRef, secret_stor
     def make(calendar_id: str, config: Config | None = None):
         spoke = Spoke(id=f"s-{calendar_id}", hub_id="h", name=calendar_id, kind="google",
                       credential_id="c1", address={"calendar_id": calendar_id})
-        return connector_for(spoke, oauth_credential, secret_store, config or gconfig)
+        return connector_for(spoke, oauth_credential, secret_store, config or gconfig, SystemClock())
 
     return make

@@ -12,7 +12,7 @@ import requests
 from spokesync.config import Config
 from spokesync.connectors.google import auth
 from spokesync.model.hub import Spoke
-from spokesync.ports import CredentialBroken, QuotaExceeded, Throttled
+from spokesync.ports import CredentialBroken, QuotaExceeded, SystemClock, Throttled
 from spokesync.sandbox.google_calendar import Running
 from spokesync.stores.sqlite import SqliteHubStore
 from tests.google.conftest import USER
@@ -23,7 +23,7 @@ def connector_for(config: Config, credential, secret_store, calendar_id: str):
 
     spoke = Spoke(id="s1", hub_id="h", name="x", kind="google", credential_id=credential.id,
                   address={"calendar_id": calendar_id})
-    return build(spoke, credential, secret_store, config)
+    return build(spoke, credential, secret_store, config, SystemClock())
 
 
 def test_authorization_code_flow_stores_the_refresh_token_only_as_a_secret(gserver: Running, gconfig: Config,

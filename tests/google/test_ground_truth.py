@@ -12,7 +12,7 @@ from spokesync.connectors.google.mapping import HUB_ID_KEY, event_id_for
 from spokesync.connectors.registry import connector_for
 from spokesync.model.event import Attendee, Event
 from spokesync.model.hub import Spoke
-from spokesync.ports import ItemDelete, ItemUpdate, NewItem
+from spokesync.ports import ItemDelete, ItemUpdate, NewItem, SystemClock
 from spokesync.sandbox.google_calendar import Running
 from spokesync.stores.sqlite import SqliteHubStore
 from tests.google.conftest import USER
@@ -33,7 +33,7 @@ def sa_connector(gserver: Running, gconfig, secret_store, calendar_id: str):
     ref = auth.save_service_account_credential(SqliteHubStore(":memory:"), secret_store, "sa", "SA", key)
     spoke = Spoke(id="s-sa", hub_id="h", name="sa", kind="google", credential_id="sa",
                   address={"calendar_id": calendar_id})
-    return connector_for(spoke, ref, secret_store, gconfig)
+    return connector_for(spoke, ref, secret_store, gconfig, SystemClock())
 
 
 def test_a_service_account_without_delegation_keeps_attendees_in_a_private_property(

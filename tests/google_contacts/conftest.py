@@ -12,6 +12,7 @@ import pytest
 
 from spokesync.config import Config
 from spokesync.model.hub import CredentialRef, Spoke
+from spokesync.ports import SystemClock
 from spokesync.sandbox.google_people import GooglePeopleSandbox, Running, serve
 from spokesync.secrets.local import LocalSecretStore
 
@@ -60,7 +61,7 @@ def make_connector(pconfig: Config, oauth_credential: CredentialRef, secret_stor
     def make(group: str | None = None, credential: CredentialRef | None = None, **address: str):
         spoke = Spoke(id=f"s-{next(_groups)}", hub_id="h", name="contacts", kind="google_contacts",
                       credential_id="p1", address=address or {"group": group or f"Shared {next(_groups)}"})
-        return connector_for(spoke, credential or oauth_credential, secret_store, pconfig)
+        return connector_for(spoke, credential or oauth_credential, secret_store, pconfig, SystemClock())
 
     return make
 

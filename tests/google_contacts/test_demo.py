@@ -10,6 +10,7 @@ from spokesync.config import Config
 from spokesync.connectors.google.auth import forget_cached_credentials
 from spokesync.connectors.registry import connector_for
 from spokesync.model.hub import CredentialRef, Spoke
+from spokesync.ports import SystemClock
 from spokesync.secrets.local import LocalSecretStore
 
 
@@ -24,7 +25,7 @@ def test_demo_mode_serves_google_contacts(tmp_path) -> None:
         credential = CredentialRef(id="d", kind="google_oauth", label="Demo", secret_name=name)
         spoke = Spoke(id="s", hub_id="h", name="Company", kind="google_contacts", credential_id="d",
                       address={"group": "Company contacts"})
-        listing = connector_for(spoke, credential, secrets, running.config).changes(None)
+        listing = connector_for(spoke, credential, secrets, running.config, SystemClock()).changes(None)
         assert sorted(i.event.name for i in listing.items) == ["Ada Lovelace", "Reception"]
         assert "google_people_api_root" in demo._SHARED
     finally:

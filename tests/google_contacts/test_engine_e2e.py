@@ -132,7 +132,8 @@ def test_an_expired_sync_token_is_a_full_resync_that_changes_nothing(world: Worl
     def connector() -> Any:
         spoke = world.ctx.store.get_spoke(google.id)
         assert spoke is not None
-        return connector_for(spoke, world.ctx.store.get_credential("g"), world.ctx.secrets, world.ctx.config)
+        return connector_for(spoke, world.ctx.store.get_credential("g"), world.ctx.secrets, world.ctx.config,
+                             world.ctx.clock)
 
     with pytest.raises(FullResyncRequired):  # the stored token is past Google's 7 days
         connector().changes(world.ctx.store.get_cursor(google.id))

@@ -15,7 +15,7 @@ from spokesync.connectors.graph import contacts as graph_contacts
 from spokesync.connectors.graph.contacts import ContactsTarget, GraphContactsConnector, list_folders
 from spokesync.model.contact import Address, Contact, Email, PartialDate, Phone, content_hash, fit
 from spokesync.model.hub import CredentialRef, Spoke
-from spokesync.ports import ConnectorError, CredentialBroken, FullResyncRequired, ItemUpdate, NewItem
+from spokesync.ports import ConnectorError, CredentialBroken, FullResyncRequired, ItemUpdate, NewItem, SystemClock
 from spokesync.sandbox.graph import GraphServer
 from spokesync.sandbox.graph.contacts import ContactFolder
 from spokesync.secrets.local import LocalSecretStore
@@ -173,13 +173,14 @@ def test_the_registry_builds_the_connector_from_a_saved_credential(graph: GraphS
                                settings={"tenant": tenant.id, "client_id": contacts_app.client_id, "auth": "secret"})
     config = graph_config(graph)
     connector = registry.connector_for(_spoke({"mailbox": SHARED, "folder_id": contact_folder.id}), credential,
-                                       secrets, config)
+                                       secrets, config, SystemClock())
     assert isinstance(connector, GraphContactsConnector)
     assert connector.changes(None).items == []
     with pytest.raises(ConnectorError, match="needs a contacts folder"):
-        registry.connector_for(_spoke({"mailbox": SHARED}), credential, secrets, config)
+        registry.connector_for(_spoke({"mailbox": SHARED}), credential, secrets, config, SystemClock())
     with pytest.raises(ConnectorError, match="has no Microsoft 365 credential"):
-        registry.connector_for(_spoke({"mailbox": SHARED, "folder_id": contact_folder.id}), None, secrets, config)
+        registry.connector_for(_spoke({"mailbox": SHARED, "folder_id": contact_folder.id}), None, secrets, config,
+                               SystemClock())
 
 
 def test_missing_consent_and_a_deleted_folder_say_what_to_do(make_connector, contacts_connector: GraphContactsConnector,

@@ -16,7 +16,7 @@ from spokesync.model import contact as contact_fields
 if TYPE_CHECKING:
     from spokesync.config import Config
     from spokesync.model.hub import CredentialRef, Spoke
-    from spokesync.ports import SecretStore
+    from spokesync.ports import Clock, SecretStore
 
 CALENDARS: dict[str, MemoryCalendar] = {}
 FOLDERS: dict[str, MemoryCalendar] = {}  # contact folders
@@ -28,7 +28,8 @@ def calendar(name: str) -> MemoryCalendar:
     return CALENDARS[name]
 
 
-def from_spoke(spoke: Spoke, credential: CredentialRef | None, secrets: SecretStore, config: Config) -> MemoryConnector:
+def from_spoke(spoke: Spoke, credential: CredentialRef | None, secrets: SecretStore, config: Config,
+               clock: Clock) -> MemoryConnector:
     name = str(spoke.address.get("calendar") or spoke.id)
     return MemoryConnector(calendar(name), full_listing=bool(spoke.address.get("full_listing")))
 
@@ -40,7 +41,7 @@ def folder(name: str) -> MemoryCalendar:
 
 
 def contacts_from_spoke(spoke: Spoke, credential: CredentialRef | None, secrets: SecretStore,
-                        config: Config) -> MemoryConnector:
+                        config: Config, clock: Clock) -> MemoryConnector:
     name = str(spoke.address.get("folder") or spoke.id)
     limits = {str(k): int(v) for k, v in dict(spoke.address.get("limits") or {}).items()}
     return MemoryConnector(folder(name), fields=contact_fields.ALL_FIELDS, limits=limits,

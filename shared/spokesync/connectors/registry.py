@@ -3,7 +3,9 @@
 Kinds map to "module:function" strings so that a function instance imports
 only the SDK of the connectors it actually uses, and only when it uses them.
 A factory has the signature
-``factory(spoke, credential, secrets, config) -> SpokeConnector``.
+``factory(spoke, credential, secrets, config, clock) -> SpokeConnector``: `clock` is the app's
+(``Context.clock``), the only "now" a connector may use (date windows, "has this reminder fired"),
+so that a connector follows the app's clock and tests on a FakeClock do not depend on the date.
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from spokesync.config import Config
     from spokesync.model.hub import CredentialRef, Spoke
-    from spokesync.ports import SecretStore, SpokeConnector
+    from spokesync.ports import Clock, SecretStore, SpokeConnector
 
-Factory = Callable[["Spoke", "CredentialRef | None", "SecretStore", "Config"], "SpokeConnector"]
+Factory = Callable[["Spoke", "CredentialRef | None", "SecretStore", "Config", "Clock"], "SpokeConnector"]
 
 _KINDS: dict[str, str | Factory] = {
     "memory": "spokesync.connectors.memory_registry:from_spoke",
@@ -89,8 +91,9 @@ def kept_fields(spoke: Spoke) -> frozenset[str]:
     return frozenset().union(*(EVENT_FIELDS[name] for name, on in switches.items() if not on))
 
 
-def connector_for(spoke: Spoke, credential: CredentialRef | None, secrets: SecretStore, config: Config) -> Any:
-    connector = factory_for(spoke.kind)(spoke, credential, secrets, config)
+def connector_for(spoke: Spoke, credential: CredentialRef | None, secrets: SecretStore, config: Config,
+                  clock: Clock) -> Any:
+    connector = factory_for(spoke.kind)(spoke, credential, secrets, config, clock)
     kept = kept_fields(spoke)
     if kept and hasattr(connector, "kept"):
         connector.kept = kept

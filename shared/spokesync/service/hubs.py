@@ -344,7 +344,7 @@ def check_address(ctx: Context, kind: str, address: dict[str, Any], credential_i
     probe = Spoke(id="check", hub_id="", name="new spoke", kind=kind, credential_id=credential_id,
                   address=dict(address))
     try:
-        connector = connector_for(probe, credential, ctx.secrets, ctx.config)
+        connector = connector_for(probe, credential, ctx.secrets, ctx.config, ctx.clock)
     except ImportError:
         raise InvalidRequest(f"Spokes of kind '{kind}' cannot be added here: this installation of spokesync does "
                              "not include their connector. Update spokesync, or choose another kind.",

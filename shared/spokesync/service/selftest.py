@@ -359,9 +359,10 @@ def run_exchange(ctx: Context, credential: CredentialRef, *, now: Callable[[], d
         report.cleaned_up = True
         return report
     report.scratch = name
-    mailbox_conn = exchange.connector_for_folder(settings, password, ctx.config, folder.id, public=False)
+    mailbox_conn = exchange.connector_for_folder(settings, password, ctx.config, folder.id, public=False,
+                                                 clock=ctx.clock)
     listing_conn = exchange.connector_for_folder(replace(settings, public_folder_mailboxes=False), password,
-                                                 ctx.config, folder.id, public=True)
+                                                 ctx.config, folder.id, public=True, clock=ctx.clock)
     start = (now or (lambda: datetime.now(ZoneInfo("Europe/Berlin"))))()
     try:
         for check in (_ews_schema_and_preconditions, _ews_feeds, _ews_recurrence_round_trip, _ews_throttling):

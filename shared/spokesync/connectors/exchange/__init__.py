@@ -7,7 +7,7 @@ What setup calls:
 - `browse(settings, password, config, parent=None, public=True)`: one level
   of the folder tree (public folders allow no deep traversal), calendar and
   contact folders plus the folders that lead to them;
-- `from_spoke(spoke, credential, secrets, config)`: the registry's factory.
+- `from_spoke(spoke, credential, secrets, config, clock)`: the registry's factory.
 
 A spoke's address: `{"folder_id": ..., "public": true|false}`.
 """
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from spokesync.config import Config
     from spokesync.connectors.exchange.connector import ExchangeConnector
     from spokesync.model.hub import CredentialRef, Spoke
-    from spokesync.ports import SecretStore
+    from spokesync.ports import Clock, SecretStore
 
 __all__ = ["ExchangeSettings", "FolderInfo", "UrlRefused", "ValidationResult", "browse", "check_url",
            "connector_for_folder", "from_spoke", "save_credential", "validate"]
@@ -32,17 +32,19 @@ __all__ = ["ExchangeSettings", "FolderInfo", "UrlRefused", "ValidationResult", "
 
 def connector_for_folder(settings: ExchangeSettings, password: str, config: Config, folder_id: str, *,
                          public: bool, batch_size: int | None = None, cls: type[ExchangeConnector] | None = None,
-                         ) -> ExchangeConnector:
-    """A calendar connector, or with `cls` another item kind's (contacts.ExchangeContactsConnector)."""
+                         clock: Clock | None = None) -> ExchangeConnector:
+    """A calendar connector, or with `cls` another item kind's (contacts.ExchangeContactsConnector).
+    `clock`: the app's (the registry's factories always pass it); None is the system clock."""
     from spokesync.connectors.exchange.connector import WRITE_BATCH, ExchangeConnector
 
     account = make_account(settings, password, config)
     return (cls or ExchangeConnector)(account, folder_id, public=public, settings=settings,
-                                      batch_size=batch_size or WRITE_BATCH)
+                                      batch_size=batch_size or WRITE_BATCH,
+                                      now=clock.now if clock is not None else None)
 
 
 def from_spoke(spoke: Spoke, credential: CredentialRef | None, secrets: SecretStore, config: Config,
-               cls: type[ExchangeConnector] | None = None) -> ExchangeConnector:
+               clock: Clock, cls: type[ExchangeConnector] | None = None) -> ExchangeConnector:
     if credential is None or credential.kind != "exchange":
         raise ConnectorError(f"spoke {spoke.name!r} has no Exchange credential")
     if credential.broken_reason:
@@ -59,7 +61,7 @@ def from_spoke(spoke: Spoke, credential: CredentialRef | None, secrets: SecretSt
         raise ConnectorError(f"spoke {spoke.name!r} has no Exchange folder")
     return connector_for_folder(settings, password, config, str(folder_id), public=bool(spoke.address.get("public")),
                                 batch_size=int(spoke.address["batch_size"]) if spoke.address.get("batch_size") else None,
-                                cls=cls)
+                                cls=cls, clock=clock)
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from exchangelib import CalendarItem, EWSTimeZone
@@ -78,6 +78,7 @@ class DeleteItem(routing.Routed, _DeleteItem):  # type: ignore[misc]
 
 class GetItem(routing.Routed, _GetItem):  # type: ignore[misc]
     ERRORS_TO_CATCH_IN_RESPONSE = ews_errors.ResponseMessageError
+    year: int | None = None  # the app clock's year, for zones resolved from their definition (connectors set it)
 
     def _elem_to_obj(self, elem: Any) -> Any:
         """exchangelib has no zone for a StartTimeZone whose Id is not a Windows id (it warns and gives
@@ -87,7 +88,7 @@ class GetItem(routing.Routed, _GetItem):  # type: ignore[misc]
             zone_elem = elem.find(f"{{{TNS}}}{tag}")
             if zone_elem is not None and not any(v in MS_TIMEZONE_TO_IANA_MAP for v in
                                                  (zone_elem.get("Id") or "", zone_elem.get("Name") or "")):
-                resolved[field] = timezones.iana_for_definition(zone_elem)
+                resolved[field] = timezones.iana_for_definition(zone_elem, self.year)
                 zone_elem.set("Id", "UTC")  # exchangelib would warn, or fail on a missing Name
         item = super()._elem_to_obj(elem)  # (exchangelib clears the element while parsing it)
         for field, name in resolved.items():
@@ -170,8 +171,11 @@ class ExchangeConnector:
         return bool(event.overrides or event.cancelled or mapping.exdates(event))
 
     def __init__(self, account: Any, folder_id: str, *, public: bool, settings: ExchangeSettings,
-                 batch_size: int = WRITE_BATCH, read_batch: int | None = None) -> None:
+                 batch_size: int = WRITE_BATCH, read_batch: int | None = None,
+                 now: Callable[[], datetime] | None = None) -> None:
         self._register()
+        # the app's clock (the registry passes Context.clock.now); the system clock only for direct use
+        self._now = now or (lambda: datetime.now(UTC))
         self.account = account
         self.settings = settings
         self.public = public
@@ -249,12 +253,17 @@ class ExchangeConnector:
             out[item_id] = changekey
         return out
 
+    def _get_item(self, chunk_size: int) -> GetItem:
+        svc = GetItem(account=self.account, chunk_size=chunk_size)
+        svc.year = self._now().year
+        return svc
+
     def _fetch(self, ids: Iterable[str]) -> _Read:
         """GetItem (batched) for `ids`: the items as SpokeItems, and the ids that are gone."""
         ids = list(dict.fromkeys(ids))
         if not ids:
             return _Read({}, [])
-        svc = GetItem(account=self.account, chunk_size=self.read_batch)
+        svc = self._get_item(self.read_batch)
         got: list[tuple[str, Any]] = []
         missing: list[str] = []
         for item_id, found in zip(ids, svc.call(items=[ItemId(i) for i in ids], additional_fields=self._read_paths,
@@ -286,7 +295,7 @@ class ExchangeConnector:
                     exceptions[occ_id] = occ
         for item_id, found in masters:
             try:
-                event = mapping.item_to_event(found, exceptions)
+                event = mapping.item_to_event(found, exceptions, now=self._now())
             except UnsupportedRecurrence as exc:
                 event = Event(title=found.subject or "", description=f"(unreadable recurrence: {exc})")
             items[item_id] = SpokeItem(found.id, found.changekey, event, found.spokesync_hub_id or None)
@@ -461,7 +470,7 @@ class ExchangeConnector:
 
         paths = {FieldPath(field=CalendarItem.get_field_by_fieldname(n))
                  for n in ("recurrence", "start", "deleted_occurrences")}
-        svc = GetItem(account=self.account, chunk_size=self.batch_size)
+        svc = self._get_item(self.batch_size)
         ids = [master_id for _, master_id, _ in series]
         masters = {i: m for i, m in zip(ids, svc.call(items=[ItemId(i) for i in ids], additional_fields=paths,
                                                          shape=ID_ONLY), strict=True)}
@@ -558,7 +567,7 @@ class ExchangeConnector:
         out: dict[str, str] = {}
         if not ids:
             return out
-        svc = GetItem(account=self.account, chunk_size=self.read_batch)
+        svc = self._get_item(self.read_batch)
         for item_id, found in zip(ids, svc.call(items=[ItemId(i) for i in ids], additional_fields=None, shape=ID_ONLY),
                                   strict=True):
             if not isinstance(found, Exception):

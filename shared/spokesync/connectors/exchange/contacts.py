@@ -38,7 +38,7 @@ from exchangelib.services import DeleteAttachment as _DeleteAttachment
 from exchangelib.services import GetAttachment as _GetAttachment
 
 from spokesync.connectors.exchange import contact_mapping, routing
-from spokesync.connectors.exchange.connector import ExchangeConnector, GetItem
+from spokesync.connectors.exchange.connector import ExchangeConnector
 from spokesync.model.contact import Photo
 from spokesync.model.item import Item, as_contact
 from spokesync.ports import ItemUpdate, NewItem, SpokeItem, WriteResult
@@ -46,7 +46,7 @@ from spokesync.ports import ItemUpdate, NewItem, SpokeItem, WriteResult
 if TYPE_CHECKING:
     from spokesync.config import Config
     from spokesync.model.hub import CredentialRef, Spoke
-    from spokesync.ports import SecretStore
+    from spokesync.ports import Clock, SecretStore
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +171,7 @@ class ExchangeContactsConnector(ExchangeConnector):
     def _current_photos(self, ids: list[str]) -> dict[str, list[Any]]:
         """item id -> its picture attachments (one GetItem IdOnly + attachments for the batch)."""
         path = {FieldPath(field=EwsContact.get_field_by_fieldname("attachments"))}
-        svc = GetItem(account=self.account, chunk_size=max(self.batch_size, 100))
+        svc = self._get_item(max(self.batch_size, 100))
         out: dict[str, list[Any]] = {}
         for item_id, found in zip(ids, svc.call(items=[ItemId(i) for i in ids], additional_fields=path,
                                                 shape=ID_ONLY), strict=True):
@@ -224,16 +224,18 @@ class ExchangeContactsConnector(ExchangeConnector):
 
 
 def connector_for_folder(settings: Any, password: str, config: Config, folder_id: str, *, public: bool,
-                         batch_size: int = 100) -> ExchangeContactsConnector:
+                         batch_size: int = 100, clock: Clock | None = None) -> ExchangeContactsConnector:
     from spokesync.connectors.exchange import connector_for_folder as shared
 
     return cast(ExchangeContactsConnector, shared(settings, password, config, folder_id, public=public,
-                                                  batch_size=batch_size, cls=ExchangeContactsConnector))
+                                                  batch_size=batch_size, cls=ExchangeContactsConnector,
+                                                  clock=clock))
 
 
 def from_spoke(spoke: Spoke, credential: CredentialRef | None, secrets: SecretStore,
-               config: Config) -> ExchangeContactsConnector:
+               config: Config, clock: Clock) -> ExchangeContactsConnector:
     """The registry's factory for `exchange_contacts`: the `exchange` credential, a contacts folder."""
     from spokesync.connectors.exchange import from_spoke as shared
 
-    return cast(ExchangeContactsConnector, shared(spoke, credential, secrets, config, cls=ExchangeContactsConnector))
+    return cast(ExchangeContactsConnector, shared(spoke, credential, secrets, config, clock,
+                                                  cls=ExchangeContactsConnector))

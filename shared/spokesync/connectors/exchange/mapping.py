@@ -222,22 +222,25 @@ def _people(item: CalendarItem) -> tuple[Attendee, ...]:
     return tuple(out)
 
 
-def _reminders(item: CalendarItem) -> tuple[int, ...] | None:
+def _reminders(item: CalendarItem, now: datetime) -> tuple[int, ...] | None:
     """A dismissed reminder is still the event's reminder. Dismissing it (Outlook, or PerformReminderAction)
     clears ReminderIsSet like switching it off does; what tells them apart is that a dismissed reminder
     had fired: ReminderDueBy is past and ReminderMinutesBeforeStart still says when it was. Read as
-    "no reminder", every other spoke would lose the reminder because one person dismissed theirs."""
+    "no reminder", every other spoke would lose the reminder because one person dismissed theirs.
+    `now` is the app's clock (a connector never reads the system clock)."""
     minutes = int(item.reminder_minutes_before_start or 0)
     if item.reminder_is_set:
         return (minutes,)
     due = item.reminder_due_by
-    if minutes > 0 and isinstance(due, datetime) and due.timestamp() <= datetime.now(UTC).timestamp():
+    if minutes > 0 and isinstance(due, datetime) and due.timestamp() <= now.timestamp():
         return (minutes,)
     return None
 
 
-def item_to_event(item: CalendarItem, exceptions: dict[str, CalendarItem] | None = None) -> Event:
-    """The canonical event of a single item or a series master (with its exceptions, fetched by id)."""
+def item_to_event(item: CalendarItem, exceptions: dict[str, CalendarItem] | None = None, *,
+                  now: datetime) -> Event:
+    """The canonical event of a single item or a series master (with its exceptions, fetched by id).
+    `now`: the app's clock, for telling a dismissed reminder from a removed one."""
     tz_obj = item._start_timezone
     zone_name = iana_zone(tz_obj) or "UTC"
     tz = ZoneInfo(zone_name)
@@ -245,7 +248,7 @@ def item_to_event(item: CalendarItem, exceptions: dict[str, CalendarItem] | None
     start = _when(item.start, all_day, tz)
     end = _when(item.end, all_day, tz, end=True)
     text, markup = _body(item)
-    reminders = _reminders(item)
+    reminders = _reminders(item, now)
     organizer = None
     if item.organizer is not None and item.organizer.email_address:
         organizer = Person(item.organizer.email_address.lower(), item.organizer.name or "")
@@ -289,7 +292,7 @@ def item_to_event(item: CalendarItem, exceptions: dict[str, CalendarItem] | None
                 continue
             if full is not None:
                 # the organizer belongs to the series (override hashes compare every field)
-                occ_event = replace(item_to_event(full), recurrence=(), overrides=(), cancelled=(), modified=None,
+                occ_event = replace(item_to_event(full, now=now), recurrence=(), overrides=(), cancelled=(), modified=None,
                                     organizer=None)
             else:
                 occ_event = replace(event, start=_when(occ.start, all_day, tz), end=_when(occ.end, all_day, tz, end=True),

@@ -13,11 +13,11 @@ if TYPE_CHECKING:
     from spokesync.config import Config
     from spokesync.connectors.google.connector import GoogleCalendarConnector
     from spokesync.model.hub import CredentialRef, Spoke
-    from spokesync.ports import SecretStore
+    from spokesync.ports import Clock, SecretStore
 
 
 def from_spoke(spoke: Spoke, credential: CredentialRef | None, secrets: SecretStore,
-               config: Config) -> GoogleCalendarConnector:
+               config: Config, clock: Clock) -> GoogleCalendarConnector:
     from spokesync.connectors.google.auth import credentials_for
     from spokesync.connectors.google.client import GoogleClient
     from spokesync.connectors.google.connector import GoogleCalendarConnector

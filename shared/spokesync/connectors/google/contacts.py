@@ -63,7 +63,7 @@ if TYPE_CHECKING:
     from spokesync.config import Config
     from spokesync.connectors.google.client import GoogleClient
     from spokesync.model.hub import CredentialRef, Spoke
-    from spokesync.ports import SecretStore
+    from spokesync.ports import Clock, SecretStore
 
 HUB_KEY = "spokesync.hub_id"
 PHOTO_KEY = "spokesync.photo"
@@ -721,7 +721,7 @@ class GoogleContactsConnector:
 
 
 def from_spoke(spoke: Spoke, credential: CredentialRef | None, secrets: SecretStore,
-               config: Config) -> GoogleContactsConnector:
+               config: Config, clock: Clock) -> GoogleContactsConnector:
     from spokesync.connectors.google.auth import CONTACTS_SCOPES, credentials_for
     from spokesync.connectors.google.client import GoogleClient
 

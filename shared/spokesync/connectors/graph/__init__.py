@@ -13,7 +13,7 @@ What setup calls:
 - `list_calendars(...)`: the calendar picker; `list_contact_folders(...)`: the contacts folder
   browser (spoke kind "graph_contacts", connectors/graph/contacts.py);
 - `save_credential(ctx, label, settings, secret, ...)`: validate, then store;
-- `from_spoke(spoke, credential, secrets, config)`: the registry's factory.
+- `from_spoke(spoke, credential, secrets, config, clock)`: the registry's factory.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from spokesync.connectors.graph.connector import GraphConnector, Target
     from spokesync.connectors.graph.contacts import FolderInfo
     from spokesync.model.hub import CredentialRef, Spoke
-    from spokesync.ports import SecretStore
+    from spokesync.ports import Clock, SecretStore
 
 __all__ = ["CalendarInfo", "GraphSettings", "client_for_spoke", "describe_response", "from_spoke", "list_calendars",
            "list_contact_folders", "save_credential", "validate"]
@@ -143,12 +143,13 @@ def client_for_spoke(spoke: Spoke, credential: CredentialRef | None, secrets: Se
 
 
 def from_spoke(spoke: Spoke, credential: CredentialRef | None, secrets: SecretStore,
-               config: Config) -> GraphConnector:
+               config: Config, clock: Clock) -> GraphConnector:
     from spokesync.connectors.graph.connector import GraphConnector
 
     target = target_of(spoke.address)
     return GraphConnector(client_for_spoke(spoke, credential, secrets, config, target.mailbox), target,
-                          days_past=spoke.options.days_past, days_future=spoke.options.days_future)
+                          days_past=spoke.options.days_past, days_future=spoke.options.days_future,
+                          now=clock.now)
 
 
 @dataclass(frozen=True)

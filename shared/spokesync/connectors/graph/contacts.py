@@ -51,7 +51,7 @@ from spokesync.ports import (
 if TYPE_CHECKING:
     from spokesync.config import Config
     from spokesync.model.hub import CredentialRef, Spoke
-    from spokesync.ports import SecretStore
+    from spokesync.ports import Clock, SecretStore
 
 CURSOR = b"GC1"
 LIST_PAGE = 200
@@ -88,7 +88,7 @@ def target_of(address: dict[str, Any]) -> ContactsTarget:
 
 
 def from_spoke(spoke: Spoke, credential: CredentialRef | None, secrets: SecretStore,
-               config: Config) -> GraphContactsConnector:
+               config: Config, clock: Clock) -> GraphContactsConnector:
     """The registry's factory for kind "graph_contacts"."""
     from spokesync.connectors.graph import client_for_spoke
 
