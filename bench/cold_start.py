@@ -8,13 +8,20 @@ Firestore emulator) and a bare functions-framework function (`baseline`):
 - `first_answer_ms`: from spawning `functions-framework` to the first
   complete HTTP answer to a real request (an authenticated request that
   reads the hub store; the baseline answers "ok"): interpreter start,
-  functions-framework, the module, the Context (clients) and the request.
+  functions-framework, the module, the Context (clients) and the request;
+- `first_answer_cpu_ms`: the CPU time (user + system) the functions-framework
+  processes spent from spawn to being stopped right after that answer: on a
+  shared machine wall times vary 2x with the load, CPU time far less;
+- `sdk_import_cpu_ms` (top level): CPU time of importing each cloud SDK in a
+  fresh interpreter that has imported functions-framework already: what the
+  first request pays for the SDK alone, the floor under the figures above.
 
 Each figure is the median of N runs (`--n`).
 """
 
 from __future__ import annotations
 
+import os
 import statistics
 import subprocess
 import sys
@@ -53,11 +60,30 @@ def _import_ms(source: str, env: dict[str, str]) -> float:
     return float(out.stdout.strip())
 
 
+SDKS = {"google.cloud.firestore": "import google.cloud.firestore",
+        "google.cloud.tasks_v2": "import google.cloud.tasks_v2",
+        "google.cloud.secretmanager_v1": "import google.cloud.secretmanager_v1",
+        "firestore+tasks": "import google.cloud.firestore, google.cloud.tasks_v2"}
+
+
+def _sdk_import_cpu_ms(statement: str, env: dict[str, str]) -> float:
+    code = f"import functions_framework, time; t=time.process_time(); {statement}; print((time.process_time()-t)*1000)"
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, check=True)
+    return float(out.stdout.strip())
+
+
+def _children_cpu_s() -> float:
+    usage = os.times()
+    return usage.children_user + usage.children_system
+
+
 def _first_answer_ms(source: str, target: str, request: tuple[str, str, bytes | None, dict[str, str]],
-                     env: dict[str, str]) -> tuple[float, int]:
+                     env: dict[str, str]) -> tuple[float, int, float]:
+    """Wall ms to the first answer, its status, and the CPU ms the server's processes used."""
     method, path, body, headers = request
     port = free_port()
     binary = Path(sys.executable).parent / "functions-framework"
+    cpu_before = _children_cpu_s()
     started = time.perf_counter()
     process = subprocess.Popen([str(binary), "--target", target, "--source", source, "--port", str(port),
                                 "--host", "127.0.0.1"], env=env, cwd=ROOT,
@@ -79,10 +105,11 @@ def _first_answer_ms(source: str, target: str, request: tuple[str, str, bytes | 
                 if time.monotonic() > deadline or process.poll() is not None:
                     raise RuntimeError(f"{target} did not answer") from None
                 time.sleep(0.005)
-        return (time.perf_counter() - started) * 1000, status
+        elapsed = (time.perf_counter() - started) * 1000
     finally:
         process.terminate()
         process.wait(timeout=10)
+    return elapsed, status, (_children_cpu_s() - cpu_before) * 1000
 
 
 def run(n: int) -> dict[str, Any]:
@@ -106,11 +133,17 @@ def run(n: int) -> dict[str, Any]:
             answers = [_first_answer_ms(source, target, request, env) for _ in range(n)]
             results[name] = {
                 "import_ms": round(statistics.median(imports), 1),
-                "first_answer_ms": round(statistics.median(a for a, _ in answers), 1),
+                "first_answer_ms": round(statistics.median(a for a, _, _ in answers), 1),
+                "first_answer_cpu_ms": round(statistics.median(c for _, _, c in answers), 1),
                 "status": answers[-1][1],
             }
-    base = results["baseline"]["first_answer_ms"]
+        sdks = {name: round(statistics.median(_sdk_import_cpu_ms(statement, env) for _ in range(n)), 1)
+                for name, statement in SDKS.items()}
+    base = results["baseline"]
     for name, figures in results.items():
         if name != "baseline":
-            figures["over_baseline_ms"] = round(figures["first_answer_ms"] - base, 1)
-    return {"functions": results, "runs_each": n, "note": "medians; cloud backend against the Firestore emulator"}
+            figures["over_baseline_ms"] = round(figures["first_answer_ms"] - base["first_answer_ms"], 1)
+            figures["ratio"] = round(figures["first_answer_ms"] / base["first_answer_ms"], 2)
+            figures["cpu_ratio"] = round(figures["first_answer_cpu_ms"] / base["first_answer_cpu_ms"], 2)
+    return {"functions": results, "sdk_import_cpu_ms": sdks, "runs_each": n,
+            "note": "medians; cloud backend against the Firestore emulator; ratios against the bare function"}

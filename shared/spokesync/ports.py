@@ -9,10 +9,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from spokesync.model.hub import Channel, CredentialRef, Hub, HubItem, Link, RunRecord, Spoke
-from spokesync.model.item import Item
+
+if TYPE_CHECKING:
+    from spokesync.model.item import Item
 
 # ------------------------------------------------------------------ connector
 

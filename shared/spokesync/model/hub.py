@@ -9,9 +9,10 @@ from __future__ import annotations
 import functools
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from spokesync.model.item import Item, ObjectType, item_from_dict, item_to_dict
+if TYPE_CHECKING:  # the item model (events, contacts) is loaded when a hub item is: not for a channel or spoke
+    from spokesync.model.item import Item, ObjectType
 
 Direction = Literal["to_hub", "two_way"]
 PrivacyMode = Literal["as_is", "private", "busy_only"]
@@ -288,6 +289,12 @@ class Spoke:
         return _from_dict(cls, raw)
 
 
+def _item_model() -> Any:
+    from spokesync.model import item
+
+    return item
+
+
 @dataclass(frozen=True)
 class HubItem:
     id: str
@@ -312,7 +319,7 @@ class HubItem:
             "hub_id": self.hub_id,
             "version": self.version,
             "seq": self.seq,
-            "event": None if self.event is None else item_to_dict(self.event),
+            "event": None if self.event is None else _item_model().item_to_dict(self.event),
             "hash": self.hash,
             "origin_spoke_id": self.origin_spoke_id,
             "modified": None if self.modified is None else self.modified.isoformat(),
@@ -327,7 +334,7 @@ class HubItem:
             hub_id=raw["hub_id"],
             version=int(raw["version"]),
             seq=int(raw["seq"]),
-            event=None if raw.get("event") is None else item_from_dict(raw["event"]),
+            event=None if raw.get("event") is None else _item_model().item_from_dict(raw["event"]),
             hash=raw.get("hash", ""),
             origin_spoke_id=raw.get("origin_spoke_id", ""),
             modified=None if not modified else (
