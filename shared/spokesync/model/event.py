@@ -13,6 +13,7 @@ import functools
 import hashlib
 import html
 import json
+import operator
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields, replace
@@ -178,10 +179,18 @@ def _canonical_rule(line: str) -> str:
     return "RRULE:" + ";".join(parts)
 
 
+def _ascending(values: tuple[Any, ...]) -> bool:
+    """A tuple sorted without repeats: what `tuple(sorted(set(values)))` leaves as it is."""
+    return type(values) is tuple and all(a < b for a, b in zip(values, values[1:], strict=False))
+
+
 def normalise(event: Event) -> Event:
     """Fold equivalent representations into one: EXDATE lines become
     `cancelled` occurrences, overrides that only cancel become cancellations,
     lists are sorted and deduplicated."""
+    if (event.recurrence == () and event.overrides == () and event.cancelled == () and event.attendees == ()
+            and _ascending(event.categories) and (event.reminders is None or _ascending(event.reminders))):
+        return event  # in normal form already, found without building the folded copy (most events)
     rules: list[str] = []
     cancelled: set[When] = set(event.cancelled)
     for line in event.recurrence:
@@ -228,45 +237,46 @@ def _overrides_value(event: Event, names: frozenset[str]) -> Any:
 
 # How a field enters the hash when it is not taken as it is (a dispatch table: the hash runs once
 # per item per run, over every compared field, and showed in the engine's profile).
-_SPECIAL: dict[str, Callable[[Event, frozenset[str]], Any]] = {
-    "start": lambda e, _: _when_key(e.start),
-    "end": lambda e, _: _when_key(e.end),
-    "description": lambda e, _: description_text(e),
-    "description_html": lambda e, _: None,  # formatting only; its text is compared through "description"
-    "title": lambda e, _: normalise_text(e.title),
-    "location": lambda e, _: normalise_text(e.location),
-    "url": lambda e, _: normalise_text(e.url),
-    "conference_url": lambda e, _: normalise_text(e.conference_url),
-    "cancelled": lambda e, _: [_when_key(c) for c in e.cancelled],
-    "overrides": _overrides_value,
-    "organizer": lambda e, _: e.organizer.email.lower() if e.organizer else None,
-    "attendees": lambda e, _: [[a.email, a.role, a.response] for a in e.attendees],
+_SPECIAL: dict[str, Callable[[Event], Any]] = {
+    "start": lambda e: _when_key(e.start),
+    "end": lambda e: _when_key(e.end),
+    "description": description_text,
+    "description_html": lambda e: None,  # formatting only; its text is compared through "description"
+    "title": lambda e: normalise_text(e.title),
+    "location": lambda e: normalise_text(e.location),
+    "url": lambda e: normalise_text(e.url),
+    "conference_url": lambda e: normalise_text(e.conference_url),
+    "cancelled": lambda e: [_when_key(c) for c in e.cancelled],
+    "organizer": lambda e: e.organizer.email.lower() if e.organizer else None,
+    "attendees": lambda e: [[a.email, a.role, a.response] for a in e.attendees],
 }
 
 
-def _field_value(event: Event, name: str, names: frozenset[str]) -> Any:
-    special = _SPECIAL.get(name)
-    if special is not None:
-        return special(event, names)
-    value = getattr(event, name)
-    if isinstance(value, tuple):
-        return list(value)
-    return value
-
-
 @functools.lru_cache(maxsize=64)
-def _sorted_names(names: frozenset[str]) -> tuple[str, ...]:
-    return tuple(sorted(names))
+def _getters(names: frozenset[str]) -> tuple[tuple[str, Callable[[Event], Any]], ...]:
+    """(name, value of the field as hashed) for `names`, in name order: looked up once per set.
+    Other fields are taken as they are (a tuple is written as the JSON list it would become)."""
+    out: list[tuple[str, Callable[[Event], Any]]] = []
+    for name in sorted(names):
+        if name == "overrides":
+            out.append((name, functools.partial(_overrides_value, names=names)))
+        else:
+            out.append((name, _SPECIAL.get(name) or operator.attrgetter(name)))
+    return tuple(out)
 
 
 def _hashable(event: Event, names: Iterable[str]) -> dict[str, Any]:
     wanted = names if isinstance(names, frozenset) else frozenset(names)
-    return {name: _field_value(event, name, wanted) for name in _sorted_names(wanted)}
+    return {name: get(event) for name, get in _getters(wanted)}
+
+
+# one encoder for every hash: `json.dumps` with options builds a new one per call
+_ENCODE = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
 
 
 def content_hash(event: Event, names: Iterable[str] = ALL_FIELDS) -> str:
     """A hash of the event's meaning over `names`, stable across round trips."""
-    payload = json.dumps(_hashable(normalise(event), names), sort_keys=True, separators=(",", ":"))
+    payload = _ENCODE(_hashable(normalise(event), names))
     return hashlib.sha256(payload.encode()).hexdigest()[:32]
 
 
