@@ -128,33 +128,42 @@ class HashMemo:
 
     Keyed by the event object's identity (events are frozen); the memo keeps a
     reference to each event so that an id is never reused while it lives. A
-    run's memo lives as long as the run: its inputs are in memory anyway."""
+    run's memo lives as long as the run: its inputs are in memory anyway.
 
-    __slots__ = ("_memo", "calls", "hash_fn")
+    Laid out for a run of many items: one dict per set of names (a handful per run), mapping
+    event ids to hashes — ints and strings only, which the cyclic garbage collector does not
+    track — and one list that keeps the events alive. (A tuple and a dict per event, as before,
+    were two more tracked containers per item: every full collection walked them.)"""
+
+    __slots__ = ("_by_names", "_kept", "calls", "hash_fn")
 
     def __init__(self, hash_fn: Callable[[Any, frozenset[str]], str] | None = None) -> None:
-        self._memo: dict[int, tuple[Any, dict[frozenset[str], str]]] = {}
+        self._by_names: dict[frozenset[str], dict[int, str]] = {}
+        self._kept: list[Any] = []  # every event hashed or seeded, alive as long as the memo
         self.calls = 0  # content_hash calls made (the benchmark reports them)
         # the item kind's hash (`ItemKind.content_hash`); None: calendar events' `content_hash`
         self.hash_fn = hash_fn
 
     def __call__(self, event: Any, names: frozenset[str]) -> str:
-        entry = self._memo.get(id(event))
-        if entry is None or entry[0] is not event:
-            entry = (event, {})
-            self._memo[id(event)] = entry
-        value = entry[1].get(names)
+        memo = self._by_names.get(names)
+        if memo is None:
+            memo = self._by_names[names] = {}
+        value = memo.get(id(event))
         if value is None:
             self.calls += 1
-            value = entry[1][names] = (self.hash_fn or content_hash)(event, names)
+            value = (self.hash_fn or content_hash)(event, names)
+            memo[id(event)] = value
+            self._kept.append(event)
         return value
 
     def seed(self, event: Any, names: frozenset[str], value: str) -> None:
         """Record a hash known without computing it (a copy of a hashed event over the same names)."""
-        entry = self._memo.get(id(event))
-        if entry is None or entry[0] is not event:
-            entry = self._memo[id(event)] = (event, {})
-        entry[1][names] = value
+        memo = self._by_names.get(names)
+        if memo is None:
+            memo = self._by_names[names] = {}
+        if id(event) not in memo:
+            self._kept.append(event)
+        memo[id(event)] = value
 
 
 # ------------------------------------------------------------ membership
