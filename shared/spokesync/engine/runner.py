@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from spokesync.engine import rules
+from spokesync.engine.collecting import fewer_full_collections
 from spokesync.engine.kinds import CALENDAR, ItemKind, kind_for
 from spokesync.engine.planner import (
     DeletionBudget,
@@ -149,6 +150,10 @@ class Runner:
 
     # ---------------------------------------------------------------- entry
     def sync(self, spoke_id: str, reason: str = "manual", dry_run: bool = False) -> RunRecord:
+        with fewer_full_collections():  # a run's objects are long-lived and hold no cycles (see collecting)
+            return self._sync(spoke_id, reason, dry_run)
+
+    def _sync(self, spoke_id: str, reason: str, dry_run: bool) -> RunRecord:
         run = RunRecord(id=new_id(), spoke_id=spoke_id, hub_id="", started_at=self.clock.now())
         self.hashes = rules.HashMemo()
         if dry_run:
