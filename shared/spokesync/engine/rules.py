@@ -12,7 +12,7 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from spokesync.model.event import ALL_FIELDS, OPTIONAL_FIELDS, Event, Override, content_hash, restrict
+from spokesync.model.event import ALL_FIELDS, OPTIONAL_FIELDS, Event, Override, content_hash, restrict, restricted
 from spokesync.model.hub import SyncOptions
 
 # What survives a busy-only placeholder round trip.
@@ -58,7 +58,12 @@ def compared_fields(options: SyncOptions, capabilities: frozenset[str], created_
 
 def _blank_optional(event: Event, names: frozenset[str]) -> Event:
     """The event with every field outside `names` at its default."""
-    return restrict(event, Event(), names | {"modified"})
+    return restricted(event, _with_modified(frozenset(names)))
+
+
+@functools.lru_cache(maxsize=256)
+def _with_modified(names: frozenset[str]) -> frozenset[str]:
+    return names | {"modified"}
 
 
 def project(event: Event, options: SyncOptions, capabilities: frozenset[str], created_by_hub: bool) -> Event:
@@ -102,9 +107,10 @@ def merge_inbound(hub_event: Event | None, spoke_event: Event, names: frozenset[
     if options is not None and options.spoke_category and options.spoke_category in spoke_event.categories:
         spoke_event = replace(spoke_event, categories=tuple(c for c in spoke_event.categories
                                                             if c != options.spoke_category))
-    base = hub_event if hub_event is not None else Event()
-    merged = restrict(spoke_event, base, names)
-    return replace(merged, modified=spoke_event.modified)
+    # (the spoke's modification time comes along: "most recent change wins" compares it)
+    if hub_event is None:
+        return restricted(spoke_event, _with_modified(frozenset(names)))
+    return restrict(spoke_event, hub_event, _with_modified(frozenset(names)))
 
 
 def spoke_hash(event: Event, names: frozenset[str]) -> str:

@@ -123,7 +123,11 @@ def html_to_text(markup: str) -> str:
 
 
 def normalise_text(text: str) -> str:
-    if "\n" not in text and "\r" not in text:  # one line (the common case): the same result, cheaper
+    if text.isprintable() and "  " not in text:
+        # no tab, line break, no-break space or run of spaces (the common case): the same result,
+        # cheaper (what `strip` removes from printable text is spaces only)
+        return text.strip()
+    if "\n" not in text and "\r" not in text:  # one line: the same result, cheaper
         return _WS.sub(" ", text).strip()
     lines = [_WS.sub(" ", line).strip() for line in text.replace("\r\n", "\n").split("\n")]
     out: list[str] = []
@@ -147,7 +151,7 @@ def _when_key(value: When | None) -> str | None:
             raise ValueError(f"naive datetime in event: {value!r}")
         u = value.astimezone(UTC)
         if u.year >= 1000:  # the same text as strftime("%Y%m%dT%H%M%SZ"), without its cost per call
-            return f"{u.year}{u.month:02d}{u.day:02d}T{u.hour:02d}{u.minute:02d}{u.second:02d}Z"
+            return "%04d%02d%02dT%02d%02d%02dZ" % (u.year, u.month, u.day, u.hour, u.minute, u.second)  # noqa: UP031 - cheaper
         return u.strftime("%Y%m%dT%H%M%SZ")
     return value.strftime("%Y%m%d")
 
@@ -253,24 +257,49 @@ _SPECIAL: dict[str, Callable[[Event], Any]] = {
 
 
 @functools.lru_cache(maxsize=64)
-def _getters(names: frozenset[str]) -> tuple[tuple[str, Callable[[Event], Any]], ...]:
-    """(name, value of the field as hashed) for `names`, in name order: looked up once per set.
-    Other fields are taken as they are (a tuple is written as the JSON list it would become)."""
-    out: list[tuple[str, Callable[[Event], Any]]] = []
+def _getters(names: frozenset[str]) -> Callable[[Event], dict[str, Any]]:
+    """The fields in `names` of an event as they are hashed, in a dict: made once per set of names.
+    Fields without a rule of their own are read in one call, as they are (a tuple is written as
+    the JSON list it would become)."""
+    special: list[tuple[str, Callable[[Event], Any]]] = []
+    plain: list[str] = []
     for name in sorted(names):
         if name == "overrides":
-            out.append((name, functools.partial(_overrides_value, names=names)))
+            special.append((name, functools.partial(_overrides_value, names=names)))
+        elif name in _SPECIAL:
+            special.append((name, _SPECIAL[name]))
         else:
-            out.append((name, _SPECIAL.get(name) or operator.attrgetter(name)))
-    return tuple(out)
+            plain.append(name)
+    taken = tuple(plain)
+    if len(taken) > 1:
+        many = operator.attrgetter(*taken)
+
+        def plain_values(event: Event) -> dict[str, Any]:
+            return dict(zip(taken, many(event), strict=True))
+    elif taken:
+        one = taken[0]
+
+        def plain_values(event: Event) -> dict[str, Any]:
+            return {one: getattr(event, one)}
+    else:
+        def plain_values(event: Event) -> dict[str, Any]:
+            return {}
+
+    def values(event: Event) -> dict[str, Any]:
+        out = plain_values(event)
+        for name, get in special:
+            out[name] = get(event)
+        return out
+
+    return values
 
 
 def _hashable(event: Event, names: Iterable[str]) -> dict[str, Any]:
-    wanted = names if isinstance(names, frozenset) else frozenset(names)
-    return {name: get(event) for name, get in _getters(wanted)}
+    return _getters(names if isinstance(names, frozenset) else frozenset(names))(event)
 
 
-# one encoder for every hash: `json.dumps` with options builds a new one per call
+# one encoder for every hash: `json.dumps` with options builds a new one per call (the keys are
+# sorted by the encoder: the dict is not built in key order)
 _ENCODE = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
 
 
@@ -285,13 +314,37 @@ def _event_field_names() -> tuple[str, ...]:
     return tuple(f.name for f in fields(Event))
 
 
+@functools.lru_cache(maxsize=1)
+def _all_values() -> Callable[[Event], tuple[Any, ...]]:
+    return operator.attrgetter(*_event_field_names())
+
+
+@functools.lru_cache(maxsize=128)
+def _taker(names: frozenset[str]) -> Callable[[Event], dict[str, Any]]:
+    """The fields of `names` an event's copy takes from it, as keyword arguments (made once per set)."""
+    taken = tuple(name for name in _event_field_names() if name in names)
+    if "description" in names and "description_html" not in taken:
+        taken += ("description_html",)  # the description's formatting goes with its text
+    if len(taken) > 1:
+        many = operator.attrgetter(*taken)
+        return lambda event: dict(zip(taken, many(event), strict=True))
+    return lambda event: {name: getattr(event, name) for name in taken}
+
+
 def restrict(event: Event, base: Event, names: Iterable[str]) -> Event:
     """`base` with the fields in `names` taken from `event`."""
-    wanted = set(names)
-    changes = {name: getattr(event, name) for name in _event_field_names() if name in wanted}
-    if "description" in wanted:
-        changes["description_html"] = event.description_html
-    return replace(base, **changes)
+    changes = _taker(names if isinstance(names, frozenset) else frozenset(names))(event)
+    if type(base) is not Event:
+        return replace(base, **changes)
+    # what `dataclasses.replace` does, in two calls instead of a loop over the fields
+    values = dict(zip(_event_field_names(), _all_values()(base), strict=True))
+    values.update(changes)
+    return Event(**values)
+
+
+def restricted(event: Event, names: Iterable[str]) -> Event:
+    """A blank event with the fields in `names` taken from `event`: `restrict(event, Event(), names)`."""
+    return Event(**_taker(names if isinstance(names, frozenset) else frozenset(names))(event))
 
 
 # --------------------------------------------------------------- serialising
