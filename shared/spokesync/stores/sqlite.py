@@ -48,8 +48,12 @@ CREATE INDEX IF NOT EXISTS channels_spoke ON channels (spoke_id);
 _CHUNK = 500  # ids per IN (...) query, under SQLite's variable limit
 
 
+# one encoder for every record: `json.dumps` with options builds a new one per call (the same text)
+_ENCODE = json.JSONEncoder(separators=(",", ":"), default=str).encode
+
+
 def _dump(raw: dict[str, Any]) -> str:
-    return json.dumps(raw, separators=(",", ":"), default=str)
+    return _ENCODE(raw)
 
 
 def _chunks(ids: Sequence[str]) -> Iterator[Sequence[str]]:
@@ -113,6 +117,12 @@ class SqliteHubStore:
     def _write(self, db: sqlite3.Connection, sql: str, args: Sequence[Any]) -> None:
         db.execute(sql, args)
         self.stats["writes"] += 1
+
+    def _write_many(self, db: sqlite3.Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        """One statement for many records (a batch's items or links): each counts as a write."""
+        if rows:
+            db.executemany(sql, rows)
+            self.stats["writes"] += len(rows)
 
     # --------------------------------------------------------- credentials
     def put_credential(self, credential: CredentialRef) -> None:
@@ -304,16 +314,17 @@ class SqliteHubStore:
                 seq = int(hub.get("seq", 0)) + 1
                 hub["seq"] = seq
                 self._write(db, "UPDATE hubs SET data = ? WHERE id = ?", (_dump(hub), batch.hub_id))
+                items: list[tuple[Any, ...]] = []
                 for w in batch.hub_writes:
                     raw = w.item.to_dict()
                     raw["seq"] = seq
-                    self._write(db, "INSERT OR REPLACE INTO hub_items VALUES (?, ?, ?, ?, ?, ?)",
-                                (batch.hub_id, w.item.id, seq, w.item.version, int(w.item.deleted), _dump(raw)))
-            for link in batch.link_upserts:
-                self._write(db, "INSERT OR REPLACE INTO links VALUES (?, ?, ?, ?, ?)",
-                            (link.spoke_id, link.hub_item_id, link.spoke_item_id, int(link.detached), _dump(link.to_dict())))
-            for hub_item_id in batch.link_deletes:
-                self._write(db, "DELETE FROM links WHERE spoke_id = ? AND hub_item_id = ?", (batch.spoke_id, hub_item_id))
+                    items.append((batch.hub_id, w.item.id, seq, w.item.version, int(w.item.deleted), _dump(raw)))
+                self._write_many(db, "INSERT OR REPLACE INTO hub_items VALUES (?, ?, ?, ?, ?, ?)", items)
+            self._write_many(db, "INSERT OR REPLACE INTO links VALUES (?, ?, ?, ?, ?)",
+                             [(link.spoke_id, link.hub_item_id, link.spoke_item_id, int(link.detached),
+                               _dump(link.to_dict())) for link in batch.link_upserts])
+            self._write_many(db, "DELETE FROM links WHERE spoke_id = ? AND hub_item_id = ?",
+                             [(batch.spoke_id, hub_item_id) for hub_item_id in batch.link_deletes])
             if batch.set_cursor:
                 self._write(db, "INSERT OR REPLACE INTO cursors VALUES (?, ?)", (batch.spoke_id, batch.cursor))
             if batch.hub_cursor is not None and batch.hub_cursor != spoke.hub_cursor:
