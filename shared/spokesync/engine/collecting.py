@@ -11,7 +11,7 @@ freed by reference counting as soon as the run drops them).
 For the run's duration the oldest generation's threshold is raised, so a full collection is
 made only after `RUN_GEN2_THRESHOLD` collections of the middle generation instead of every
 ten (with the default young thresholds, after some 7 million container objects were made:
-a run of 200,000 items makes about 500 middle collections, so none); the young
+a run of 50,000 items makes 85 middle collections, so none); the young
 generations are collected as always, so short-lived cycles (an exception's traceback, say)
 are still freed at once. When the last run of the process ends the thresholds are put back as
 they were (unless something else changed them meanwhile), and the collector's normal rhythm
