@@ -3,6 +3,14 @@
 Records are JSON documents in a handful of tables, with the columns queries
 need pulled out and indexed. `stats` counts records read and written, the
 same unit Firestore bills, so benchmarks compare the two stores.
+
+The origin link - the link a spoke commits together with the hub item it
+brings in - lives in the hub item's row (`link_home` is that spoke, `link`
+its JSON, NULL once deleted), not in `links`: creating an item is one write
+instead of two. A link of (spoke, item) lives in the item's row exactly when
+`link_home` is that spoke, which is set only when the row is created, so
+every link has one place. Rows written before this layout have no
+`link_home`: their links stay in `links` (docs/decisions/2026-12-01-origin-link-in-hub-item.md).
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ CREATE TABLE IF NOT EXISTS cursors (spoke_id TEXT PRIMARY KEY, data BLOB);
 CREATE TABLE IF NOT EXISTS hub_items (
     hub_id TEXT NOT NULL, id TEXT NOT NULL, seq INTEGER NOT NULL, version INTEGER NOT NULL,
     deleted INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (hub_id, id));
+-- (the origin-link columns of hub_items are added by _migrate: files of the earlier layout get them too)
 CREATE INDEX IF NOT EXISTS hub_items_seq ON hub_items (hub_id, seq);
 CREATE TABLE IF NOT EXISTS links (
     spoke_id TEXT NOT NULL, hub_item_id TEXT NOT NULL, spoke_item_id TEXT NOT NULL,
@@ -45,7 +54,25 @@ CREATE TABLE IF NOT EXISTS channels (id TEXT PRIMARY KEY, spoke_id TEXT NOT NULL
 CREATE INDEX IF NOT EXISTS channels_spoke ON channels (spoke_id);
 """
 
+# The origin link in the hub item's row: (column, type). NULL in rows of the earlier layout.
+_LINK_COLUMNS = (("link_home", "TEXT"), ("link_item", "TEXT"), ("link_detached", "INTEGER"), ("link", "TEXT"))
+_LINK_INDEX = "CREATE INDEX IF NOT EXISTS hub_items_link ON hub_items (link_home, link_item)"
+_ITEM_COLUMNS = "hub_id, id, seq, version, deleted, data, link_home, link_item, link_detached, link"
+# an item write keeps the row's link unless it writes the link too
+_UPSERT_ITEM = (f"INSERT INTO hub_items ({_ITEM_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "  # noqa: S608
+                "ON CONFLICT (hub_id, id) DO UPDATE SET seq = excluded.seq, version = excluded.version, "
+                "deleted = excluded.deleted, data = excluded.data")
+_UPSERT_ITEM_AND_LINK = (_UPSERT_ITEM + ", link_item = excluded.link_item, "
+                         "link_detached = excluded.link_detached, link = excluded.link")
+_SET_LINK = ("UPDATE hub_items SET link_item = ?, link_detached = ?, link = ? "
+             "WHERE hub_id = ? AND id = ? AND link_home = ?")
 _CHUNK = 500  # ids per IN (...) query, under SQLite's variable limit
+
+
+def _link_columns(link: Link | None) -> tuple[str | None, int | None, str | None]:
+    if link is None:
+        return None, None, None
+    return link.spoke_item_id, int(link.detached), _dump(link.to_dict())
 
 
 # one encoder for every record: `json.dumps` with options builds a new one per call (the same text)
@@ -75,10 +102,20 @@ class SqliteHubStore:
         self.stats: Counter[str] = Counter()
         with self._shared_lock:
             self._conn().executescript(SCHEMA)
+            self._migrate(self._conn())
         if path != ":memory:":
             from spokesync.private_files import secure_file
 
             secure_file(path)
+
+    @staticmethod
+    def _migrate(db: sqlite3.Connection) -> None:
+        """Add the origin-link columns to a file of the earlier layout (its links stay where they are)."""
+        have = {row[1] for row in db.execute("PRAGMA table_info(hub_items)")}
+        for name, kind in _LINK_COLUMNS:
+            if name not in have:
+                db.execute(f"ALTER TABLE hub_items ADD COLUMN {name} {kind}")
+        db.execute(_LINK_INDEX)
 
     # ------------------------------------------------------------ plumbing
     def _conn(self) -> sqlite3.Connection:
@@ -196,6 +233,9 @@ class SqliteHubStore:
         return spoke
 
     def _delete_spoke(self, db: sqlite3.Connection, spoke_id: str) -> None:
+        # its origin links, in the rows of the items it brought in (the items stay)
+        self._write(db, "UPDATE hub_items SET link_home = NULL, link_item = NULL, link_detached = NULL, link = NULL "
+                        "WHERE link_home = ?", (spoke_id,))
         for table, column in (("links", "spoke_id"), ("cursors", "spoke_id"), ("channels", "spoke_id"),
                               ("runs", "spoke_id"), ("spokes", "id")):
             self._write(db, f"DELETE FROM {table} WHERE {column} = ?", (spoke_id,))  # noqa: S608 - fixed names
@@ -259,12 +299,15 @@ class SqliteHubStore:
         return int(rows[0][0])
 
     # --------------------------------------------------------------- links
+    # Each query reads the spoke's links in both places: `links`, and the rows of the items the
+    # spoke brought in (one statement: a link is in one of them).
     def links_by_spoke_items(self, spoke_id: str, spoke_item_ids: Sequence[str]) -> dict[str, Link]:
         out: dict[str, Link] = {}
         for chunk in _chunks(list(dict.fromkeys(spoke_item_ids))):
             marks = ",".join("?" * len(chunk))
-            for (data,) in self._query(f"SELECT data FROM links WHERE spoke_id = ? AND spoke_item_id IN ({marks})",  # noqa: S608
-                                       (spoke_id, *chunk)):
+            sql = (f"SELECT data FROM links WHERE spoke_id = ? AND spoke_item_id IN ({marks}) UNION ALL "  # noqa: S608
+                   f"SELECT link FROM hub_items WHERE link_home = ? AND link_item IN ({marks}) AND link IS NOT NULL")
+            for (data,) in self._query(sql, (spoke_id, *chunk, spoke_id, *chunk)):
                 link = Link.from_dict(json.loads(data))
                 out[link.spoke_item_id] = link
         return out
@@ -273,18 +316,24 @@ class SqliteHubStore:
         out: dict[str, Link] = {}
         for chunk in _chunks(list(dict.fromkeys(hub_item_ids))):
             marks = ",".join("?" * len(chunk))
-            for (data,) in self._query(f"SELECT data FROM links WHERE spoke_id = ? AND hub_item_id IN ({marks})",  # noqa: S608
-                                       (spoke_id, *chunk)):
+            sql = (f"SELECT data FROM links WHERE spoke_id = ? AND hub_item_id IN ({marks}) UNION ALL "  # noqa: S608
+                   "SELECT link FROM hub_items WHERE hub_id = (SELECT hub_id FROM spokes WHERE id = ?) "
+                   f"AND id IN ({marks}) AND link_home = ? AND link IS NOT NULL")
+            for (data,) in self._query(sql, (spoke_id, *chunk, spoke_id, *chunk, spoke_id)):
                 link = Link.from_dict(json.loads(data))
                 out[link.hub_item_id] = link
         return out
 
     def list_links(self, spoke_id: str) -> list[Link]:
-        rows = self._query("SELECT data FROM links WHERE spoke_id = ? ORDER BY hub_item_id", (spoke_id,))
-        return [Link.from_dict(json.loads(r[0])) for r in rows]
+        rows = self._query("SELECT hub_item_id, data FROM links WHERE spoke_id = ? UNION ALL "
+                           "SELECT id, link FROM hub_items WHERE link_home = ? AND link IS NOT NULL ORDER BY 1",
+                           (spoke_id, spoke_id))
+        return [Link.from_dict(json.loads(r[1])) for r in rows]
 
     def count_links(self, spoke_id: str) -> int:
-        rows = self._query("SELECT COUNT(*) FROM links WHERE spoke_id = ? AND detached = 0", (spoke_id,))
+        rows = self._query("SELECT (SELECT COUNT(*) FROM links WHERE spoke_id = ? AND detached = 0) + "
+                           "(SELECT COUNT(*) FROM hub_items WHERE link_home = ? AND link_detached = 0)",
+                           (spoke_id, spoke_id))
         return int(rows[0][0])
 
     # -------------------------------------------------------------- commit
@@ -294,17 +343,20 @@ class SqliteHubStore:
             if spoke.lease_owner != batch.run_id or (spoke.lease_expires is not None and spoke.lease_expires < now):
                 raise LeaseLost(f"run {batch.run_id} no longer holds the lease of spoke {batch.spoke_id}")
             seq = 0
+            upserts = {link.hub_item_id: link for link in batch.link_upserts}
+            deletes = set(batch.link_deletes)
+            done: set[str] = set()  # hub item ids whose link was written with the item
             if batch.hub_writes:
                 ids = [w.item.id for w in batch.hub_writes]
-                current: dict[str, int] = {}
+                current: dict[str, tuple[int, str | None]] = {}
                 for chunk in _chunks(ids):
                     marks = ",".join("?" * len(chunk))
-                    for item_id, version in db.execute(
-                        f"SELECT id, version FROM hub_items WHERE hub_id = ? AND id IN ({marks})",  # noqa: S608
+                    for item_id, version, home in db.execute(
+                        f"SELECT id, version, link_home FROM hub_items WHERE hub_id = ? AND id IN ({marks})",  # noqa: S608
                         (batch.hub_id, *chunk),
                     ):
-                        current[item_id] = version
-                stale = [w.item.id for w in batch.hub_writes if current.get(w.item.id, 0) != w.expected_version]
+                        current[item_id] = (version, home)
+                stale = [w.item.id for w in batch.hub_writes if current.get(w.item.id, (0, None))[0] != w.expected_version]
                 if stale:
                     raise HubItemConflict(stale)
                 row = db.execute("SELECT data FROM hubs WHERE id = ?", (batch.hub_id,)).fetchone()
@@ -314,17 +366,45 @@ class SqliteHubStore:
                 seq = int(hub.get("seq", 0)) + 1
                 hub["seq"] = seq
                 self._write(db, "UPDATE hubs SET data = ? WHERE id = ?", (_dump(hub), batch.hub_id))
-                items: list[tuple[Any, ...]] = []
+                rows: dict[str, list[tuple[Any, ...]]] = {_UPSERT_ITEM: [], _UPSERT_ITEM_AND_LINK: []}
                 for w in batch.hub_writes:
+                    item_id = w.item.id
                     raw = w.item.to_dict()
                     raw["seq"] = seq
-                    items.append((batch.hub_id, w.item.id, seq, w.item.version, int(w.item.deleted), _dump(raw)))
-                self._write_many(db, "INSERT OR REPLACE INTO hub_items VALUES (?, ?, ?, ?, ?, ?)", items)
-            self._write_many(db, "INSERT OR REPLACE INTO links VALUES (?, ?, ?, ?, ?)",
-                             [(link.spoke_id, link.hub_item_id, link.spoke_item_id, int(link.detached),
-                               _dump(link.to_dict())) for link in batch.link_upserts])
-            self._write_many(db, "DELETE FROM links WHERE spoke_id = ? AND hub_item_id = ?",
-                             [(batch.spoke_id, hub_item_id) for hub_item_id in batch.link_deletes])
+                    if w.expected_version == 0:
+                        # a new item: the link its spoke commits with it is its origin link, kept in its row
+                        mine = upserts.get(item_id)
+                        home = batch.spoke_id if mine is not None and mine.spoke_id == batch.spoke_id else None
+                    else:
+                        home = current[item_id][1]
+                    sql = _UPSERT_ITEM
+                    link_cols: tuple[str | None, int | None, str | None] = (None, None, None)
+                    if home is not None and home == batch.spoke_id and (item_id in upserts or item_id in deletes):
+                        sql = _UPSERT_ITEM_AND_LINK
+                        link_cols = _link_columns(None if item_id in deletes else upserts[item_id])
+                        done.add(item_id)
+                    rows[sql].append((batch.hub_id, item_id, seq, w.item.version, int(w.item.deleted), _dump(raw),
+                                      home, *link_cols))
+                for sql, items in rows.items():
+                    self._write_many(db, sql, items)
+            for link in batch.link_upserts:
+                if link.hub_item_id in done or link.hub_item_id in deletes:
+                    continue
+                cols = _link_columns(link)
+                if db.execute(_SET_LINK, (*cols, batch.hub_id, link.hub_item_id, link.spoke_id)).rowcount:
+                    self.stats["writes"] += 1  # in the row of the item its spoke brought in
+                else:
+                    self._write(db, "INSERT OR REPLACE INTO links VALUES (?, ?, ?, ?, ?)",
+                                (link.spoke_id, link.hub_item_id, link.spoke_item_id, int(link.detached),
+                                 _dump(link.to_dict())))
+            for hub_item_id in batch.link_deletes:
+                if hub_item_id in done:
+                    continue
+                if db.execute(_SET_LINK + " AND link IS NOT NULL",
+                              (None, None, None, batch.hub_id, hub_item_id, batch.spoke_id)).rowcount:
+                    self.stats["writes"] += 1
+                else:
+                    self._write(db, "DELETE FROM links WHERE spoke_id = ? AND hub_item_id = ?", (batch.spoke_id, hub_item_id))
             if batch.set_cursor:
                 self._write(db, "INSERT OR REPLACE INTO cursors VALUES (?, ?)", (batch.spoke_id, batch.cursor))
             if batch.hub_cursor is not None and batch.hub_cursor != spoke.hub_cursor:
