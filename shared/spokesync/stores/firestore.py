@@ -4,7 +4,8 @@ Layout (every collection name gets `config.firestore_prefix` in front):
 
     credentials/{id}                 CredentialRef (secret *names* only)
     hubs/{hub}                       Hub, with `seq` bumped once per Firestore commit
-    hubs/{hub}/items/{item}          HubItem (`seq`, `deleted` queried)
+    hubs/{hub}/items/{item}          HubItem (`seq`, `deleted` queried), and the origin link:
+                                     `link_home` (the spoke that brought the item in) and `link`
     spokes/{spoke}                   Spoke config + state + lease + cursor header
     spokes/{spoke}/links/{hub item}  Link (`spoke_item_id`, `detached` queried)
     spokes/{spoke}/cursor/{gen-i}    the opaque cursor, zlib'd when that helps, in <= 900 KB chunks
@@ -12,6 +13,17 @@ Layout (every collection name gets `config.firestore_prefix` in front):
     channels/{id}                    Channel (`spoke_id`, `expires_at` queried)
 
 Every query is backed by an index listed in `firestore_indexes.py`.
+
+The origin link - the link a spoke commits together with the hub item it
+brings in - is kept in the item's document (`link`, None once deleted), not
+in `spokes/{spoke}/links`: creating an item costs one write instead of two.
+A link of (spoke, item) lives in the item's document exactly when the item's
+`link_home` is that spoke; `link_home` is set only when the document is
+created, so every link has one place, and a process remembers the homes it
+has read (`_homes`) instead of reading them again. Changing such a link
+updates only `link`: the item's `seq` and `version` stay, so other spokes do
+not see a hub change. Items written before this layout have no `link_home`
+and their links stay in `links` (docs/decisions/2026-12-01-origin-link-in-hub-item.md).
 
 Cost is what Firestore bills (documents read and written), counted in `stats`
 the way SQLite's store counts rows. An idle poll stays at a handful of reads:
@@ -62,6 +74,7 @@ _TXN_READ_RETRIES = 8  # ... and by us when the abort comes from a read (see _tr
 _GET_ALL = 300  # references per BatchGetDocuments
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _RUN_PLAN_MAX = 600_000  # bytes of dry-run plan kept in a run document
+_HOMES_MAX = 50_000  # hub items whose link home a process remembers (about 5 MB)
 _SAFE_ID = re.compile(r"^(?!\.\.?$)(?!__.*__$)[^/]{1,700}$")
 
 
@@ -96,6 +109,10 @@ class FirestoreHubStore:
         self.stats: Counter[str] = Counter()
         self._held: dict[str, _Held] = {}
         self._lock = threading.Lock()
+        # (hub id, item id) -> the spoke whose link the item's document holds ("" for none): fixed
+        # when the document is created (cleared only with that spoke), so never stale for a live spoke
+        self._homes: dict[tuple[str, str], str] = {}
+        self._spoke_hubs: dict[str, str] = {}  # spoke id -> hub id (a spoke never changes hub)
 
     # ------------------------------------------------------------ plumbing
     def _col(self, name: str) -> Any:
@@ -149,10 +166,10 @@ class FirestoreHubStore:
         self.stats["reads"] += 1
         return snap
 
-    def _get_all(self, refs: Sequence[Any], transaction: Any = None) -> list[Any]:
+    def _get_all(self, refs: Sequence[Any], transaction: Any = None, field_paths: list[str] | None = None) -> list[Any]:
         out: list[Any] = []
         for part in _chunks(list(refs), _GET_ALL):
-            snaps = list(self.client.get_all(list(part), transaction=transaction))
+            snaps = list(self.client.get_all(list(part), field_paths=field_paths, transaction=transaction))
             self.stats["reads"] += len(snaps)  # missing documents are billed too
             out.extend(s for s in snaps if s.exists)
         return out
@@ -211,9 +228,49 @@ class FirestoreHubStore:
                 out["due_at"] = value or _EPOCH
         return out
 
-    @staticmethod
-    def _spoke_from(snap: Any) -> Spoke:
-        return Spoke.from_dict(snap.to_dict())
+    def _spoke_from(self, snap: Any) -> Spoke:
+        spoke = Spoke.from_dict(snap.to_dict())
+        self._spoke_hubs[spoke.id] = spoke.hub_id
+        return spoke
+
+    # ------------------------------------------------------- origin links
+    def _hub_of(self, spoke_id: str) -> str | None:
+        hub_id = self._spoke_hubs.get(spoke_id)
+        if hub_id is None:
+            snap = self._get(self._spoke_ref(spoke_id))
+            if not snap.exists:
+                return None
+            hub_id = self._spoke_from(snap).hub_id
+        return hub_id
+
+    def _learn_homes(self, hub_id: str, snaps: Sequence[Any]) -> None:
+        """Remember the link homes of hub item documents just read (whole, or with `link_home`)."""
+        with self._lock:
+            if len(self._homes) > _HOMES_MAX:
+                for key in list(self._homes)[: _HOMES_MAX // 2]:  # the oldest half
+                    del self._homes[key]
+            for snap in snaps:
+                if snap.exists:
+                    self._homes[(hub_id, snap.id)] = (snap.to_dict() or {}).get("link_home") or ""
+
+    def _homes_of(self, hub_id: str, item_ids: Sequence[str], transaction: Any = None) -> dict[str, str]:
+        """item id -> the spoke whose link its document holds ("": none, or no such item)."""
+        with self._lock:
+            known = {i: self._homes[(hub_id, doc_id(i))] for i in item_ids if (hub_id, doc_id(i)) in self._homes}
+        missing = [i for i in dict.fromkeys(item_ids) if i not in known]
+        if missing:
+            snaps = self._get_all([self._item_ref(hub_id, i) for i in missing], transaction, field_paths=["link_home"])
+            self._learn_homes(hub_id, snaps)
+            found = {s.id: (s.to_dict() or {}).get("link_home") or "" for s in snaps}
+            known.update({i: found.get(doc_id(i), "") for i in missing})
+        return known
+
+    def _embedded(self, spoke_id: str) -> tuple[str, Any] | None:
+        """(hub id, the hub's items) for queries of a spoke's embedded links; None without the spoke."""
+        hub_id = self._hub_of(spoke_id)
+        if hub_id is None:
+            return None
+        return hub_id, self._hub_ref(hub_id).collection("items").where(filter=self._eq("link_home", spoke_id))
 
     # --------------------------------------------------------- credentials
     def put_credential(self, credential: CredentialRef) -> None:
@@ -251,6 +308,7 @@ class FirestoreHubStore:
     def put_spoke(self, spoke: Spoke) -> None:
         # "merge" keeps the cursor header of an existing spoke: put_spoke saves config and state
         ref = self._spoke_ref(spoke.id)
+        self._spoke_hubs[spoke.id] = spoke.hub_id
         self._commit_batch([("merge", ref, self._spoke_doc(spoke), None)])
         with self._lock:
             self._held.pop(spoke.id, None)
@@ -289,8 +347,26 @@ class FirestoreHubStore:
         return spoke
 
     def delete_spoke(self, spoke_id: str) -> None:
+        from google.cloud import firestore
+
         ref = self._spoke_ref(spoke_id)
         self._delete_query(ref.collection("links"))
+        embedded = self._embedded(spoke_id)  # (before the spoke document goes: it names the hub)
+        if embedded is not None:
+            # its origin links, in the documents of the items it brought in (the items stay)
+            hub_id, query = embedded
+            while True:
+                snaps = self._stream(query.select(["link_home"]).limit(MAX_WRITES))
+                refs = [s.reference for s in snaps if s.exists]
+                if not refs:
+                    break
+                self._commit_batch([("update", r, {"link_home": firestore.DELETE_FIELD, "link": firestore.DELETE_FIELD},
+                                     None) for r in refs])
+                with self._lock:
+                    for r in refs:
+                        self._homes[(hub_id, r.id)] = ""
+                if len(refs) < MAX_WRITES:
+                    break
         self._delete_query(ref.collection("cursor"))
         self._delete_query(self._col("channels").where(filter=self._eq("spoke_id", spoke_id)))
         self._delete_query(self._col("runs").where(filter=self._eq("spoke_id", spoke_id)))
@@ -314,6 +390,7 @@ class FirestoreHubStore:
                 raise StoreError(f"spoke {spoke_id} does not exist")
             raw = snap.to_dict()
             spoke = Spoke.from_dict(raw)
+            self._spoke_hubs[spoke.id] = spoke.hub_id
             if spoke.lease_owner and spoke.lease_owner != run_id and spoke.lease_expires and spoke.lease_expires > now:
                 if not spoke.dirty:
                     transaction.update(ref, {"dirty": True})
@@ -425,21 +502,27 @@ class FirestoreHubStore:
     def get_hub_items(self, hub_id: str, ids: Sequence[str]) -> dict[str, HubItem]:
         refs = [self._item_ref(hub_id, i) for i in dict.fromkeys(ids)]
         out = {}
-        for snap in self._get_all(refs):
+        snaps = self._get_all(refs)
+        self._learn_homes(hub_id, snaps)
+        for snap in snaps:
             item = HubItem.from_dict(snap.to_dict())
             out[item.id] = item
         return out
 
     def hub_items_since(self, hub_id: str, seq: int) -> list[HubItem]:
         query = self._hub_ref(hub_id).collection("items").where(filter=self._op("seq", ">", seq)).order_by("seq")
-        items = [HubItem.from_dict(s.to_dict()) for s in self._stream(query)]
+        snaps = self._stream(query)
+        self._learn_homes(hub_id, snaps)
+        items = [HubItem.from_dict(s.to_dict()) for s in snaps]
         return sorted(items, key=lambda i: (i.seq, i.id))
 
     def list_hub_items(self, hub_id: str, include_deleted: bool = False) -> list[HubItem]:
         query = self._hub_ref(hub_id).collection("items")
         if not include_deleted:
             query = query.where(filter=self._eq("deleted", False))
-        return sorted((HubItem.from_dict(s.to_dict()) for s in self._stream(query)), key=lambda i: i.id)
+        snaps = self._stream(query)
+        self._learn_homes(hub_id, snaps)
+        return sorted((HubItem.from_dict(s.to_dict()) for s in snaps), key=lambda i: i.id)
 
     def count_hub_items(self, hub_id: str) -> int:
         query = self._hub_ref(hub_id).collection("items").where(filter=self._eq("deleted", False))
@@ -452,32 +535,57 @@ class FirestoreHubStore:
         return count
 
     # --------------------------------------------------------------- links
+    # A spoke's links are in `spokes/{spoke}/links` and, for the items it brought in, in the items'
+    # documents (`link_home` == the spoke): each read looks in both, and a link is in one of them.
     def links_by_spoke_items(self, spoke_id: str, spoke_item_ids: Sequence[str]) -> dict[str, Link]:
         col = self._spoke_ref(spoke_id).collection("links")
-        queries = [col.where(filter=self._op("spoke_item_id", "in", list(part)))
-                   for part in _chunks(list(dict.fromkeys(spoke_item_ids)), _IN_LIMIT)]
-        results = [self._stream(q) for q in queries]  # `in` takes 30 values a query
+        embedded = self._embedded(spoke_id)
         out: dict[str, Link] = {}
-        for snaps in results:
-            for snap in snaps:
+        for part in _chunks(list(dict.fromkeys(spoke_item_ids)), _IN_LIMIT):  # `in` takes 30 values a query
+            for snap in self._stream(col.where(filter=self._op("spoke_item_id", "in", list(part)))):
                 link = Link.from_dict(snap.to_dict())
                 out[link.spoke_item_id] = link
+            if embedded is not None:
+                query = embedded[1].where(filter=self._op("link.spoke_item_id", "in", list(part))).select(["link"])
+                for link in self._links_in(self._stream(query)):
+                    out[link.spoke_item_id] = link
         return out
 
+    @staticmethod
+    def _links_in(snaps: Sequence[Any]) -> list[Link]:
+        return [Link.from_dict(raw["link"]) for raw in (s.to_dict() or {} for s in snaps) if raw.get("link")]
+
     def links_by_hub_items(self, spoke_id: str, hub_item_ids: Sequence[str]) -> dict[str, Link]:
-        refs = [self._link_ref(spoke_id, i) for i in dict.fromkeys(hub_item_ids)]
-        out = {}
-        for snap in self._get_all(refs):
+        from google.cloud.firestore_v1.field_path import FieldPath
+
+        ids = list(dict.fromkeys(hub_item_ids))
+        out: dict[str, Link] = {}
+        embedded = self._embedded(spoke_id)
+        if embedded is not None:
+            hub_id, query = embedded
+            for part in _chunks(ids, _IN_LIMIT):
+                refs = [self._item_ref(hub_id, i) for i in part]
+                snaps = self._stream(query.where(filter=self._op(FieldPath.document_id(), "in", refs)).select(["link"]))
+                for link in self._links_in(snaps):
+                    out[link.hub_item_id] = link
+        for snap in self._get_all([self._link_ref(spoke_id, i) for i in ids if i not in out]):
             link = Link.from_dict(snap.to_dict())
             out[link.hub_item_id] = link
         return out
 
     def list_links(self, spoke_id: str) -> list[Link]:
         links = [Link.from_dict(s.to_dict()) for s in self._stream(self._spoke_ref(spoke_id).collection("links"))]
+        embedded = self._embedded(spoke_id)
+        if embedded is not None:
+            links += self._links_in(self._stream(embedded[1].select(["link"])))
         return sorted(links, key=lambda link: link.hub_item_id)
 
     def count_links(self, spoke_id: str) -> int:
-        return self._count(self._spoke_ref(spoke_id).collection("links").where(filter=self._eq("detached", False)))
+        count = self._count(self._spoke_ref(spoke_id).collection("links").where(filter=self._eq("detached", False)))
+        embedded = self._embedded(spoke_id)
+        if embedded is not None:
+            count += self._count(embedded[1].where(filter=self._eq("link.detached", False)))
+        return count
 
     # -------------------------------------------------------------- commit
     def commit(self, batch: CommitBatch, now: datetime) -> int:
@@ -544,7 +652,7 @@ class FirestoreHubStore:
             spoke_fields["last_commit_run"] = batch.run_id
             writes = [("update", self._spoke_ref(batch.spoke_id), spoke_fields,
                        self.client.write_option(last_update_time=held.update_time))]
-            writes += self._link_writes(batch, ops) + cursor_writes
+            writes += self._link_writes(batch, ops, self._link_homes(batch, ops)) + cursor_writes
             try:
                 results = self._commit_batch(writes)
             except (exceptions.FailedPrecondition, exceptions.NotFound):
@@ -555,13 +663,32 @@ class FirestoreHubStore:
                 return 0
         return self._commit_transaction(batch, ops, hub_writes, last, now)
 
-    def _link_writes(self, batch: CommitBatch, ops: list[tuple[str, Any]]) -> list[tuple[str, Any, Any, Any]]:
+    def _link_homes(self, batch: CommitBatch, ops: list[tuple[str, Any]], transaction: Any = None,
+                    skip: frozenset[str] = frozenset()) -> dict[str, str]:
+        """The link homes of the items whose links `ops` change (those in `skip` aside). Read outside
+        a transaction they hold all the same: a home is fixed when the item is created, and only
+        this spoke's runs - this one, under the lease - change this spoke's links."""
+        ids = [value.hub_item_id if kind == "link" else value for kind, value in ops if kind in ("link", "unlink")]
+        ids = [i for i in ids if i not in skip]
+        return self._homes_of(batch.hub_id, ids, transaction) if ids else {}
+
+    def _link_writes(self, batch: CommitBatch, ops: list[tuple[str, Any]], homes: dict[str, str],
+                     done: frozenset[str] = frozenset()) -> list[tuple[str, Any, Any, Any]]:
+        """Writes of the links in `ops` (those of items in `done` were written with the item): in
+        the item's document when it is the link's home, else in the spoke's `links`."""
         writes: list[tuple[str, Any, Any, Any]] = []
         for kind, value in ops:
-            if kind == "link":
-                writes.append(("set", self._link_ref(batch.spoke_id, value.hub_item_id), value.to_dict(), None))
-            elif kind == "unlink":
-                writes.append(("delete", self._link_ref(batch.spoke_id, value), None, None))
+            if kind == "link" and value.hub_item_id not in done:
+                if homes.get(value.hub_item_id) == batch.spoke_id:  # only `link`: seq and version stay
+                    writes.append(("update", self._item_ref(batch.hub_id, value.hub_item_id),
+                                   {"link": value.to_dict()}, None))
+                else:
+                    writes.append(("set", self._link_ref(batch.spoke_id, value.hub_item_id), value.to_dict(), None))
+            elif kind == "unlink" and value not in done:
+                if homes.get(value) == batch.spoke_id:
+                    writes.append(("update", self._item_ref(batch.hub_id, value), {"link": None}, None))
+                else:
+                    writes.append(("delete", self._link_ref(batch.spoke_id, value), None, None))
         return writes
 
     def _cursor_writes(self, batch: CommitBatch, old: dict[str, Any] | None) -> tuple[
@@ -601,9 +728,13 @@ class FirestoreHubStore:
                 raise LeaseLost(f"run {batch.run_id} no longer holds the lease of spoke {batch.spoke_id}")
             seq = 0
             writes: list[tuple[str, Any, Any, Any]] = []
+            done: set[str] = set()  # items whose link is written with the item
+            homes: dict[str, str] = {}
             if hub_writes:
                 refs = [self._item_ref(batch.hub_id, w.item.id) for w in hub_writes]
-                current = {s.get("id"): int(s.get("version")) for s in self._get_all(refs, transaction)}
+                snaps = self._get_all(refs, transaction)
+                current = {s.get("id"): int(s.get("version")) for s in snaps}
+                homes = {s.get("id"): (s.to_dict() or {}).get("link_home") or "" for s in snaps}
                 stale = [w.item.id for w in hub_writes if current.get(w.item.id, 0) != w.expected_version]
                 if stale:
                     raise HubItemConflict(stale)
@@ -612,11 +743,28 @@ class FirestoreHubStore:
                     raise StoreError(f"hub {batch.hub_id} does not exist")
                 seq = int(hub_snap.get("seq") or 0) + 1
                 writes.append(("update", hub_ref, {"seq": seq}, None))
+                upserts = {v.hub_item_id: v for kind, v in ops if kind == "link"}
+                unlinked = {v for kind, v in ops if kind == "unlink"}
                 for w, ref in zip(hub_writes, refs, strict=True):
+                    item_id = w.item.id
                     doc = w.item.to_dict()
                     doc["seq"] = seq
-                    writes.append(("set", ref, doc, None))
-            writes += self._link_writes(batch, ops)
+                    if w.expected_version == 0:
+                        # a new item: the link its spoke commits with it is its origin link, kept in it
+                        homes[item_id] = ""
+                        if item_id in upserts and upserts[item_id].spoke_id == batch.spoke_id:
+                            homes[item_id] = doc["link_home"] = batch.spoke_id
+                            doc["link"] = None if item_id in unlinked else upserts[item_id].to_dict()
+                            done.add(item_id)
+                        writes.append(("set", ref, doc, None))
+                        continue
+                    if (item_id in upserts or item_id in unlinked) and homes.get(item_id) == batch.spoke_id:
+                        doc["link"] = None if item_id in unlinked else upserts[item_id].to_dict()
+                        done.add(item_id)
+                    writes.append(("update", ref, doc, None))  # fields of the item (and link): the home stays
+            homes.update(self._link_homes(batch, ops, transaction, skip=frozenset(homes)))
+            writes += self._link_writes(batch, ops, homes, frozenset(done))
+            result["homes"] = homes
             fields: dict[str, Any] = {"last_commit_run": batch.run_id}
             header = raw.get("cursor")
             if last and batch.set_cursor:
@@ -642,6 +790,9 @@ class FirestoreHubStore:
 
         seq, transaction = self._transact(apply)
         self.stats["writes"] += int(result.get("writes", 0))
+        with self._lock:
+            for item_id, home in result.get("homes", {}).items():
+                self._homes[(batch.hub_id, doc_id(item_id))] = home
         held = self._held_by(batch.spoke_id, batch.run_id)
         update_time = transaction.write_results[0].update_time
         with self._lock:
