@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -129,3 +130,101 @@ def test_a_transaction_aborted_outside_the_clients_own_retry_is_run_again(seeded
 
     with pytest.raises(exceptions.Aborted):
         seeded._transact(always)
+
+
+# ------------------------------------------------- origin links in the hub item
+def _docs(store: FirestoreHubStore) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """The raw item and s1 link documents (what is stored where)."""
+    items = {s.id: s.to_dict() for s in store._hub_ref("hub1").collection("items").stream()}
+    links = {s.id: s.to_dict() for s in store._spoke_ref("s1").collection("links").stream()}
+    return items, links
+
+
+def test_the_origin_link_is_stored_in_the_item_document(seeded: FirestoreHubStore) -> None:
+    assert seeded.acquire_lease("s1", "r1", NOW, 60) is not None
+    seeded.commit(CommitBatch("hub1", "s1", "r1", hub_writes=[HubWrite(make_item("a"), 0)],
+                              link_upserts=[make_link("a", "ga")]), NOW)
+    items, links = _docs(seeded)
+    assert links == {}
+    assert items["a"]["link_home"] == "s1" and items["a"]["link"] == make_link("a", "ga").to_dict()
+    seq, version = items["a"]["seq"], items["a"]["version"]
+    # a link-only change rewrites the link field only
+    seeded.commit(CommitBatch("hub1", "s1", "r1", link_upserts=[replace(make_link("a", "ga"), spoke_version="e2")]), NOW)
+    items, links = _docs(seeded)
+    assert links == {} and items["a"]["link"]["spoke_version"] == "e2"
+    assert (items["a"]["seq"], items["a"]["version"]) == (seq, version)
+    # an item write replaces the item's fields whole (nothing of an earlier event is merged in)
+    ref = seeded._item_ref("hub1", "a")
+    ref.update({"event.stray": "left over"})
+    seeded.commit(CommitBatch("hub1", "s1", "r1", hub_writes=[HubWrite(make_item("a", 2, "new"), 1)]), NOW)
+    raw = ref.get().to_dict()
+    assert "stray" not in raw["event"] and raw["event"]["title"] == "new"
+    assert raw["link_home"] == "s1" and raw["link"]["spoke_version"] == "e2"
+
+
+def test_a_new_process_finds_the_home_of_a_link_with_one_read(seeded: FirestoreHubStore) -> None:
+    assert seeded.acquire_lease("s1", "r1", NOW, 60) is not None
+    seeded.commit(CommitBatch("hub1", "s1", "r1", hub_writes=[HubWrite(make_item(i), 0) for i in ("a", "b")],
+                              link_upserts=[make_link(i, "g" + i) for i in ("a", "b")]), NOW)
+    seeded.release_lease("s1", "r1")
+    fresh = make_store()  # nothing remembered
+    assert fresh.acquire_lease("s1", "r2", NOW, 60) is not None
+    fresh.stats.clear()
+    fresh.commit(CommitBatch("hub1", "s1", "r2", link_upserts=[replace(make_link("a", "ga"), spoke_version="e2")],
+                             link_deletes=["b"]), NOW)
+    assert fresh.stats["reads"] == 2 and fresh.stats["writes"] == 3, fresh.stats  # two homes; spoke, a, b
+    items, links = _docs(fresh)
+    assert links == {} and items["a"]["link"]["spoke_version"] == "e2" and items["b"]["link"] is None
+    # homes read with the items (a run reads the hub's changes first) cost nothing more
+    other = make_store()
+    other.put_spoke(Spoke(id="s2", hub_id="hub1", name="Google", kind="google"))
+    assert other.acquire_lease("s2", "r3", NOW, 60) is not None
+    other.hub_items_since("hub1", 0)
+    other.stats.clear()
+    other.commit(CommitBatch("hub1", "s2", "r3", link_upserts=[make_link("a", "xa", spoke_id="s2")]), NOW)
+    assert other.stats["reads"] == 0, other.stats
+    assert other.links_by_hub_items("s2", ["a"]) == {"a": make_link("a", "xa", spoke_id="s2")}
+
+
+def test_documents_of_the_earlier_layout_read_and_change_correctly(seeded: FirestoreHubStore) -> None:
+    """Items and links written by the store before origin links moved into the item (an item
+    document without `link_home`, every link in spokes/{spoke}/links) keep working."""
+    old_items = ["o1", "o2", "o3"]
+    for i in old_items:  # exactly what the earlier store wrote
+        doc = make_item(i).to_dict()
+        doc["seq"] = 1
+        seeded._item_ref("hub1", i).set(doc)
+        seeded._link_ref("s1", i).set(make_link(i, "g" + i).to_dict())
+    seeded._hub_ref("hub1").update({"seq": 1})
+    assert seeded.acquire_lease("s1", "r1", NOW, 60) is not None
+    seeded.commit(CommitBatch("hub1", "s1", "r1", hub_writes=[HubWrite(make_item("n1"), 0)],
+                              link_upserts=[make_link("n1", "gn1")]), NOW)
+    assert [link.hub_item_id for link in seeded.list_links("s1")] == ["n1", "o1", "o2", "o3"]
+    assert set(seeded.links_by_spoke_items("s1", ["go1", "gn1"])) == {"go1", "gn1"}
+    assert set(seeded.links_by_hub_items("s1", ["o2", "n1"])) == {"o2", "n1"}
+    assert seeded.count_links("s1") == 4
+    # an old item changed by its spoke with its link: both stay in their places
+    moved = replace(make_link("o1", "go1"), spoke_version="e2", hub_version=2)
+    seeded.commit(CommitBatch("hub1", "s1", "r1", hub_writes=[HubWrite(make_item("o1", 2, "edited"), 1)],
+                              link_upserts=[moved, replace(make_link("o2", "go2"), detached=True)],
+                              link_deletes=["o3"]), NOW)
+    items, links = _docs(seeded)
+    assert "link_home" not in items["o1"] and links["o1"] == moved.to_dict()
+    assert links["o2"]["detached"] is True and "o3" not in links
+    assert seeded.count_links("s1") == 2
+    assert seeded.get_hub_items("hub1", ["o1"])["o1"].event.title == "edited"  # type: ignore[union-attr]
+    seeded.delete_spoke("s1")
+    items, links = _docs(seeded)
+    assert links == {} and "link_home" not in items["n1"] and "link" not in items["n1"]
+    assert sorted(items) == ["n1", "o1", "o2", "o3"]
+
+
+def test_deleting_a_spoke_clears_many_origin_links(seeded: FirestoreHubStore) -> None:
+    assert seeded.acquire_lease("s1", "r1", NOW, 600) is not None
+    ids = [f"i{n:04d}" for n in range(520)]  # more than one delete batch
+    seeded.commit(CommitBatch("hub1", "s1", "r1", hub_writes=[HubWrite(make_item(i), 0) for i in ids],
+                              link_upserts=[make_link(i, "g" + i) for i in ids]), NOW)
+    assert seeded.count_links("s1") == 520
+    seeded.delete_spoke("s1")
+    items, _ = _docs(seeded)
+    assert len(items) == 520 and not any("link_home" in d for d in items.values())

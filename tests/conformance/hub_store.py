@@ -265,3 +265,126 @@ class HubStoreConformance:
         assert got is not None and got.resource_id == "r2" and got.expires_at == NOW + timedelta(days=2)
         seeded.delete_channel("ch0")
         assert seeded.get_channel("ch0") is None
+
+    # ------------------------------------------- origin links (in the hub item)
+    def _origin(self, store: HubStore, ids: list[str]) -> int:
+        """Spoke s1 brings `ids` in: each item committed with its link (the origin link)."""
+        self._lease(store)
+        return store.commit(CommitBatch("hub1", "s1", "run1", hub_writes=[HubWrite(make_item(i), 0) for i in ids],
+                                        link_upserts=[make_link(i, "g" + i) for i in ids]), NOW)
+
+    def test_an_item_and_its_origin_link_cost_one_write(self, seeded: HubStore) -> None:
+        ids = [f"i{n}" for n in range(20)]
+        self._lease(seeded)
+        before = seeded.stats["writes"]  # type: ignore[attr-defined]
+        seeded.commit(CommitBatch("hub1", "s1", "run1", hub_writes=[HubWrite(make_item(i), 0) for i in ids],
+                                  link_upserts=[make_link(i, "g" + i) for i in ids]), NOW)
+        # one per item, and the commit's own records (the hub's seq, the spoke's lease fence)
+        assert seeded.stats["writes"] - before <= len(ids) + 2  # type: ignore[attr-defined]
+        assert set(seeded.links_by_spoke_items("s1", ["gi3", "gi7", "zz"])) == {"gi3", "gi7"}
+        assert set(seeded.links_by_hub_items("s1", ["i3", "i19", "zz"])) == {"i3", "i19"}
+        assert seeded.links_by_hub_items("s1", ["i3"])["i3"] == make_link("i3", "gi3")
+        assert [link.hub_item_id for link in seeded.list_links("s1")] == sorted(ids)
+        assert seeded.count_links("s1") == 20
+        # the other spoke sees none of them
+        assert seeded.links_by_hub_items("s2", ids) == {} and seeded.links_by_spoke_items("s2", ["gi3"]) == {}
+        assert seeded.list_links("s2") == [] and seeded.count_links("s2") == 0
+        # the items read as they were written
+        assert seeded.get_hub_items("hub1", ["i3"])["i3"].event == make_item("i3").event
+
+    def test_a_link_only_change_of_an_origin_link_is_no_hub_change(self, seeded: HubStore) -> None:
+        seq = self._origin(seeded, ["a", "b"])
+        item = seeded.get_hub_items("hub1", ["a"])["a"]
+        # the hub wrote to s1: its copy has a new version (the item itself did not change)
+        moved = replace(make_link("a", "ga"), spoke_version="e2", hub_version=2)
+        seeded.commit(CommitBatch("hub1", "s1", "run1", link_upserts=[moved]), NOW)
+        assert seeded.links_by_hub_items("s1", ["a"]) == {"a": moved}
+        assert seeded.links_by_spoke_items("s1", ["ga"]) == {"ga": moved}
+        assert seeded.hub_items_since("hub1", seq) == []  # nothing for the other spokes to look at
+        assert seeded.get_hub_items("hub1", ["a"])["a"] == item
+        hub = seeded.get_hub("hub1")
+        assert hub is not None and hub.seq == seq
+        # detached: still found, not counted
+        detached = replace(moved, detached=True)
+        seeded.commit(CommitBatch("hub1", "s1", "run1", link_upserts=[detached]), NOW)
+        assert seeded.links_by_spoke_items("s1", ["ga"]) == {"ga": detached}
+        assert seeded.count_links("s1") == 1
+        # deleted: gone everywhere, the item stays as it was
+        seeded.commit(CommitBatch("hub1", "s1", "run1", link_deletes=["a"]), NOW)
+        assert seeded.links_by_hub_items("s1", ["a", "b"]).keys() == {"b"}
+        assert seeded.links_by_spoke_items("s1", ["ga", "gb"]).keys() == {"gb"}
+        assert [link.hub_item_id for link in seeded.list_links("s1")] == ["b"]
+        assert seeded.count_links("s1") == 1
+        assert seeded.get_hub_items("hub1", ["a"])["a"] == item and seeded.hub_items_since("hub1", seq) == []
+        # linked again later (a copy found again): one link, in one place
+        again = make_link("a", "ga2")
+        seeded.commit(CommitBatch("hub1", "s1", "run1", link_upserts=[again]), NOW)
+        assert seeded.links_by_hub_items("s1", ["a"]) == {"a": again}
+        assert seeded.links_by_spoke_items("s1", ["ga", "ga2"]) == {"ga2": again}
+        assert seeded.count_links("s1") == 2 and len(seeded.list_links("s1")) == 2
+
+    def test_hub_writes_keep_or_change_the_origin_link_as_asked(self, seeded: HubStore) -> None:
+        self._origin(seeded, ["a", "b", "c"])
+        self._lease(seeded, "s2", "run2")
+        # another spoke changes the item and links its copy: s1's link stays as it was
+        seq = seeded.commit(CommitBatch("hub1", "s2", "run2", hub_writes=[HubWrite(make_item("a", 2, "from s2"), 1)],
+                                        link_upserts=[make_link("a", "xa", spoke_id="s2")]), NOW)
+        assert seeded.links_by_hub_items("s1", ["a"]) == {"a": make_link("a", "ga")}
+        assert seeded.links_by_hub_items("s2", ["a"]) == {"a": make_link("a", "xa", spoke_id="s2")}
+        assert [i.id for i in seeded.hub_items_since("hub1", seq - 1)] == ["a"]
+        # the origin spoke changes its item and its link in one commit
+        mine = replace(make_link("b", "gb"), spoke_version="e9", hub_version=2)
+        seeded.commit(CommitBatch("hub1", "s1", "run1", hub_writes=[HubWrite(make_item("b", 2, "from s1"), 1)],
+                                  link_upserts=[mine]), NOW)
+        assert seeded.links_by_spoke_items("s1", ["gb"]) == {"gb": mine}
+        back = seeded.get_hub_items("hub1", ["a", "b"])
+        assert back["b"].version == 2 and back["b"].event is not None and back["b"].event.title == "from s1"
+        assert back["a"].event is not None and back["a"].event.title == "from s2"
+        # deleted in s1: the tombstone drops its link
+        seeded.commit(CommitBatch("hub1", "s1", "run1", hub_writes=[HubWrite(make_item("c", 2, deleted=True), 1)],
+                                  link_deletes=["c"]), NOW)
+        assert seeded.links_by_hub_items("s1", ["c"]) == {}
+        assert [link.hub_item_id for link in seeded.list_links("s1")] == ["a", "b"]
+        assert seeded.count_links("s1") == 2 and seeded.count_links("s2") == 1
+        tomb = seeded.get_hub_items("hub1", ["c"])["c"]
+        assert tomb.deleted and tomb.event is None
+
+    def test_a_stale_commit_leaves_origin_links_untouched(self, seeded: HubStore) -> None:
+        self._origin(seeded, ["a"])
+        with pytest.raises(HubItemConflict):
+            seeded.commit(CommitBatch("hub1", "s1", "run1",
+                                      hub_writes=[HubWrite(make_item("b"), 0), HubWrite(make_item("a", 3), 2)],
+                                      link_upserts=[make_link("b", "gb"), replace(make_link("a", "ga"), spoke_version="e5")]),
+                          NOW)
+        assert seeded.list_links("s1") == [make_link("a", "ga")]
+        assert seeded.get_hub_items("hub1", ["b"]) == {}
+
+    def test_delete_spoke_removes_its_origin_links_and_keeps_the_items(self, seeded: HubStore) -> None:
+        seq = self._origin(seeded, ["a", "b"])
+        self._lease(seeded, "s2", "run2")
+        seeded.commit(CommitBatch("hub1", "s2", "run2", link_upserts=[make_link("a", "xa", spoke_id="s2")]), NOW)
+        items = seeded.get_hub_items("hub1", ["a", "b"])
+        seeded.delete_spoke("s1")
+        assert seeded.list_links("s1") == [] and seeded.count_links("s1") == 0
+        assert seeded.links_by_spoke_items("s1", ["ga", "gb"]) == {}
+        assert seeded.links_by_hub_items("s1", ["a", "b"]) == {}
+        assert seeded.get_hub_items("hub1", ["a", "b"]) == items  # the hub keeps its items, unchanged
+        assert seeded.hub_items_since("hub1", seq) == []
+        assert seeded.list_links("s2") == [make_link("a", "xa", spoke_id="s2")]
+
+    def test_links_of_items_created_without_their_link_stay_apart(self, seeded: HubStore) -> None:
+        """Items whose link was committed later (as the earlier layout kept every link) and items
+        with their origin link, side by side: every lookup finds both kinds."""
+        self._lease(seeded)
+        seeded.commit(CommitBatch("hub1", "s1", "run1", hub_writes=[HubWrite(make_item("old"), 0)]), NOW)
+        seeded.commit(CommitBatch("hub1", "s1", "run1", link_upserts=[make_link("old", "gold")]), NOW)
+        self._origin(seeded, ["new"])
+        assert set(seeded.links_by_spoke_items("s1", ["gold", "gnew"])) == {"gold", "gnew"}
+        assert set(seeded.links_by_hub_items("s1", ["old", "new"])) == {"old", "new"}
+        assert [link.hub_item_id for link in seeded.list_links("s1")] == ["new", "old"]
+        assert seeded.count_links("s1") == 2
+        seeded.commit(CommitBatch("hub1", "s1", "run1", link_upserts=[
+            replace(make_link("old", "gold"), detached=True), replace(make_link("new", "gnew"), detached=True)]), NOW)
+        assert seeded.count_links("s1") == 0 and len(seeded.list_links("s1")) == 2
+        seeded.commit(CommitBatch("hub1", "s1", "run1", link_deletes=["old", "new"]), NOW)
+        assert seeded.list_links("s1") == [] and seeded.links_by_spoke_items("s1", ["gold", "gnew"]) == {}
