@@ -43,6 +43,25 @@ locals {
         { field_path = "started_at", order = "DESCENDING" },
       ]
     },
+    # origin links in the hub item: by spoke item id, and counted without the detached ones
+    {
+      collection  = "items"
+      prefixed    = false
+      query_scope = "COLLECTION"
+      fields = [
+        { field_path = "link_home", order = "ASCENDING" },
+        { field_path = "link.spoke_item_id", order = "ASCENDING" },
+      ]
+    },
+    {
+      collection  = "items"
+      prefixed    = false
+      query_scope = "COLLECTION"
+      fields = [
+        { field_path = "link_home", order = "ASCENDING" },
+        { field_path = "link.detached", order = "ASCENDING" },
+      ]
+    },
   ]
 
   # Mirrors FIELD_OVERRIDES: single-field index exemptions for large values no

@@ -32,6 +32,26 @@ COMPOSITE_INDEXES: list[dict[str, Any]] = [
             {"field_path": "started_at", "order": "DESCENDING"},
         ],
     },
+    # origin links in the hub item (`link_home` the spoke, `link` the link): by spoke item id ...
+    {
+        "collection": "items",
+        "prefixed": False,
+        "query_scope": "COLLECTION",
+        "fields": [
+            {"field_path": "link_home", "order": "ASCENDING"},
+            {"field_path": "link.spoke_item_id", "order": "ASCENDING"},
+        ],
+    },
+    # ... and counted without the detached ones
+    {
+        "collection": "items",
+        "prefixed": False,
+        "query_scope": "COLLECTION",
+        "fields": [
+            {"field_path": "link_home", "order": "ASCENDING"},
+            {"field_path": "link.detached", "order": "ASCENDING"},
+        ],
+    },
 ]
 
 # (collection id, filters/orders, index): "auto" = Firestore's automatic single-field index.
@@ -50,6 +70,16 @@ QUERIES: list[dict[str, Any]] = [
     {"method": "links_by_spoke_items", "collection": "links", "where": ["spoke_item_id in"], "order": [],
      "index": "auto"},
     {"method": "count_links", "collection": "links", "where": ["detached =="], "order": [], "index": "auto"},
+    {"method": "links_by_spoke_items (origin links)", "collection": "items",
+     "where": ["link_home ==", "link.spoke_item_id in"], "order": [],
+     "index": "composite:items(link_home asc, link.spoke_item_id asc)"},
+    {"method": "count_links (origin links)", "collection": "items", "where": ["link_home ==", "link.detached =="],
+     "order": [], "index": "composite:items(link_home asc, link.detached asc)"},
+    # (the automatic index on link_home ends with the document name, which serves `__name__ in`)
+    {"method": "links_by_hub_items (origin links)", "collection": "items", "where": ["link_home ==", "__name__ in"],
+     "order": [], "index": "auto"},
+    {"method": "list_links / delete_spoke (origin links)", "collection": "items", "where": ["link_home =="],
+     "order": [], "index": "auto"},
     {"method": "list_channels(spoke_id)", "collection": "channels", "where": ["spoke_id =="], "order": [],
      "index": "auto"},
     {"method": "list_channels(expiring_before)", "collection": "channels", "where": ["expires_at <"],
