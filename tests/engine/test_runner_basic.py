@@ -282,3 +282,35 @@ def test_idle_polls_come_once_per_interval_from_the_last_run_that_wrote(harness:
     assert due(300) and not due(330) and due(610)
     # without a known tick period (the Cloud Scheduler job comes once per interval): every tick
     assert [s.id for s in scheduler.due_spokes(harness.ctx, due_at + timedelta(seconds=60))] == [a.id]
+
+
+def test_an_edit_written_back_to_the_origin_spoke_updates_its_link_in_place(harness: Harness) -> None:
+    """The origin link lives in the hub item: when the hub writes another spoke's edit into the
+    item's origin spoke, that link changes in place - without a hub change for anyone - and
+    the origin spoke's next runs read nothing back."""
+    hub = harness.hub()
+    a, cal_a = harness.spoke(hub, "a")
+    b, cal_b = harness.spoke(hub, "b")
+    cal_a.user_create(ev("meeting"))
+    harness.settle()
+    store = harness.ctx.store
+    [link_a] = store.list_links(a.id)
+    [in_b] = list(cal_b.items)
+    cal_b.user_update(in_b, replace(cal_b.items[in_b].event, title="moved by b"))
+    harness.sync(b)
+    seq = store.get_hub(hub.id).seq  # type: ignore[union-attr]
+    version = store.get_hub_items(hub.id, [link_a.hub_item_id])[link_a.hub_item_id].version
+    run = harness.sync(a)
+    assert run.counts["spoke_updated"] == 1 and titles(cal_a) == ["moved by b"]
+    [moved] = store.list_links(a.id)
+    assert moved.hub_version == version and moved.spoke_version != link_a.spoke_version
+    assert store.links_by_spoke_items(a.id, [moved.spoke_item_id]) == {moved.spoke_item_id: moved}
+    # (it is the item's row that holds it: a's link is in no separate record)
+    assert store._conn().execute("SELECT COUNT(*) FROM links WHERE spoke_id = ?", (a.id,)).fetchone() == (0,)
+    assert store.get_hub(hub.id).seq == seq  # type: ignore[union-attr]  # a link-only change
+    assert store.hub_items_since(hub.id, seq) == []
+    # the write's echo, and a poll of b, find nothing to do
+    writes = cal_a.writes + cal_b.writes
+    harness.settle()
+    assert cal_a.writes + cal_b.writes == writes
+    assert harness.sync(a).counts.get("spoke_updated", 0) == 0 and titles(cal_b) == ["moved by b"]

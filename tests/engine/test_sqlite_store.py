@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from spokesync.model.hub import Hub, Spoke
-from spokesync.ports import CommitBatch, HubWrite
+from spokesync.ports import CommitBatch, HubWrite, LeaseLost
 from spokesync.stores.sqlite import SqliteHubStore
 from tests.conformance.hub_store import NOW, HubStoreConformance, make_item, make_link
 
@@ -95,3 +96,26 @@ def test_a_link_only_change_of_an_origin_link_is_one_write_in_the_items_row(tmp_
     assert _rows(path, "SELECT seq, version, data FROM hub_items") == before
     assert _rows(path, "SELECT COUNT(*) FROM links") == [(0,)]
     assert json.loads(str(_rows(path, "SELECT link FROM hub_items")[0][0]))["spoke_version"] == "e2"
+
+
+def test_commits_trust_the_lease_they_hold_only_while_nothing_else_was_committed(tmp_path: Path) -> None:
+    path = str(tmp_path / "hub.sqlite3")
+    store, other = SqliteHubStore(path), SqliteHubStore(path)  # two processes on one file
+    store.put_hub(Hub(id="hub1", name="Team"))
+    store.put_spoke(Spoke(id="s1", hub_id="hub1", name="Google", kind="memory"))
+    assert store.acquire_lease("s1", "r1", NOW, 60) is not None
+    store.stats.clear()
+    for i in ("a", "b", "c"):  # commits in a row: the lease this store wrote is trusted
+        store.commit(CommitBatch("hub1", "s1", "r1", link_upserts=[make_link(i, "g" + i)], hub_cursor=3), NOW)
+    assert store.stats["reads"] == 0
+    assert other.get_spoke("s1").hub_cursor == 3  # type: ignore[union-attr]
+    # another process takes the spoke over: the next commit reads the row and is refused
+    other.update_spoke("s1", lease_owner="r2")
+    with pytest.raises(LeaseLost):
+        store.commit(CommitBatch("hub1", "s1", "r1", link_upserts=[make_link("d", "gd")]), NOW)
+    # ... and so is one after another transaction of the same store
+    assert store.acquire_lease("s1", "r3", NOW + timedelta(seconds=61), 60) is not None
+    store.update_spoke("s1", lease_owner="r4")
+    with pytest.raises(LeaseLost):
+        store.commit(CommitBatch("hub1", "s1", "r3", link_upserts=[make_link("e", "ge")]), NOW)
+    assert [link.hub_item_id for link in other.list_links("s1")] == ["a", "b", "c"]

@@ -416,6 +416,25 @@ class SyncMachine(RuleBasedStateMachine):
     def read_only_spoke_is_never_written(self) -> None:
         assert self.cals["c"].writes == 0
 
+    @invariant()
+    def every_link_is_in_one_place(self) -> None:
+        """A link is in its hub item's row (the origin link, changed in place by link-only
+        updates, detaches and deletions) or in `links`, never in both; every lookup finds it."""
+        store = self.ctx.store
+        assert isinstance(store, SqliteHubStore)
+        both = store._conn().execute(
+            "SELECT l.spoke_id, l.hub_item_id FROM links l JOIN hub_items h ON h.id = l.hub_item_id "
+            "AND h.link_home = l.spoke_id AND h.link IS NOT NULL").fetchall()
+        assert both == [], f"links in two places: {both}"
+        for spoke in self.spokes.values():
+            links = store.list_links(spoke.id)
+            by_hub = {link.hub_item_id: link for link in links}
+            assert len(by_hub) == len(links), "a hub item linked twice in one spoke"
+            assert store.links_by_hub_items(spoke.id, list(by_hub)) == by_hub
+            assert set(store.links_by_spoke_items(spoke.id, [link.spoke_item_id for link in links])) == {
+                link.spoke_item_id for link in links}
+            assert store.count_links(spoke.id) == sum(not link.detached for link in links)
+
     @rule()
     def quiet_round_converges(self) -> None:
         self._quiet_round()

@@ -11,6 +11,13 @@ instead of two. A link of (spoke, item) lives in the item's row exactly when
 `link_home` is that spoke, which is set only when the row is created, so
 every link has one place. Rows written before this layout have no
 `link_home`: their links stay in `links` (docs/decisions/2026-12-01-origin-link-in-hub-item.md).
+
+A commit is fenced by the spoke's lease. Like Firestore's update-time
+precondition, the store remembers the lease it took or last committed under
+(`_held`) and trusts it without reading the spoke's row when nothing has been
+committed since: no other transaction of this store (`_txns`) and no other
+connection (`PRAGMA data_version`, which changes only with other connections'
+commits). Otherwise the row is read and checked.
 """
 
 from __future__ import annotations
@@ -100,6 +107,11 @@ class SqliteHubStore:
         self._shared: sqlite3.Connection | None = None
         self._shared_lock = threading.RLock()
         self.stats: Counter[str] = Counter()
+        # lease fences known without a read: spoke id -> (run id, lease expiry, hub cursor,
+        # number of the transaction that wrote them, data_version in it)
+        self._held: dict[str, tuple[str, datetime | None, int, int, int]] = {}
+        self._txns = 0  # transactions begun by this store, any thread
+        self._txn_lock = threading.Lock()
         with self._shared_lock:
             self._conn().executescript(SCHEMA)
             self._migrate(self._conn())
@@ -137,6 +149,9 @@ class SqliteHubStore:
         with self._shared_lock if self.path == ":memory:" else _nolock():
             db = self._conn()
             db.execute("BEGIN IMMEDIATE")
+            with self._txn_lock:
+                self._txns += 1
+                self._local.txn = self._txns
             try:
                 yield db
             except BaseException:
@@ -150,6 +165,22 @@ class SqliteHubStore:
             rows = self._conn().execute(sql, args).fetchall()
         self.stats["reads"] += max(1, len(rows))
         return rows
+
+    def _hold(self, db: sqlite3.Connection, spoke_id: str, run_id: str, expires: datetime | None,
+              hub_cursor: int) -> None:
+        """Remember, inside the transaction that wrote it, the lease a later commit may trust."""
+        version = int(db.execute("PRAGMA data_version").fetchone()[0])
+        self._held[spoke_id] = (run_id, expires, hub_cursor, self._local.txn, version)
+
+    def _held_lease(self, db: sqlite3.Connection, spoke_id: str, run_id: str) -> tuple[datetime | None, int] | None:
+        """(lease expiry, hub cursor) of `run_id`'s lease when nothing was committed since this
+        store wrote them (so the spoke's row is unchanged); None when the row must be read."""
+        held = self._held.get(spoke_id)
+        if held is None or held[0] != run_id or held[3] != self._local.txn - 1:
+            return None
+        if int(db.execute("PRAGMA data_version").fetchone()[0]) != held[4]:
+            return None
+        return held[1], held[2]
 
     def _write(self, db: sqlite3.Connection, sql: str, args: Sequence[Any]) -> None:
         db.execute(sql, args)
@@ -257,6 +288,7 @@ class SqliteHubStore:
                 return None
             spoke = replace(spoke, lease_owner=run_id, lease_expires=now + timedelta(seconds=ttl_s), dirty=False)
             self._save_spoke(db, spoke)
+            self._hold(db, spoke_id, run_id, spoke.lease_expires, spoke.hub_cursor)
             return spoke
 
     def release_lease(self, spoke_id: str, run_id: str, **changes: Any) -> bool:
@@ -339,8 +371,15 @@ class SqliteHubStore:
     # -------------------------------------------------------------- commit
     def commit(self, batch: CommitBatch, now: datetime) -> int:
         with self._tx() as db:
-            spoke = self._read_spoke(db, batch.spoke_id)
-            if spoke.lease_owner != batch.run_id or (spoke.lease_expires is not None and spoke.lease_expires < now):
+            held = self._held_lease(db, batch.spoke_id, batch.run_id)
+            if held is None:
+                spoke = self._read_spoke(db, batch.spoke_id)
+                expires, hub_cursor = spoke.lease_expires, spoke.hub_cursor
+                if spoke.lease_owner != batch.run_id:
+                    raise LeaseLost(f"run {batch.run_id} no longer holds the lease of spoke {batch.spoke_id}")
+            else:
+                expires, hub_cursor = held
+            if expires is not None and expires < now:
                 raise LeaseLost(f"run {batch.run_id} no longer holds the lease of spoke {batch.spoke_id}")
             seq = 0
             upserts = {link.hub_item_id: link for link in batch.link_upserts}
@@ -407,10 +446,11 @@ class SqliteHubStore:
                     self._write(db, "DELETE FROM links WHERE spoke_id = ? AND hub_item_id = ?", (batch.spoke_id, hub_item_id))
             if batch.set_cursor:
                 self._write(db, "INSERT OR REPLACE INTO cursors VALUES (?, ?)", (batch.spoke_id, batch.cursor))
-            if batch.hub_cursor is not None and batch.hub_cursor != spoke.hub_cursor:
-                from dataclasses import replace
-
-                self._save_spoke(db, replace(spoke, hub_cursor=batch.hub_cursor))
+            if batch.hub_cursor is not None and batch.hub_cursor != hub_cursor:
+                hub_cursor = batch.hub_cursor
+                self._write(db, "UPDATE spokes SET data = json_set(data, '$.hub_cursor', ?) WHERE id = ?",
+                            (hub_cursor, batch.spoke_id))
+            self._hold(db, batch.spoke_id, batch.run_id, expires, hub_cursor)
             return seq
 
     # ---------------------------------------------------------------- runs
