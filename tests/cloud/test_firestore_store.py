@@ -13,7 +13,7 @@ import pytest
 
 from spokesync.config import Config
 from spokesync.model.hub import Hub, Spoke
-from spokesync.ports import CommitBatch, HubWrite, LeaseLost
+from spokesync.ports import CommitBatch, HubItemConflict, HubWrite, LeaseLost
 from spokesync.stores.firestore import FirestoreHubStore, doc_id, from_config
 from tests.cloud.conftest import PROJECT, FirestoreEmulator
 from tests.conformance.hub_store import NOW, HubStoreConformance, make_item, make_link
@@ -228,3 +228,20 @@ def test_deleting_a_spoke_clears_many_origin_links(seeded: FirestoreHubStore) ->
     seeded.delete_spoke("s1")
     items, _ = _docs(seeded)
     assert len(items) == 520 and not any("link_home" in d for d in items.values())
+
+
+def test_new_items_are_created_without_reading_them(seeded: FirestoreHubStore) -> None:
+    assert seeded.acquire_lease("s1", "r1", NOW, 60) is not None
+    seeded.commit(CommitBatch("hub1", "s1", "r1", hub_writes=[HubWrite(make_item("a"), 0)]), NOW)
+    seeded.stats.clear()
+    ids = [f"n{i}" for i in range(50)]
+    seeded.commit(CommitBatch("hub1", "s1", "r1", hub_writes=[HubWrite(make_item(i), 0) for i in ids],
+                              link_upserts=[make_link(i, "g" + i) for i in ids]), NOW)
+    assert seeded.stats["reads"] == 2 and seeded.stats["writes"] == 52, seeded.stats  # the spoke and the hub
+    # one that exists after all: nothing is written, and the conflict names it
+    with pytest.raises(HubItemConflict) as err:
+        seeded.commit(CommitBatch("hub1", "s1", "r1", hub_writes=[HubWrite(make_item("x"), 0), HubWrite(make_item("a"), 0)],
+                                  link_upserts=[make_link("x", "gx")]), NOW)
+    assert err.value.ids == ["a"]
+    assert seeded.get_hub_items("hub1", ["x"]) == {} and seeded.links_by_hub_items("s1", ["x"]) == {}
+    assert len(seeded.hub_items_since("hub1", 0)) == 51

@@ -711,11 +711,16 @@ class FirestoreHubStore:
 
     def _commit_transaction(self, batch: CommitBatch, ops: list[tuple[str, Any]], hub_writes: list[Any],
                             last: bool, now: datetime) -> int:
+        from google.api_core import exceptions
         from google.cloud import firestore
 
         spoke_ref = self._spoke_ref(batch.spoke_id)
         hub_ref = self._hub_ref(batch.hub_id)
         result: dict[str, Any] = {}
+        # New items (expected version 0) are not read: they are created with Firestore's
+        # "must not exist" precondition. When one exists after all, the commit fails as a
+        # whole and is made again reading them, to name the stale items.
+        read_new = [False]
 
         @firestore.transactional
         def apply(transaction: Any) -> int:
@@ -732,7 +737,8 @@ class FirestoreHubStore:
             homes: dict[str, str] = {}
             if hub_writes:
                 refs = [self._item_ref(batch.hub_id, w.item.id) for w in hub_writes]
-                snaps = self._get_all(refs, transaction)
+                snaps = self._get_all([r for w, r in zip(hub_writes, refs, strict=True)
+                                       if w.expected_version or read_new[0]], transaction)
                 current = {s.get("id"): int(s.get("version")) for s in snaps}
                 homes = {s.get("id"): (s.to_dict() or {}).get("link_home") or "" for s in snaps}
                 stale = [w.item.id for w in hub_writes if current.get(w.item.id, 0) != w.expected_version]
@@ -756,7 +762,7 @@ class FirestoreHubStore:
                             homes[item_id] = doc["link_home"] = batch.spoke_id
                             doc["link"] = None if item_id in unlinked else upserts[item_id].to_dict()
                             done.add(item_id)
-                        writes.append(("set", ref, doc, None))
+                        writes.append(("set" if read_new[0] else "create", ref, doc, None))
                         continue
                     if (item_id in upserts or item_id in unlinked) and homes.get(item_id) == batch.spoke_id:
                         doc["link"] = None if item_id in unlinked else upserts[item_id].to_dict()
@@ -778,7 +784,9 @@ class FirestoreHubStore:
                 fields["hub_cursor"] = hub_cursor = batch.hub_cursor
             writes.insert(0, ("update", spoke_ref, fields, None))
             for op, ref, data, _ in writes:
-                if op == "set":
+                if op == "create":
+                    transaction.create(ref, data)
+                elif op == "set":
                     transaction.set(ref, data)
                 elif op == "update":
                     transaction.update(ref, data)
@@ -788,7 +796,11 @@ class FirestoreHubStore:
                           expires=raw.get("lease_expires"), dirty=bool(raw.get("dirty")))
             return seq
 
-        seq, transaction = self._transact(apply)
+        try:
+            seq, transaction = self._transact(apply)
+        except exceptions.AlreadyExists:
+            read_new[0] = True
+            seq, transaction = self._transact(apply)
         self.stats["writes"] += int(result.get("writes", 0))
         with self._lock:
             for item_id, home in result.get("homes", {}).items():
