@@ -245,3 +245,24 @@ def test_new_items_are_created_without_reading_them(seeded: FirestoreHubStore) -
     assert err.value.ids == ["a"]
     assert seeded.get_hub_items("hub1", ["x"]) == {} and seeded.links_by_hub_items("s1", ["x"]) == {}
     assert len(seeded.hub_items_since("hub1", 0)) == 51
+
+
+def test_link_lookups_bill_only_the_place_a_link_is_in(seeded: FirestoreHubStore) -> None:
+    seeded.put_spoke(Spoke(id="s2", hub_id="hub1", name="Google", kind="google"))
+    assert seeded.acquire_lease("s1", "r1", NOW, 60) is not None
+    seeded.commit(CommitBatch("hub1", "s1", "r1", hub_writes=[HubWrite(make_item(i), 0) for i in ("a", "b")],
+                              link_upserts=[make_link(i, "g" + i) for i in ("a", "b")]), NOW)
+    assert seeded.acquire_lease("s2", "r2", NOW, 60) is not None
+    seeded.commit(CommitBatch("hub1", "s2", "r2", link_upserts=[make_link(i, "x" + i, spoke_id="s2")
+                                                                for i in ("a", "b")]), NOW)
+    fresh = make_store()
+    fresh.get_spoke("s1"), fresh.get_spoke("s2"), fresh.hub_items_since("hub1", 0)  # a run's first reads
+    fresh.stats.clear()
+    assert set(fresh.links_by_spoke_items("s2", ["xa", "xb"])) == {"xa", "xb"}
+    assert fresh.stats["reads"] == 2, fresh.stats  # all in the links: no query of the items
+    fresh.stats.clear()
+    assert set(fresh.links_by_hub_items("s2", ["a", "b"])) == {"a", "b"}
+    assert fresh.stats["reads"] == 2, fresh.stats  # the items' homes are known: the link documents only
+    fresh.stats.clear()
+    assert set(fresh.links_by_hub_items("s1", ["a", "b"])) == {"a", "b"}
+    assert fresh.stats["reads"] == 2, fresh.stats  # in the items: one query, no link document

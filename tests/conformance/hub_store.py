@@ -388,3 +388,14 @@ class HubStoreConformance:
         assert seeded.count_links("s1") == 0 and len(seeded.list_links("s1")) == 2
         seeded.commit(CommitBatch("hub1", "s1", "run1", link_deletes=["old", "new"]), NOW)
         assert seeded.list_links("s1") == [] and seeded.links_by_spoke_items("s1", ["gold", "gnew"]) == {}
+
+    def test_delete_hub_removes_its_items_spokes_and_every_link(self, seeded: HubStore) -> None:
+        self._origin(seeded, ["a", "b"])
+        self._lease(seeded, "s2", "run2")
+        seeded.commit(CommitBatch("hub1", "s2", "run2", link_upserts=[make_link("a", "xa", spoke_id="s2")]), NOW)
+        seeded.put_hub(Hub(id="hub2", name="Other"))
+        seeded.delete_hub("hub1")
+        assert seeded.get_hub("hub1") is None and [h.id for h in seeded.list_hubs()] == ["hub2"]
+        assert seeded.list_spokes("hub1") == [] and seeded.list_hub_items("hub1", include_deleted=True) == []
+        assert seeded.list_links("s1") == [] and seeded.list_links("s2") == []
+        assert seeded.links_by_hub_items("s1", ["a"]) == {} and seeded.count_links("s2") == 0

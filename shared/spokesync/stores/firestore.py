@@ -50,6 +50,7 @@ import hashlib
 import json
 import random
 import re
+import sys
 import threading
 import time
 import zlib
@@ -74,7 +75,7 @@ _TXN_READ_RETRIES = 8  # ... and by us when the abort comes from a read (see _tr
 _GET_ALL = 300  # references per BatchGetDocuments
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _RUN_PLAN_MAX = 600_000  # bytes of dry-run plan kept in a run document
-_HOMES_MAX = 50_000  # hub items whose link home a process remembers (about 5 MB)
+_HOMES_MAX = 20_000  # hub items whose link home a process remembers (about 5 MB): more than a run's batch
 _SAFE_ID = re.compile(r"^(?!\.\.?$)(?!__.*__$)[^/]{1,700}$")
 
 
@@ -251,7 +252,7 @@ class FirestoreHubStore:
                     del self._homes[key]
             for snap in snaps:
                 if snap.exists:
-                    self._homes[(hub_id, snap.id)] = (snap.to_dict() or {}).get("link_home") or ""
+                    self._homes[(hub_id, snap.id)] = sys.intern((snap.to_dict() or {}).get("link_home") or "")
 
     def _homes_of(self, hub_id: str, item_ids: Sequence[str], transaction: Any = None) -> dict[str, str]:
         """item id -> the spoke whose link its document holds ("": none, or no such item)."""
@@ -299,7 +300,7 @@ class FirestoreHubStore:
 
     def delete_hub(self, hub_id: str) -> None:
         for spoke in self.list_spokes(hub_id):
-            self.delete_spoke(spoke.id)
+            self._delete_spoke(spoke.id, origin_links=False)  # (they go with the items)
         self._delete_query(self._hub_ref(hub_id).collection("items"))
         self._delete_query(self._col("runs").where(filter=self._eq("hub_id", hub_id)))
         self._commit_batch([("delete", self._hub_ref(hub_id), None, None)])
@@ -347,11 +348,14 @@ class FirestoreHubStore:
         return spoke
 
     def delete_spoke(self, spoke_id: str) -> None:
+        self._delete_spoke(spoke_id)
+
+    def _delete_spoke(self, spoke_id: str, origin_links: bool = True) -> None:
         from google.cloud import firestore
 
         ref = self._spoke_ref(spoke_id)
         self._delete_query(ref.collection("links"))
-        embedded = self._embedded(spoke_id)  # (before the spoke document goes: it names the hub)
+        embedded = self._embedded(spoke_id) if origin_links else None  # (before the spoke document: it names the hub)
         if embedded is not None:
             # its origin links, in the documents of the items it brought in (the items stay)
             hub_id, query = embedded
@@ -545,8 +549,9 @@ class FirestoreHubStore:
             for snap in self._stream(col.where(filter=self._op("spoke_item_id", "in", list(part)))):
                 link = Link.from_dict(snap.to_dict())
                 out[link.spoke_item_id] = link
-            if embedded is not None:
-                query = embedded[1].where(filter=self._op("link.spoke_item_id", "in", list(part))).select(["link"])
+            rest = [i for i in part if i not in out]  # (all found: no second query, no read billed for it)
+            if embedded is not None and rest:
+                query = embedded[1].where(filter=self._op("link.spoke_item_id", "in", rest)).select(["link"])
                 for link in self._links_in(self._stream(query)):
                     out[link.spoke_item_id] = link
         return out
@@ -563,7 +568,9 @@ class FirestoreHubStore:
         embedded = self._embedded(spoke_id)
         if embedded is not None:
             hub_id, query = embedded
-            for part in _chunks(ids, _IN_LIMIT):
+            with self._lock:  # items known to hold another spoke's link (or none) are not queried
+                elsewhere = {i for i in ids if self._homes.get((hub_id, doc_id(i)), spoke_id) != spoke_id}
+            for part in _chunks([i for i in ids if i not in elsewhere], _IN_LIMIT):
                 refs = [self._item_ref(hub_id, i) for i in part]
                 snaps = self._stream(query.where(filter=self._op(FieldPath.document_id(), "in", refs)).select(["link"]))
                 for link in self._links_in(snaps):
