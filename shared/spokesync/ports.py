@@ -238,8 +238,11 @@ class HubStore(Protocol):
 
     # hub items
     def get_hub_items(self, hub_id: str, ids: Sequence[str]) -> dict[str, HubItem]: ...
-    def hub_items_since(self, hub_id: str, seq: int) -> list[HubItem]:
-        """Items (tombstones included) with seq > `seq`, ordered by seq."""
+    def hub_items_since(self, hub_id: str, seq: int, limit: int | None = None) -> list[HubItem]:
+        """Items (tombstones included) with seq > `seq`, ordered by (seq, id). With `limit`, one
+        page: the first `limit` of them and the rest of the last seq's items (the items of one
+        commit share a seq), so that a page ends where a seq ends and the next page is the items
+        after its last seq. A page shorter than `limit` is the last."""
         ...
     def list_hub_items(self, hub_id: str, include_deleted: bool = False) -> list[HubItem]: ...
     def count_hub_items(self, hub_id: str) -> int:

@@ -116,6 +116,26 @@ class HubStoreConformance:
         hub = seeded.get_hub("hub1")
         assert hub is not None and hub.seq == seq2
 
+    def test_hub_items_since_in_pages_ends_a_page_where_a_seq_ends(self, seeded: HubStore) -> None:
+        self._lease(seeded)
+        seq1 = seeded.commit(CommitBatch("hub1", "s1", "run1", hub_writes=[
+            HubWrite(make_item(i), 0) for i in ("a", "b", "c")]), NOW)
+        seq2 = seeded.commit(CommitBatch("hub1", "s1", "run1", hub_writes=[HubWrite(make_item("d"), 0)]), NOW)
+        seq3 = seeded.commit(CommitBatch("hub1", "s1", "run1", hub_writes=[
+            HubWrite(make_item(i), 0) for i in ("e", "f")]), NOW)
+        # a page of 2 reaches into the first commit: the rest of that commit's items come with it
+        assert [(i.id, i.seq) for i in seeded.hub_items_since("hub1", 0, limit=2)] == [
+            ("a", seq1), ("b", seq1), ("c", seq1)]
+        assert [i.id for i in seeded.hub_items_since("hub1", seq1, limit=2)] == ["d", "e", "f"]
+        assert [i.id for i in seeded.hub_items_since("hub1", seq2, limit=5)] == ["e", "f"]
+        assert seeded.hub_items_since("hub1", seq3, limit=2) == []
+        # pages read one after the other give every item once, in order
+        pages, after = [], 0
+        while page := seeded.hub_items_since("hub1", after, limit=1):
+            pages.append([i.id for i in page])
+            after = page[-1].seq
+        assert pages == [["a", "b", "c"], ["d"], ["e", "f"]]
+
     def test_stale_expected_version_rejects_the_whole_commit(self, seeded: HubStore) -> None:
         self._lease(seeded)
         seeded.commit(CommitBatch("hub1", "s1", "run1", hub_writes=[HubWrite(make_item("a"), 0)]), NOW)

@@ -74,6 +74,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("spokesync.runner")
 
 HUB_BATCH = 200  # hub writes per commit: each is an item and a link (Firestore: <= 500 writes)
+# Hub items read, planned and applied at a time: a run's memory does not grow with the hub
+# (docs/decisions/2026-12-01-paged-runs.md). Tests set a small one to exercise the paging.
+HUB_PAGE = 1000
 
 
 class _OutOfTime(Exception):
@@ -98,6 +101,10 @@ class _Planned(NamedTuple):
     hub_changed: list[HubItem]
     previous_cursor: bytes | None
     hub_items: dict[str, HubItem]
+    # Paging of the hub's changes: the last seq read from the store (the page ends where a seq
+    # ends), and whether more hub items may follow it (the page was full).
+    read_to: int = 0
+    more: bool = False
 
 
 @dataclass
@@ -128,6 +135,11 @@ class _Progress:
     ambiguous: list[dict[str, object]] | None = None  # the spoke's ambiguous matches after this run
     created: list[str] = field(default_factory=list)  # spoke items this run created (see Spoke.unseen_writes)
     cursor_stored: bool = False  # this run stored the feed cursor it read
+    watch: frozenset[str] = frozenset()  # hub item ids on the spoke's attention list
+    # the lowest hub seq an earlier page of this run left unwritten to the spoke (0: none)
+    hold: int = 0
+    hub_cursor: int = 0  # the hub cursor as last committed by this run
+    inbound_done: bool = False  # the spoke's changes are written into the hub
 
 
 # Spoke.unseen_writes kept per spoke (a spoke record stays well under Firestore's 1 MiB)
@@ -147,6 +159,7 @@ class Runner:
         self.hashes = rules.HashMemo()  # one per run: each event is hashed once
         self.kind: ItemKind = CALENDAR  # the hub's item kind, set when the spoke is read
         self._planned: _Planned | None = None  # made before the lease, still valid under it
+        self.page_size = HUB_PAGE
 
     # ---------------------------------------------------------------- entry
     def sync(self, spoke_id: str, reason: str = "manual", dry_run: bool = False) -> RunRecord:
@@ -177,6 +190,7 @@ class Runner:
         # The plan made before the lease holds when no run moved the spoke in between (every run
         # that commits also releases, which rewrites the record); else it is made again.
         self._planned = peeked[1] if peeked is not None and _same_spoke(peeked[0], spoke) else None
+        peeked = None  # (the run lets go of its pages as it writes them)
         progress = _Progress()
         state, state_reason = "ok", ""
         stopped: BaseException | None = None
@@ -345,10 +359,19 @@ class Runner:
         self.hashes.hash_fn = self.kind.content_hash
         return self.kind
 
-    def _inputs(self, spoke: Spoke, connector: SpokeConnector, changes: ChangeSet) -> tuple[PlanInput, int]:
+    def _matches_on_join(self, spoke: Spoke) -> bool:
+        match_on = spoke.options.match_existing
+        if match_on is None:
+            match_on = self.kind.matches_by_default()
+        return bool(match_on) and not spoke.joined
+
+    def _inputs(self, spoke: Spoke, connector: SpokeConnector, changes: ChangeSet, hub_changed: list[HubItem],
+                first: bool = True) -> tuple[PlanInput, int]:
+        """The plan's input for the spoke's changes and one page of the hub's (`hub_changed`, which
+        is extended by refused writes to try again). Pages after the first (`first` False) carry
+        no spoke changes: what only the first page does (retries, matching, decisions) is skipped."""
         store = self.store
         kind = self._use_kind(spoke)
-        hub_changed = store.hub_items_since(spoke.hub_id, spoke.hub_cursor) if spoke.options.two_way else []
         if changes.full:
             all_links = store.list_links(spoke.id)
             links_by_spoke = {link.spoke_item_id: link for link in all_links}
@@ -370,7 +393,7 @@ class Runner:
         hub_items = dict(known)
         if missing:
             hub_items.update(store.get_hub_items(spoke.hub_id, missing))
-        if spoke.retry_attention and spoke.options.two_way and spoke.attention:
+        if first and spoke.retry_attention and spoke.options.two_way and spoke.attention:
             # the administrator asked to try the refused writes again: plan those items once more
             again = [str(a["hub_item_id"]) for a in spoke.attention if a.get("hub_item_id") not in known]
             for item in store.get_hub_items(spoke.hub_id, again).values():
@@ -380,17 +403,15 @@ class Runner:
             if fresh:
                 links_by_hub.update(store.links_by_hub_items(spoke.id, fresh))
         candidates: list[HubItem] | None = None
-        match_on = spoke.options.match_existing
-        if match_on is None:
-            match_on = kind.matches_by_default()
-        if match_on and not spoke.joined:
+        if first and self._matches_on_join(spoke):
             # Joining: the spoke's items that are already in the hub are linked, not copied. A
-            # two-way spoke's first run has read every hub item already (its hub cursor is 0).
+            # two-way spoke's first run has read every hub item already (its hub cursor is 0; the
+            # hub is read in one page when the spoke has items to match, see `_plan`).
             pool = ([h for h in hub_changed if not h.deleted] if spoke.options.two_way and spoke.hub_cursor == 0
                     else store.list_hub_items(spoke.hub_id))
             linked = set(links_by_hub) if changes.full else {k.hub_item_id for k in store.list_links(spoke.id)}
             candidates = [h for h in pool if h.id not in linked]
-        if spoke.match_decisions:
+        if first and spoke.match_decisions:
             # an administrator decided ambiguous matches: plan those spoke items again
             listed = {i.id for i in changes.items}
             again = [i for i in spoke.match_decisions if i not in listed]
@@ -446,25 +467,50 @@ class Runner:
             needed |= {link.hub_item_id for sid, link in links_by_spoke.items() if sid not in seen}
         return needed
 
-    def _plan(self, spoke: Spoke) -> _Planned:
+    def _hub_page(self, spoke: Spoke, after: int, limit: int | None) -> tuple[list[HubItem], int, bool]:
+        """One page of the hub's changes for a two-way spoke: the items, the last seq read, and
+        whether more may follow."""
+        if not spoke.options.two_way:
+            return [], after, False
+        items = self.store.hub_items_since(spoke.hub_id, after, limit)
+        return items, max([after] + [h.seq for h in items]), limit is not None and len(items) >= limit
+
+    def _plan(self, spoke: Spoke, paged: bool = True) -> _Planned:
+        """The spoke's changes and the first page of the hub's, planned. Read in one page: a dry
+        run (its preview is the whole run), and a joining spoke with items to match (every hub
+        item is a candidate)."""
         connector = self.ctx.connector(spoke)
         changes, previous = self._read(spoke, connector)
-        inp, live = self._inputs(spoke, connector, changes)
-        return _Planned(connector, changes, plan_sync(inp), live, inp.hub_changed, previous, inp.hub_items)
+        self._use_kind(spoke)
+        whole = (not paged or (changes.items and self._matches_on_join(spoke) and spoke.hub_cursor == 0))
+        hub_changed, read_to, more = self._hub_page(spoke, spoke.hub_cursor, None if whole else self.page_size)
+        inp, live = self._inputs(spoke, connector, changes, hub_changed)
+        return _Planned(connector, changes, plan_sync(inp), live, inp.hub_changed, previous, inp.hub_items,
+                        read_to, more)
 
-    def _guard(self, spoke: Spoke, planned: _Planned) -> GuardVerdict:
-        """Weigh the plan's deletions against the spoke's and the hub's deletion budgets."""
+    def _next_page(self, spoke: Spoke, connector: SpokeConnector, after: int) -> _Planned:
+        """The next page of the hub's changes (those after seq `after`), planned alone."""
+        self.hashes = rules.HashMemo()  # the memo keeps its events: one per page
+        hub_changed, read_to, more = self._hub_page(spoke, after, self.page_size)
+        changes = ChangeSet([], [], None, False)
+        inp, live = self._inputs(spoke, connector, changes, hub_changed, first=False)
+        return _Planned(connector, changes, plan_sync(inp), live, inp.hub_changed, None, inp.hub_items,
+                        read_to, more)
+
+    def _guard(self, spoke: Spoke, planned: _Planned, made: tuple[int, int] = (0, 0)) -> GuardVerdict:
+        """Weigh the plan's deletions against the spoke's and the hub's deletion budgets; `made`:
+        the (hub, spoke) deletions this run's earlier pages made, which count against them too."""
         changes, plan, live = planned.changes, planned.plan, planned.live
         hub_ids, spoke_ids = planned_deletions(plan)
         if (hub_ids or spoke_ids or changes.full) and live < 0:
             live = self.store.count_links(spoke.id)
         now = self.clock.now()
-        spoke_window = sum(window_deletions(spoke, now))
+        spoke_window = sum(window_deletions(spoke, now)) + sum(made)
         confirmed = frozenset(spoke.confirmed_ids) if spoke.confirm_deletions else frozenset()
         hub_window, hub_live = 0, -1
         if any(i not in confirmed for i in hub_ids):
             # the hub's budget: every spoke's deletions into the hub inside its window
-            hub_window = sum(window_deletions(s, now)[0] for s in self.store.list_spokes(spoke.hub_id))
+            hub_window = sum(window_deletions(s, now)[0] for s in self.store.list_spokes(spoke.hub_id)) + made[0]
             hub_live = self.store.count_hub_items(spoke.hub_id)
         budget = DeletionBudget(live, spoke_window, hub_window, hub_live, confirmed,
                                 confirmed_all=spoke.confirm_deletions and not spoke.confirmed_ids,
@@ -510,12 +556,14 @@ class Runner:
         self._report(run, progress, "reading")
         planned = self._planned if self._planned is not None else self._plan(spoke)
         self._planned = None
-        connector, changes, plan, live, hub_changed, previous_cursor, _ = planned
+        connector, changes, plan = planned.connector, planned.changes, planned.plan
         verdict = self._guard(spoke, planned)
         if not verdict.ok:
             self.store.update_spoke(spoke.id, **self._pause_details(verdict, planned))
             raise _Paused(verdict.state, verdict.reason)
         progress.confirmed = frozenset(spoke.confirmed_ids) if spoke.confirm_deletions else frozenset()
+        progress.watch = frozenset(str(a.get("hub_item_id")) for a in spoke.attention)
+        progress.hub_cursor = spoke.hub_cursor
         if plan.matching:
             progress.ambiguous = list(plan.ambiguous)
         elif spoke.match_decisions:
@@ -529,43 +577,80 @@ class Runner:
                                       for f in found[: max(0, RUN_ITEMS_MAX - len(progress.items))])
         run.conflicts = [c.to_dict() for c in plan.conflicts[:100]]
         progress.counts["conflicts"] = len(plan.conflicts)
-        progress.unfinished.update(a.hub_item.seq for a in plan.spoke)
-        progress.top_seq = max([plan.max_seq, spoke.hub_cursor] + [h.seq for h in hub_changed])
-        progress.total += len(plan.hub) + len(plan.links) + len(plan.spoke)
-        self._report(run, progress, "writing")
-        inbound_done = False
+        progress.top_seq = max([plan.max_seq, spoke.hub_cursor] + [h.seq for h in planned.hub_changed])
+        page, first = planned, True
+        del planned, plan, changes  # (a page's inputs are let go once it is written)
         try:
-            self._apply_hub(spoke, run, plan, progress, deadline)
-            inbound_done = True
-            self._apply_spoke(spoke, run, connector, plan, progress, deadline)
-            if progress.stale:
-                hub_changed = hub_changed + self._replan_stale(spoke, run, connector, progress, deadline)
+            while True:
+                self._apply_page(spoke, run, connector, page, progress, deadline)
+                self._commit_cursors(spoke, run, progress, page, feed=first)
+                first = False
+                if not page.more:
+                    break
+                # The hub's next page: its links and its spoke writes, and the cursors, committed
+                # with it, so that a run interrupted between pages keeps what it did.
+                page = self._next_page(spoke, connector, page.read_to)
+                verdict = self._guard(spoke, page, (progress.budget_hub, progress.budget_spoke))
+                if not verdict.ok:
+                    self.store.update_spoke(spoke.id, **self._pause_details(verdict, page))
+                    raise _Paused(verdict.state, verdict.reason)
+                run.conflicts += [c.to_dict() for c in page.plan.conflicts[: max(0, 100 - len(run.conflicts))]]
+                progress.counts["conflicts"] += len(page.plan.conflicts)
         except _OutOfTime:
             run.status, run.reason = "continued", "time budget used up; continuing in a new run"
-        # Cursors: the spoke's feed only when every inbound change is in the hub;
-        # the hub cursor up to the first hub change not yet written to the spoke.
-        hub_cursor = spoke.hub_cursor
+            # (the first page's inbound writes done: every change the spoke's feed gave is in the hub)
+            self._commit_cursors(spoke, run, progress, page, feed=first and progress.inbound_done)
+
+    def _apply_page(self, spoke: Spoke, run: RunRecord, connector: SpokeConnector, page: _Planned,
+                    progress: _Progress, deadline: float) -> None:
+        """Write one page's plan: into the hub, then into the spoke; then what met a newer version."""
+        plan = page.plan
+        progress.unfinished.update(a.hub_item.seq for a in plan.spoke)
+        progress.top_seq = max([progress.top_seq, plan.max_seq] + [h.seq for h in page.hub_changed])
+        progress.total += len(plan.hub) + len(plan.links) + len(plan.spoke)
+        self._report(run, progress, "writing")
+        self._apply_hub(spoke, run, plan, progress, deadline)
+        progress.inbound_done = True
+        self._apply_spoke(spoke, run, connector, plan, progress, deadline)
+        if progress.stale:
+            more = self._replan_stale(spoke, run, connector, progress, deadline, page.hub_changed)
+            progress.top_seq = max([progress.top_seq] + [h.seq for h in more])
+        del progress.created[:-UNSEEN_WRITES_MAX]  # (only the last ones are kept: see _finish)
+
+    def _commit_cursors(self, spoke: Spoke, run: RunRecord, progress: _Progress, page: _Planned,
+                        feed: bool) -> None:
+        """Cursors after a page (or where the run stopped): the spoke's feed only when every
+        inbound change is in the hub (`feed`); the hub cursor up to the first hub change not yet
+        written to the spoke, and, while more pages follow, no further than the page read."""
+        hub_cursor = progress.hub_cursor
         if spoke.options.two_way:
-            top = max([progress.top_seq, plan.max_seq, spoke.hub_cursor] + [h.seq for h in hub_changed])
             waiting = [seq for seq, n in progress.unfinished.items() if n > 0]
+            progress.unfinished.clear()
+            if waiting:
+                progress.hold = min([*waiting, progress.hold]) if progress.hold else min(waiting)
+            top = page.read_to if page.more else max([progress.top_seq, spoke.hub_cursor, page.read_to])
             # (it may move back: a failed write on an older item is retried from its seq)
-            hub_cursor = min(waiting) - 1 if waiting else top
+            hub_cursor = min(progress.hold - 1, top) if progress.hold else top
         batch = CommitBatch(spoke.hub_id, spoke.id, run.id, hub_cursor=hub_cursor)
-        if inbound_done and changes.cursor != previous_cursor:
-            batch.cursor, batch.set_cursor = changes.cursor, True
+        if feed and page.changes.cursor != page.previous_cursor:
+            batch.cursor, batch.set_cursor = page.changes.cursor, True
             progress.cursor_stored = True
-        if batch.set_cursor or hub_cursor != spoke.hub_cursor:  # an idle run writes no cursor
+        if batch.set_cursor or hub_cursor != progress.hub_cursor:  # an idle run writes no cursor
             self.store.commit(batch, self.clock.now())
+            progress.hub_cursor = hub_cursor
 
     def _replan_stale(self, spoke: Spoke, run: RunRecord, connector: SpokeConnector, progress: _Progress,
-                      deadline: float) -> list[HubItem]:
+                      deadline: float, page: list[HubItem]) -> list[HubItem]:
         """Items whose write met a newer version (412 / ChangeKey): re-read them
-        and plan them again, now, instead of trusting a feed that has moved on."""
+        and plan them again, now, instead of trusting a feed that has moved on (with the page's
+        hub items as they are now)."""
         ids = list(dict.fromkeys(progress.stale))
         progress.stale.clear()
         fresh = connector.read(ids)
         again = ChangeSet(list(fresh.values()), [i for i in ids if i not in fresh], None, False)
-        inp, _ = self._inputs(spoke, connector, again)
+        current = self.store.get_hub_items(spoke.hub_id, [h.id for h in page]) if page else {}
+        inp, _ = self._inputs(spoke, connector, again, [current[h.id] for h in page if h.id in current],
+                              first=False)
         plan = plan_sync(inp)
         run.conflicts += [c.to_dict() for c in plan.conflicts[: max(0, 100 - len(run.conflicts))]]
         progress.counts["conflicts"] += len(plan.conflicts)
@@ -659,7 +744,7 @@ class Runner:
             hub_item: HubItem = action.hub_item
             compared = self.kind.compared_fields(spoke.options, fields, True if isinstance(action, SpokeCreate)
                                                  else action.link.created_by_hub)
-            if result.status in ("ok", "exists", "not_found"):
+            if result.status in ("ok", "exists", "not_found") and hub_item.id in progress.watch:
                 progress.attention_clear.add(hub_item.id)
             if result.status == "ok":
                 done_seqs.append(hub_item.seq)
@@ -734,7 +819,7 @@ class Runner:
         if spoke is None:
             raise KeyError(f"no spoke {run.spoke_id}")
         run.hub_id = spoke.hub_id
-        planned = self._plan(spoke)
+        planned = self._plan(spoke, paged=False)
         plan = planned.plan
         verdict = self._guard(spoke, planned)
         run.status = "dry_run"

@@ -513,11 +513,21 @@ class FirestoreHubStore:
             out[item.id] = item
         return out
 
-    def hub_items_since(self, hub_id: str, seq: int) -> list[HubItem]:
-        query = self._hub_ref(hub_id).collection("items").where(filter=self._op("seq", ">", seq)).order_by("seq")
+    def hub_items_since(self, hub_id: str, seq: int, limit: int | None = None) -> list[HubItem]:
+        items_ref = self._hub_ref(hub_id).collection("items")
+        query = items_ref.where(filter=self._op("seq", ">", seq)).order_by("seq")
+        if limit is not None:
+            query = query.limit(max(1, limit))
         snaps = self._stream(query)
         self._learn_homes(hub_id, snaps)
         items = [HubItem.from_dict(s.to_dict()) for s in snaps]
+        if limit is not None and len(items) >= limit:
+            # a page ends where a seq ends: the rest of the last seq's items (one commit's)
+            last = max(i.seq for i in items)
+            have = {i.id for i in items}
+            rest = [s for s in self._stream(items_ref.where(filter=self._eq("seq", last))) if s.id not in have]
+            self._learn_homes(hub_id, rest)
+            items += [i for i in (HubItem.from_dict(s.to_dict()) for s in rest) if i.id not in have]
         return sorted(items, key=lambda i: (i.seq, i.id))
 
     def list_hub_items(self, hub_id: str, include_deleted: bool = False) -> list[HubItem]:

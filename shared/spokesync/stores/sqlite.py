@@ -318,9 +318,19 @@ class SqliteHubStore:
                 out[item.id] = item
         return out
 
-    def hub_items_since(self, hub_id: str, seq: int) -> list[HubItem]:
-        rows = self._query("SELECT data FROM hub_items WHERE hub_id = ? AND seq > ? ORDER BY seq, id", (hub_id, seq))
-        return [HubItem.from_dict(json.loads(r[0])) for r in rows]
+    def hub_items_since(self, hub_id: str, seq: int, limit: int | None = None) -> list[HubItem]:
+        if limit is None:
+            rows = self._query("SELECT data FROM hub_items WHERE hub_id = ? AND seq > ? ORDER BY seq, id",
+                               (hub_id, seq))
+            return [HubItem.from_dict(json.loads(r[0])) for r in rows]
+        rows = self._query("SELECT seq, id, data FROM hub_items WHERE hub_id = ? AND seq > ? ORDER BY seq, id "
+                           "LIMIT ?", (hub_id, seq, max(1, limit)))
+        if len(rows) >= limit:
+            # a page ends where a seq ends: the rest of the last seq's items (one commit's)
+            last_seq, last_id = rows[-1][0], rows[-1][1]
+            rows += self._query("SELECT seq, id, data FROM hub_items WHERE hub_id = ? AND seq = ? AND id > ? "
+                                "ORDER BY id", (hub_id, last_seq, last_id))
+        return [HubItem.from_dict(json.loads(r[2])) for r in rows]
 
     def list_hub_items(self, hub_id: str, include_deleted: bool = False) -> list[HubItem]:
         sql = "SELECT data FROM hub_items WHERE hub_id = ?" + ("" if include_deleted else " AND deleted = 0")  # noqa: S608
