@@ -5,7 +5,8 @@ only for the hub); `d` two-way, listed in full every time (snapshot style).
 Between syncs, users create, edit and delete items anywhere; writes fail,
 runs crash after the k-th write, run out of time, are delivered twice and
 overlap, are interrupted (Ctrl-C) at random points, and a spoke reads as
-empty. Every spoke has a real deletion budget: users delete in slices over
+empty. The hub's changes are read in pages of 3 (a rule changes the size), and
+runs crash or are stopped between two pages. Every spoke has a real deletion budget: users delete in slices over
 many runs, administrators confirm or refuse paused deletions (sometimes after
 more deletions arrived), and our own writes come back as notifications.
 After every quiet round: each two-way spoke equals the hub's filtered view,
@@ -52,6 +53,7 @@ BUDGET_COUNT = 4
 BUDGET_SHARE = 0.25
 TWO_WAY = ("a", "b", "d")
 SHARED = "shared"
+PAGE_SIZE = 3  # hub items per page: small, so that a run reads the hub in several pages
 LOGICAL = re.compile(r"^(item-\d+)")
 
 
@@ -84,6 +86,8 @@ class SyncMachine(RuleBasedStateMachine):
         # on every replay (Hypothesis needs that to shrink and to tell a flaky test).
         ids = itertools.count(1)
         self._saved_ids = (runner_module.new_id, hubs._id)
+        self._saved_page = runner_module.HUB_PAGE
+        runner_module.HUB_PAGE = PAGE_SIZE
         runner_module.new_id = hubs._id = lambda: f"{next(ids):032x}"  # type: ignore[assignment]
         memory_registry.CALENDARS.clear()
         memory_registry.FOLDERS.clear()
@@ -115,6 +119,7 @@ class SyncMachine(RuleBasedStateMachine):
             self.quiet_round_converges()  # every example ends with a quiet round and its checks
         finally:
             runner_module.new_id, hubs._id = self._saved_ids  # type: ignore[assignment]
+            runner_module.HUB_PAGE = self._saved_page
             memory_registry.CALENDARS.clear()
             memory_registry.FOLDERS.clear()
             self._tmp.cleanup()
@@ -314,6 +319,53 @@ class SyncMachine(RuleBasedStateMachine):
             self.cals[name].interrupt_after_writes = None
         again = Runner(self.ctx).sync(spoke_id)  # at once: not skipped
         assert again.status != "skipped"
+
+    @rule(size=st.sampled_from([1, 2, PAGE_SIZE, 1000]))
+    def page_size(self, size: int) -> None:
+        """Runs read the hub's changes in pages of `size` items (1000: one page, here)."""
+        runner_module.HUB_PAGE = size
+
+    @rule(name=st.sampled_from(TWO_WAY), k=st.integers(1, 3), how=st.sampled_from(["crash", "stop"]))
+    def stopped_between_pages(self, name: str, k: int, how: str) -> None:
+        """The process dies (or is told to stop, SIGTERM) after the run's k-th page of hub changes
+        was written and its cursors committed: what those pages wrote is kept, the cursor says so,
+        and the next runs carry on from there (the quiet round's checks)."""
+        spoke_id = self.spokes[name].id
+        before = self.ctx.store.get_spoke(spoke_id)
+        assert before is not None
+        pages: list[int] = []
+        original = runner_module.Runner._next_page
+
+        def next_page(runner: Runner, *args, **kwargs):  # type: ignore[no-untyped-def]
+            pages.append(args[-1])  # the seq the next page starts after: the pages before are committed
+            if len(pages) == k:
+                if how == "crash":
+                    raise SimulatedCrash("the process died between two pages")
+                runner_module.request_stop()  # the run stops at its next batch boundary
+            return original(runner, *args, **kwargs)
+
+        runner_module.Runner._next_page = next_page  # type: ignore[method-assign]
+        try:
+            run = self._sync(spoke_id)
+        except runner_module.Interrupted:
+            run = None
+        finally:
+            runner_module.Runner._next_page = original  # type: ignore[method-assign]
+            runner_module.STOPPING.clear()
+        after = self.ctx.store.get_spoke(spoke_id)
+        assert after is not None
+        if len(pages) >= k:
+            # the pages written before the stop are committed: the hub cursor is where they ended
+            # (or earlier, at a write the spoke has still to take)
+            assert after.hub_cursor <= pages[k - 1]
+            if not self.cals[name].fail_writes:
+                # the first page held items past the cursor the run started from, all written
+                assert after.hub_cursor > before.hub_cursor, "the pages written before the stop were not committed"
+            if how == "stop":
+                assert run is None or run.status == "interrupted"
+                assert after.lease_owner is None, "a stopped run kept its lease"
+        if after.lease_owner is not None:
+            self.clock.advance(self.ctx.config.lease_ttl_s + 1)  # a crash: the lease expires
 
     # --------------------------------------------------------- deletion budget
     @precondition(lambda self: any(len(self.cals[n].items) >= 2 for n in SPOKES) and not self._paused())
