@@ -84,7 +84,9 @@ class GraphHubMachine(RuleBasedStateMachine):
 
     def _sync(self, spoke_id: str) -> None:
         self.clock.advance(1)
-        Runner(self.ctx).sync(spoke_id)
+        runner = Runner(self.ctx)
+        runner.page_size = 3  # the hub's changes in pages of 3: paging runs against Graph too
+        runner.sync(spoke_id)
 
     # -------------------------------------------------------------- people
     @rule(where=st.sampled_from(["g", "m"]), index=st.integers(0, 50))

@@ -39,6 +39,7 @@ from spokesync.bootstrap import build_context
 from spokesync.config import Config
 from spokesync.connectors import exchange
 from spokesync.connectors.google.auth import forget_cached_credentials, save_oauth_credential
+from spokesync.engine import runner as runner_module
 from spokesync.engine.runner import Runner
 from spokesync.model.contact import Contact
 from spokesync.ports import FakeClock
@@ -140,6 +141,8 @@ class RealContactsMachine(RuleBasedStateMachine):
         self.queue = LocalTaskQueue()
         self.ctx = build_context(config, clock=self.clock, store=SqliteHubStore(":memory:"), queue=self.queue)
         self.queue.handler = self.ctx.run_task
+        # the hub's changes in pages of 3 (restored in teardown): paging runs against the real servers
+        self._saved_page, runner_module.HUB_PAGE = runner_module.HUB_PAGE, 3
         token = self.people.sandbox.issue_refresh_token(self.user, CLIENT_ID)
         save_oauth_credential(self.ctx.store, self.ctx.secrets, "g", "Google", token, account=self.user)
         cred = exchange.save_credential(self.ctx, "Exchange", {
@@ -171,6 +174,7 @@ class RealContactsMachine(RuleBasedStateMachine):
         finally:
             self._clear_faults()
             self._tmp.cleanup()
+            runner_module.HUB_PAGE = self._saved_page
 
     # ------------------------------------------------------------ helpers
     def _clear_faults(self) -> None:

@@ -50,6 +50,7 @@ from spokesync.config import Config
 from spokesync.connectors import exchange
 from spokesync.connectors import graph as graph_kind
 from spokesync.connectors.google.auth import save_oauth_credential
+from spokesync.engine import runner as runner_module
 from spokesync.engine.runner import Runner
 from spokesync.ports import FakeClock
 from spokesync.queue.local import LocalTaskQueue
@@ -137,6 +138,8 @@ class RealConnectorsMachine(RuleBasedStateMachine):
         self.queue = LocalTaskQueue()
         self.ctx = build_context(config, clock=self.clock, store=SqliteHubStore(":memory:"), queue=self.queue)
         self.queue.handler = self.ctx.run_task
+        # the hub's changes in pages of 3 (restored in teardown): paging runs against the real servers
+        self._saved_page, runner_module.HUB_PAGE = runner_module.HUB_PAGE, 3
         token = self.google.sandbox.issue_refresh_token(USER, CLIENT_ID)
         save_oauth_credential(self.ctx.store, self.ctx.secrets, "g", "Google", token, account=USER)
         cred = exchange.save_credential(self.ctx, "Exchange", {
@@ -178,6 +181,7 @@ class RealConnectorsMachine(RuleBasedStateMachine):
         finally:
             self._clear_faults()
             self._tmp.cleanup()
+            runner_module.HUB_PAGE = self._saved_page
 
     # ------------------------------------------------------------ helpers
     def _clear_faults(self) -> None:
