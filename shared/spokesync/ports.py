@@ -40,6 +40,14 @@ class ChangeSet:
     # True when `items` is the spoke's complete content: every linked item
     # not in it has been deleted (subject to the empty-spoke guard).
     full: bool = False
+    # One page of a longer answer: `cursor` is then the token for the next page, handed back
+    # to `changes` (a full listing's pages each say `full`; the listing is complete with the
+    # last page). Connectors that do not page answer in one (`more` False).
+    more: bool = False
+    # The page's `cursor` may be stored as the spoke's cursor: a later run continues the feed
+    # from it and misses nothing (an incremental feed's position). False: only the last page's
+    # cursor is stored (docs/decisions/2026-12-01-paged-runs.md).
+    resumable: bool = False
 
 
 @dataclass(frozen=True)
@@ -141,7 +149,8 @@ class SpokeConnector(Protocol):
     capabilities: Capabilities
 
     def changes(self, cursor: bytes | None) -> ChangeSet:
-        """Changes since `cursor` (None: a full listing with full=True)."""
+        """Changes since `cursor` (None: a full listing with full=True), or the next page of an
+        answer whose ChangeSet said `more` (`cursor` is then that page's token)."""
         ...
 
     def read(self, ids: Sequence[str]) -> dict[str, SpokeItem]:

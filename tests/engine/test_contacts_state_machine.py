@@ -26,7 +26,7 @@ from spokesync.connectors import memory_registry
 from spokesync.engine.kinds import CONTACTS, ItemKind
 from spokesync.model.contact import Contact, Email, Phone, fit
 from spokesync.model.item import Item, as_contact
-from tests.engine.test_state_machine import SHARED, SPOKES, SyncMachine, logical_id
+from tests.engine.test_state_machine import PAGE_SIZE, SHARED, SPOKES, SyncMachine, logical_id
 
 LIMITS = {"emails": 3}  # spoke d: like Exchange's EmailAddress1..3
 
@@ -38,8 +38,8 @@ class ContactsSyncMachine(SyncMachine):
 
     def _address(self, name: str) -> dict[str, object]:
         if name == "d":
-            return {"folder": name, "full_listing": True, "limits": LIMITS}
-        return {"folder": name}
+            return {"folder": name, "full_listing": True, "limits": LIMITS, "page_size": PAGE_SIZE}
+        return {"folder": name, **({"page_size": PAGE_SIZE} if name == "a" else {})}
 
     def _folder(self, name: str):  # type: ignore[no-untyped-def]
         return memory_registry.folder(name)

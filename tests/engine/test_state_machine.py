@@ -5,8 +5,8 @@ only for the hub); `d` two-way, listed in full every time (snapshot style).
 Between syncs, users create, edit and delete items anywhere; writes fail,
 runs crash after the k-th write, run out of time, are delivered twice and
 overlap, are interrupted (Ctrl-C) at random points, and a spoke reads as
-empty. The hub's changes are read in pages of 3 (a rule changes the size), and
-runs crash or are stopped between two pages. Every spoke has a real deletion budget: users delete in slices over
+empty. The hub's changes are read in pages of 3 (a rule changes the size), `a`
+and `d` answer in pages of 3, and runs crash or are stopped between two pages. Every spoke has a real deletion budget: users delete in slices over
 many runs, administrators confirm or refuse paused deletions (sometimes after
 more deletions arrived), and our own writes come back as notifications.
 After every quiet round: each two-way spoke equals the hub's filtered view,
@@ -71,7 +71,9 @@ class SyncMachine(RuleBasedStateMachine):
     KIND: ItemKind = CALENDAR
 
     def _address(self, name: str) -> dict[str, object]:
-        return {"calendar": name, **({"full_listing": True} if name == "d" else {})}
+        # a and d answer in pages of 3 (d: a snapshot spoke, whose listing is read to its end)
+        return {"calendar": name, **({"full_listing": True} if name == "d" else {}),
+                **({"page_size": PAGE_SIZE} if name in ("a", "d") else {})}
 
     def _folder(self, name: str):  # type: ignore[no-untyped-def]
         return memory_registry.calendar(name)
@@ -327,40 +329,58 @@ class SyncMachine(RuleBasedStateMachine):
 
     @rule(name=st.sampled_from(TWO_WAY), k=st.integers(1, 3), how=st.sampled_from(["crash", "stop"]))
     def stopped_between_pages(self, name: str, k: int, how: str) -> None:
-        """The process dies (or is told to stop, SIGTERM) after the run's k-th page of hub changes
-        was written and its cursors committed: what those pages wrote is kept, the cursor says so,
-        and the next runs carry on from there (the quiet round's checks)."""
+        """The process dies (or is told to stop, SIGTERM) after the run's k-th page (of the spoke's
+        answer or of the hub's changes) was written and its cursors committed: what those pages
+        wrote is kept, the cursors say so, and the next runs carry on from there (the quiet
+        round's checks)."""
         spoke_id = self.spokes[name].id
         before = self.ctx.store.get_spoke(spoke_id)
         assert before is not None
-        pages: list[int] = []
-        original = runner_module.Runner._next_page
+        pages: list[tuple[str, object]] = []
+        originals = runner_module.Runner._next_page, runner_module.Runner._next_spoke_page
 
-        def next_page(runner: Runner, *args, **kwargs):  # type: ignore[no-untyped-def]
-            pages.append(args[-1])  # the seq the next page starts after: the pages before are committed
+        def stop(side: str, where: object) -> None:
+            pages.append((side, where))
             if len(pages) == k:
                 if how == "crash":
                     raise SimulatedCrash("the process died between two pages")
                 runner_module.request_stop()  # the run stops at its next batch boundary
-            return original(runner, *args, **kwargs)
+
+        def next_page(runner: Runner, spoke, connector, after):  # type: ignore[no-untyped-def]
+            stop("hub", after)  # the seq the next page starts after: the pages before are committed
+            return originals[0](runner, spoke, connector, after)
+
+        def next_spoke_page(runner: Runner, spoke, connector, token, *rest):  # type: ignore[no-untyped-def]
+            stop("spoke", token)
+            return originals[1](runner, spoke, connector, token, *rest)
 
         runner_module.Runner._next_page = next_page  # type: ignore[method-assign]
+        runner_module.Runner._next_spoke_page = next_spoke_page  # type: ignore[method-assign]
         try:
             run = self._sync(spoke_id)
         except runner_module.Interrupted:
             run = None
         finally:
-            runner_module.Runner._next_page = original  # type: ignore[method-assign]
+            runner_module.Runner._next_page, runner_module.Runner._next_spoke_page = originals  # type: ignore[method-assign]
             runner_module.STOPPING.clear()
         after = self.ctx.store.get_spoke(spoke_id)
         assert after is not None
         if len(pages) >= k:
-            # the pages written before the stop are committed: the hub cursor is where they ended
-            # (or earlier, at a write the spoke has still to take)
-            assert after.hub_cursor <= pages[k - 1]
-            if not self.cals[name].fail_writes:
-                # the first page held items past the cursor the run started from, all written
-                assert after.hub_cursor > before.hub_cursor, "the pages written before the stop were not committed"
+            side, where = pages[k - 1]
+            if side == "hub":
+                # the pages written before the stop are committed: the hub cursor is where they
+                # ended (or earlier, at a write the spoke has still to take)
+                assert isinstance(where, int) and after.hub_cursor <= where
+                if not self.cals[name].fail_writes:
+                    # the first page held items past the cursor the run started from, all written
+                    assert after.hub_cursor > before.hub_cursor, "the pages written before the stop were not committed"
+            else:
+                stored = self.ctx.store.get_cursor(spoke_id)
+                assert isinstance(where, bytes)
+                if where.startswith(b"L"):
+                    assert stored != where, "a listing's page token (not resumable) was stored as the cursor"
+                else:
+                    assert stored == where, "a resumable page's position was not stored"
             if how == "stop":
                 assert run is None or run.status == "interrupted"
                 assert after.lease_owner is None, "a stopped run kept its lease"

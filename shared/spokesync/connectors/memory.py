@@ -6,14 +6,19 @@ spokes pass contact fields, and fixed slots like Exchange's three e-mail
 addresses as `limits`: what does not fit is not stored, as on such a server). It behaves like a well-behaved server (versions change on every
 write, preconditions are checked, creates with a known hub id are idempotent)
 and can be told to misbehave: fail a write, crash after the k-th write, read
-as empty, or forget its change feed.
+as empty, or forget its change feed. With `page_size` it answers in pages, as
+paging servers do: its change feed in resumable pages of its log, a full
+listing in pages by item id (only the last page's cursor continues the feed).
+`items` and `log` may be any mapping and sequence with the same operations (the
+`engine_scale` benchmark keeps them in an SQLite file, outside the Python heap).
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import itertools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from spokesync.model.contact import Contact, fit
@@ -87,6 +92,20 @@ class MemoryCalendar:
     def events(self) -> list[Item]:
         return [item.event for item in self.items.values()]
 
+    def log_since(self, seq: int) -> Iterable[tuple[int, str]]:
+        """The log's entries after `seq`, in order (an iterable of (seq, item id))."""
+        since = getattr(self.log, "since", None)
+        if since is not None:
+            return since(seq)  # type: ignore[no-any-return]
+        return self.log[bisect.bisect_right(self.log, (seq, "\U0010ffff")):]
+
+    def ids_after(self, last: str, n: int) -> list[str]:
+        """Up to `n` item ids after `last`, in id order (a listing page)."""
+        after = getattr(self.items, "ids_after", None)
+        if after is not None:
+            return list(after(last, n))
+        return sorted(i for i in self.items if i > last)[:n]
+
     def _count_write(self) -> None:
         self.writes += 1
         if self.interrupt_after_writes is not None:
@@ -120,8 +139,10 @@ class MemoryConnector:
         batch_size: int = 50,
         full_listing: bool = False,
         limits: Mapping[str, int] | None = None,
+        page_size: int | None = None,
     ) -> None:
         self.calendar = calendar
+        self.page_size = page_size  # items per `changes` answer (None: all in one)
         # full_listing: behave like a snapshot-diff spoke that always lists everything
         self.full_listing = full_listing
         self.capabilities = Capabilities(
@@ -157,16 +178,40 @@ class MemoryConnector:
             cal.read_empty = False
             # a broken answer: nothing listed, and no progress of the feed
             return ChangeSet(items=[], deleted=[], cursor=cursor, full=True)
+        if cursor is not None and cursor.startswith(b"L"):
+            return self._listing_page(cursor)
         if cursor is None or self.full_listing:
+            if self.page_size is not None:
+                return self._listing_page(b"L%d|" % cal.seq)
             return ChangeSet(items=list(cal.items.values()), deleted=[], cursor=str(cal.seq).encode(), full=True)
         if cal.forget_cursor:
             cal.forget_cursor = False
             raise FullResyncRequired(f"{cal.name}: change feed no longer valid")
         since = int(cursor.decode())
-        touched = dict.fromkeys(item_id for seq, item_id in cal.log if seq > since)
+        touched: dict[str, None] = {}
+        end = cal.seq
+        for seq, item_id in cal.log_since(since):
+            if self.page_size is not None and len(touched) >= self.page_size and item_id not in touched:
+                break  # a page ends at a log position: its cursor is a position, resumable
+            touched[item_id] = None
+            end = seq
         items = [cal.items[i] for i in touched if i in cal.items]
         deleted = [i for i in touched if i not in cal.items]
-        return ChangeSet(items=items, deleted=deleted, cursor=str(cal.seq).encode(), full=False)
+        more = end < cal.seq
+        return ChangeSet(items=items, deleted=deleted, cursor=str(end).encode(), full=False, more=more,
+                         resumable=more)
+
+    def _listing_page(self, token: bytes) -> ChangeSet:
+        """A full listing's page after the token's last id; the token keeps the log position the
+        listing started at, the cursor its last page gives (what changed meanwhile is read again)."""
+        cal = self.calendar
+        start, _, last = token[1:].decode().partition("|")
+        size = self.page_size or len(cal.items) or 1
+        ids = cal.ids_after(last, size)
+        items = [cal.items[i] for i in ids if i in cal.items]
+        if len(ids) < size:
+            return ChangeSet(items=items, deleted=[], cursor=start.encode(), full=True)
+        return ChangeSet(items=items, deleted=[], cursor=f"L{start}|{ids[-1]}".encode(), full=True, more=True)
 
     def read(self, ids: Sequence[str]) -> dict[str, SpokeItem]:
         self.calendar.api_calls += 1

@@ -3,7 +3,8 @@ spokes of kind "memory_contacts" (tests, demos, benchmarks).
 
 A memory spoke's address names its calendar: ``{"calendar": "team"}``; a memory contacts
 spoke's its folder, and optionally fixed slots like Exchange's:
-``{"folder": "crm", "limits": {"emails": 3, "addresses": 3}}``.
+``{"folder": "crm", "limits": {"emails": 3, "addresses": 3}}``. ``"page_size": n`` makes
+either answer its changes in pages of n items.
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ def calendar(name: str) -> MemoryCalendar:
 def from_spoke(spoke: Spoke, credential: CredentialRef | None, secrets: SecretStore, config: Config,
                clock: Clock) -> MemoryConnector:
     name = str(spoke.address.get("calendar") or spoke.id)
-    return MemoryConnector(calendar(name), full_listing=bool(spoke.address.get("full_listing")))
+    page = spoke.address.get("page_size")
+    return MemoryConnector(calendar(name), full_listing=bool(spoke.address.get("full_listing")),
+                           page_size=int(page) if page else None)
 
 
 def folder(name: str) -> MemoryCalendar:
@@ -44,5 +47,7 @@ def contacts_from_spoke(spoke: Spoke, credential: CredentialRef | None, secrets:
                         config: Config, clock: Clock) -> MemoryConnector:
     name = str(spoke.address.get("folder") or spoke.id)
     limits = {str(k): int(v) for k, v in dict(spoke.address.get("limits") or {}).items()}
+    page = spoke.address.get("page_size")
     return MemoryConnector(folder(name), fields=contact_fields.ALL_FIELDS, limits=limits,
-                           full_listing=bool(spoke.address.get("full_listing")))
+                           full_listing=bool(spoke.address.get("full_listing")),
+                           page_size=int(page) if page else None)

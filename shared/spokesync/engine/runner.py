@@ -482,10 +482,44 @@ class Runner:
         connector = self.ctx.connector(spoke)
         changes, previous = self._read(spoke, connector)
         self._use_kind(spoke)
-        whole = (not paged or (changes.items and self._matches_on_join(spoke) and spoke.hub_cursor == 0))
+        joining = bool(changes.items) and self._matches_on_join(spoke)
+        if changes.more:
+            if (not paged or (joining and self.store.count_hub_items(spoke.hub_id))
+                    or (changes.full and self.store.count_links(spoke.id))):
+                # Read to the end: a dry run, a spoke joining a hub with items to match against
+                # (every listed item is matched), a full listing of a spoke with links (a link
+                # not listed is a deletion: known only from the whole listing).
+                changes = self._drain(connector, changes)
+            elif changes.full:
+                # A first listing (nothing linked: nothing to find deleted), taken page by page:
+                # each page is planned as the items it lists, no more (the links earlier pages
+                # wrote are not deletions).
+                changes = replace(changes, full=False)
+        whole = not paged or (joining and spoke.hub_cursor == 0)
         hub_changed, read_to, more = self._hub_page(spoke, spoke.hub_cursor, None if whole else self.page_size)
         inp, live = self._inputs(spoke, connector, changes, hub_changed)
         return _Planned(connector, changes, plan_sync(inp), live, inp.hub_changed, previous, inp.hub_items,
+                        read_to, more)
+
+    @staticmethod
+    def _drain(connector: SpokeConnector, changes: ChangeSet) -> ChangeSet:
+        """Every page of the answer `changes` begins, as one ChangeSet."""
+        items, deleted = list(changes.items), list(changes.deleted)
+        while changes.more:
+            changes = connector.changes(changes.cursor)
+            items += changes.items
+            deleted += changes.deleted
+        return ChangeSet(items, deleted, changes.cursor, changes.full)
+
+    def _next_spoke_page(self, spoke: Spoke, connector: SpokeConnector, token: bytes | None, read_to: int,
+                         more: bool) -> _Planned:
+        """The next page of the spoke's answer, planned alone (the hub's paging state carried)."""
+        self.hashes = rules.HashMemo()
+        changes = connector.changes(token)
+        # (a paged listing is a first one, see `_plan`: its pages are the items they list)
+        changes = replace(changes, full=False)
+        inp, live = self._inputs(spoke, connector, changes, [], first=False)
+        return _Planned(connector, changes, plan_sync(inp), live, inp.hub_changed, token, inp.hub_items,
                         read_to, more)
 
     def _next_page(self, spoke: Spoke, connector: SpokeConnector, after: int) -> _Planned:
@@ -578,18 +612,23 @@ class Runner:
         run.conflicts = [c.to_dict() for c in plan.conflicts[:100]]
         progress.counts["conflicts"] = len(plan.conflicts)
         progress.top_seq = max([plan.max_seq, spoke.hub_cursor] + [h.seq for h in planned.hub_changed])
-        page, first = planned, True
+        page = planned
         del planned, plan, changes  # (a page's inputs are let go once it is written)
+        feed = True  # the page carries the spoke's changes
         try:
             while True:
                 self._apply_page(spoke, run, connector, page, progress, deadline)
-                self._commit_cursors(spoke, run, progress, page, feed=first)
-                first = False
-                if not page.more:
+                self._commit_cursors(spoke, run, progress, page, feed=feed)
+                # The next page (the spoke's first, then the hub's): its links, its writes and the
+                # cursors are committed with it, so that a run interrupted between pages keeps what it did.
+                if feed and page.changes.more:
+                    progress.inbound_done = False
+                    page = self._next_spoke_page(spoke, connector, page.changes.cursor, page.read_to, page.more)
+                elif page.more:
+                    feed = False
+                    page = self._next_page(spoke, connector, page.read_to)
+                else:
                     break
-                # The hub's next page: its links and its spoke writes, and the cursors, committed
-                # with it, so that a run interrupted between pages keeps what it did.
-                page = self._next_page(spoke, connector, page.read_to)
                 verdict = self._guard(spoke, page, (progress.budget_hub, progress.budget_spoke))
                 if not verdict.ok:
                     self.store.update_spoke(spoke.id, **self._pause_details(verdict, page))
@@ -599,7 +638,7 @@ class Runner:
         except _OutOfTime:
             run.status, run.reason = "continued", "time budget used up; continuing in a new run"
             # (the first page's inbound writes done: every change the spoke's feed gave is in the hub)
-            self._commit_cursors(spoke, run, progress, page, feed=first and progress.inbound_done)
+            self._commit_cursors(spoke, run, progress, page, feed=feed and progress.inbound_done)
 
     def _apply_page(self, spoke: Spoke, run: RunRecord, connector: SpokeConnector, page: _Planned,
                     progress: _Progress, deadline: float) -> None:
@@ -632,9 +671,13 @@ class Runner:
             # (it may move back: a failed write on an older item is retried from its seq)
             hub_cursor = min(progress.hold - 1, top) if progress.hold else top
         batch = CommitBatch(spoke.hub_id, spoke.id, run.id, hub_cursor=hub_cursor)
-        if feed and page.changes.cursor != page.previous_cursor:
-            batch.cursor, batch.set_cursor = page.changes.cursor, True
-            progress.cursor_stored = True
+        changes = page.changes
+        if feed and changes.cursor != page.previous_cursor and (not changes.more or changes.resumable):
+            # (a page's token is stored only when the connector says a later run may resume from it)
+            batch.cursor, batch.set_cursor = changes.cursor, True
+            # the feed's end: the creates before it are in the feed from it on (see _finish); a
+            # resumable page's position may be before earlier unseen writes: they are kept
+            progress.cursor_stored = progress.cursor_stored or not changes.more
         if batch.set_cursor or hub_cursor != progress.hub_cursor:  # an idle run writes no cursor
             self.store.commit(batch, self.clock.now())
             progress.hub_cursor = hub_cursor
