@@ -1,4 +1,4 @@
-"""engine_scale: plan and apply N items between in-memory spokes.
+"""engine_scale: plan and apply N items between two spokes of the memory kind.
 
 For each size in (1k, 10k, 50k) up to N: an initial sync of N items from a
 two-way spoke `a` through the hub into a two-way spoke `b`, then 1 % of the
@@ -10,10 +10,15 @@ polls (`reason="poll"`), as the scheduler and push notifications start them:
 an idle round then takes the idle path (no lease, no record). `content_hashes`
 counts `content_hash` calls (the engine's hashing), per phase.
 
-Each size runs in a fresh interpreter, so that its `peak_rss_mb` is its own
-(not the largest size's so far); `rss_filled_mb` is the process after the two
-in-memory spokes were filled (the benchmark's own data), `engine_rss_mb` the
-growth from there to the peak. `cpu_s` is the process's CPU time of a phase
+The spokes keep their items and change logs in an SQLite file
+(`bench/_sqlite_calendar.py`), outside the Python heap, and answer in pages of
+1,000 items (`page_size`), as paging servers do: `peak_rss_mb` is what the
+engine costs (runs read, plan and write the hub's changes and the spoke's
+answer a page at a time, docs/decisions/2026-12-01-paged-runs.md), not the
+benchmark's data. Each size runs in a fresh interpreter, so that its
+`peak_rss_mb` is its own (not the largest size's so far); `rss_filled_mb` is
+the process after the two spokes were filled, `engine_rss_mb` the growth from
+there to the peak. `cpu_s` is the process's CPU time of a phase
 (`time.process_time`; wall times on a shared machine vary by 2×). Sizes are
 1k, 10k, 50k up to N: `--n 200000` adds the 200,000-item figures (minutes;
 the test suite never runs it).
@@ -42,6 +47,7 @@ from typing import Any
 
 import bench._common  # noqa: F401 - puts the package on sys.path
 from bench._common import peak_rss_mb, rss_mb
+from bench._sqlite_calendar import sqlite_calendar
 from spokesync.bootstrap import build_context
 from spokesync.config import Config
 from spokesync.connectors import memory_registry
@@ -55,6 +61,7 @@ from spokesync.stores.sqlite import SqliteHubStore
 
 DEFAULT_N = 10_000
 SIZES = (1_000, 10_000, 50_000)
+SPOKE_PAGE = 1_000  # items per answer of the benchmark's spokes
 
 
 def _event(i: int, now: datetime) -> Event:
@@ -110,8 +117,12 @@ def _measure(n: int) -> dict[str, Any]:
                             queue=queue)
         queue.handler = ctx.run_task
         hub = hubs.create_hub(ctx, "Bench")
-        a = hubs.add_spoke(ctx, hub.id, "a", "memory", {"calendar": "a"}, options={"direction": "two_way"})
-        b = hubs.add_spoke(ctx, hub.id, "b", "memory", {"calendar": "b"}, options={"direction": "two_way"})
+        for name in ("a", "b"):
+            memory_registry.CALENDARS[name] = sqlite_calendar(name, f"{tmp}/spoke-{name}.sqlite3")
+        a = hubs.add_spoke(ctx, hub.id, "a", "memory", {"calendar": "a", "page_size": SPOKE_PAGE},
+                           options={"direction": "two_way"})
+        b = hubs.add_spoke(ctx, hub.id, "b", "memory", {"calendar": "b", "page_size": SPOKE_PAGE},
+                           options={"direction": "two_way"})
         cal_a, cal_b = memory_registry.calendar("a"), memory_registry.calendar("b")
         for i in range(n):
             cal_a.user_create(_event(i, clock.now()))
@@ -126,7 +137,7 @@ def _measure(n: int) -> dict[str, Any]:
         settle = _phase(store, [cal_a, cal_b], sync_all)  # each spoke reads back its own writes once
         changed = max(1, n // 100)
         clock.advance(60)
-        for item_id in list(cal_a.items)[:changed]:
+        for item_id in cal_a.ids_after("", changed):
             item = cal_a.items[item_id]
             cal_a.user_update(item_id, replace(item.event, title=item.event.title + " (moved)", modified=clock.now()))
         one_pct = _phase(store, [cal_a, cal_b], sync_all)
