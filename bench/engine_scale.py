@@ -18,7 +18,9 @@ answer a page at a time, docs/decisions/2026-12-01-paged-runs.md), not the
 benchmark's data. Each size runs in a fresh interpreter, so that its
 `peak_rss_mb` is its own (not the largest size's so far); `rss_filled_mb` is
 the process after the two spokes were filled, `engine_rss_mb` the growth from
-there to the peak. `cpu_s` is the process's CPU time of a phase
+there to the peak. `ENGINE_SCALE_SPOKES=heap` keeps the spokes' items as
+Python objects instead (no pickling: the engine's CPU time alone, its data in
+the peak). `cpu_s` is the process's CPU time of a phase
 (`time.process_time`; wall times on a shared machine vary by 2×). Sizes are
 1k, 10k, 50k up to N: `--n 200000` adds the 200,000-item figures (minutes;
 the test suite never runs it).
@@ -117,8 +119,9 @@ def _measure(n: int) -> dict[str, Any]:
                             queue=queue)
         queue.handler = ctx.run_task
         hub = hubs.create_hub(ctx, "Bench")
-        for name in ("a", "b"):
-            memory_registry.CALENDARS[name] = sqlite_calendar(name, f"{tmp}/spoke-{name}.sqlite3")
+        if os.environ.get("ENGINE_SCALE_SPOKES") != "heap":  # heap: plain in-memory spokes, as before
+            for name in ("a", "b"):
+                memory_registry.CALENDARS[name] = sqlite_calendar(name, f"{tmp}/spoke-{name}.sqlite3")
         a = hubs.add_spoke(ctx, hub.id, "a", "memory", {"calendar": "a", "page_size": SPOKE_PAGE},
                            options={"direction": "two_way"})
         b = hubs.add_spoke(ctx, hub.id, "b", "memory", {"calendar": "b", "page_size": SPOKE_PAGE},
