@@ -116,6 +116,30 @@ def test_a_refused_outbound_deletion_restores_the_hub_from_the_spoke(harness: Ha
     assert harness.ctx.store.count_hub_items(hub.id) == 10 and len(cal_b.items) == 10 and len(cal_a.items) == 10
 
 
+def test_a_one_way_spokes_refusal_restores_what_another_spokes_confirmed_deletion_took(harness: Harness) -> None:
+    """A one-way spoke reads no hub changes; refusing its paused deletion still brings back into
+    the hub, from its copies, the listed items the hub lost meanwhile (found by the state machine)."""
+    hub = harness.hub()
+    a, cal_a = harness.spoke(hub, "a")
+    c, cal_c = harness.spoke(hub, "c", two_way=False)
+    cal_c.user_create(ev("Board meeting"))
+    harness.settle()
+    assert len(cal_a.items) == 1
+    cal_c.read_empty = cal_a.read_empty = True
+    cal_c.forget_cursor = cal_a.forget_cursor = True
+    assert harness.sync(c).status == "paused" and harness.sync(a).status == "paused"
+    cal_c.forget_cursor = cal_a.forget_cursor = False
+    cal_a.user_delete(next(iter(cal_a.items)))  # a really was emptied
+    hubs.confirm_deletions(harness.ctx, a.id)  # a's administrator confirms: the hub deletes the item
+    assert harness.sync(a).status == "ok" and harness.ctx.store.count_hub_items(hub.id) == 0
+    hubs.cancel_deletions(harness.ctx, c.id)  # c's administrator refuses: c still holds it
+    run = harness.sync(c)
+    assert run.status == "ok" and run.counts["hub_restored"] == 1
+    assert [i.event.title for i in harness.ctx.store.list_hub_items(hub.id)] == ["Board meeting"]  # type: ignore[union-attr]
+    harness.queue.drain()
+    assert [e.title for e in cal_a.events()] == ["Board meeting"]
+
+
 def test_a_write_refused_for_good_is_settled_listed_and_tried_again_when_it_changes(harness: Harness) -> None:
     hub = harness.hub()
     a, cal_a = harness.spoke(hub, "a")

@@ -136,7 +136,9 @@ class PlanInput:
     options: SyncOptions
     fields: frozenset[str]  # the connector's capabilities.fields
     changes: ChangeSet
-    hub_changed: list[HubItem]  # hub items with seq > the spoke's hub cursor (two-way only)
+    # hub items with seq > the spoke's hub cursor (two-way only; a one-way spoke's refused run: the
+    # tombstones of the items its pause listed)
+    hub_changed: list[HubItem]
     hub_items: dict[str, HubItem]  # hub items the spoke's changes refer to
     links_by_spoke: dict[str, Link]  # links of the changed / deleted / listed spoke items
     links_by_hub: dict[str, Link]  # links of hub_changed items (and of every item on a full listing)
@@ -578,6 +580,12 @@ class _Planner:
         if self.two_way:
             for hub in self.inp.hub_changed:
                 self.outbound(hub)
+        elif self.inp.refuse_deletions:
+            # a one-way spoke's refused deletion: what the hub lost comes back from its copies
+            for hub in self.inp.hub_changed:
+                link = self.links_by_hub.get(hub.id)
+                if hub.deleted and hub.id not in self.handled and link is not None and not link.detached:
+                    self.restore(hub, link, self.inp.restore.get(link.spoke_item_id))
         return self.plan
 
 

@@ -372,6 +372,12 @@ class Runner:
         no spoke changes: what only the first page does (retries, matching, decisions) is skipped."""
         store = self.store
         kind = self._use_kind(spoke)
+        if (first and spoke.refuse_deletions and not spoke.options.two_way and spoke.options.deletions != "keep"
+                and spoke.pending_ids):
+            # A one-way spoke reads no hub changes: the items its refused pause listed that the hub
+            # deleted meanwhile (another spoke's confirmed deletion) come back from its copies.
+            lost = [h for h in store.get_hub_items(spoke.hub_id, spoke.pending_ids).values() if h.deleted]
+            hub_changed = [*hub_changed, *lost]
         if changes.full:
             all_links = store.list_links(spoke.id)
             links_by_spoke = {link.spoke_item_id: link for link in all_links}
@@ -615,20 +621,24 @@ class Runner:
         page = planned
         del planned, plan, changes  # (a page's inputs are let go once it is written)
         feed = True  # the page carries the spoke's changes
+        committed = False
         try:
             while True:
+                committed = False
                 self._apply_page(spoke, run, connector, page, progress, deadline)
                 self._commit_cursors(spoke, run, progress, page, feed=feed)
+                committed = True
+                if not (page.more or (feed and page.changes.more)):
+                    break
                 # The next page (the spoke's first, then the hub's): its links, its writes and the
                 # cursors are committed with it, so that a run interrupted between pages keeps what it did.
+                self._check_time(deadline)  # (a stop or the time budget: between two pages too)
                 if feed and page.changes.more:
                     progress.inbound_done = False
                     page = self._next_spoke_page(spoke, connector, page.changes.cursor, page.read_to, page.more)
-                elif page.more:
+                else:
                     feed = False
                     page = self._next_page(spoke, connector, page.read_to)
-                else:
-                    break
                 verdict = self._guard(spoke, page, (progress.budget_hub, progress.budget_spoke))
                 if not verdict.ok:
                     self.store.update_spoke(spoke.id, **self._pause_details(verdict, page))
@@ -637,8 +647,8 @@ class Runner:
                 progress.counts["conflicts"] += len(page.plan.conflicts)
         except _OutOfTime:
             run.status, run.reason = "continued", "time budget used up; continuing in a new run"
-            # (the first page's inbound writes done: every change the spoke's feed gave is in the hub)
-            self._commit_cursors(spoke, run, progress, page, feed=feed and progress.inbound_done)
+            if not committed:  # (a spoke page's cursor only once its inbound writes are in the hub)
+                self._commit_cursors(spoke, run, progress, page, feed=feed and progress.inbound_done)
 
     def _apply_page(self, spoke: Spoke, run: RunRecord, connector: SpokeConnector, page: _Planned,
                     progress: _Progress, deadline: float) -> None:
