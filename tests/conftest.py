@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from hypothesis import settings
 
 settings.register_profile("ci", derandomize=True, print_blob=True)
@@ -26,3 +27,16 @@ EwsServer.check_responses_default = True
 def pytest_addoption(parser):  # type: ignore[no-untyped-def]
     parser.addoption("--live", action="store_true", default=False,
                      help="also run the self-test against real accounts (tests/live; see docs/DEVELOPING.md)")
+
+
+from spokesync.engine import runner as _runner  # noqa: E402
+
+_HUB_PAGE = _runner.HUB_PAGE
+
+
+@pytest.fixture(autouse=True)
+def _hub_page_size_restored():  # type: ignore[no-untyped-def]
+    """State machines read the hub in small pages (`runner.HUB_PAGE`); every test after them
+    runs with the default again, whatever a machine left behind."""
+    yield
+    _runner.HUB_PAGE = _HUB_PAGE
