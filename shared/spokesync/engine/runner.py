@@ -135,6 +135,10 @@ class _Progress:
     ambiguous: list[dict[str, object]] | None = None  # the spoke's ambiguous matches after this run
     created: list[str] = field(default_factory=list)  # spoke items this run created (see Spoke.unseen_writes)
     cursor_stored: bool = False  # this run stored the feed cursor it read
+    stored_cursor: bytes | None = None  # that cursor (a complete answer's)
+    # What this run wrote into the spoke: spoke item id -> the version its write returned ("" for a
+    # deletion); None when there were too many to keep (see `_own_writes_seen`)
+    own: dict[str, str] | None = field(default_factory=dict)
     watch: frozenset[str] = frozenset()  # hub item ids on the spoke's attention list
     # the lowest hub seq an earlier page of this run left unwritten to the spoke (0: none)
     hold: int = 0
@@ -144,6 +148,17 @@ class _Progress:
 
 # Spoke.unseen_writes kept per spoke (a spoke record stays well under Firestore's 1 MiB)
 UNSEEN_WRITES_MAX = 2000
+# A run's own spoke writes remembered to recognise them in the spoke's feed afterwards (ids and versions)
+OWN_WRITES_MAX = 50_000
+
+
+def _own(progress: _Progress, spoke_item_id: str, version: str) -> None:
+    if progress.own is None:
+        return
+    if len(progress.own) >= OWN_WRITES_MAX and spoke_item_id not in progress.own:
+        progress.own = None  # too many to keep: the next run reads them back
+        return
+    progress.own[spoke_item_id] = version
 
 
 def new_id() -> str:
@@ -645,10 +660,41 @@ class Runner:
                     raise _Paused(verdict.state, verdict.reason)
                 run.conflicts += [c.to_dict() for c in page.plan.conflicts[: max(0, 100 - len(run.conflicts))]]
                 progress.counts["conflicts"] += len(page.plan.conflicts)
+            self._own_writes_seen(spoke, run, connector, progress)
         except _OutOfTime:
             run.status, run.reason = "continued", "time budget used up; continuing in a new run"
             if not committed:  # (a spoke page's cursor only once its inbound writes are in the hub)
                 self._commit_cursors(spoke, run, progress, page, feed=feed and progress.inbound_done)
+
+    def _own_writes_seen(self, spoke: Spoke, run: RunRecord, connector: SpokeConnector, progress: _Progress) -> None:
+        """Recognise this run's own writes in the spoke's feed, so that its next run does not read
+        them back: read the feed from the cursor this run stored (taken before its writes); when it
+        holds only this run's writes, each with the version its write returned (a deletion: as
+        deleted), store the feed's new cursor. Anything else in it (a user's edit, even of an item
+        this run wrote) leaves the stored cursor as it is, and the next run reads it all, as before."""
+        own = progress.own
+        if not own or progress.stored_cursor is None or progress.rerun or progress.stale:
+            return
+        cursor: bytes | None = progress.stored_cursor
+        try:
+            for _ in range(1 + len(own) // 100):  # (a feed of our writes has at most that many pages)
+                after = connector.changes(cursor)
+                if after.full or any(own.get(i.id) != i.version or not i.version for i in after.items) or any(
+                        own.get(d, None) != "" for d in after.deleted):
+                    return
+                cursor = after.cursor
+                if not after.more:
+                    break
+            else:
+                return
+        except (ConnectorError, FullResyncRequired):
+            return  # (the next run reads the feed from the stored cursor, as before)
+        if cursor is None or cursor == progress.stored_cursor:
+            return
+        self.store.commit(CommitBatch(spoke.hub_id, spoke.id, run.id, cursor=cursor, set_cursor=True),
+                          self.clock.now())
+        progress.stored_cursor = cursor
+        progress.created.clear()  # (the feed from the new cursor is after them: none is unseen)
 
     def _apply_page(self, spoke: Spoke, run: RunRecord, connector: SpokeConnector, page: _Planned,
                     progress: _Progress, deadline: float) -> None:
@@ -688,6 +734,9 @@ class Runner:
             # the feed's end: the creates before it are in the feed from it on (see _finish); a
             # resumable page's position may be before earlier unseen writes: they are kept
             progress.cursor_stored = progress.cursor_stored or not changes.more
+        if feed and not changes.more and changes.cursor is not None and (
+                batch.set_cursor or changes.cursor == page.previous_cursor):
+            progress.stored_cursor = changes.cursor  # the spoke's cursor now (see _own_writes_seen)
         if batch.set_cursor or hub_cursor != progress.hub_cursor:  # an idle run writes no cursor
             self.store.commit(batch, self.clock.now())
             progress.hub_cursor = hub_cursor
@@ -801,6 +850,8 @@ class Runner:
                 progress.attention_clear.add(hub_item.id)
             if result.status == "ok":
                 done_seqs.append(hub_item.seq)
+                _own(progress, result.spoke_item_id or action.link.spoke_item_id,
+                     "" if isinstance(action, SpokeDelete) else result.version)
                 if isinstance(action, SpokeDelete):
                     batch.link_deletes.append(hub_item.id)
                     progress.counts["spoke_deleted"] += 1
