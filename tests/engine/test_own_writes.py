@@ -7,9 +7,11 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+from spokesync.connectors.memory import MemoryCalendar
 from spokesync.engine import runner as runner_module
 from spokesync.engine.runner import Runner
 from spokesync.model.event import Event
+from spokesync.model.hub import Spoke
 from tests.engine.conftest import Harness
 
 START = datetime(2026, 3, 2, 9, tzinfo=UTC)
@@ -20,13 +22,19 @@ def _events(n: int) -> list[Event]:
             for i in range(n)]
 
 
-def test_the_next_run_of_a_spoke_does_not_read_back_what_its_run_wrote(harness: Harness) -> None:
+def _two_spokes(harness: Harness, n: int) -> tuple[Spoke, MemoryCalendar, Spoke, MemoryCalendar]:
+    """Two two-way spokes; `n` items made in `a` and taken into the hub."""
     hub = harness.hub()
     a, cal_a = harness.spoke(hub, "a")
     b, cal_b = harness.spoke(hub, "b")
-    for event in _events(50):
+    for event in _events(n):
         cal_a.user_create(event)
     Runner(harness.ctx).sync(a.id)
+    return a, cal_a, b, cal_b
+
+
+def test_the_next_run_of_a_spoke_does_not_read_back_what_its_run_wrote(harness: Harness) -> None:
+    _, _, b, cal_b = _two_spokes(harness, 50)
     Runner(harness.ctx).sync(b.id)  # writes the 50 into b
     assert len(cal_b.items) == 50
     store = harness.ctx.store
@@ -37,12 +45,7 @@ def test_the_next_run_of_a_spoke_does_not_read_back_what_its_run_wrote(harness: 
 
 
 def test_a_user_edit_made_while_the_run_looks_at_its_own_writes_is_not_skipped(harness: Harness) -> None:
-    hub = harness.hub()
-    a, cal_a = harness.spoke(hub, "a")
-    b, cal_b = harness.spoke(hub, "b")
-    for event in _events(5):
-        cal_a.user_create(event)
-    Runner(harness.ctx).sync(a.id)
+    _, cal_a, b, cal_b = _two_spokes(harness, 5)
 
     edited: list[str] = []
 
@@ -64,12 +67,7 @@ def test_a_user_edit_made_while_the_run_looks_at_its_own_writes_is_not_skipped(h
 
 def test_too_many_writes_to_remember_are_read_back_as_before(harness: Harness, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setattr(runner_module, "OWN_WRITES_MAX", 3)
-    hub = harness.hub()
-    a, cal_a = harness.spoke(hub, "a")
-    b, cal_b = harness.spoke(hub, "b")
-    for event in _events(5):
-        cal_a.user_create(event)
-    Runner(harness.ctx).sync(a.id)
+    _, _, b, _ = _two_spokes(harness, 5)
     Runner(harness.ctx).sync(b.id)
     again = Runner(harness.ctx).sync(b.id, reason="poll")
     assert again.reason != "nothing changed"  # it read its 5 writes back (and found nothing to do)
