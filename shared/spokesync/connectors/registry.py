@@ -76,19 +76,14 @@ def kept_fields(spoke: Spoke) -> frozenset[str]:
     the engine hands them over blank, and a connector's update leaves the spoke's own values
     alone instead of clearing them (docs/decisions/2026-12-01-kept-fields.md). A busy-only
     spoke keeps none: the hub's copies there are placeholders, written whole."""
-    options = spoke.options
-    if object_type_of(spoke.kind) == "contacts":
-        from spokesync.model.contact import OPTIONAL_FIELDS as CONTACT_FIELDS
-
-        switches = {"notes": options.sync_notes, "birthday": options.sync_birthday, "photo": options.sync_photo}
-        return frozenset().union(*(CONTACT_FIELDS[name] for name, on in switches.items() if not on))
-    if options.privacy_mode == "busy_only":
+    if spoke.options.privacy_mode == "busy_only" and object_type_of(spoke.kind) == "calendar":
         return frozenset()
-    from spokesync.model.event import OPTIONAL_FIELDS as EVENT_FIELDS
+    from spokesync.engine.kinds import kind_for
 
-    switches = {"description": options.sync_description, "location": options.sync_location,
-                "attendees": options.sync_attendees, "reminders": options.sync_reminders}
-    return frozenset().union(*(EVENT_FIELDS[name] for name, on in switches.items() if not on))
+    kind = kind_for(object_type_of(spoke.kind))
+    optional = frozenset().union(*kind.optional_fields.values())
+    # the engine's own switches: what it does not exchange with this spoke
+    return optional - kind.exchanged_fields(spoke.options, optional)
 
 
 def connector_for(spoke: Spoke, credential: CredentialRef | None, secrets: SecretStore, config: Config,

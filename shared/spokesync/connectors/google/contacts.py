@@ -731,11 +731,8 @@ def from_spoke(spoke: Spoke, credential: CredentialRef | None, secrets: SecretSt
         raise ValueError(f"Google contacts spoke {spoke.id!r} names no contact group in its address")
     client = GoogleClient(credentials_for(credential, secrets, config, CONTACTS_SCOPES), config,
                           document=discovery_document(), api_root=config.google_people_api_root, product=PRODUCT)
-    from spokesync.connectors.registry import kept_fields
-
-    kept = kept_fields(spoke)
     return GoogleContactsConnector(client, group_name=group_name, group_id=group_id,
-                                   max_photo_bytes=min(config.max_response_bytes, 8 << 20), kept=kept,
+                                   max_photo_bytes=min(config.max_response_bytes, 8 << 20),
                                    plain_http_root=config.google_people_api_root
                                    if config.google_people_api_root.startswith("http://") else "")
 
