@@ -246,6 +246,10 @@ class HubStore(Protocol):
     def get_cursor(self, spoke_id: str) -> bytes | None: ...
 
     # hub items
+    def new_item_id(self) -> str:
+        """An id for a new hub item: unique, 32 lowercase hex digits. The store chooses their
+        order for its own indexes (docs/decisions/2026-12-01-item-ids-per-store.md)."""
+        ...
     def get_hub_items(self, hub_id: str, ids: Sequence[str]) -> dict[str, HubItem]: ...
     def hub_items_since(self, hub_id: str, seq: int, limit: int | None = None) -> list[HubItem]:
         """Items (tombstones included) with seq > `seq`, ordered by (seq, id). With `limit`, one

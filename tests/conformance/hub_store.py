@@ -409,6 +409,28 @@ class HubStoreConformance:
         seeded.commit(CommitBatch("hub1", "s1", "run1", link_deletes=["old", "new"]), NOW)
         assert seeded.list_links("s1") == [] and seeded.links_by_spoke_items("s1", ["gold", "gnew"]) == {}
 
+    def test_one_commit_changes_links_in_both_places_at_one_write_each(self, seeded: HubStore) -> None:
+        """s1's links live in the rows of the items s1 brought in, s2's in `links`; a commit of
+        s1 that changes and deletes links of both kinds writes each once and moves none."""
+        self._origin(seeded, ["a", "b", "c"])
+        self._lease(seeded, "s2", "run2")
+        seeded.commit(CommitBatch("hub1", "s2", "run2", hub_writes=[HubWrite(make_item("x"), 0), HubWrite(make_item("y"), 0)]), NOW)
+        self._lease(seeded)
+        seeded.commit(CommitBatch("hub1", "s1", "run1", link_upserts=[make_link("x", "gx"), make_link("y", "gy")]), NOW)
+        before = seeded.stats["writes"]  # type: ignore[attr-defined]
+        moved = [replace(make_link(i, "g" + i), spoke_version="e7") for i in ("a", "x")]
+        seeded.commit(CommitBatch("hub1", "s1", "run1", link_upserts=moved, link_deletes=["b", "y"]), NOW)
+        assert seeded.stats["writes"] - before <= 4 + 1  # type: ignore[attr-defined]  # (+ the lease fence)
+        assert seeded.list_links("s1") == sorted([*moved, make_link("c", "gc")], key=lambda link: link.hub_item_id)
+        assert seeded.links_by_spoke_items("s1", ["ga", "gb", "gc", "gx", "gy"]).keys() == {"ga", "gc", "gx"}
+        assert seeded.links_by_hub_items("s1", ["a", "b", "c", "x", "y"]).keys() == {"a", "c", "x"}
+        assert seeded.count_links("s1") == 3 and seeded.list_links("s2") == []
+
+    def test_new_item_ids_are_unique_lowercase_hex(self, store: HubStore) -> None:
+        ids = [store.new_item_id() for _ in range(2000)]
+        assert len(set(ids)) == len(ids)
+        assert all(len(i) == 32 and set(i) <= set("0123456789abcdef") for i in ids)
+
     def test_delete_hub_removes_its_items_spokes_and_every_link(self, seeded: HubStore) -> None:
         self._origin(seeded, ["a", "b"])
         self._lease(seeded, "s2", "run2")

@@ -23,6 +23,39 @@ class TestSqliteHubStore(HubStoreConformance):
         return SqliteHubStore(str(tmp_path / "hub.sqlite3"))
 
 
+def test_new_item_ids_ascend_so_new_rows_go_to_the_end_of_the_indexes(tmp_path: Path) -> None:
+    store = SqliteHubStore(str(tmp_path / "hub.sqlite3"))
+    ids = [store.new_item_id() for _ in range(5000)]
+    assert ids == sorted(ids)
+    other = SqliteHubStore(str(tmp_path / "hub.sqlite3"))  # another process on the same file
+    assert not set(ids) & {other.new_item_id() for _ in range(5000)}
+
+
+def test_links_of_many_items_in_one_commit_land_in_their_places(tmp_path: Path) -> None:
+    """More links than one lookup holds (`_CHUNK`): each in its place, each one write."""
+    store = SqliteHubStore(str(tmp_path / "hub.sqlite3"))
+    store.put_hub(Hub(id="hub1", name="Team"))
+    for spoke_id in ("s1", "s2"):
+        store.put_spoke(Spoke(id=spoke_id, hub_id="hub1", name=spoke_id, kind="memory"))
+    ids = [f"i{n:04d}" for n in range(1200)]
+    assert store.acquire_lease("s1", "run1", NOW, 60) is not None
+    store.commit(CommitBatch("hub1", "s1", "run1", hub_writes=[HubWrite(make_item(i), 0) for i in ids],
+                             link_upserts=[make_link(i, "g" + i) for i in ids[:700]]), NOW)
+    assert store.acquire_lease("s2", "run2", NOW, 60) is not None
+    before = store.stats["writes"]
+    store.commit(CommitBatch("hub1", "s2", "run2", link_upserts=[make_link(i, "x" + i, spoke_id="s2") for i in ids]),
+                 NOW)
+    assert store.stats["writes"] - before == len(ids)  # (the lease is trusted: no other write)
+    before = store.stats["writes"]
+    store.commit(CommitBatch("hub1", "s1", "run1", link_upserts=[make_link(i, "g" + i) for i in ids[700:]],
+                             link_deletes=ids[:100]), NOW)
+    assert store.stats["writes"] - before == 500 + 100
+    assert len(store.list_links("s1")) == 1100 and len(store.list_links("s2")) == 1200
+    in_rows = _rows(tmp_path / "hub.sqlite3", "SELECT COUNT(*) FROM hub_items WHERE link IS NOT NULL")
+    in_table = _rows(tmp_path / "hub.sqlite3", "SELECT spoke_id, COUNT(*) FROM links GROUP BY spoke_id ORDER BY 1")
+    assert in_rows == [(600,)] and in_table == [("s1", 500), ("s2", 1200)]
+
+
 # The hub_items and links tables as the store created them before origin links moved into the
 # item's row (the rest of the schema is unchanged).
 EARLIER = """

@@ -451,7 +451,7 @@ class Runner:
         inp = PlanInput(
             hub_id=spoke.hub_id, spoke_id=spoke.id, options=spoke.options, fields=connector.capabilities.fields,
             changes=changes, hub_changed=hub_changed, hub_items=hub_items, links_by_spoke=links_by_spoke,
-            links_by_hub=links_by_hub, now=self.clock.now(), new_id=new_id,
+            links_by_hub=links_by_hub, now=self.clock.now(), new_id=self.ctx.store.new_item_id,
             refuse_deletions=spoke.refuse_deletions, restore=restore,
             confirmed=frozenset(spoke.confirmed_ids) if spoke.confirm_deletions else frozenset(),
             hashes=self.hashes, kind=kind, limits=dict(connector.capabilities.limits),

@@ -53,6 +53,7 @@ import re
 import sys
 import threading
 import time
+import uuid
 import zlib
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -502,6 +503,11 @@ class FirestoreHubStore:
         from google.cloud.firestore_v1.base_query import FieldFilter
 
         return FieldFilter(field, op, value)
+
+    def new_item_id(self) -> str:
+        """Random ids: Google asks not to use monotonically increasing document ids, which
+        lead to hotspots (https://cloud.google.com/firestore/docs/best-practices#document_ids)."""
+        return uuid.uuid4().hex
 
     def get_hub_items(self, hub_id: str, ids: Sequence[str]) -> dict[str, HubItem]:
         refs = [self._item_ref(hub_id, i) for i in dict.fromkeys(ids)]

@@ -22,9 +22,12 @@ commits). Otherwise the row is read and checked.
 
 from __future__ import annotations
 
+import itertools
 import json
+import secrets
 import sqlite3
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -112,6 +115,7 @@ class SqliteHubStore:
         self._held: dict[str, tuple[str, datetime | None, int, int, int]] = {}
         self._txns = 0  # transactions begun by this store, any thread
         self._txn_lock = threading.Lock()
+        self._ids = itertools.count(secrets.randbelow(1 << 32))  # (next() is atomic under the GIL)
         with self._shared_lock:
             self._conn().executescript(SCHEMA)
             self._migrate(self._conn())
@@ -128,6 +132,14 @@ class SqliteHubStore:
             if name not in have:
                 db.execute(f"ALTER TABLE hub_items ADD COLUMN {name} {kind}")
         db.execute(_LINK_INDEX)
+
+    # ------------------------------------------------------------ item ids
+    def new_item_id(self) -> str:
+        """Ascending ids: the time in milliseconds, this store's counter, then random digits
+        (other processes writing the same file). A new item's entries go to the right-hand end
+        of the primary-key indexes of `hub_items` and `links` instead of a random leaf, so a
+        commit rewrites a few pages, not one per item (docs/decisions/2026-12-01-item-ids-per-store.md)."""
+        return f"{time.time_ns() // 1_000_000:012x}{next(self._ids) & 0xFFFFFFFF:08x}{secrets.token_hex(6)}"
 
     # ------------------------------------------------------------ plumbing
     def _conn(self) -> sqlite3.Connection:
@@ -436,24 +448,7 @@ class SqliteHubStore:
                                       home, *link_cols))
                 for sql, items in rows.items():
                     self._write_many(db, sql, items)
-            for link in batch.link_upserts:
-                if link.hub_item_id in done or link.hub_item_id in deletes:
-                    continue
-                cols = _link_columns(link)
-                if db.execute(_SET_LINK, (*cols, batch.hub_id, link.hub_item_id, link.spoke_id)).rowcount:
-                    self.stats["writes"] += 1  # in the row of the item its spoke brought in
-                else:
-                    self._write(db, "INSERT OR REPLACE INTO links VALUES (?, ?, ?, ?, ?)",
-                                (link.spoke_id, link.hub_item_id, link.spoke_item_id, int(link.detached),
-                                 _dump(link.to_dict())))
-            for hub_item_id in batch.link_deletes:
-                if hub_item_id in done:
-                    continue
-                if db.execute(_SET_LINK + " AND link IS NOT NULL",
-                              (None, None, None, batch.hub_id, hub_item_id, batch.spoke_id)).rowcount:
-                    self.stats["writes"] += 1
-                else:
-                    self._write(db, "DELETE FROM links WHERE spoke_id = ? AND hub_item_id = ?", (batch.spoke_id, hub_item_id))
+            self._commit_links(db, batch, done, deletes)
             if batch.set_cursor:
                 self._write(db, "INSERT OR REPLACE INTO cursors VALUES (?, ?)", (batch.spoke_id, batch.cursor))
             if batch.hub_cursor is not None and batch.hub_cursor != hub_cursor:
@@ -462,6 +457,34 @@ class SqliteHubStore:
                             (hub_cursor, batch.spoke_id))
             self._hold(db, batch.spoke_id, batch.run_id, expires, hub_cursor)
             return seq
+
+    def _commit_links(self, db: sqlite3.Connection, batch: CommitBatch, done: set[str], deletes: set[str]) -> None:
+        """The batch's links not written with their items: in the row of an item its spoke brought
+        in, else in `links`. One query finds where each belongs, then one statement per place."""
+        upserts = [link for link in batch.link_upserts if link.hub_item_id not in done and link.hub_item_id not in deletes]
+        dropped = [hub_item_id for hub_item_id in batch.link_deletes if hub_item_id not in done]
+        if not upserts and not dropped:
+            return
+        homes: dict[str, str | None] = {}
+        for chunk in _chunks(list({*(link.hub_item_id for link in upserts), *dropped})):
+            marks = ",".join("?" * len(chunk))
+            homes.update(db.execute(f"SELECT id, link_home FROM hub_items WHERE hub_id = ? AND id IN ({marks})",  # noqa: S608
+                                    (batch.hub_id, *chunk)).fetchall())
+        in_rows: list[tuple[Any, ...]] = []
+        in_table: list[tuple[Any, ...]] = []
+        for link in upserts:
+            spoke_item_id, detached, data = _link_columns(link)
+            if homes.get(link.hub_item_id) == link.spoke_id:
+                in_rows.append((spoke_item_id, detached, data, batch.hub_id, link.hub_item_id, link.spoke_id))
+            else:
+                in_table.append((link.spoke_id, link.hub_item_id, spoke_item_id, detached, data))
+        self._write_many(db, _SET_LINK, in_rows)
+        self._write_many(db, "INSERT OR REPLACE INTO links VALUES (?, ?, ?, ?, ?)", in_table)
+        row_drops = [(None, None, None, batch.hub_id, i, batch.spoke_id) for i in dropped if homes.get(i) == batch.spoke_id]
+        if row_drops:  # (a row whose link is gone already is no write)
+            self.stats["writes"] += db.executemany(_SET_LINK + " AND link IS NOT NULL", row_drops).rowcount
+        self._write_many(db, "DELETE FROM links WHERE spoke_id = ? AND hub_item_id = ?",
+                         [(batch.spoke_id, i) for i in dropped if homes.get(i) != batch.spoke_id])
 
     # ---------------------------------------------------------------- runs
     def put_run(self, run: RunRecord) -> None:
