@@ -116,6 +116,7 @@ class SqliteHubStore:
         self._txns = 0  # transactions begun by this store, any thread
         self._txn_lock = threading.Lock()
         self._ids = itertools.count(secrets.randbelow(1 << 32))  # (next() is atomic under the GIL)
+        self._id_tail = secrets.token_hex(6)
         with self._shared_lock:
             self._conn().executescript(SCHEMA)
             self._migrate(self._conn())
@@ -135,11 +136,11 @@ class SqliteHubStore:
 
     # ------------------------------------------------------------ item ids
     def new_item_id(self) -> str:
-        """Ascending ids: the time in milliseconds, this store's counter, then random digits
-        (other processes writing the same file). A new item's entries go to the right-hand end
-        of the primary-key indexes of `hub_items` and `links` instead of a random leaf, so a
+        """Ascending ids: the time in milliseconds, this store's counter, then this store's random
+        digits (other processes writing the same file). A new item's entries go to the right-hand
+        end of the primary-key indexes of `hub_items` and `links` instead of a random leaf, so a
         commit rewrites a few pages, not one per item (docs/decisions/2026-12-01-item-ids-per-store.md)."""
-        return f"{time.time_ns() // 1_000_000:012x}{next(self._ids) & 0xFFFFFFFF:08x}{secrets.token_hex(6)}"
+        return f"{time.time_ns() // 1_000_000:012x}{next(self._ids) & 0xFFFFFFFF:08x}{self._id_tail}"
 
     # ------------------------------------------------------------ plumbing
     def _conn(self) -> sqlite3.Connection:
