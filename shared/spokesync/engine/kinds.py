@@ -23,8 +23,10 @@ Pure functions; the engine imports nothing above the model and the ports.
 
 from __future__ import annotations
 
+import functools
+import operator
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -60,8 +62,10 @@ class ItemKind(Protocol):
                 limits: Mapping[str, int] = NO_LIMITS) -> Item: ...
     def merge_inbound(self, hub_item: Item | None, spoke_item: Item, names: frozenset[str],
                       options: SyncOptions | None = None, limits: Mapping[str, int] = NO_LIMITS) -> Item: ...
-    def merge_is_copy(self, names: frozenset[str], limits: Mapping[str, int]) -> bool:
-        """Does a merge over `names` copy the spoke's values exactly (so it hashes like the copy)?"""
+    def hashes_alike(self, source: Item, copy: Item, names: frozenset[str]) -> bool:
+        """Does `copy` hash over `names` exactly like `source`, known without hashing either? True
+        only when every value that hash reads is the very same object in both (a merge or a
+        projection that took those fields as they are): see docs/decisions/2026-12-01-hash-once.md."""
         ...
     def passes_filters(self, item: Item, options: SyncOptions) -> bool: ...
     def in_window(self, item: Item, options: SyncOptions, now: datetime) -> bool: ...
@@ -132,8 +136,10 @@ class CalendarKind:
         return rules.merge_inbound(None if hub_item is None else as_event(hub_item), as_event(spoke_item),
                                    names, options)
 
-    def merge_is_copy(self, names: frozenset[str], limits: Mapping[str, int]) -> bool:
-        return rules.self_contained(names)
+    def hashes_alike(self, source: Item, copy: Item, names: frozenset[str]) -> bool:
+        # (EXDATE lines and cancelled overrides fold into `cancelled`: those fields must all be
+        # hashed or none, else the hash reads fields outside `names`)
+        return rules.self_contained(names) and _same_values(source, copy, _read_by_hash(names, "description"))
 
     def passes_filters(self, item: Item, options: SyncOptions) -> bool:
         return rules.passes_filters(as_event(item), options)
@@ -171,6 +177,28 @@ class CalendarKind:
 
     def matches_by_default(self) -> bool:
         return False
+
+
+@functools.lru_cache(maxsize=128)
+def _read_by_hash(names: frozenset[str], text_field: str) -> Callable[[Any], Any]:
+    """The values a content hash over `names` reads from an item, in one call: the fields
+    themselves, and the formatted twin (`<text_field>_html`) of the text field it derives from."""
+    read = set(names)
+    if text_field in read:
+        read.add(f"{text_field}_html")
+    ordered = sorted(read)
+    if len(ordered) == 1:
+        one = ordered[0]
+        return lambda item: (getattr(item, one),)
+    return operator.attrgetter(*ordered) if ordered else (lambda item: ())
+
+
+def _same_values(source: Any, copy: Any, read: Callable[[Any], Any]) -> bool:
+    """Is every value `read` takes from `copy` the same object as in `source` (not merely equal:
+    the same object is the same value however the hash treats it)?"""
+    if source is copy:
+        return True
+    return all(a is b for a, b in zip(read(source), read(copy), strict=True))
 
 
 def _instant(value: Any) -> str:
@@ -244,8 +272,10 @@ class ContactsKind:
         merged = contact_model.restrict(spoke, base, names)
         return replace(merged, modified=spoke.modified)
 
-    def merge_is_copy(self, names: frozenset[str], limits: Mapping[str, int]) -> bool:
-        return not limits  # the hub's overflow may be appended: hash the merge itself
+    def hashes_alike(self, source: Item, copy: Item, names: frozenset[str]) -> bool:
+        # (each field is hashed on its own; the hub's overflow appended to a list, a kept photo or
+        # a removed category stamp make new values: those copies are hashed afresh)
+        return _same_values(source, copy, _read_by_hash(names, "notes"))
 
     def passes_filters(self, item: Item, options: SyncOptions) -> bool:
         contact = as_contact(item)

@@ -22,7 +22,7 @@ from typing import Literal
 
 from spokesync.engine import rules
 from spokesync.engine.kinds import CALENDAR, ItemKind
-from spokesync.model.hub import Conflict, HubItem, Link, SyncOptions
+from spokesync.model.hub import Conflict, HubItem, Link, SyncOptions, hash_scope
 from spokesync.model.item import Item
 from spokesync.ports import ChangeSet, SpokeItem
 
@@ -228,16 +228,31 @@ class _Planner:
 
     def merged_hash(self, item: SpokeItem, merged: Item, names: frozenset[str]) -> str:
         """The hub version's hash over the fields taken from the spoke copy: the copy's own hash
-        (computed once) when the merge copied those fields exactly."""
-        stamped = bool(self.opts.spoke_category) and self.opts.spoke_category in item.event.categories
-        if self.kind.merge_is_copy(names, self.inp.limits) and not stamped:  # (a stamp is removed by the merge: hash afresh)
+        (computed once) when the merge took those fields as they are (a removed category stamp,
+        the hub's overflow or a kept photo make new values: then the merge is hashed itself)."""
+        if self.kind.hashes_alike(item.event, merged, names):
             value = self.inp.hashes(item.event, names)
             self.inp.hashes.seed(merged, names, value)
             return value
         return self.inp.hashes(merged, names)
 
+    def projection(self, hub: HubItem, created_by_hub: bool) -> Item:
+        """What the hub writes into this spoke for `hub` (`project`). When the hub item's hash
+        covers exactly the fields this spoke compares and the copy took them as they are, the
+        run knows the copy's hash already: it is the hub item's (seeded, never computed again).
+        docs/decisions/2026-12-01-hash-once.md"""
+        event = self.project(hub.event, created_by_hub)
+        if hub.hash and hub.hash_of and hub.event is not None:
+            names = self.compared(created_by_hub)
+            if (hub.hash_of == hash_scope(self.kind.object_type, names)
+                    and self.kind.hashes_alike(hub.event, event, names)):
+                self.inp.hashes.seed(event, names, hub.hash)
+        return event
+
     def hub_version_of(self, item_id: str, base: HubItem | None, event: Item | None, deleted: bool,
-                       hash_: str = "") -> HubItem:
+                       hash_: str = "", names: frozenset[str] | None = None) -> HubItem:
+        """The hub's next version of `item_id`; `hash_`: `event`'s content hash over `names`
+        (exactly that: the hub item records which names it covers, `HubItem.hash_of`)."""
         version = (base.version if base else 0) + 1
         return HubItem(
             id=item_id,
@@ -246,6 +261,7 @@ class _Planner:
             seq=0,
             event=event,
             hash="" if event is None else hash_,
+            hash_of="" if event is None or not hash_ or names is None else hash_scope(self.kind.object_type, names),
             origin_spoke_id=base.origin_spoke_id if base else self.inp.spoke_id,
             modified=(event.modified if event is not None and event.modified else self.inp.now),
             deleted=deleted,
@@ -336,9 +352,9 @@ class _Planner:
         if self.kind.content_hash(combined, self.kind.all_fields) != self.kind.content_hash(
                 hub.event, self.kind.all_fields):
             target = self.hub_version_of(hub.id, hub, combined, deleted=False,
-                                         hash_=self.inp.hashes(combined, names))
+                                         hash_=self.inp.hashes(combined, names), names=names)
             link = replace(link, hub_version=target.version)
-        projected = self.project(target.event, False)
+        projected = self.projection(target, False)
         update = self.two_way and self.inp.hashes(projected, names) != link.spoke_hash
         if update:
             link = replace(link, hub_version=hub.version)  # until the copy holds the hub's version
@@ -383,14 +399,15 @@ class _Planner:
         if hub is not None and not hub.deleted and item.hub_id not in self.links_by_hub:
             # Our own earlier write whose link was never committed (a crash): adopt it.
             names = self.compared(True)
-            same = self.inp.hashes(item.event, names) == self.inp.hashes(self.project(hub.event, True), names)
+            projected = self.projection(hub, True)
+            same = self.inp.hashes(item.event, names) == self.inp.hashes(projected, names)
             # version 0 when it holds older content: a failed update is then retried
             link = self.link_for(item, hub.id, hub.version if same else 0, True)
             self.plan.links.append(LinkChange(link, hub.id))
             self.set_link(link, hub.id)
             self.handled.add(hub.id)
             if not same and self.two_way:  # it holds an older version: bring it up to date
-                self.plan.spoke.append(SpokeUpdate(link, hub, self.project(hub.event, True), item.version))
+                self.plan.spoke.append(SpokeUpdate(link, hub, projected, item.version))
             return
         if not self.kind.belongs(item.event, self.opts, self.inp.now):
             return
@@ -399,7 +416,8 @@ class _Planner:
         hub_id = self.inp.new_id()
         names = self.exchanged()  # == self.compared(False): the item is the spoke's own
         event = self.merge(None, item.event, names)
-        new = self.hub_version_of(hub_id, None, event, deleted=False, hash_=self.merged_hash(item, event, names))
+        new = self.hub_version_of(hub_id, None, event, deleted=False, hash_=self.merged_hash(item, event, names),
+                                  names=names)
         link = self.link_for(item, hub_id, new.version, created_by_hub=False)
         self.plan.hub.append(HubUpsert(new, 0, link))
         self.set_link(link, hub_id)
@@ -441,7 +459,7 @@ class _Planner:
         if winner == "spoke":
             self.take_spoke(item, link, hub, merged_names)
         elif self.two_way:
-            event = self.project(hub.event, link.created_by_hub)
+            event = self.projection(hub, link.created_by_hub)
             current = replace(link, spoke_version=item.version, spoke_hash=new_hash)
             self.plan.spoke.append(SpokeUpdate(current, hub, event, item.version))
             self.set_link(current, hub.id)
@@ -453,7 +471,8 @@ class _Planner:
 
     def take_spoke(self, item: SpokeItem, link: Link, hub: HubItem, names: frozenset[str]) -> None:
         event = self.merge(None if hub.deleted else hub.event, item.event, names)
-        new = self.hub_version_of(hub.id, hub, event, deleted=False, hash_=self.merged_hash(item, event, names))
+        new = self.hub_version_of(hub.id, hub, event, deleted=False, hash_=self.merged_hash(item, event, names),
+                                  names=names)
         new_link = self.link_for(item, hub.id, new.version, link.created_by_hub)
         if self.inp.limits and self.two_way:
             # A spoke with fixed slots: the hub kept what did not fit (a fourth e-mail address), and
@@ -480,7 +499,7 @@ class _Planner:
             self.plan.links.append(LinkChange(None, hub.id, drop=True))
             self.set_link(None, hub.id)
             if self.two_way and hub.event is not None:
-                self.plan.spoke.append(SpokeCreate(hub, self.project(hub.event, True)))
+                self.plan.spoke.append(SpokeCreate(hub, self.projection(hub, True)))
             return
         if self.keep_deletions:
             detached = replace(link, detached=True)
@@ -493,7 +512,7 @@ class _Planner:
             self.plan.links.append(LinkChange(None, hub.id, drop=True))
             self.set_link(None, hub.id)
             if self.two_way and hub.event is not None and self.kind.passes_filters(hub.event, self.opts):
-                self.plan.spoke.append(SpokeCreate(hub, self.project(hub.event, True)))
+                self.plan.spoke.append(SpokeCreate(hub, self.projection(hub, True)))
             return
         tomb = self.hub_version_of(hub.id, hub, None, deleted=True)
         self.plan.hub.append(HubUpsert(tomb, hub.version, None, drop_link=True))
@@ -509,7 +528,8 @@ class _Planner:
             return
         names = self.compared(link.created_by_hub)
         event = self.merge(None, item.event, names)
-        back = self.hub_version_of(hub.id, hub, event, deleted=False, hash_=self.merged_hash(item, event, names))
+        back = self.hub_version_of(hub.id, hub, event, deleted=False, hash_=self.merged_hash(item, event, names),
+                                   names=names)
         new_link = self.link_for(item, hub.id, back.version, link.created_by_hub)
         self.plan.hub.append(HubUpsert(back, hub.version, new_link, restore=True))
         self.set_link(new_link, hub.id)
@@ -545,7 +565,7 @@ class _Planner:
         member = self.kind.passes_filters(hub.event, self.opts)
         if link is None:
             if member and self.kind.in_window(hub.event, self.opts, self.inp.now):
-                self.plan.spoke.append(SpokeCreate(hub, self.project(hub.event, True)))
+                self.plan.spoke.append(SpokeCreate(hub, self.projection(hub, True)))
             return
         if link.hub_version == hub.version:
             return
@@ -555,7 +575,7 @@ class _Planner:
             else:
                 self.plan.links.append(LinkChange(replace(link, detached=True), hub.id))
             return
-        event = self.project(hub.event, link.created_by_hub)
+        event = self.projection(hub, link.created_by_hub)
         if self.inp.hashes(event, self.compared(link.created_by_hub)) == link.spoke_hash:
             # the spoke already shows this content (e.g. a field it does not hold changed)
             self.plan.links.append(LinkChange(replace(link, hub_version=hub.version), hub.id))

@@ -7,6 +7,7 @@ that every HubStore adapter stores the same shapes.
 from __future__ import annotations
 
 import functools
+import hashlib
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -302,7 +303,12 @@ class HubItem:
     version: int  # bumped on every change; links remember the version they hold
     seq: int  # hub sequence at the last change: "changed since" queries
     event: Item | None  # an Event or a Contact (the hub's object type); None for a tombstone
-    hash: str = ""  # content hash over the fields the writing spoke gave it (informational)
+    hash: str = ""  # content hash over the fields the writing spoke gave it
+    # which fields `hash` covers: `hash_scope(object type, names)` when `hash` is exactly the kind's
+    # content hash of `event` over those names; "" when unknown (older items, tombstones). A run
+    # that writes the item into a spoke comparing those very names reuses `hash` instead of
+    # hashing its copy again (docs/decisions/2026-12-01-hash-once.md).
+    hash_of: str = ""
     origin_spoke_id: str = ""
     modified: datetime | None = None
     deleted: bool = False
@@ -321,6 +327,7 @@ class HubItem:
             "seq": self.seq,
             "event": None if self.event is None else _item_model().item_to_dict(self.event),
             "hash": self.hash,
+            "hash_of": self.hash_of,  # (always written: a store's partial update must not keep an old one)
             "origin_spoke_id": self.origin_spoke_id,
             "modified": None if self.modified is None else self.modified.isoformat(),
             "deleted": self.deleted,
@@ -336,6 +343,7 @@ class HubItem:
             seq=int(raw["seq"]),
             event=None if raw.get("event") is None else _item_model().item_from_dict(raw["event"]),
             hash=raw.get("hash", ""),
+            hash_of=str(raw.get("hash_of") or ""),
             origin_spoke_id=raw.get("origin_spoke_id", ""),
             modified=None if not modified else (
                 modified if isinstance(modified, datetime) else datetime.fromisoformat(modified)
@@ -344,6 +352,20 @@ class HubItem:
             confirmed=bool(raw.get("confirmed", False)),
             label=str(raw.get("label", "")),
         )
+
+
+# Bumped whenever a content hash changes its meaning for the same item (its normalisation, its
+# encoding): a hub item's `hash` made by an older scheme is then never taken for a new one.
+HASH_SCHEME = "1"
+
+
+@functools.lru_cache(maxsize=256)
+def hash_scope(object_type: str, names: frozenset[str]) -> str:
+    """A short, stable name for a set of hashed fields (`HubItem.hash_of`): 16 hex digits of a
+    SHA-256 over the scheme, the object type and the sorted names (a handful of sets exist per
+    hub; 64 bits make two of them sharing a name out of reach)."""
+    text = "|".join((HASH_SCHEME, object_type, *sorted(names)))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
