@@ -13,11 +13,13 @@ from spokesync.bootstrap import Context, build_context
 from spokesync.config import Config
 from spokesync.connectors import memory_registry
 from spokesync.connectors.memory import MemoryCalendar
+from spokesync.engine import rules
 from spokesync.model.hub import Hub, Spoke
 from spokesync.ports import FakeClock
 from spokesync.queue.local import LocalTaskQueue
 from spokesync.service import hubs
 from spokesync.stores.sqlite import SqliteHubStore
+from tests.engine.hash_check import CheckedHashMemo
 
 
 class Harness:
@@ -47,6 +49,13 @@ class Harness:
             self.sync(spoke)
         ran += self.queue.drain()
         return ran
+
+
+@pytest.fixture(autouse=True)
+def checked_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every engine test's runs check each hash they reuse instead of computing it
+    (`tests.engine.hash_check`): a wrong one fails the test where it is made."""
+    monkeypatch.setattr(rules, "HashMemo", CheckedHashMemo)
 
 
 @pytest.fixture
