@@ -173,6 +173,23 @@ class HubStoreConformance:
         assert back.event == person
         assert [i.event for i in store.hub_items_since("people", 0)] == [person]
 
+    def test_what_an_items_hash_covers_is_kept_and_replaced_with_it(self, seeded: HubStore) -> None:
+        """`HubItem.hash_of` travels with `hash`: a later version without one (a tombstone, a hash
+        of unknown fields) must not keep the earlier version's (it would be reused wrongly)."""
+        self._lease(seeded)
+        first = replace(make_item("a"), hash_of="0123456789abcdef")
+        seeded.commit(CommitBatch("hub1", "s1", "run1", hub_writes=[HubWrite(first, 0)]), NOW)
+        (got,) = seeded.get_hub_items("hub1", ["a"]).values()
+        assert (got.hash, got.hash_of) == ("h1", "0123456789abcdef")
+        second = make_item("a", version=2)  # hash_of ""
+        seeded.commit(CommitBatch("hub1", "s1", "run1", hub_writes=[HubWrite(second, 1)]), NOW)
+        (got,) = seeded.get_hub_items("hub1", ["a"]).values()
+        assert (got.version, got.hash, got.hash_of) == (2, "h2", "")
+        tomb = replace(make_item("a", version=3, deleted=True), hash="")
+        seeded.commit(CommitBatch("hub1", "s1", "run1", hub_writes=[HubWrite(tomb, 2)]), NOW)
+        (got,) = [i for i in seeded.list_hub_items("hub1", include_deleted=True) if i.id == "a"]
+        assert (got.deleted, got.hash, got.hash_of) == (True, "", "")
+
     def test_tombstones_are_listed_only_when_asked(self, seeded: HubStore) -> None:
         self._lease(seeded)
         seeded.commit(CommitBatch("hub1", "s1", "run1", hub_writes=[
