@@ -25,6 +25,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from spokesync.connectors import memory_registry
 from spokesync.engine import rules
 from spokesync.engine.kinds import CALENDAR, CONTACTS, ItemKind
 from spokesync.engine.planner import HubUpsert, PlanInput, SpokeCreate, SpokeUpdate, plan_sync
@@ -32,9 +33,10 @@ from spokesync.model import contact as contact_model
 from spokesync.model import event as event_model
 from spokesync.model.contact import Contact, Email, Photo
 from spokesync.model.event import Attendee, Event, Override, Person
-from spokesync.model.hub import HubItem, Link, SyncOptions
+from spokesync.model.hub import HubItem, Link, SyncOptions, hash_scope
 from spokesync.model.item import Item
 from spokesync.ports import ChangeSet, SpokeItem
+from spokesync.service import hubs
 from tests.engine.conftest import Harness
 from tests.engine.hash_check import CheckedHashMemo, fresh_hash
 
@@ -85,9 +87,6 @@ def _sync_both(harness: Harness, a: Any, b: Any) -> None:
 @pytest.mark.parametrize("kind", ["calendar", "contacts"])
 def test_an_initial_sync_hashes_each_item_once(harness: Harness, monkeypatch: pytest.MonkeyPatch,
                                                kind: str) -> None:
-    from spokesync.connectors import memory_registry
-    from spokesync.service import hubs
-
     n, changed = 40, 4
     memory_registry.FOLDERS.clear()
     hub = hubs.create_hub(harness.ctx, "Team", kind)
@@ -128,21 +127,13 @@ def test_an_initial_sync_hashes_each_item_once(harness: Harness, monkeypatch: py
     for _ in range(2):
         _sync_both(harness, a, b)
     assert cal_a.writes + cal_b.writes == writes  # b's copies hold what their links say: no phantom edit
-    hub_items = harness.ctx.store.list_hub_items(hub.id)
-    assert sorted(kind_hash(h) for h in hub_items) == sorted(kind_hash_of(i.event) for i in cal_b.items.values())
+    in_hub = [h.event for h in harness.ctx.store.list_hub_items(hub.id)]
+    assert sorted(map(_full_hash, in_hub)) == sorted(_full_hash(i.event) for i in cal_b.items.values())
 
 
-def kind_hash(hub: HubItem) -> str:
-    assert hub.event is not None
-    return fresh_hash(hub.event, _all(hub.event))
-
-
-def kind_hash_of(item: Item) -> str:
-    return fresh_hash(item, _all(item))
-
-
-def _all(item: Item) -> frozenset[str]:
-    return contact_model.ALL_FIELDS if isinstance(item, Contact) else event_model.ALL_FIELDS
+def _full_hash(item: Item | None) -> str:
+    assert item is not None
+    return fresh_hash(item, contact_model.ALL_FIELDS if isinstance(item, Contact) else event_model.ALL_FIELDS)
 
 
 # ------------------------------------------------------------------ property: a reused hash is right
@@ -371,3 +362,11 @@ def test_older_hub_items_are_read_without_a_scope() -> None:
     raw = HubItem("x", "h", 1, 1, Event(title="Old"), hash="abc").to_dict()
     del raw["hash_of"]
     assert HubItem.from_dict(raw).hash_of == ""  # unknown: never reused
+
+
+def test_the_names_of_a_hash_scope_do_not_change_with_the_code() -> None:
+    """Hub items store these names (`HubItem.hash_of`): a different name for the same fields would
+    make every stored hash unknown (hashed again), and a scheme change must change them all."""
+    assert hash_scope("calendar", frozenset({"title", "start", "end"})) == "734f073a2b965bad"
+    assert hash_scope("contacts", frozenset({"display_name"})) == "34d21d0912110d3c"
+    assert hash_scope("calendar", frozenset({"title"})) != hash_scope("contacts", frozenset({"title"}))

@@ -238,7 +238,9 @@ def _field_value(contact: Contact, name: str) -> Any:
 
 
 def content_hash(contact: Contact, names: Iterable[str] = ALL_FIELDS) -> str:
-    """A hash of the contact's meaning over `names`, stable across round trips."""
+    """A hash of the contact's meaning over `names`, stable across round trips.
+    (Hub items keep these hashes with the fields they cover: a change of what a hash means for
+    the same item must bump `model.hub.HASH_SCHEME`.)"""
     normal = normalise(contact)
     payload = json.dumps({n: _field_value(normal, n) for n in sorted(set(names))},
                          sort_keys=True, separators=(",", ":"))

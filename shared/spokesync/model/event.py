@@ -304,7 +304,9 @@ _ENCODE = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
 
 
 def content_hash(event: Event, names: Iterable[str] = ALL_FIELDS) -> str:
-    """A hash of the event's meaning over `names`, stable across round trips."""
+    """A hash of the event's meaning over `names`, stable across round trips.
+    (Hub items keep these hashes with the fields they cover: a change of what a hash means for
+    the same item must bump `model.hub.HASH_SCHEME`.)"""
     payload = _ENCODE(_hashable(normalise(event), names))
     return hashlib.sha256(payload.encode()).hexdigest()[:32]
 
