@@ -198,7 +198,7 @@ def _same_values(source: Any, copy: Any, read: Callable[[Any], Any]) -> bool:
     the same object is the same value however the hash treats it)?"""
     if source is copy:
         return True
-    return all(a is b for a, b in zip(read(source), read(copy), strict=True))
+    return all(map(operator.is_, read(source), read(copy)))  # (one getter for both: the same length)
 
 
 def _instant(value: Any) -> str:
