@@ -33,6 +33,21 @@ def paged_spoke(harness: Harness, hub, name: str, page_size: int | None = 3, **o
     return spoke, memory_registry.calendar(name)
 
 
+def test_the_memory_calendars_listing_pages_follow_every_change_between_pages() -> None:
+    """Its ids are sorted once per state (not once per page): a change between two pages shows."""
+    cal = MemoryCalendar("p")
+    for i in (5, 1, 3, 7):
+        cal.user_create(ev(i), item_id=f"i{i}")
+    assert cal.ids_after("", 2) == ["i1", "i3"]
+    cal.user_create(ev(4), item_id="i4")
+    cal.user_delete("i5")
+    assert cal.ids_after("i3", 2) == ["i4", "i7"]
+    cal.user_delete("i7")
+    cal.user_create(ev(8), item_id="i8")  # as many items as before, other ids
+    assert cal.ids_after("i3", 5) == ["i4", "i8"] and cal.ids_after("i8", 5) == []
+    assert cal.ids_after("", 10) == sorted(cal.items)
+
+
 def test_the_memory_connector_pages_its_feed_resumably_and_its_listing_by_id() -> None:
     cal = MemoryCalendar("p")
     for i in range(7):

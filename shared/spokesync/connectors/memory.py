@@ -64,6 +64,7 @@ class MemoryCalendar:
     api_calls: int = 0
     # called at the start of every changes() read: tests start an overlapping run there
     on_read: Callable[[], None] | None = None
+    _order: tuple[tuple[int, int], list[str]] | None = field(default=None, repr=False, compare=False)
 
     # -- direct edits, as a user of the calendar would make them
     def _touch(self, item_id: str) -> None:
@@ -104,7 +105,13 @@ class MemoryCalendar:
         after = getattr(self.items, "ids_after", None)
         if after is not None:
             return list(after(last, n))
-        return sorted(i for i in self.items if i > last)[:n]
+        # the ids in order, sorted once per state of the calendar rather than once per page (a
+        # listing of N items in pages was N²/page; every change of the calendar moves `seq`)
+        if self._order is None or self._order[0] != (self.seq, len(self.items)):
+            self._order = ((self.seq, len(self.items)), sorted(self.items))
+        order = self._order[1]
+        start = bisect.bisect_right(order, last)
+        return order[start:start + n]
 
     def _count_write(self) -> None:
         self.writes += 1
