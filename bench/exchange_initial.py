@@ -7,6 +7,9 @@ allows with the batch sizes Exchange accepts (connector.py; docs/decisions/2026-
 FindItem listing pages of 1000, GetItem batches of 1000, CreateItem batches of 500, and the first
 SyncFolderItems of the (empty) mailbox folder; no hub-id lookup, since the mailbox run's own
 listing answers it. `ratio_to_min` = round_trips / min_round_trips (target ≤ 1.1).
+`min_round_trips_idle_after` adds what the mailbox run spends to leave its folder's sync state after
+its own writes (SyncFolderItems, 512 changes a call, IdOnly: no GetItem), so that `next_run` (the
+mailbox spoke's next poll) reads nothing; before, the next run read all n back.
 `BENCH_EXCHANGE_BASELINE=0` skips the one-request-per-item baseline (17 minutes at 10,000 items;
 it does not depend on spokesync's batching): `baseline` is then null.
 """
@@ -93,6 +96,14 @@ def run(n: int) -> dict[str, Any]:
                                 + max(1, math.ceil(0 / SYNC_PAGE))),
         }
         result["ratio_to_min"] = round(result["round_trips"] / result["min_round_trips"], 3)
+        # The mailbox run then leaves the folder's sync state after its own writes, so that its next
+        # run is idle (docs/decisions/2026-12-01-own-writes.md): SyncFolderItems over n creates, at
+        # most SYNC_PAGE a call, with no GetItem. Without that, the next run reads them back.
+        result["min_round_trips_idle_after"] = result["min_round_trips"] + math.ceil(n / SYNC_PAGE)
+        result["ratio_to_min_idle_after"] = round(result["round_trips"] / result["min_round_trips_idle_after"], 3)
+        s.ews.reset_counts()
+        after = Runner(s.ctx).sync(s.mailbox_spoke.id, reason="poll")
+        result["next_run"] = {"round_trips": s.ews.calls(), "reason": after.reason}
     finally:
         s.ews.stop()
     result["baseline"] = _baseline(n) if os.environ.get("BENCH_EXCHANGE_BASELINE", "1") != "0" else None

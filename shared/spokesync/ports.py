@@ -164,6 +164,19 @@ class SpokeConnector(Protocol):
     def delete(self, items: Sequence[ItemDelete]) -> list[WriteResult]: ...
 
 
+@runtime_checkable
+class VersionFeed(Protocol):
+    """A connector that can read its change feed as versions only (optional). After writing into
+    a spoke, a run reads the feed once more to recognise its own writes (their ids and the
+    versions the writes returned); a connector whose `changes` fetches every changed item's
+    content (EWS: SyncFolderItems, then GetItem) offers this cheaper read instead."""
+
+    def change_versions(self, cursor: bytes) -> tuple[dict[str, str], list[str], bytes]:
+        """The changes after `cursor` to the end of the feed: (changed item id -> version,
+        deleted ids, the cursor `changes(cursor)` would have returned)."""
+        ...
+
+
 # ------------------------------------------------------------------ hub store
 
 

@@ -87,3 +87,30 @@ def test_throttling_in_the_middle_of_a_run_converges_later(setup) -> None:  # ty
     settle(ctx, s["queue"])
     assert subjects(ews, s["mb"]) == [f"Item {n}" for n in range(5)]
     assert len(ews.items(s["pf"])) == 5  # no duplicates anywhere
+
+
+@pytest.mark.parametrize("into", ["mb", "pf"], ids=["into a mailbox folder", "into a public folder"])
+def test_own_writes_are_recognised_by_changekey_without_fetching_them(setup, into: str) -> None:  # type: ignore[no-untyped-def]
+    """After writing into a folder, the run reads its feed as ids and ChangeKeys only (SyncFolderItems
+    for a mailbox folder, the FindItem listing for a public folder; `ports.VersionFeed`): no GetItem
+    of its own writes, and the next run finds nothing to read (docs/decisions/2026-12-01-own-writes.md)."""
+    ctx, ews, s = setup
+    source, target = ("pf", "mb") if into == "mb" else ("mb", "pf")
+    spoke = {"mb": s["mailbox"], "pf": s["public"]}
+    start = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    for n in range(6):
+        ews.user_create(s[source], f"Item {n}", start + timedelta(days=n), start + timedelta(days=n, hours=1))
+    Runner(ctx).sync(spoke[target].id)  # its first listing (empty), before the hub has anything
+    Runner(ctx).sync(spoke[source].id)  # the six items into the hub
+    ews.reset_counts()
+    assert Runner(ctx).sync(spoke[target].id).status == "ok"  # the six into the target folder
+    assert ews.calls("CreateItem") == 1 and ews.calls("GetItem") == 0
+    assert subjects(ews, s[target]) == [f"Item {n}" for n in range(6)]
+    ews.reset_counts()
+    idle = Runner(ctx).sync(spoke[target].id, reason="poll")
+    assert idle.reason == "nothing changed" and ews.calls("GetItem") == 0
+    # a user's edit of an item the run wrote is the user's: it travels
+    written = next(i for i in ews.items(s[target]) if i.text("Subject") == "Item 2")
+    ews.user_update(written.id, location="Room 9")
+    settle(ctx, s["queue"])
+    assert [i.text("Location") for i in ews.items(s[source]) if i.text("Subject") == "Item 2"] == ["Room 9"]

@@ -65,6 +65,7 @@ from spokesync.ports import (
     SpokeItem,
     SyncTask,
     Throttled,
+    VersionFeed,
     WriteResult,
 )
 
@@ -677,24 +678,35 @@ class Runner:
             return
         cursor: bytes | None = progress.stored_cursor
         try:
-            for _ in range(1 + len(own) // 100):  # (a feed of our writes has at most that many pages)
-                after = connector.changes(cursor)
-                if after.full or any(own.get(i.id) != i.version or not i.version for i in after.items) or any(
-                        own.get(d, None) != "" for d in after.deleted):
+            if isinstance(connector, VersionFeed):  # (versions only: no item is fetched)
+                changed, deleted, cursor = connector.change_versions(progress.stored_cursor)
+                if any(own.get(i) != v or not v for i, v in changed.items()) or any(own.get(d) != "" for d in deleted):
                     return
-                cursor = after.cursor
-                if not after.more:
-                    break
             else:
-                return
+                cursor = self._own_writes_in_pages(connector, cursor, own)
+                if cursor is None:
+                    return
         except (ConnectorError, FullResyncRequired):
             return  # (the next run reads the feed from the stored cursor, as before)
-        if cursor is None or cursor == progress.stored_cursor:
+        if cursor == progress.stored_cursor:
             return
         self.store.commit(CommitBatch(spoke.hub_id, spoke.id, run.id, cursor=cursor, set_cursor=True),
                           self.clock.now())
         progress.stored_cursor = cursor
         progress.created.clear()  # (the feed from the new cursor is after them: none is unseen)
+
+    @staticmethod
+    def _own_writes_in_pages(connector: SpokeConnector, cursor: bytes | None, own: dict[str, str]) -> bytes | None:
+        """The feed's cursor after `cursor` when the feed holds only `own` writes; else None."""
+        for _ in range(1 + len(own) // 100):  # (a feed of our writes has at most that many pages)
+            after = connector.changes(cursor)
+            if after.full or any(own.get(i.id) != i.version or not i.version for i in after.items) or any(
+                    own.get(d) != "" for d in after.deleted):
+                return None
+            cursor = after.cursor
+            if not after.more:
+                return cursor
+        return None
 
     def _apply_page(self, spoke: Spoke, run: RunRecord, connector: SpokeConnector, page: _Planned,
                     progress: _Progress, deadline: float) -> None:

@@ -50,6 +50,7 @@ from spokesync.ports import (
     Capabilities,
     ChangeSet,
     ConnectorError,
+    FullResyncRequired,
     ItemDelete,
     ItemUpdate,
     NewItem,
@@ -307,6 +308,36 @@ class ExchangeConnector:
             if self.public:
                 return self._snapshot_changes(cursor)
             return self._sync_changes(cursor)
+
+    def change_versions(self, cursor: bytes) -> tuple[dict[str, str], list[str], bytes]:
+        """`changes(cursor)` as ids and ChangeKeys only (`ports.VersionFeed`): the same
+        SyncFolderItems (mailbox folders) or FindItem listing (public folders), without the
+        GetItem of the changed items, and the cursor `changes` would have stored. A cursor this
+        cannot continue (or a sync state Exchange refuses) is FullResyncRequired: the caller
+        then keeps its cursor and the next run reads the feed with `changes`, as before."""
+        try:
+            kind, payload = decode_cursor(cursor)
+        except Exception as exc:
+            raise FullResyncRequired("not a cursor of this folder") from exc
+        if kind != (CURSOR_SNAPSHOT if self.public else CURSOR_SYNC):
+            raise FullResyncRequired("not a cursor of this folder")
+        with self._scope():
+            if self.public:
+                previous = payload.get("items", {})
+                current = self._list_ids()
+                changed = {i: ck for i, ck in current.items() if previous.get(i) != ck}
+                return changed, [i for i in previous if i not in current], encode_cursor(CURSOR_SNAPSHOT, {"items": current})
+            snapshot = dict(payload.get("items", {}))
+            try:
+                changed, deleted, state = self._sync_round(payload.get("state"))
+            except (ews_errors.ErrorInvalidSyncStateData, ews_errors.ErrorSyncFolderNotFound,
+                    ews_errors.ErrorInvalidOperation) as exc:
+                raise FullResyncRequired("Exchange refused the folder's sync state") from exc
+        deleted = [i for i in dict.fromkeys(deleted) if i not in changed]
+        for item_id in deleted:
+            snapshot.pop(item_id, None)
+        snapshot.update(changed)
+        return changed, deleted, encode_cursor(CURSOR_SYNC, {"state": state, "items": snapshot})
 
     def _snapshot_changes(self, cursor: bytes | None) -> ChangeSet:
         previous: dict[str, str] | None = None
