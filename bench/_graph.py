@@ -65,8 +65,8 @@ def fill(server: GraphServer, calendar: Calendar, n: int) -> None:
                     "timeZone": "W. Europe Standard Time"}})
 
 
-def build(n: int, **config_changes: Any) -> Setup:
-    server = GraphServer(strict=False).start()  # the schema checks cost time and are the tests' job
+def build(n: int, strict: bool = False, **config_changes: Any) -> Setup:
+    server = GraphServer(strict=strict).start()  # the schema checks cost time and are the tests' job
     tenant = server.add_tenant("bench.onmicrosoft.com")
     app = server.add_app(tenant, secret=SECRET)
     mailbox = server.add_mailbox(MAILBOX, "Bench shared mailbox")

@@ -183,18 +183,49 @@ class GraphConnector:
         payload = {"delta": link, "window": [_iso(window[0]), _iso(window[1])], "anchored": _iso(self._now())}
         return CURSOR + zlib.compress(json.dumps(payload, separators=(",", ":")).encode())
 
-    def changes(self, cursor: bytes | None) -> ChangeSet:
-        if cursor is None:
-            return self._full()
+    def _payload(self, cursor: bytes) -> dict[str, Any]:
         try:
             if cursor[:2] != CURSOR:
                 raise ValueError("not a Graph cursor")
-            payload = json.loads(zlib.decompress(cursor[2:]))
+            payload: dict[str, Any] = json.loads(zlib.decompress(cursor[2:]))
         except (ValueError, zlib.error) as exc:
             raise FullResyncRequired("unreadable Microsoft 365 cursor: full resync") from exc
         anchored = datetime.fromisoformat(payload["anchored"].replace("Z", "+00:00"))
         if self._now() - anchored > timedelta(days=REANCHOR_DAYS):
             raise FullResyncRequired("the Microsoft 365 date window moved on: full resync")
+        return payload
+
+    def change_versions(self, cursor: bytes) -> tuple[dict[str, str], list[str], bytes]:
+        """`changes(cursor)` as ids and etags only (`ports.VersionFeed`): the same delta round,
+        without reading the changed events again. A lone event or a series master is taken with
+        the `@odata.etag` of its delta entry; a series whose occurrence was changed (an
+        `exception` entry), or whose occurrences came without the master, is given no version, and
+        an entry without an etag none either: the caller then does not take them for its own
+        writes, and the next run reads them with `changes`, as before."""
+        payload = self._payload(cursor)
+        raws, link = self._delta_round(str(payload["delta"]))
+        changed: dict[str, str] = {}
+        deleted: list[str] = []
+        series: set[str] = set()
+        edited: set[str] = set()
+        for raw in raws:
+            if "@removed" in raw:
+                deleted.append(str(raw["id"]))
+            elif raw.get("type") in ("occurrence", "exception"):
+                (edited if raw.get("type") == "exception" else series).add(str(raw.get("seriesMasterId")))
+            else:
+                changed[str(raw["id"])] = str(raw.get("@odata.etag") or "")
+        for master in series | edited:
+            if master in edited or master not in changed:
+                changed[master] = ""
+        new_cursor = cursor if not raws else CURSOR + zlib.compress(
+            json.dumps({**payload, "delta": link}, separators=(",", ":")).encode())
+        return changed, [i for i in dict.fromkeys(deleted) if i not in changed], new_cursor
+
+    def changes(self, cursor: bytes | None) -> ChangeSet:
+        if cursor is None:
+            return self._full()
+        payload = self._payload(cursor)
         raws, link = self._delta_round(str(payload["delta"]))
         touched: dict[str, None] = {}
         removed: dict[str, None] = {}
