@@ -127,6 +127,27 @@ def test_listing_and_delta_page_and_a_dead_token_asks_for_a_full_resync(contacts
         contacts_connector.changes(b"garbage")
 
 
+def test_the_feed_read_as_etags_names_own_writes_without_reading_them(contacts_connector: GraphContactsConnector,
+                                                                      graph: GraphServer) -> None:
+    """`change_versions` (ports.VersionFeed): the delta round's ids and etags, no contact read
+    again; the etags are the ones the writes returned, a user's edit shows as another etag."""
+    listing = contacts_connector.changes(None)
+    results = contacts_connector.create([NewItem(f"v{i}", Contact(display_name=f"V{i}")) for i in range(4)])
+    before = graph.requests["batch"]
+    changed, deleted, cursor = contacts_connector.change_versions(listing.cursor)
+    assert changed == {r.spoke_item_id: r.version for r in results} and deleted == []
+    assert graph.requests["batch"] == before  # nothing read in batches
+    graph.user_edit_contact(results[1].spoke_item_id, jobTitle="Edited")
+    graph.user_delete_contact(results[2].spoke_item_id)
+    changed, deleted, after = contacts_connector.change_versions(cursor)
+    assert list(changed) == [results[1].spoke_item_id] and changed[results[1].spoke_item_id] != results[1].version
+    assert deleted == [results[2].spoke_item_id]
+    # the cursor is the one `changes` would have given: from it, nothing more
+    assert contacts_connector.changes(after).items == [] and contacts_connector.change_versions(after)[:2] == ({}, [])
+    with pytest.raises(FullResyncRequired):
+        contacts_connector.change_versions(b"garbage")
+
+
 def test_writes_go_in_batches_of_twenty(contacts_connector: GraphContactsConnector, graph: GraphServer) -> None:
     before = graph.requests["batch"]
     results = contacts_connector.create([NewItem(f"b{i:03d}", Contact(display_name=f"B{i}")) for i in range(45)])

@@ -136,16 +136,36 @@ class GraphContactsConnector:
     def _delta(self, url: str) -> tuple[list[dict[str, Any]], str]:
         return delta_round(self.client, url, DELTA_PAGE, lambda r: self._error(r, "read the folder's changes"))
 
-    def changes(self, cursor: bytes | None) -> ChangeSet:
-        if cursor is None:
-            return self._full()
+    @staticmethod
+    def _link(cursor: bytes) -> str:
         try:
             if cursor[:3] != CURSOR:
                 raise ValueError("not a Graph contacts cursor")
-            link = str(json.loads(zlib.decompress(cursor[3:]))["delta"])
+            return str(json.loads(zlib.decompress(cursor[3:]))["delta"])
         except (ValueError, KeyError, TypeError, zlib.error) as exc:
             raise FullResyncRequired("unreadable Microsoft 365 contacts cursor: full resync") from exc
-        raws, new_link = self._delta(link)
+
+    def change_versions(self, cursor: bytes) -> tuple[dict[str, str], list[str], bytes]:
+        """`changes(cursor)` as ids and etags only (`ports.VersionFeed`): the same delta round,
+        without reading the contacts again. An entry without an etag gets no version (never taken
+        for the caller's own write: the next run reads it with `changes`, as before)."""
+        raws, new_link = self._delta(self._link(cursor))
+        changed: dict[str, str] = {}
+        deleted: list[str] = []
+        for raw in raws:
+            if "id" not in raw:
+                continue
+            if "@removed" in raw:
+                deleted.append(str(raw["id"]))
+            else:
+                changed[str(raw["id"])] = str(raw.get("@odata.etag") or "")
+        return changed, [i for i in dict.fromkeys(deleted) if i not in changed], (
+            cursor if not raws else self._cursor(new_link))
+
+    def changes(self, cursor: bytes | None) -> ChangeSet:
+        if cursor is None:
+            return self._full()
+        raws, new_link = self._delta(self._link(cursor))
         touched = list(dict.fromkeys(str(r["id"]) for r in raws if "id" in r))
         found = self.read(touched)
         items = [found[i] for i in touched if i in found]
