@@ -75,6 +75,33 @@ def _rows(path: Path, sql: str) -> list[tuple[object, ...]]:
         return db.execute(sql).fetchall()
 
 
+def test_a_page_of_hub_changes_is_read_along_one_index(tmp_path: Path) -> None:
+    """Both queries of a page of `hub_items_since` (the page, then the rest of its last seq) walk the
+    (hub, seq, id) index from where the page starts: neither scans the rest of the hub nor sorts it
+    (before, the second scanned the primary key from the page's last id on, N²/page in all); and a
+    file of the earlier layout gets that index in place of its (hub, seq) one."""
+    path = tmp_path / "hub.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.executescript(EARLIER)
+    store = SqliteHubStore(str(path))
+    store.put_hub(Hub(id="hub1", name="Team"))
+    store.put_spoke(Spoke(id="s1", hub_id="hub1", name="Google", kind="memory"))
+    assert store.acquire_lease("s1", "r1", NOW, 60) is not None
+    store.commit(CommitBatch("hub1", "s1", "r1", hub_writes=[HubWrite(make_item(f"i{n}"), 0) for n in range(5)]), NOW)
+    queries: list[str] = []
+    store._conn().set_trace_callback(queries.append)  # the statements the store runs, values filled in
+    assert len(store.hub_items_since("hub1", 0, limit=2)) == 5  # a page of 2, then the rest of its seq
+    store._conn().set_trace_callback(None)
+    pages = [q for q in queries if q.startswith("SELECT seq, id, data FROM hub_items")]
+    assert len(pages) == 2
+    with sqlite3.connect(path) as db:
+        indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        assert "hub_items_order" in indexes and "hub_items_seq" not in indexes
+        for sql in pages:
+            plan = " ".join(str(r[3]) for r in db.execute("EXPLAIN QUERY PLAN " + sql))
+            assert "USING INDEX hub_items_order" in plan and "TEMP B-TREE" not in plan, plan
+
+
 def test_a_file_of_the_earlier_layout_keeps_its_links_where_they_are(tmp_path: Path) -> None:
     path = tmp_path / "hub.sqlite3"
     with sqlite3.connect(path) as db:
