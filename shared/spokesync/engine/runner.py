@@ -13,6 +13,7 @@ import hashlib
 import logging
 import uuid
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal, NamedTuple
@@ -160,6 +161,13 @@ def _own(progress: _Progress, spoke_item_id: str, version: str) -> None:
         progress.own = None  # too many to keep: the next run reads them back
         return
     progress.own[spoke_item_id] = version
+
+
+def _only_own(own: dict[str, str], changed: Iterable[tuple[str, str]], deleted: Iterable[str]) -> bool:
+    """Are these feed entries all this run's own writes: each changed item with the version its
+    write returned (a version, never ""), each deleted one deleted by the run ("")?"""
+    return all(version and own.get(i) == version for i, version in changed) and all(
+        own.get(d) == "" for d in deleted)
 
 
 def new_id() -> str:
@@ -680,7 +688,7 @@ class Runner:
         try:
             if isinstance(connector, VersionFeed):  # (versions only: no item is fetched)
                 changed, deleted, cursor = connector.change_versions(progress.stored_cursor)
-                if any(own.get(i) != v or not v for i, v in changed.items()) or any(own.get(d) != "" for d in deleted):
+                if not _only_own(own, changed.items(), deleted):
                     return
             else:
                 cursor = self._own_writes_in_pages(connector, cursor, own)
@@ -700,8 +708,7 @@ class Runner:
         """The feed's cursor after `cursor` when the feed holds only `own` writes; else None."""
         for _ in range(1 + len(own) // 100):  # (a feed of our writes has at most that many pages)
             after = connector.changes(cursor)
-            if after.full or any(own.get(i.id) != i.version or not i.version for i in after.items) or any(
-                    own.get(d) != "" for d in after.deleted):
+            if after.full or not _only_own(own, ((i.id, i.version) for i in after.items), after.deleted):
                 return None
             cursor = after.cursor
             if not after.more:

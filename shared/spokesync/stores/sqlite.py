@@ -412,6 +412,7 @@ class SqliteHubStore:
             upserts = {link.hub_item_id: link for link in batch.link_upserts}
             deletes = set(batch.link_deletes)
             done: set[str] = set()  # hub item ids whose link was written with the item
+            homes: dict[str, str | None] = {}  # the written items' `link_home` (known: no query for their links)
             if batch.hub_writes:
                 ids = [w.item.id for w in batch.hub_writes]
                 current: dict[str, tuple[int, str | None]] = {}
@@ -443,6 +444,7 @@ class SqliteHubStore:
                         home = batch.spoke_id if mine is not None and mine.spoke_id == batch.spoke_id else None
                     else:
                         home = current[item_id][1]
+                    homes[item_id] = home
                     sql = _UPSERT_ITEM
                     link_cols: tuple[str | None, int | None, str | None] = (None, None, None)
                     if home is not None and home == batch.spoke_id and (item_id in upserts or item_id in deletes):
@@ -453,7 +455,7 @@ class SqliteHubStore:
                                       home, *link_cols))
                 for sql, items in rows.items():
                     self._write_many(db, sql, items)
-            self._commit_links(db, batch, done, deletes)
+            self._commit_links(db, batch, done, deletes, homes)
             if batch.set_cursor:
                 self._write(db, "INSERT OR REPLACE INTO cursors VALUES (?, ?)", (batch.spoke_id, batch.cursor))
             if batch.hub_cursor is not None and batch.hub_cursor != hub_cursor:
@@ -463,15 +465,17 @@ class SqliteHubStore:
             self._hold(db, batch.spoke_id, batch.run_id, expires, hub_cursor)
             return seq
 
-    def _commit_links(self, db: sqlite3.Connection, batch: CommitBatch, done: set[str], deletes: set[str]) -> None:
+    def _commit_links(self, db: sqlite3.Connection, batch: CommitBatch, done: set[str], deletes: set[str],
+                      homes: dict[str, str | None]) -> None:
         """The batch's links not written with their items: in the row of an item its spoke brought
-        in, else in `links`. One query finds where each belongs, then one statement per place."""
+        in, else in `links`. `homes`: the `link_home` of the items the batch wrote; one query finds
+        the others', then one statement per place."""
         upserts = [link for link in batch.link_upserts if link.hub_item_id not in done and link.hub_item_id not in deletes]
         dropped = [hub_item_id for hub_item_id in batch.link_deletes if hub_item_id not in done]
         if not upserts and not dropped:
             return
-        homes: dict[str, str | None] = {}
-        for chunk in _chunks(list({*(link.hub_item_id for link in upserts), *dropped})):
+        unknown = {*(link.hub_item_id for link in upserts), *dropped} - homes.keys()
+        for chunk in _chunks(sorted(unknown)):
             marks = ",".join("?" * len(chunk))
             homes.update(db.execute(f"SELECT id, link_home FROM hub_items WHERE hub_id = ? AND id IN ({marks})",  # noqa: S608
                                     (batch.hub_id, *chunk)).fetchall())

@@ -117,6 +117,16 @@ CURSOR_SNAPSHOT = b"S1"
 CURSOR_SYNC = b"Y1"
 
 
+# SyncFolderItems' answers to a sync state it no longer accepts
+_REFUSED_STATE = (ews_errors.ErrorInvalidSyncStateData, ews_errors.ErrorSyncFolderNotFound,
+                  ews_errors.ErrorInvalidOperation)
+
+
+def _listing_diff(previous: dict[str, str], current: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+    """A listing (id -> ChangeKey) against the last one: (changed or new id -> ChangeKey, gone ids)."""
+    return {i: ck for i, ck in current.items() if previous.get(i) != ck}, [i for i in previous if i not in current]
+
+
 def encode_cursor(kind: bytes, payload: dict[str, Any]) -> bytes:
     return kind + zlib.compress(json.dumps(payload, separators=(",", ":")).encode(), 6)
 
@@ -323,15 +333,13 @@ class ExchangeConnector:
             raise FullResyncRequired("not a cursor of this folder")
         with self._scope():
             if self.public:
-                previous = payload.get("items", {})
                 current = self._list_ids()
-                changed = {i: ck for i, ck in current.items() if previous.get(i) != ck}
-                return changed, [i for i in previous if i not in current], encode_cursor(CURSOR_SNAPSHOT, {"items": current})
+                changed, deleted = _listing_diff(payload.get("items", {}), current)
+                return changed, deleted, encode_cursor(CURSOR_SNAPSHOT, {"items": current})
             snapshot = dict(payload.get("items", {}))
             try:
                 changed, deleted, state = self._sync_round(payload.get("state"))
-            except (ews_errors.ErrorInvalidSyncStateData, ews_errors.ErrorSyncFolderNotFound,
-                    ews_errors.ErrorInvalidOperation) as exc:
+            except _REFUSED_STATE as exc:
                 raise FullResyncRequired("Exchange refused the folder's sync state") from exc
         deleted = [i for i in dict.fromkeys(deleted) if i not in changed]
         for item_id in deleted:
@@ -352,8 +360,7 @@ class ExchangeConnector:
             read = self._fetch(current)
             self._remember_listing(read.items)
             return ChangeSet(list(read.items.values()), [], encode_cursor(CURSOR_SNAPSHOT, {"items": current}), True)
-        changed = [i for i, ck in current.items() if previous.get(i) != ck]
-        deleted = [i for i in previous if i not in current]
+        changed, deleted = _listing_diff(previous, current)
         read = self._fetch(changed)
         for gone in read.missing:  # deleted between FindItem and GetItem
             current.pop(gone, None)
@@ -398,12 +405,9 @@ class ExchangeConnector:
         snapshot = dict(payload.get("items", {}))
         try:
             changed, deleted, state = self._sync_round(payload.get("state"))
-        except (ews_errors.ErrorInvalidSyncStateData, ews_errors.ErrorSyncFolderNotFound,
-                ews_errors.ErrorInvalidOperation):
+        except _REFUSED_STATE:
             # The state was refused: diff a listing against the snapshot, then start a new state.
-            current = self._list_ids()
-            changed = {i: ck for i, ck in current.items() if snapshot.get(i) != ck}
-            deleted = [i for i in snapshot if i not in current]
+            changed, deleted = _listing_diff(snapshot, self._list_ids())
             _, _, state = self._sync_round(None)
         deleted = [i for i in dict.fromkeys(deleted) if i not in changed]
         read = self._fetch(changed)
